@@ -1,0 +1,84 @@
+"""The hardware the planner works with: a cluster of nodes, each with GPUs.
+
+Detection (NVML), cluster inventory files and the `--gpus 8xH100 --nodes 2` shorthand all
+produce a `Cluster`. The resolver reads only this model, never NVML.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.schema import GpuSpec, Interconnect
+
+# How nodes talk to each other: RDMA fabrics allow TP across nodes and fast PD KV transfer.
+Fabric = Literal["infiniband", "roce", "ethernet", "none"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GpuDevice(Strict):
+    """One GPU in a node, as detected or declared."""
+
+    index: int = Field(ge=0)
+    name: str = Field(description="as NVML reports it, or the catalog name when declared")
+    memory_gib: float = Field(gt=0)
+    uuid: str | None = None
+    pci_bus_id: str | None = None
+    numa_node: int | None = None
+    mig_enabled: bool = False
+
+
+class Node(Strict):
+    """One machine."""
+
+    name: str = Field(min_length=1)
+    address: str = Field(default="127.0.0.1", description="IP or hostname for rendezvous")
+    docker: str = Field(
+        default="unix:///var/run/docker.sock",
+        description="Docker endpoint: unix:// socket, tcp://host:port or ssh://user@host",
+    )
+    gpu: GpuSpec = Field(description="the catalog entry of this node's GPUs (homogeneous nodes)")
+    gpus: list[GpuDevice]
+    interconnect: Interconnect
+    # GPU index groups fully connected by NVLink/NVSwitch. PCIe-only nodes: one group per GPU.
+    nvlink_domains: list[list[int]]
+    network_interface: str | None = None
+    rdma_devices: list[str] = []
+    numa_nodes: int = Field(default=1, ge=1)
+
+    @property
+    def gpu_count(self) -> int:
+        return len(self.gpus)
+
+    @property
+    def largest_nvlink_domain(self) -> int:
+        return max((len(domain) for domain in self.nvlink_domains), default=1)
+
+
+class Cluster(Strict):
+    """The nodes a deployment may use."""
+
+    name: str = "local"
+    nodes: list[Node] = Field(min_length=1)
+    fabric: Fabric = Field(default="ethernet", description="inter-node network")
+    source: str = Field(default="shorthand", description="'nvml', 'shorthand' or a file path")
+
+    @property
+    def gpu(self) -> GpuSpec:
+        return self.nodes[0].gpu
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.nodes[0].gpu_count
+
+    @property
+    def total_gpus(self) -> int:
+        return sum(node.gpu_count for node in self.nodes)
+
+    @property
+    def has_rdma(self) -> bool:
+        return self.fabric in ("infiniband", "roce")

@@ -1,0 +1,179 @@
+"""The `Plan`: what the resolver decided, serialisable, and the `deploy plan --json` contract.
+
+Everything downstream (renderers, the supervisor, `deploy render`) reads a `Plan` and nothing
+else, so a `plan.json` written by `deploy render` can be rendered again byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+EngineName = Literal["vllm", "sglang"]
+Goal = Literal["latency", "throughput", "balanced"]
+RoleName = Literal["serve", "prefill", "decode", "router"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSummary(Strict):
+    id: str = Field(description="Hugging Face id, or the local directory")
+    name: str = Field(description="catalog alias (or directory name for local models)")
+    params_total: int
+    params_active: int
+    attention: Literal["mha", "gqa", "mla"]
+    is_moe: bool
+    max_context: int
+    local_path: str | None = Field(default=None, description="set when served from a directory")
+    checkpoint_format: str
+
+
+class EngineSummary(Strict):
+    name: EngineName
+    version: str
+    image: str
+
+
+class NodeSummary(Strict):
+    name: str
+    address: str
+    docker: str
+    gpus: int
+    network_interface: str | None = None
+    rdma_devices: list[str] = []
+
+
+class HardwareSummary(Strict):
+    gpu: str = Field(description="catalog GPU name")
+    gpu_memory_gib: float
+    gpus_per_node: int
+    nodes: int
+    interconnect: str
+    fabric: str
+    node_list: list[NodeSummary]
+
+
+class Parallelism(Strict):
+    """Sizes of one engine instance. DP counts engine-level data-parallel ranks
+    (vLLM --data-parallel-size, SGLang --dp-size); attn_dp is SGLang's attention-DP and, for
+    vLLM MoE, equals dp (DP attention with EP MoE)."""
+
+    tp: int = Field(default=1, ge=1)
+    pp: int = Field(default=1, ge=1)
+    dp: int = Field(default=1, ge=1)
+    ep: int = Field(default=1, ge=1, description="expert-parallel size; 1 means no EP")
+    attn_dp: int = Field(default=1, ge=1)
+
+    @property
+    def gpus(self) -> int:
+        """GPUs one instance occupies (attention-DP adds none)."""
+        return self.tp * self.pp * self.dp
+
+    def label(self) -> str:
+        parts = [f"TP{self.tp}"]
+        if self.pp > 1:
+            parts.append(f"PP{self.pp}")
+        if self.dp > 1:
+            parts.append(f"DP{self.dp}")
+        if self.attn_dp > 1 and self.attn_dp != self.dp:
+            parts.append(f"ADP{self.attn_dp}")
+        if self.ep > 1:
+            parts.append(f"EP{self.ep}")
+        return "×".join(parts)
+
+
+class MemoryEstimate(Strict):
+    """Per-GPU memory of one engine instance (GiB = 2**30 bytes)."""
+
+    weights_gib_per_gpu: float = Field(description='what vLLM logs as "Model loading took"')
+    kv_bytes_per_token_per_gpu: int
+    kv_cache_gib_per_gpu: float = Field(description='vLLM "Available KV cache memory"')
+    kv_cache_tokens: int = Field(description="per engine instance (vLLM GPU KV cache size)")
+    max_concurrency: float = Field(description="requests of `context` tokens held at once")
+    overhead_gib_per_gpu: float = Field(description="activation peak, CUDA graphs, runtime")
+    gpu_memory_gib: float
+    memory_fraction: float = Field(description="gpu_memory_utilization or mem_fraction_static")
+    context: int
+    kv_gib_per_request: float
+    fits: bool
+    # Positive: spare KV room beyond one full-context request; negative: the shortfall.
+    margin_gib_per_gpu: float
+
+
+class Reason(Strict):
+    decision: str = Field(description="what was decided, e.g. 'tensor parallel'")
+    choice: str
+    why: str
+
+
+class Alternative(Strict):
+    summary: str
+    lost_because: str
+
+
+class NodeSlice(Strict):
+    node: str
+    gpus: list[int]
+
+
+class Replica(Strict):
+    """One engine instance of a role; spans one or more nodes."""
+
+    index: int = Field(ge=0)
+    slices: list[NodeSlice]
+
+
+class Role(Strict):
+    name: RoleName
+    parallelism: Parallelism
+    replicas: list[Replica]
+    memory: MemoryEstimate | None = None
+    port: int | None = None
+
+
+class Request(Strict):
+    """What the user asked for, kept so the plan can be re-derived and explained."""
+
+    goal: Goal = "balanced"
+    context: int
+    concurrency: int | None = None
+    quantization: str | None = None
+    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    gpu_memory_utilization: float | None = None
+    disagg: bool = False
+    pins: dict[str, int] = {}
+    engine_args: list[str] = []
+    public: bool = False
+    api_key_env: str | None = None
+
+
+class Plan(Strict):
+    schema_version: int = SCHEMA_VERSION
+    name: str = Field(description="deployment name")
+    model: ModelSummary
+    engine: EngineSummary
+    hardware: HardwareSummary
+    request: Request
+    parallelism: Parallelism = Field(description="the serve role's, or decode's when disaggregated")
+    roles: list[Role]
+    memory: MemoryEstimate
+    fits: bool
+    rationale: list[Reason]
+    alternatives: list[Alternative] = []
+    warnings: list[str] = []
+    suggestion: str | None = Field(default=None, description="smallest hardware that fits")
+
+    def role(self, name: RoleName) -> Role | None:
+        return next((role for role in self.roles if role.name == name), None)
+
+    def plan_hash(self) -> str:
+        """A short, stable digest of the plan, used in container labels."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:12]

@@ -1,0 +1,57 @@
+"""`PlanRequest`: what a user asked for, as typed, before anything is looked up.
+
+`plan`, `render` and `up` all build one from their options and hand it to
+`orchestrator.planner.build_plan`, the one core call that returns a `Plan`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.plan import EngineName, Goal
+
+
+class PlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="alias, Hugging Face id, or a local directory")
+    gpus: str | None = None
+    nodes: int | None = None
+    cluster: Path | None = None
+    engine: EngineName = "vllm"
+    engine_version: str | None = None
+    goal: Goal = "balanced"
+    context: int | None = None
+    concurrency: int | None = None
+    quantization: str | None = None
+    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    gpu_memory_utilization: float | None = None
+    tp: int | None = None
+    pp: int | None = None
+    dp: int | None = None
+    ep: int | None = None
+    attn_dp: int | None = None
+    max_gpus: int | None = None
+    disagg: bool = False
+    prefill_gpus: int | None = None
+    decode_gpus: int | None = None
+    name: str | None = None
+    engine_args: list[str] = []
+    public: bool = False
+    api_key_env: str | None = None
+
+    @classmethod
+    def from_options(cls, **options: Any) -> PlanRequest:
+        """Build from click options, ignoring the ones that are not part of a plan."""
+        fields = cls.model_fields
+        values = {key: value for key, value in options.items() if key in fields}
+        if "engine_args" in values:
+            values["engine_args"] = list(values["engine_args"] or [])
+        return cls(**values)
+
+    def pins(self) -> dict[str, int]:
+        names = ("tp", "pp", "dp", "ep", "attn_dp")
+        return {name: value for name in names if (value := getattr(self, name)) is not None}

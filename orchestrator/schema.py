@@ -1,0 +1,120 @@
+"""Pydantic schemas of the catalog: model profiles and GPU specs.
+
+Every profile file under `profiles/` is validated against these classes with
+`extra="forbid"`, so a misspelt key is an error that names the file and the field.
+Loading and name matching live in `catalog.py`; arithmetic lives in `memory.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AttentionKind = Literal["mha", "gqa", "mla"]
+WeightFormat = Literal["bf16", "fp16", "fp32", "fp8", "mxfp4", "int8", "int4"]
+Interconnect = Literal["nvswitch", "nvlink-pairs", "pcie"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MoE(Strict):
+    """Mixture-of-experts shape."""
+
+    num_experts: int = Field(gt=0, description="routed experts per MoE layer")
+    experts_per_token: int = Field(gt=0)
+    moe_intermediate_size: int = Field(gt=0)
+    shared_experts: int = Field(default=0, ge=0)
+    # Leading layers that stay dense (DeepSeek first_k_dense_replace); 0 when every layer is MoE.
+    first_dense_layers: int = Field(default=0, ge=0)
+    # Every n-th layer is MoE (Llama 4 Maverick interleaves dense and MoE layers).
+    moe_layer_step: int = Field(default=1, ge=1)
+
+
+class LocalAttention(Strict):
+    """Layers that attend to a bounded window (sliding window or chunked local attention)."""
+
+    kind: Literal["sliding", "chunked"]
+    window: int = Field(gt=0, description="tokens kept per request in these layers")
+    layers: int = Field(ge=0, description="how many layers are local; the rest are full")
+
+
+class Checkpoint(Strict):
+    """How the published weights are stored."""
+
+    format: WeightFormat
+    # Block-scaled FP8 (DeepSeek style): (out, in) block size of the scales.
+    block_size: tuple[int, int] | None = None
+    # Exact bytes of the weight files when known (model.safetensors.index.json total_size).
+    bytes: int | None = Field(default=None, gt=0)
+    # Parameters kept in BF16 inside a quantized checkpoint (embeddings, attention, router...).
+    bf16_params: int | None = Field(default=None, ge=0)
+
+
+class ModelProfile(Strict):
+    """Facts about one model, enough to size memory and choose parallelism."""
+
+    name: str = Field(description="short canonical alias, e.g. deepseek-r1")
+    hf_id: str = Field(description="Hugging Face id, e.g. deepseek-ai/DeepSeek-R1")
+    aliases: tuple[str, ...] = ()
+    family: str
+    architecture: str = Field(description="config.json architectures[0]")
+    attention: AttentionKind
+    num_layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    num_attention_heads: int = Field(gt=0)
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    v_head_dim: int | None = Field(default=None, gt=0)
+    kv_lora_rank: int | None = Field(default=None, gt=0)
+    qk_rope_head_dim: int | None = Field(default=None, gt=0)
+    intermediate_size: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    max_context: int = Field(gt=0, description="max_position_embeddings")
+    tie_word_embeddings: bool = False
+    moe: MoE | None = None
+    local_attention: LocalAttention | None = None
+    params_total: int = Field(gt=0, description="parameters of the served model (no MTP)")
+    params_active: int = Field(gt=0)
+    mtp_params: int = Field(default=0, ge=0, description="draft/MTP module, loaded only with it")
+    checkpoint: Checkpoint
+    # Largest TP the model's kernels accept, when lower than the head arithmetic allows.
+    max_tp: int | None = Field(default=None, gt=0)
+    multimodal: bool = False
+    notes: tuple[str, ...] = ()
+    # Where the facts came from (a URL or "local:<path>").
+    source: str | None = None
+
+    @property
+    def is_moe(self) -> bool:
+        return self.moe is not None
+
+
+class NVLink(Strict):
+    generation: int = Field(ge=1)
+    bandwidth_gbs: float = Field(gt=0, description="total bidirectional GB/s per GPU")
+    links: int = Field(gt=0)
+
+
+class GpuSpec(Strict):
+    """One GPU model."""
+
+    name: str = Field(description="canonical name, e.g. H100-80GB-SXM")
+    aliases: tuple[str, ...] = ()
+    vendor: Literal["nvidia", "amd"]
+    # Names NVML (or rocm-smi) reports, matched exactly after case folding.
+    nvml_names: tuple[str, ...] = ()
+    form_factor: Literal["sxm", "pcie", "oam", "nvl"]
+    memory_gib: float = Field(gt=0, description="total memory as NVML reports it, GiB")
+    memory_bandwidth_gbs: float = Field(gt=0)
+    bf16_tflops: float = Field(gt=0, description="dense")
+    fp8_tflops: float | None = Field(default=None, gt=0, description="dense; None without FP8")
+    compute_capability: str | None = None
+    pcie_generation: int = Field(ge=3)
+    nvlink: NVLink | None = None
+    # Weight formats the GPU runs natively (fp8 needs Ada/Hopper or newer, mxfp4 Hopper+ kernels).
+    supports_fp8: bool = False
+    supports_mxfp4: bool = False
+    notes: tuple[str, ...] = ()

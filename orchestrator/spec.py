@@ -1,0 +1,100 @@
+"""`ServiceSpec`: one container of a deployment, as the engine renderers describe it.
+
+One spec feeds both the compose file (`render.py`) and the Docker SDK call (`runtime/`), so
+what `deploy up` runs is what the compose file says.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FlagOrigin = Literal["resolver", "model", "engine-default", "user", "deploy"]
+
+LABEL_PREFIX = "ai.deploy"
+LABEL_DEPLOYMENT = f"{LABEL_PREFIX}.deployment"
+LABEL_ROLE = f"{LABEL_PREFIX}.role"
+LABEL_NODE = f"{LABEL_PREFIX}.node"
+LABEL_RANK = f"{LABEL_PREFIX}.rank"
+LABEL_REPLICA = f"{LABEL_PREFIX}.replica"
+LABEL_PLAN_HASH = f"{LABEL_PREFIX}.plan-hash"
+LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
+LABEL_SERVICE = f"{LABEL_PREFIX}.service"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FlagSource(Strict):
+    """Where one launch flag came from, for `--dry-run` and the rendered README."""
+
+    flag: str
+    value: str | None = None
+    origin: FlagOrigin
+    why: str = ""
+
+
+class Probe(Strict):
+    """How to tell the service is ready. `http`: GET path on port answers 200.
+    `process`: the container is running (headless ranks serve no HTTP)."""
+
+    kind: Literal["http", "process"]
+    path: str | None = None
+    port: int | None = None
+    # Weight loading can take many minutes: no restart for failing probes inside this window.
+    start_period_s: int = Field(ge=0)
+    interval_s: int = Field(default=10, ge=1)
+    timeout_s: int = Field(default=5, ge=1)
+    retries: int = Field(default=3, ge=1)
+
+
+class PortBinding(Strict):
+    container: int
+    host: int
+    host_ip: str = "127.0.0.1"
+
+
+class Mount(Strict):
+    source: str = Field(description="host path or named volume")
+    target: str
+    read_only: bool = False
+
+
+class ServiceSpec(Strict):
+    name: str = Field(description="unique within the deployment, e.g. serve-0-rank0")
+    node: str
+    role: Literal["serve", "prefill", "decode", "router", "lb"]
+    replica: int = 0
+    rank: int = Field(default=0, description="node rank inside a multi-node engine instance")
+    image: str
+    entrypoint: list[str] | None = None
+    command: list[str] = Field(description="argv after the entrypoint")
+    # Plain values. Secrets never appear here: they are listed in `secret_env`.
+    environment: dict[str, str] = {}
+    secret_env: list[str] = Field(default=[], description="names passed through from the host")
+    ports: list[PortBinding] = []
+    gpus: list[int] | None = Field(default=None, description="device indices; None = no GPU")
+    mounts: list[Mount] = []
+    devices: list[str] = []
+    network_mode: Literal["host", "bridge"] = "bridge"
+    ipc_mode: Literal["host", "private"] = "host"
+    shm_size: str = "16g"
+    ulimits: dict[str, int] = {}
+    privileged: bool = False
+    cap_add: list[str] = []
+    probe: Probe
+    restart: Literal["no", "on-failure", "unless-stopped", "always"] = "unless-stopped"
+    labels: dict[str, str] = {}
+    depends_on: list[str] = []
+    # Services restarted together: all ranks of one multi-node engine instance.
+    group: str | None = None
+    flags: list[FlagSource] = []
+
+    def spec_hash(self) -> str:
+        import hashlib
+        import json
+
+        data = self.model_dump(mode="json", exclude={"labels", "flags"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
