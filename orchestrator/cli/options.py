@@ -20,7 +20,9 @@ def hardware_options(func: F) -> F:
                 metavar="SPEC",
                 help="GPUs per node, e.g. 8xH100-80GB, h100-sxm, 4xRTX4090 (default: detect).",
             ),
-            click.option("--nodes", type=int, help="Number of nodes (default 1, or the cluster's)."),
+            click.option(
+                "--nodes", type=int, help="Number of nodes (default 1, or the cluster's)."
+            ),
             click.option(
                 "--cluster",
                 type=click.Path(path_type=Path, dir_okay=False),
@@ -36,19 +38,36 @@ def plan_options(func: F) -> F:
     """Everything that shapes a plan."""
     options = [
         click.argument("model"),
-        click.option("--engine", type=click.Choice(["vllm", "sglang"]), default="vllm",
-                     show_default=True),
+        click.option(
+            "--engine", type=click.Choice(["vllm", "sglang"]), default="vllm", show_default=True
+        ),
         click.option("--engine-version", metavar="X.Y.Z", help="Default: the newest pinned."),
-        click.option("--goal", type=click.Choice(["latency", "throughput", "balanced"]),
-                     default="balanced", show_default=True),
-        click.option("--context", type=int, help="Tokens per request (default: min(model max, 32768))."),
+        click.option(
+            "--goal",
+            type=click.Choice(["latency", "throughput", "balanced"]),
+            default="balanced",
+            show_default=True,
+        ),
+        click.option(
+            "--context", type=int, help="Tokens per request (default: min(model max, 32768))."
+        ),
         click.option("--concurrency", type=int, help="Requests to hold at full context."),
-        click.option("--quantization", metavar="Q",
-                     help="Weight format: bf16, fp8, mxfp4, int8, awq, gptq (default: checkpoint)."),
-        click.option("--kv-cache-dtype", type=click.Choice(["auto", "fp8"]), default="auto",
-                     show_default=True),
-        click.option("--gpu-memory-utilization", type=float,
-                     help="vLLM's fraction, or SGLang's --mem-fraction-static."),
+        click.option(
+            "--quantization",
+            metavar="Q",
+            help="Weight format: bf16, fp8, mxfp4, int8, awq, gptq (default: checkpoint).",
+        ),
+        click.option(
+            "--kv-cache-dtype",
+            type=click.Choice(["auto", "fp8"]),
+            default="auto",
+            show_default=True,
+        ),
+        click.option(
+            "--gpu-memory-utilization",
+            type=float,
+            help="vLLM's fraction, or SGLang's --mem-fraction-static.",
+        ),
         click.option("--tp", type=int, help="Pin tensor parallel size."),
         click.option("--pp", type=int, help="Pin pipeline parallel size."),
         click.option("--dp", type=int, help="Pin data parallel size."),
@@ -59,11 +78,19 @@ def plan_options(func: F) -> F:
         click.option("--prefill-gpus", type=int, help="GPUs for the prefill pool (with --disagg)."),
         click.option("--decode-gpus", type=int, help="GPUs for the decode pool (with --disagg)."),
         click.option("--name", help="Deployment name (default: derived from the model)."),
-        click.option("--engine-arg", "engine_args", multiple=True, metavar="ARG",
-                     help="Extra engine flag, checked against the engine version (repeatable)."),
+        click.option(
+            "--engine-arg",
+            "engine_args",
+            multiple=True,
+            metavar="ARG",
+            help="Extra engine flag, checked against the engine version (repeatable).",
+        ),
         click.option("--public", is_flag=True, help="Publish ports on all interfaces."),
-        click.option("--api-key-env", metavar="VAR",
-                     help="Protect the endpoint with the API key in this environment variable."),
+        click.option(
+            "--api-key-env",
+            metavar="VAR",
+            help="Protect the endpoint with the API key in this environment variable.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
