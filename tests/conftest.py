@@ -21,3 +21,13 @@ def cli_runner():  # type: ignore[no-untyped-def]
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Rewrites tests/golden/ from the current renderers (tests/render/test_golden.py).
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the golden files under tests/golden/ instead of comparing with them",
+    )

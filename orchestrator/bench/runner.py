@@ -1,0 +1,155 @@
+"""Run a whole sweep: resolve the model, prepare requests, run each level, judge the client."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
+
+from orchestrator.bench.client import check_reachable, first_model, make_session
+from orchestrator.bench.loadgen import LevelRun, LevelSpec, Progress, run_level
+from orchestrator.bench.metrics import LevelMetrics, summarise
+from orchestrator.bench.options import BenchOptions
+from orchestrator.bench.recommend import LevelView, Recommendation, recommend
+from orchestrator.bench.records import RequestRecord
+from orchestrator.bench.selfcheck import ClientCheck, assess
+from orchestrator.bench.workload import (
+    ENDPOINT_PATHS,
+    PreparedRequest,
+    cycle,
+    load_dataset,
+    prepare,
+    synthetic_items,
+)
+
+
+@dataclass(slots=True)
+class LevelResult:
+    load: float
+    spec: LevelSpec
+    metrics: LevelMetrics
+    check: ClientCheck
+    records: list[RequestRecord]
+    cancelled: int
+
+
+@dataclass(slots=True)
+class BenchResult:
+    options: BenchOptions
+    model: str
+    url: str
+    started_at: str
+    levels: list[LevelResult] = field(default_factory=list)
+    recommendation: Recommendation | None = None
+    client: dict[str, str] = field(default_factory=dict)
+
+
+class ProgressSink(Protocol):
+    def level_started(self, progress: Progress) -> None: ...
+
+    def level_finished(self, result: LevelResult) -> None: ...
+
+
+def run_bench(options: BenchOptions, sink: ProgressSink | None = None) -> BenchResult:
+    """Run every level in order; raises `BenchError` (exit 2) before the first request."""
+    return asyncio.run(_run(options, sink))
+
+
+def _prepared(options: BenchOptions, model: str) -> list[PreparedRequest]:
+    if options.dataset is not None:
+        items = load_dataset(options.dataset, options.output_len)
+    else:
+        items = synthetic_items(options.input_len, options.output_len, 64, options.seed)
+    return prepare(items, model=model, endpoint=options.endpoint, ignore_eos=options.ignore_eos)
+
+
+async def _run(options: BenchOptions, sink: ProgressSink | None) -> BenchResult:
+    import aiohttp
+
+    if options.dataset is not None:  # a malformed dataset fails before any network traffic
+        _prepared(options, options.model or "model")
+    max_connections = 0 if options.rates and not options.concurrency else max(options.concurrency)
+    session = make_session(max_connections, options.request_timeout, options.api_key)
+    async with session:
+        if options.model is None:
+            model = await first_model(session, options.base_url)
+        else:
+            await check_reachable(session, options.base_url)
+            model = options.model
+        requests = cycle(_prepared(options, model))
+        url = options.base_url + ENDPOINT_PATHS[options.endpoint]
+        result = BenchResult(
+            options=options,
+            model=model,
+            url=url,
+            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            client={
+                "python": platform.python_version(),
+                "aiohttp": aiohttp.__version__,
+                "platform": platform.platform(terse=True),
+            },
+        )
+        number = 0
+        for index, load in enumerate(options.loads):
+            spec = _spec(options, index, load)
+            progress = Progress()
+            if sink is not None:
+                sink.level_started(progress)
+            run = await run_level(
+                session, url, spec, requests, progress, first_number=number, seed=options.seed
+            )
+            number += len(run.records)
+            level = _judge(options, load, run)
+            result.levels.append(level)
+            if sink is not None:
+                sink.level_finished(level)
+    views = [LevelView(lv.load, lv.metrics, lv.check.client_bound) for lv in result.levels]
+    result.recommendation = recommend(views, options.rule, slo_given=not options.slo.empty)
+    return result
+
+
+def _spec(options: BenchOptions, index: int, load: float) -> LevelSpec:
+    if options.rates:
+        cap = options.concurrency[0] if options.concurrency else None
+        rate = load
+        warmup_default = cap or (50 if math.isinf(rate) else max(1, math.ceil(rate)))
+        concurrency = cap
+    else:
+        rate = None
+        concurrency = int(load)
+        warmup_default = concurrency
+    return LevelSpec(
+        index=index,
+        concurrency=concurrency,
+        rate=rate,
+        requests=options.requests_for(load),
+        duration=options.duration,
+        warmup=options.warmup if options.warmup is not None else warmup_default,
+        drain_timeout=options.drain_timeout,
+    )
+
+
+def _judge(options: BenchOptions, load: float, run: LevelRun) -> LevelResult:
+    metrics = summarise(
+        run.records, window_start=run.window_start, window_end=run.window_end, slo=options.slo
+    )
+    if run.spec.rate is None:
+        target, achieved, unit = load, metrics.achieved_concurrency, "requests in flight"
+    else:
+        window = max(run.window_end - run.window_start, 1e-9)
+        target = 0.0 if math.isinf(load) else load
+        achieved, unit = metrics.requests / window, "requests/s started"
+    check = assess(
+        run.cpu_begin,
+        run.cpu_end,
+        run.loop_lags,
+        target=target,
+        achieved=achieved,
+        unit=unit,
+        capped=run.capped,
+        limits=options.limits,
+    )
+    return LevelResult(load, run.spec, metrics, check, run.records, run.cancelled)

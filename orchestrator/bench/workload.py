@@ -1,0 +1,164 @@
+"""What each request asks for: synthetic prompts of a given length, or a JSONL dataset.
+
+Request bodies are serialised to bytes once, before the load starts, so the hot path only
+splices a request number into a prepared byte string.
+
+Synthetic prompts are an approximation of `--input-len` tokens: N words drawn from common
+English words that are one token each in the Llama 3, Qwen 2/3, Mistral and GPT tokenizers
+(with their leading space). The first word is the request's number, so no two prompts share a
+prefix and prefix caching cannot shorten prefill. The server's `usage.prompt_tokens`, when
+sent, gives the true count, and the report shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import BenchError
+
+ENDPOINT_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+
+# One token each (with a leading space) in the common BPE vocabularies.
+_WORDS = (
+    "the of and to in is was for on that with as by at from his her are be this an which or "
+    "had not but have they one all were we their been has more when who will there would "
+    "can out other so what time up about into only some could them than new first then two "
+    "its these may any like over after also did many most made such where way well back "
+    "before must through years just see much own people used those work long old good well "
+    "state city world school house water life day part place great small year name number"
+).split()
+
+# Marks where the request number goes in a prepared body.
+_NUMBER_MARK = "\x00N\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One request's content: a prompt or chat messages, and how many tokens to generate."""
+
+    prompt: str | None
+    messages: list[dict[str, Any]] | None
+    output_len: int
+    input_len: int  # intended prompt tokens (synthetic) or a word-count estimate (dataset)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """A serialised body, split where the request number is spliced in (synthetic prompts)."""
+
+    head: bytes
+    tail: bytes  # empty when the body carries no number mark
+    input_len: int
+    output_len: int
+
+    def body(self, number: int) -> bytes:
+        if not self.tail:
+            return self.head
+        return self.head + str(number).encode() + self.tail
+
+
+def synthetic_items(input_len: int, output_len: int, count: int, seed: int = 0) -> list[WorkItem]:
+    """`count` distinct word orders of `input_len` words, the first word left for the number."""
+    if input_len < 1 or output_len < 1:
+        raise BenchError("--input-len and --output-len must be at least 1")
+    rng = random.Random(seed)
+    items = []
+    for _ in range(count):
+        words = [rng.choice(_WORDS) for _ in range(input_len - 1)]
+        prompt = " ".join([_NUMBER_MARK, *words])
+        items.append(WorkItem(prompt, None, output_len, input_len))
+    return items
+
+
+def load_dataset(path: Path, default_output_len: int) -> list[WorkItem]:
+    """Read `{"prompt": ..., "output_len": ...}` or `{"messages": [...], ...}` lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise BenchError(
+            f"cannot read dataset {path}: {error.strerror or error}", "check the path"
+        ) from None
+    except UnicodeDecodeError:
+        raise BenchError(f"dataset {path} is not UTF-8 text", "write it as UTF-8 JSONL") from None
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        items.append(_parse_line(path, number, line, default_output_len))
+    if not items:
+        raise BenchError(f"dataset {path} has no requests", "write one JSON object per line")
+    return items
+
+
+def _parse_line(path: Path, number: int, line: str, default_output_len: int) -> WorkItem:
+    where = f"dataset {path} line {number}"
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise BenchError(
+            f"{where} is not valid JSON ({error.msg})", "write one JSON object per line"
+        ) from None
+    if not isinstance(obj, dict):
+        raise BenchError(f"{where} is not a JSON object", 'use {"prompt": "...", "output_len": N}')
+    prompt, messages = obj.get("prompt"), obj.get("messages")
+    if (prompt is None) == (messages is None):
+        raise BenchError(f"{where} needs exactly one of 'prompt' or 'messages'")
+    output_len = obj.get("output_len", default_output_len)
+    if isinstance(output_len, bool) or not isinstance(output_len, int) or output_len < 1:
+        raise BenchError(f"{where}: 'output_len' must be a positive integer")
+    if prompt is not None:
+        if not isinstance(prompt, str):
+            raise BenchError(f"{where}: 'prompt' must be a string")
+        return WorkItem(prompt, None, output_len, len(prompt.split()))
+    if not isinstance(messages, list) or not messages or not all(_is_message(m) for m in messages):
+        raise BenchError(
+            f"{where}: 'messages' must be a non-empty list of {{'role': ..., 'content': ...}}"
+        )
+    words = sum(len(str(m["content"]).split()) for m in messages)
+    return WorkItem(None, messages, output_len, words)
+
+
+def _is_message(message: Any) -> bool:
+    return isinstance(message, dict) and isinstance(message.get("role"), str) and "content" in message
+
+
+def prepare(
+    items: list[WorkItem], *, model: str, endpoint: str, ignore_eos: bool
+) -> list[PreparedRequest]:
+    """Serialise each item once; the request number goes where the mark is."""
+    prepared = []
+    for item in items:
+        body: dict[str, Any] = {"model": model}
+        if endpoint == "chat":
+            messages = item.messages or [{"role": "user", "content": item.prompt}]
+            body["messages"] = messages
+        else:
+            if item.messages is not None:
+                raise BenchError(
+                    "the dataset has chat 'messages'", "use --endpoint chat, or give 'prompt' lines"
+                )
+            body["prompt"] = item.prompt
+        body["max_tokens"] = item.output_len
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        if ignore_eos:
+            # vLLM and SGLang extension: generate exactly max_tokens.
+            body["ignore_eos"] = True
+        encoded = json.dumps(body, ensure_ascii=False).encode()
+        mark = json.dumps(_NUMBER_MARK)[1:-1].encode()
+        head, found, tail = encoded.partition(mark)
+        if found:
+            prepared.append(PreparedRequest(head, tail, item.input_len, item.output_len))
+        else:
+            prepared.append(PreparedRequest(encoded, b"", item.input_len, item.output_len))
+    return prepared
+
+
+def cycle(prepared: list[PreparedRequest]) -> Iterator[PreparedRequest]:
+    while True:
+        yield from prepared

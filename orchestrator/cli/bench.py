@@ -1,0 +1,57 @@
+"""`deploy bench`: throughput and latency against load, and the concurrency to run at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.options import json_option
+
+
+@click.command("bench")
+@click.argument("deployment", required=False)
+@click.option("--url", help="Base URL of an OpenAI-compatible server (instead of a deployment).")
+@click.option("--model", help="Model name to request (default: the first of /v1/models).")
+@click.option(
+    "--endpoint",
+    type=click.Choice(["completions", "chat"]),
+    default="completions",
+    show_default=True,
+    help="/v1/completions or /v1/chat/completions.",
+)
+@click.option(
+    "--concurrency",
+    metavar="N,N,...",
+    help="Closed-loop levels (default 1,2,4,8,16,32,64); with --rate, one cap.",
+)
+@click.option("--rate", metavar="R,R,...", help="Open-loop sweep: Poisson arrivals per second (inf: all at once).")  # fmt: skip
+@click.option("--input-len", type=int, help="Synthetic prompt length in tokens (default 1024).")
+@click.option("--output-len", type=int, help="Tokens to generate (default 128).")
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='JSONL: {"prompt": ..., "output_len": N} or {"messages": [...], ...} per line.',
+)
+@click.option("--requests", type=int, help="Requests counted per level (default max(50, 10 x level)).")  # fmt: skip
+@click.option("--duration", type=float, help="Seconds of measurement per level (instead of --requests).")  # fmt: skip
+@click.option("--warmup", type=int, help="Requests to finish before measuring (default: the level).")  # fmt: skip
+@click.option("--drain-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for in-flight requests after the window.")  # fmt: skip
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds one request may take.")  # fmt: skip
+@click.option("--slo", metavar="ttft=MS,tpot=MS,e2el=MS", help="Per-request limits for goodput and the recommendation.")  # fmt: skip
+@click.option("--ignore-eos/--no-ignore-eos", default=True, show_default=True, help="Ask for exactly the output length (vLLM/SGLang extension).")  # fmt: skip
+@click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key.")
+@click.option("--min-gain", type=float, default=10.0, show_default=True, help="Knee: throughput gain per doubling below this %.")  # fmt: skip
+@click.option("--max-latency-growth", type=float, default=50.0, show_default=True, help="Knee: p90 TTFT/TPOT growth per doubling above this %.")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Write result.json, levels.csv, requests.csv, plots and report.html here.")  # fmt: skip
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), help="Where deployments are recorded (as for `deploy up`).")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for prompts and arrivals.")  # fmt: skip
+@json_option
+def bench(**params: object) -> None:
+    """Measure throughput and latency against concurrency and recommend a level.
+
+    DEPLOYMENT names a running deployment; or pass --url for any OpenAI-compatible server.
+    """
+    from orchestrator.bench.command import BenchArgs, run_command
+
+    click.echo(run_command(BenchArgs(**params)))  # type: ignore[arg-type]

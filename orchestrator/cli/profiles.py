@@ -1,0 +1,156 @@
+"""`deploy profiles list` and `deploy profiles show`: the model and GPU catalog."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import click
+
+from orchestrator.cli.options import json_option
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain left-aligned columns separated by two spaces."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(headers, widths, strict=True)).rstrip()
+    ]
+    for row in rows:
+        lines.append(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return "\n".join(lines)
+
+
+def _billions(params: int) -> str:
+    return f"{params / 1e9:.1f}B"
+
+
+@click.group("profiles")
+def profiles() -> None:
+    """List and show model and GPU profiles."""
+
+
+@profiles.command("list")
+@click.option("--gpus", "show_gpus", is_flag=True, help="List GPUs instead of models.")
+@json_option
+def list_profiles(show_gpus: bool, as_json: bool) -> None:
+    """List the catalog's models (or GPUs with --gpus)."""
+    from orchestrator.catalog import load_gpus, load_models
+
+    if show_gpus:
+        gpus = sorted(load_gpus().values(), key=lambda spec: spec.name)
+        if as_json:
+            click.echo(json.dumps([spec.model_dump(mode="json") for spec in gpus], indent=2))
+            return
+        rows = [
+            (
+                spec.name,
+                f"{spec.memory_gib:.2f}",
+                f"{spec.memory_bandwidth_gbs:.0f}",
+                f"{spec.bf16_tflops:.0f}",
+                f"{spec.fp8_tflops:.0f}" if spec.fp8_tflops else "-",
+                f"NVLink{spec.nvlink.generation} {spec.nvlink.bandwidth_gbs:.0f} GB/s"
+                if spec.nvlink
+                else f"PCIe{spec.pcie_generation}",
+                ", ".join(spec.aliases[:3]),
+            )
+            for spec in gpus
+        ]
+        headers = ("GPU", "GiB", "GB/s", "BF16 TF", "FP8 TF", "LINK", "ALIASES")
+        click.echo(_table(headers, rows))
+        return
+    models = sorted(load_models().values(), key=lambda profile: profile.name)
+    if as_json:
+        click.echo(json.dumps([profile.model_dump(mode="json") for profile in models], indent=2))
+        return
+    rows = [
+        (
+            profile.name,
+            profile.hf_id,
+            _billions(profile.params_total),
+            _billions(profile.params_active) if profile.is_moe else "dense",
+            profile.attention.upper(),
+            profile.checkpoint.format,
+            str(profile.max_context),
+        )
+        for profile in models
+    ]
+    headers = ("MODEL", "HF ID", "PARAMS", "ACTIVE", "ATTN", "WEIGHTS", "MAX CTX")
+    click.echo(_table(headers, rows))
+
+
+@profiles.command("show")
+@click.argument("model")
+@json_option
+def show_profile(model: str, as_json: bool) -> None:
+    """Show one model's profile and its KV cache cost per token."""
+    from orchestrator.catalog import find_model
+    from orchestrator.memory import (
+        kv_bytes_per_token_per_gpu,
+        local_kv_bytes_per_token_layers,
+        weight_bytes_per_gpu,
+    )
+    from orchestrator.plan import Parallelism
+
+    profile = find_model(model)
+    single = Parallelism()
+    if as_json:
+        click.echo(json.dumps(profile.model_dump(mode="json"), indent=2))
+        return
+    kv = kv_bytes_per_token_per_gpu(profile, single)
+    local = local_kv_bytes_per_token_layers(profile, single)
+    fields: list[tuple[str, str]] = [
+        ("name", profile.name),
+        ("hf id", profile.hf_id),
+        ("aliases", ", ".join(profile.aliases) or "-"),
+        ("architecture", profile.architecture),
+        ("attention", profile.attention.upper()),
+        ("layers", str(profile.num_layers)),
+        (
+            "heads",
+            f"{profile.num_attention_heads} query, {profile.num_kv_heads} KV, "
+            f"head_dim {profile.head_dim}",
+        ),
+        ("hidden size", str(profile.hidden_size)),
+        ("vocab", str(profile.vocab_size)),
+        ("max context", str(profile.max_context)),
+        ("parameters", f"{_billions(profile.params_total)} total"),
+    ]
+    if profile.attention == "mla":
+        fields.append(
+            ("MLA latent", f"kv_lora_rank {profile.kv_lora_rank} + rope {profile.qk_rope_head_dim}")
+        )
+    if profile.moe is not None:
+        moe = profile.moe
+        fields.append(
+            (
+                "MoE",
+                f"{moe.num_experts} experts, top-{moe.experts_per_token}, "
+                f"{moe.shared_experts} shared, {_billions(profile.params_active)} active",
+            )
+        )
+    if profile.mtp_params:
+        fields.append(("MTP module", f"{_billions(profile.mtp_params)} (loaded only with MTP)"))
+    if profile.local_attention is not None:
+        la = profile.local_attention
+        fields.append(
+            (
+                "local attention",
+                f"{la.kind}, window {la.window}, {la.layers} of {profile.num_layers} layers",
+            )
+        )
+    fields.append(("checkpoint", profile.checkpoint.format))
+    weights = weight_bytes_per_gpu(profile, single) / 2**30
+    fields.append(("weights", f"{weights:.1f} GiB (one GPU, checkpoint format)"))
+    kv_text = f"{kv:,} B/token (BF16, layers that grow with context)"
+    if local:
+        kv_text += f"; local layers add {local:,} B/token up to their window"
+    fields.append(("KV cache", kv_text))
+    fields.append(("max TP", str(profile.max_tp) if profile.max_tp else "-"))
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        click.echo(f"{label.ljust(width)}  {value}")
+    for note in profile.notes:
+        click.echo(f"note: {note}")

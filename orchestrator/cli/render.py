@@ -1,0 +1,40 @@
+"""`deploy render`: write compose files, launch scripts and a README for a plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.cli.options import plan_options
+
+
+@click.command("render")
+@plan_options
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory to write into (created; files there are overwritten).",
+)
+@click.option(
+    "--simulate",
+    is_flag=True,
+    help="Render for the engine simulator image (no GPUs, no RDMA) to rehearse the layout.",
+)
+def render(out_dir: Path, simulate: bool, **options: Any) -> None:
+    """Write DIR/plan.json, DIR/<node>/compose.yaml and launch.sh, DIR/README.md."""
+    from orchestrator.engines import build_services
+    from orchestrator.errors import PlanError
+    from orchestrator.planner import build_plan
+    from orchestrator.render import render_deployment
+    from orchestrator.request import PlanRequest
+
+    plan = build_plan(PlanRequest.from_options(**options))
+    if not plan.fits:
+        hint = plan.suggestion or "add GPUs, lower --context, or quantize (deploy plan explains)"
+        raise PlanError(f"{plan.model.name} does not fit the planned hardware", hint)
+    for path in render_deployment(plan, build_services(plan, simulate=simulate), out_dir):
+        click.echo(str(path))

@@ -1,0 +1,220 @@
+"""vLLM: `vllm serve` command lines for every rank of every instance of a plan.
+
+Layouts (vLLM docs: parallelism_scaling.md, data_parallel_deployment.md,
+expert_parallel_deployment.md, nixl_connector_usage.md):
+- one node: `vllm serve MODEL --tensor-parallel-size N [--data-parallel-size D]
+  [--enable-expert-parallel]`;
+- TP/PP across nodes (no DP): native multiprocessing, `--nnodes/--node-rank/--master-addr/
+  --master-port`, `--headless` on ranks > 0;
+- DP across nodes: `--data-parallel-size/-size-local/-address/-rpc-port`, and
+  `--data-parallel-start-rank` with `--headless` on secondary nodes (one API server, on rank 0);
+- prefill/decode: `--kv-transfer-config` with NixlConnector, producer on prefill and consumer
+  on decode, plus `VLLM_NIXL_SIDE_CHANNEL_HOST/PORT` and `UCX_NET_DEVICES`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.engine_versions import version_tuple
+from orchestrator.engines.common import (
+    Argv,
+    Placement,
+    apply_user_args,
+    engine_spec,
+    is_disaggregated,
+    model_argument,
+    placements,
+    secret_ref,
+    served_model_name,
+)
+from orchestrator.errors import PlanError
+from orchestrator.plan import Plan
+from orchestrator.spec import Mount, ServiceSpec
+
+ENTRYPOINT = ["vllm", "serve"]
+HEALTH_PATH = "/health"
+MASTER_PORT = 29501  # vLLM's default --master-port
+DP_RPC_PORT = 29550  # vLLM's default --data-parallel-rpc-port
+NIXL_SIDE_CHANNEL_PORT = 5600  # VLLM_NIXL_SIDE_CHANNEL_PORT default; each DP rank adds 1
+NIXL_PORTS_PER_INSTANCE = 32
+
+# One flag, several spellings: (first version with this spelling, spelling), oldest first.
+# 0.33.0 paired every --enable-X with --disable-X; before it the negative was --no-enable-X.
+SPELLINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "no-log-requests": (("0.0.0", "--no-enable-log-requests"), ("0.33.0", "--disable-log-requests")),
+}
+
+# What `--quantization` deploy passes for a requested weight format that differs from the
+# checkpoint's (online quantization). bf16 is a dtype, not a quantization method.
+QUANTIZATION = {"fp8": "fp8", "mxfp4": "mxfp4", "awq": "awq", "gptq": "gptq", "int8": "experts_int8"}
+
+# Flags deploy derives from the layout; a user may not pass them with --engine-arg.
+MANAGED = frozenset(
+    {
+        "--host",
+        "--port",
+        "--served-model-name",
+        "--tensor-parallel-size",
+        "-tp",
+        "--pipeline-parallel-size",
+        "-pp",
+        "--data-parallel-size",
+        "-dp",
+        "--data-parallel-size-local",
+        "--data-parallel-address",
+        "--data-parallel-rpc-port",
+        "--data-parallel-start-rank",
+        "--nnodes",
+        "--node-rank",
+        "--master-addr",
+        "--master-port",
+        "--headless",
+        "--kv-transfer-config",
+        "--api-key",
+    }
+)
+
+
+def spelling(concept: str, version: str) -> str:
+    chosen = ""
+    for first, spelt in SPELLINGS[concept]:
+        if version_tuple(version) >= version_tuple(first):
+            chosen = spelt
+    return chosen
+
+
+def build(plan: Plan, simulate: bool) -> list[ServiceSpec]:
+    model, mounts = model_argument(plan)
+    return [_service(place, model, mounts) for place in placements(plan, simulate)]
+
+
+def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
+    plan = place.plan
+    argv = Argv()
+    argv.positional(model, "model", "the model to serve", "MODEL")
+    headless = place.rank > 0
+    if not headless:
+        argv.flag("--served-model-name", served_model_name(plan), origin="model",
+                  why="clients ask for the catalog name")
+        argv.flag("--host", place.bind, origin="deploy", why="listen address (see README)")
+        argv.flag("--port", place.port, origin="deploy", why="this instance's HTTP port")
+    _parallel_flags(place, argv)
+    _memory_flags(place, argv)
+    argv.flag(spelling("no-log-requests", plan.engine.version), origin="deploy",
+              why="per-request logs flood at serving rates")
+    env: dict[str, str] = {}
+    if is_disaggregated(plan):
+        env.update(_pd_flags(place, argv))
+    if plan.request.api_key_env and plan.request.api_key_env != "VLLM_API_KEY":
+        # vLLM reads its key from VLLM_API_KEY; the value is a reference, never the secret.
+        env["VLLM_API_KEY"] = secret_ref(plan.request.api_key_env)
+    argv = apply_user_args(argv, plan.request.engine_args, MANAGED)
+    return engine_spec(
+        place,
+        entrypoint=list(ENTRYPOINT),
+        argv=argv,
+        environment=env,
+        probe_path=HEALTH_PATH,
+        mounts=mounts,
+    )
+
+
+def _parallel_flags(place: Placement, argv: Argv) -> None:
+    par = place.role.parallelism
+    argv.flag("--tensor-parallel-size", par.tp, origin="resolver", why=par.label())
+    if par.pp > 1:
+        argv.flag("--pipeline-parallel-size", par.pp, origin="resolver", why="layers split over GPUs")
+    if place.nnodes > 1 and par.dp > 1:
+        _multi_node_dp(place, argv)
+    elif place.nnodes > 1:
+        argv.flag("--nnodes", place.nnodes, origin="deploy", why="instance spans nodes")
+        argv.flag("--node-rank", place.rank, origin="deploy", why="this node's rank")
+        argv.flag("--master-addr", place.head.address, origin="deploy", why="rank 0's node")
+        argv.flag("--master-port", place.rendezvous_port(MASTER_PORT), origin="deploy",
+                  why="rendezvous port of this instance")
+        if place.rank > 0:
+            argv.flag("--headless", origin="deploy", why="workers only; rank 0 serves HTTP")
+    elif par.dp > 1:
+        argv.flag("--data-parallel-size", par.dp, origin="resolver", why="engine-level DP ranks")
+    if par.ep > 1:
+        argv.flag("--enable-expert-parallel", origin="resolver",
+                  why=f"experts sharded over TP×DP = {par.tp * par.dp} GPUs")
+        backend = _all2all_backend(place)
+        if backend:
+            argv.flag("--all2all-backend", backend, origin="deploy",
+                      why="DeepEP kernels for expert parallelism across nodes")
+
+
+def _multi_node_dp(place: Placement, argv: Argv) -> None:
+    par = place.role.parallelism
+    per_rank = par.tp * par.pp
+    locals_ = [len(piece.gpus) // per_rank for piece in place.replica.slices]
+    if any(len(piece.gpus) % per_rank for piece in place.replica.slices) or sum(locals_) != par.dp:
+        raise PlanError(
+            f"vLLM cannot place DP{par.dp}×TP{par.tp * par.pp} on slices of "
+            f"{[len(piece.gpus) for piece in place.replica.slices]} GPUs",
+            "pin --tp to divide the GPUs of each node",
+        )
+    argv.flag("--data-parallel-size", par.dp, origin="resolver", why="engine-level DP ranks")
+    argv.flag("--data-parallel-size-local", locals_[place.rank], origin="deploy",
+              why="DP ranks on this node")
+    argv.flag("--data-parallel-address", place.head.address, origin="deploy", why="DP head node")
+    argv.flag("--data-parallel-rpc-port", place.rendezvous_port(DP_RPC_PORT), origin="deploy",
+              why="DP coordination port of this instance")
+    if place.rank > 0:
+        argv.flag("--data-parallel-start-rank", sum(locals_[: place.rank]), origin="deploy",
+                  why="first DP rank on this node")
+        argv.flag("--headless", origin="deploy", why="one API server, on the head node")
+
+
+def _all2all_backend(place: Placement) -> str | None:
+    """vLLM's wide-EP example uses DeepEP low-latency kernels for decode; prefill-heavy
+    instances use the high-throughput ones. Inside one node the default is kept."""
+    if place.nnodes == 1:
+        return None
+    return "deepep_high_throughput" if place.role.name == "prefill" else "deepep_low_latency"
+
+
+def _memory_flags(place: Placement, argv: Argv) -> None:
+    plan = place.plan
+    argv.flag("--max-model-len", plan.request.context, origin="resolver",
+              why="context per request the KV cache was sized for")
+    memory = place.role.memory or plan.memory
+    argv.flag("--gpu-memory-utilization", f"{memory.memory_fraction:g}", origin="resolver",
+              why="fraction of GPU memory for weights, activations and KV cache")
+    if plan.request.kv_cache_dtype == "fp8":
+        argv.flag("--kv-cache-dtype", "fp8", origin="user", why="--kv-cache-dtype fp8")
+    quant = plan.request.quantization
+    if quant and quant != plan.model.checkpoint_format:
+        if quant == "bf16":
+            argv.flag("--dtype", "bfloat16", origin="user", why="--quantization bf16")
+        elif quant in QUANTIZATION:
+            argv.flag("--quantization", QUANTIZATION[quant], origin="user",
+                      why=f"--quantization {quant} (online)")
+
+
+def _pd_flags(place: Placement, argv: Argv) -> dict[str, str]:
+    plan = place.plan
+    role_name = place.role.name
+    config = {
+        "kv_connector": "NixlConnector",
+        "kv_role": "kv_producer" if role_name == "prefill" else "kv_consumer",
+        "kv_load_failure_policy": "fail",
+    }
+    argv.flag("--kv-transfer-config", json.dumps(config, separators=(",", ":")), origin="deploy",
+              why=f"NIXL KV transfer, {role_name} side; a failed KV load is an error, not a "
+              "silent recompute")
+    prefill = plan.role("prefill")
+    offset = place.replica.index
+    if role_name == "decode" and prefill is not None:
+        offset += len(prefill.replicas)
+    node = place.node
+    env = {
+        "VLLM_NIXL_SIDE_CHANNEL_HOST": node.address,
+        "VLLM_NIXL_SIDE_CHANNEL_PORT": str(NIXL_SIDE_CHANNEL_PORT + NIXL_PORTS_PER_INSTANCE * offset),
+        "UCX_NET_DEVICES": ",".join(f"{dev}:1" for dev in node.rdma_devices)
+        if node.rdma_devices and not place.simulate
+        else "all",
+    }
+    return env

@@ -1,0 +1,547 @@
+"""Bytes per GPU: weights, KV cache per token, engine overheads, the KV budget and its capacity.
+
+Pure arithmetic on a `ModelProfile`, a `GpuSpec` and a `Parallelism`, so the resolver can call
+`estimate` hundreds of times while it sweeps candidates. The rules follow how the engines size
+memory (vLLM `gpu_worker.determine_available_memory`, SGLang `profile_max_num_token`):
+
+* vLLM:   KV = total * gpu_memory_utilization - weights - activation peak - non-torch
+            - CUDA-graph estimate (subtracted since vLLM 0.21)
+* SGLang: KV = free_before_load * mem_fraction_static - weights
+
+Every size is per GPU (rank) unless a name says otherwise. GiB = 2**30 bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from orchestrator.engine_versions import default_version, version_tuple
+from orchestrator.errors import InputError
+from orchestrator.plan import MemoryEstimate, Parallelism
+from orchestrator.schema import GpuSpec, ModelProfile
+
+GIB = 2**30
+MIB = 2**20
+
+BF16_BYTES = 2.0
+# Block-scaled FP8 (DeepSeek style): one fp32 scale per 128x128 block of weights.
+FP8_BLOCK_SCALE_BYTES = 4.0 / (128 * 128)
+# MXFP4: 4-bit values plus one 8-bit exponent per 32 values = 4.25 bits per weight.
+MXFP4_BYTES = 4.25 / 8
+# MXFP4 MoE kernels (triton / marlin layouts) pad the hidden dimension of expert weights.
+MXFP4_HIDDEN_ALIGN = 256
+# AWQ / GPTQ: 4-bit values, a 16-bit scale and a 4-bit zero point per group of 128 weights.
+INT4_BYTES = 0.5 + (2.0 + 0.5) / 128
+# Weight-only INT8 with one fp32 scale per output channel (negligible per weight).
+INT8_BYTES = 1.0
+
+QUANTIZATIONS = ("bf16", "fp16", "fp32", "fp8", "mxfp4", "int8", "int4", "awq", "gptq")
+KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
+KV_DTYPE_BYTES.update({"fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1})
+
+# vLLM runtime overheads measured on H100 (v0.11, llm-d report): allocations outside torch
+# (CUDA context growth, NCCL, custom all-reduce buffers) grow once ranks talk to each other.
+VLLM_NON_TORCH_SINGLE = 0.13 * GIB
+VLLM_NON_TORCH_MULTI = 0.55 * GIB
+# The profiling forward pass computes fp32 logits for every token of the batch; the rest of the
+# activation peak (hidden states, attention workspace) was ~0.9 GiB at 8192 tokens on dense
+# models from 0.6B to 70B, so it is scaled with the batch and not with model size.
+VLLM_ACTIVATION_BASE_AT_8K = 0.9 * GIB
+LOGIT_BYTES = 4
+# CUDA-graph pools profiled and subtracted since vLLM 0.21; MoE graphs hold larger workspaces.
+VLLM_CUDAGRAPH_DENSE = 0.5 * GIB
+VLLM_CUDAGRAPH_MOE = 1.0 * GIB
+VLLM_CUDAGRAPH_SINCE = (0, 21)
+VLLM_DEFAULT_UTILIZATION = 0.9
+# Memory in use before the engine loads anything (CUDA context of the process).
+CUDA_CONTEXT = 0.6 * GIB
+# SGLang keeps a hybrid model's sliding-window pool at this fraction of the full pool.
+SGLANG_SWA_FULL_TOKENS_RATIO = 0.8
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters by role
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamSplit:
+    """How a model's parameters shard: by TP, by the MoE group, or not at all."""
+
+    vocab: int  # embeddings + lm_head: vocab-parallel, split by TP
+    experts: int  # routed experts: split by EP (or by the MoE TP group)
+    layers_other: int  # attention, dense MLP, shared experts, routers: split by attention TP
+    replicated: int  # norms: every rank holds them
+    num_layers: int
+
+
+def expert_params(model: ModelProfile) -> int:
+    """Routed-expert parameters (every expert is resident; EP only redistributes them)."""
+    moe = model.moe
+    if moe is None:
+        return 0
+    # Layers i in [first_dense_layers, num_layers) with (i + 1) % step == 0.
+    step = moe.moe_layer_step
+    moe_layers = model.num_layers // step - moe.first_dense_layers // step
+    return moe_layers * moe.num_experts * 3 * model.hidden_size * moe.moe_intermediate_size
+
+
+def split_params(model: ModelProfile) -> ParamSplit:
+    vocab = model.vocab_size * model.hidden_size * (1 if model.tie_word_embeddings else 2)
+    experts = min(expert_params(model), model.params_total - vocab)
+    replicated = model.num_layers * 2 * model.hidden_size + model.hidden_size
+    other = max(0, model.params_total - vocab - experts - replicated)
+    return ParamSplit(vocab, experts, other, replicated, model.num_layers)
+
+
+def _format_for(model: ModelProfile, quantization: str | None) -> str:
+    if quantization is None:
+        return model.checkpoint.format
+    wanted = quantization.lower()
+    if wanted not in QUANTIZATIONS:
+        raise InputError(
+            f"unknown quantization {quantization!r}", f"use one of: {', '.join(QUANTIZATIONS)}"
+        )
+    return {"awq": "int4", "gptq": "int4", "fp32": "bf16"}.get(wanted, wanted)
+
+
+def _linear_bytes_per_param(fmt: str, model: ModelProfile) -> float:
+    if fmt == "fp8":
+        block = model.checkpoint.block_size
+        if block is not None and model.checkpoint.format == "fp8":
+            return 1.0 + 4.0 / (block[0] * block[1])
+        return 1.0
+    if fmt == "int8":
+        return INT8_BYTES
+    if fmt == "int4":
+        return INT4_BYTES
+    if fmt == "mxfp4":
+        return MXFP4_BYTES
+    return BF16_BYTES
+
+
+def _high_precision_params(model: ModelProfile, fmt: str, split: ParamSplit) -> int:
+    """Parameters that stay BF16 in a quantized checkpoint (embeddings, norms, routers...)."""
+    if fmt == model.checkpoint.format and model.checkpoint.bf16_params is not None:
+        return model.checkpoint.bf16_params
+    if fmt == "mxfp4":
+        # Only MoE experts use MXFP4; a dense model quantizes every linear layer.
+        return model.params_total - split.experts if split.experts else split.vocab
+    return split.vocab + split.replicated
+
+
+def _moe_shards(par: Parallelism, engine: str) -> int:
+    """Ranks the routed experts are spread over."""
+    if par.ep > 1:
+        return par.ep
+    # vLLM forms one (DP x TP) group for MoE layers of a data-parallel MoE model.
+    return par.tp * par.dp if engine == "vllm" else par.tp
+
+
+def attention_tp(par: Parallelism) -> int:
+    """TP size of the attention layers; SGLang DP-attention splits the TP group into replicas."""
+    if par.attn_dp > par.dp:
+        return max(1, par.tp // (par.attn_dp // par.dp))
+    return par.tp
+
+
+def weight_bytes_per_gpu(
+    model: ModelProfile,
+    par: Parallelism,
+    *,
+    quantization: str | None = None,
+    engine: str = "vllm",
+) -> float:
+    """Bytes of weights on the most loaded GPU (what vLLM logs as "Model loading took")."""
+    fmt = _format_for(model, quantization)
+    split = split_params(model)
+    high = _high_precision_params(model, fmt, split)
+    linear_bytes = _linear_bytes_per_param(fmt, model)
+    # Parameters in BF16 come first from the vocab matrices, then norms, then the rest.
+    vocab_b = split.vocab * BF16_BYTES
+    repl_b = split.replicated * BF16_BYTES
+    extra_high = max(0, high - split.vocab - split.replicated)
+    expert_fmt_bytes = linear_bytes
+    if fmt == "mxfp4" and split.experts:
+        hidden = model.hidden_size
+        expert_fmt_bytes *= math.ceil(hidden / MXFP4_HIDDEN_ALIGN) * MXFP4_HIDDEN_ALIGN / hidden
+    high_in_experts = max(0, extra_high - split.layers_other)
+    other_high = min(extra_high, split.layers_other)
+    experts_b = (split.experts - high_in_experts) * expert_fmt_bytes + high_in_experts * BF16_BYTES
+    other_b = (split.layers_other - other_high) * linear_bytes + other_high * BF16_BYTES
+    if model.checkpoint.bytes is not None and fmt == model.checkpoint.format:
+        # The index's total_size is exact: scale the formula to it, keep the sharding shape.
+        formula = vocab_b + repl_b + experts_b + other_b
+        scale = model.checkpoint.bytes / formula
+        vocab_b, repl_b, experts_b, other_b = (
+            part * scale for part in (vocab_b, repl_b, experts_b, other_b)
+        )
+    stage_layers = math.ceil(split.num_layers / par.pp) / split.num_layers
+    # With PP the first stage holds the embedding and the last the lm_head; count the larger.
+    vocab_share = vocab_b if par.pp == 1 else vocab_b / (1 if model.tie_word_embeddings else 2)
+    return (
+        vocab_share / par.tp
+        + repl_b * stage_layers
+        + other_b * stage_layers / attention_tp(par)
+        + experts_b * stage_layers / _moe_shards(par, engine)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache
+# ---------------------------------------------------------------------------------------------
+
+
+def kv_dtype_bytes(kv_cache_dtype: str) -> int:
+    try:
+        return KV_DTYPE_BYTES[kv_cache_dtype.lower()]
+    except KeyError:
+        known = "auto, fp8, fp8_e4m3, fp8_e5m2"
+        raise InputError(
+            f"unknown KV cache dtype {kv_cache_dtype!r}", f"use one of: {known}"
+        ) from None
+
+
+def _kv_bytes_per_layer_token(model: ModelProfile, par: Parallelism, dtype_bytes: int) -> int:
+    if model.attention == "mla":
+        # One latent per token, identical on every TP rank (vLLM max_tp_shards=1).
+        assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
+        return (model.kv_lora_rank + model.qk_rope_head_dim) * dtype_bytes
+    heads = max(1, model.num_kv_heads // attention_tp(par))
+    v_dim = model.v_head_dim or model.head_dim
+    return heads * (model.head_dim + v_dim) * dtype_bytes
+
+
+def _stage_layers(model: ModelProfile, par: Parallelism) -> tuple[int, int]:
+    """(full-attention layers, local-attention layers) on the most loaded PP stage."""
+    local = model.local_attention.layers if model.local_attention else 0
+    full = model.num_layers - local
+    return math.ceil(full / par.pp), math.ceil(local / par.pp)
+
+
+def kv_bytes_per_token_per_gpu(
+    model: ModelProfile, par: Parallelism, kv_cache_dtype: str = "auto"
+) -> int:
+    """KV bytes one token costs on one GPU in the layers that grow with context.
+
+    Local (sliding/chunked) layers cost a bounded window per request instead; see
+    `local_kv_bytes_per_request_per_gpu`.
+    """
+    full_layers, _ = _stage_layers(model, par)
+    return full_layers * _kv_bytes_per_layer_token(model, par, kv_dtype_bytes(kv_cache_dtype))
+
+
+def local_kv_tokens_per_request(
+    model: ModelProfile, context: int, max_num_batched_tokens: int, engine: str = "vllm"
+) -> int:
+    """Tokens a request keeps in each local-attention layer (vLLM hybrid KV manager rule)."""
+    local = model.local_attention
+    if local is None:
+        return 0
+    if local.kind == "sliding":
+        return min(local.window - 1 + max_num_batched_tokens, context)
+    return min(local.window + max_num_batched_tokens, context)
+
+
+def local_kv_bytes_per_token_layers(
+    model: ModelProfile, par: Parallelism, kv_cache_dtype: str = "auto"
+) -> int:
+    """Bytes one token costs across the local layers of one GPU (0 without local attention)."""
+    _, local_layers = _stage_layers(model, par)
+    return local_layers * _kv_bytes_per_layer_token(model, par, kv_dtype_bytes(kv_cache_dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine budgets and overheads
+# ---------------------------------------------------------------------------------------------
+
+
+def default_max_num_batched_tokens(engine: str, gpu: GpuSpec) -> int:
+    """vLLM's API-server default (8192 on >= 70 GiB GPUs, else 2048); SGLang's chunked prefill."""
+    if engine == "sglang":
+        return sglang_defaults(gpu, 1)[0]
+    return 8192 if gpu.memory_gib >= 70 else 2048
+
+
+def sglang_defaults(gpu: GpuSpec, tp: int) -> tuple[int, int]:
+    """(chunked_prefill_size, cuda_graph_max_bs) SGLang 0.5 picks from GPU memory."""
+    mem_gb = gpu.memory_gib
+    if mem_gb < 20:
+        return 2048, 8
+    if mem_gb < 35:
+        return 4096, 48 if tp < 4 else 160
+    if mem_gb < 60:
+        return 4096, 32 if tp < 4 else 160
+    if mem_gb < 160:
+        return 8192, 256 if tp < 4 else 512
+    return 16384, 512
+
+
+def default_memory_fraction(
+    engine: str, gpu: GpuSpec, par: Parallelism, engine_version: str | None = None
+) -> float:
+    """vLLM gpu_memory_utilization (0.9) or SGLang's mem_fraction_static default rule.
+
+    SGLang 0.5.x reserves 512 MB + 1.5 x chunked-prefill tokens + 1 GB per 8 ranks + the CUDA
+    graph pool, and at least 10 GiB on GPUs larger than 60 GB; 0.4.x used fixed fractions.
+    """
+    if engine == "vllm":
+        return VLLM_DEFAULT_UTILIZATION
+    mem_mb = gpu.memory_gib * 1024
+    ranks = par.tp * par.pp
+    version = version_tuple(engine_version or default_version("sglang"))
+    if version < (0, 5):
+        if gpu.memory_gib > 80:
+            return (gpu.memory_gib - 13) / gpu.memory_gib
+        table = ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))
+        return next(fraction for size, fraction in table if par.tp >= size)
+    chunked, graph_bs = sglang_defaults(gpu, par.tp)
+    reserved = 512 + max(chunked, 2048) * 1.5 + ranks / 8 * 1024 + graph_bs * 2
+    if gpu.memory_gib > 60:
+        reserved = max(reserved, 10 * 1024)
+    return round((mem_mb - reserved) / mem_mb, 3)
+
+
+@lru_cache(maxsize=64)
+def _uses_cudagraph_estimate(engine_version: str | None) -> bool:
+    version = version_tuple(engine_version or default_version("vllm"))
+    return version >= VLLM_CUDAGRAPH_SINCE
+
+
+@dataclass(frozen=True)
+class Overhead:
+    activation: float
+    non_torch: float
+    cudagraph: float
+
+    @property
+    def total(self) -> float:
+        return self.activation + self.non_torch + self.cudagraph
+
+
+def vllm_overhead(
+    model: ModelProfile,
+    gpu: GpuSpec,
+    par: Parallelism,
+    *,
+    engine_version: str | None = None,
+    max_num_batched_tokens: int | None = None,
+) -> Overhead:
+    tokens = max_num_batched_tokens or default_max_num_batched_tokens("vllm", gpu)
+    # Logits are gathered over the whole vocabulary on every TP rank.
+    activation = float(tokens * model.vocab_size * LOGIT_BYTES)
+    activation += VLLM_ACTIVATION_BASE_AT_8K * tokens / 8192
+    if model.moe is not None:
+        # Fused-MoE intermediate cache: tokens x top-k x (gate+up) of this rank's expert slice.
+        shards = max(1, _moe_shards(par, "vllm") // max(1, par.ep))
+        width = 2 * model.moe.moe_intermediate_size // shards
+        activation += tokens * model.moe.experts_per_token * width * BF16_BYTES
+    non_torch = VLLM_NON_TORCH_MULTI if par.tp * par.pp > 1 else VLLM_NON_TORCH_SINGLE
+    cudagraph = 0.0
+    if _uses_cudagraph_estimate(engine_version):
+        cudagraph = VLLM_CUDAGRAPH_MOE if model.moe is not None else VLLM_CUDAGRAPH_DENSE
+    return Overhead(activation, non_torch, cudagraph)
+
+
+def overhead_bytes_per_gpu(
+    model: ModelProfile,
+    gpu: GpuSpec,
+    engine: str,
+    par: Parallelism,
+    *,
+    memory_fraction: float | None = None,
+    engine_version: str | None = None,
+    max_num_batched_tokens: int | None = None,
+) -> float:
+    """Memory per GPU that is neither weights nor KV cache.
+
+    vLLM: activation peak + non-torch + CUDA graphs. SGLang: what mem_fraction_static leaves
+    out of the pre-load free memory, plus what was in use before loading.
+    """
+    if engine == "vllm":
+        return vllm_overhead(
+            model,
+            gpu,
+            par,
+            engine_version=engine_version,
+            max_num_batched_tokens=max_num_batched_tokens,
+        ).total
+    fraction = memory_fraction or default_memory_fraction(engine, gpu, par, engine_version)
+    total = gpu.memory_gib * GIB
+    free_before = _sglang_free_before_load(gpu, par)
+    return total - free_before * fraction
+
+
+def _sglang_free_before_load(gpu: GpuSpec, par: Parallelism) -> float:
+    non_torch = VLLM_NON_TORCH_MULTI if par.tp * par.pp > 1 else VLLM_NON_TORCH_SINGLE
+    return gpu.memory_gib * GIB - CUDA_CONTEXT - non_torch
+
+
+def kv_budget_bytes_per_gpu(
+    model: ModelProfile,
+    gpu: GpuSpec,
+    engine: str,
+    par: Parallelism,
+    weights: float,
+    *,
+    memory_fraction: float,
+    engine_version: str | None = None,
+    max_num_batched_tokens: int | None = None,
+) -> tuple[float, float]:
+    """(KV bytes available per GPU, overhead bytes per GPU)."""
+    total = gpu.memory_gib * GIB
+    overhead = overhead_bytes_per_gpu(
+        model,
+        gpu,
+        engine,
+        par,
+        memory_fraction=memory_fraction,
+        engine_version=engine_version,
+        max_num_batched_tokens=max_num_batched_tokens,
+    )
+    if engine == "vllm":
+        return total * memory_fraction - weights - overhead, overhead
+    return _sglang_free_before_load(gpu, par) * memory_fraction - weights, overhead
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimate
+# ---------------------------------------------------------------------------------------------
+
+
+def _default_block_size(model: ModelProfile, engine: str) -> int:
+    if engine == "sglang":
+        return 1
+    # FlashMLA-style backends use 64-token pages; standard attention uses 16 on CUDA.
+    return 64 if model.attention == "mla" else 16
+
+
+@dataclass(frozen=True)
+class KvCapacity:
+    """What one KV pool (one GPU's share of a TP/PP group) holds."""
+
+    bytes_per_token: int  # full-attention layers, per GPU
+    bytes_per_request: float  # one `context`-token request, per GPU, block-rounded
+    tokens_per_pool: int
+    requests_per_pool: float
+
+
+def kv_capacity(
+    model: ModelProfile,
+    par: Parallelism,
+    engine: str,
+    available_bytes: float,
+    *,
+    context: int,
+    kv_cache_dtype: str = "auto",
+    block_size: int | None = None,
+    max_num_batched_tokens: int = 8192,
+) -> KvCapacity:
+    """Tokens and `context`-token requests that `available_bytes` of KV memory per GPU holds.
+
+    Every TP/PP rank stores its share of every token, so one GPU's count is the whole pool's.
+    """
+    full = kv_bytes_per_token_per_gpu(model, par, kv_cache_dtype)
+    local = local_kv_bytes_per_token_layers(model, par, kv_cache_dtype)
+    block = block_size or _default_block_size(model, engine)
+    if engine == "sglang":
+        # SGLang sizes the sliding-window pool as a fixed ratio of the full pool.
+        cell = full + local * SGLANG_SWA_FULL_TOKENS_RATIO
+        tokens = max(0, math.floor(available_bytes / cell))
+        return KvCapacity(full, cell * context, tokens, tokens / context)
+    blocks_per_request = math.ceil(context / block)
+    if not local:
+        per_block = block * full
+        num_blocks = max(0, math.floor(available_bytes / per_block))
+        return KvCapacity(
+            full,
+            blocks_per_request * per_block,
+            num_blocks * block,
+            num_blocks / blocks_per_request,
+        )
+    # Hybrid models: vLLM reports tokens as concurrency x max_model_len.
+    local_tokens = local_kv_tokens_per_request(model, context, max_num_batched_tokens, engine)
+    local_blocks = math.ceil(local_tokens / block) + 1
+    per_request = blocks_per_request * block * full + local_blocks * block * local
+    requests = max(0.0, available_bytes / per_request)
+    return KvCapacity(full, per_request, int(requests * context), requests)
+
+
+def instance_dp_factor(par: Parallelism) -> int:
+    """KV pools per engine instance: DP replicas and attention-DP ranks each hold their own."""
+    return max(par.dp, par.attn_dp)
+
+
+def estimate(
+    model: ModelProfile,
+    gpu: GpuSpec,
+    engine: str,
+    par: Parallelism,
+    *,
+    context: int,
+    kv_cache_dtype: str = "auto",
+    quantization: str | None = None,
+    memory_fraction: float | None = None,
+    engine_version: str | None = None,
+    concurrency: int | None = None,
+    block_size: int | None = None,
+    max_num_batched_tokens: int | None = None,
+) -> MemoryEstimate:
+    """Memory of one engine instance, per GPU, and how many `context`-token requests it holds.
+
+    `fits` means the weights and overheads fit and at least one full-context request (or
+    `concurrency` requests, spread over the instance's DP ranks) fits in the KV budget.
+    """
+    if engine not in ("vllm", "sglang"):
+        raise InputError(f"unknown engine {engine!r}", "use vllm or sglang")
+    if context < 1:
+        raise InputError(f"context must be at least 1 token, got {context}")
+    fraction = memory_fraction or default_memory_fraction(engine, gpu, par, engine_version)
+    if not 0 < fraction <= 1:
+        raise InputError(
+            f"memory fraction {fraction} is out of range", "use a value in (0, 1], e.g. 0.9"
+        )
+    batch = max_num_batched_tokens or default_max_num_batched_tokens(engine, gpu)
+    weights = weight_bytes_per_gpu(model, par, quantization=quantization, engine=engine)
+    available, overhead = kv_budget_bytes_per_gpu(
+        model,
+        gpu,
+        engine,
+        par,
+        weights,
+        memory_fraction=fraction,
+        engine_version=engine_version,
+        max_num_batched_tokens=batch,
+    )
+    block = block_size or _default_block_size(model, engine)
+    capacity = kv_capacity(
+        model,
+        par,
+        engine,
+        available,
+        context=context,
+        kv_cache_dtype=kv_cache_dtype,
+        block_size=block,
+        max_num_batched_tokens=batch,
+    )
+    full, per_request = capacity.bytes_per_token, capacity.bytes_per_request
+    tokens_per_gpu, concurrency_per_gpu = capacity.tokens_per_pool, capacity.requests_per_pool
+    pools = instance_dp_factor(par)
+    wanted = max(1, math.ceil((concurrency or 1) / pools))
+    margin = available - wanted * per_request
+    return MemoryEstimate(
+        weights_gib_per_gpu=round(weights / GIB, 3),
+        kv_bytes_per_token_per_gpu=full,
+        kv_cache_gib_per_gpu=round(available / GIB, 3),
+        kv_cache_tokens=tokens_per_gpu * pools,
+        max_concurrency=round(concurrency_per_gpu * pools, 2),
+        overhead_gib_per_gpu=round(overhead / GIB, 3),
+        gpu_memory_gib=gpu.memory_gib,
+        memory_fraction=round(fraction, 4),
+        context=context,
+        kv_gib_per_request=round(per_request / GIB, 4),
+        fits=margin >= 0,
+        margin_gib_per_gpu=round(margin / GIB, 3),
+    )

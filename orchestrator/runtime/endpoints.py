@@ -1,0 +1,131 @@
+"""One Docker client per node endpoint (`unix://`, `tcp://`, `ssh://`).
+
+`ssh://user@host` endpoints use the Docker SDK's `use_ssh_client=True`: the SDK shells out to
+the system `ssh` binary, so `~/.ssh/config`, agents, ProxyJump and known_hosts work exactly as
+they do for `docker -H ssh://...`, and no extra Python dependency (paramiko) is needed.
+
+The `docker` package is imported here, lazily, and nowhere that `deploy --help` or `deploy plan`
+reaches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from orchestrator.errors import DockerUnavailableError
+
+# docker.DockerClient; typed loosely because the SDK ships no type information.
+DockerClient = Any
+
+LOCAL_ENDPOINT = "unix:///var/run/docker.sock"
+# Seconds for one API call; long-running streams (events, logs --follow) carry no timeout.
+API_TIMEOUT_S = 60
+
+
+def normalize(endpoint: str | None) -> str:
+    """`None`, '' and 'local' mean the local socket; a bare path becomes `unix://path`."""
+    if not endpoint or endpoint == "local":
+        return LOCAL_ENDPOINT
+    if endpoint.startswith("/"):
+        return f"unix://{endpoint}"
+    return endpoint
+
+
+def is_local(endpoint: str) -> bool:
+    """A unix socket is on this machine: its published loopback ports are reachable from here."""
+    return normalize(endpoint).startswith("unix://")
+
+
+def _hint(endpoint: str) -> str:
+    if endpoint.startswith("unix://"):
+        path = endpoint[len("unix://") :]
+        return (
+            f"start dockerd (systemctl start docker) and check that {path} exists and that you "
+            "may use it (root or the docker group)"
+        )
+    if endpoint.startswith("ssh://"):
+        host = endpoint[len("ssh://") :]
+        return f"check that `ssh {host} docker info` works without a password prompt"
+    if endpoint.startswith(("tcp://", "http://", "https://")):
+        return "check that dockerd listens there (-H tcp://0.0.0.0:2376) and no firewall blocks it"
+    return "use unix:///path/docker.sock, tcp://host:port or ssh://user@host"
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    line = text[-1] if text else type(error).__name__
+    return line[:200]
+
+
+def connect(endpoint: str, *, timeout: int = API_TIMEOUT_S) -> DockerClient:
+    """A client that has answered a ping, or `DockerUnavailableError` (exit 2) in one line."""
+    try:
+        import docker
+    except ImportError as error:  # pragma: no cover - docker is a declared dependency
+        raise DockerUnavailableError(
+            "the Docker SDK for Python is not installed", "pip install 'docker>=7.0'"
+        ) from error
+
+    url = normalize(endpoint)
+    if "://" not in url or url.split("://", 1)[0] not in ("unix", "tcp", "ssh", "http", "https"):
+        raise DockerUnavailableError(f"unsupported Docker endpoint '{endpoint}'", _hint(url))
+    try:
+        client = docker.DockerClient(  # type: ignore[attr-defined]
+            base_url=url, timeout=timeout, use_ssh_client=url.startswith("ssh://")
+        )
+        client.ping()
+    except Exception as error:  # the SDK raises DockerException, requests and OS errors alike
+        raise DockerUnavailableError(
+            f"cannot reach the Docker daemon at {url} ({_reason(error)})", _hint(url)
+        ) from error
+    return client
+
+
+class Endpoints:
+    """A pool of connected clients, one per endpoint URL, shared by threads."""
+
+    def __init__(self, *, timeout: int = API_TIMEOUT_S) -> None:
+        self._timeout = timeout
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, endpoint: str) -> DockerClient:
+        url = normalize(endpoint)
+        with self._lock:
+            existing = self._clients.get(url)
+        if existing is not None:
+            return existing  # type: ignore[no-any-return]
+        client = connect(url, timeout=self._timeout)
+        with self._lock:
+            self._clients.setdefault(url, client)
+            return self._clients[url]  # type: ignore[no-any-return]
+
+    def connect_all(self, endpoints: list[str]) -> None:
+        """Ping every endpoint in parallel, so a cluster of slow ssh hops costs one round."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        unique = sorted({normalize(endpoint) for endpoint in endpoints})
+        if len(unique) <= 1:
+            for endpoint in unique:
+                self.client(endpoint)
+            return
+        with ThreadPoolExecutor(max_workers=len(unique)) as pool:
+            for future in [pool.submit(self.client, endpoint) for endpoint in unique]:
+                future.result()
+
+    def close(self) -> None:
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            # Closing a broken connection must not mask the real error.
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def __enter__(self) -> Endpoints:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

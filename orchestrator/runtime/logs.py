@@ -1,0 +1,115 @@
+"""`deploy logs`: the logs of one service or all of a deployment, optionally followed."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.errors import DockerUnavailableError, InputError
+from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints
+from orchestrator.runtime.state import StateStore
+from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE
+
+
+def find_containers(name: str, *, store: StateStore, endpoints: Endpoints) -> dict[str, Any]:
+    """service -> container, found by label on the state's endpoints and the local one."""
+    state = store.load(name)
+    targets = {LOCAL_ENDPOINT} | set(state.endpoints() if state else [])
+    found: dict[str, Any] = {}
+    reached = 0
+    for endpoint in sorted(targets):
+        try:
+            client = endpoints.client(endpoint)
+        except DockerUnavailableError:
+            if endpoint != LOCAL_ENDPOINT or len(targets) == 1:
+                raise
+            continue
+        reached += 1
+        for container in client.containers.list(
+            all=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
+        ):
+            found[container.labels.get(LABEL_SERVICE, container.name)] = container
+    return found
+
+
+def _resolve_name(name: str | None, store: StateStore) -> str:
+    if name is not None:
+        return name
+    names = store.names()
+    if len(names) == 1:
+        return names[0]
+    raise InputError(
+        "say which deployment" + (f" ({', '.join(names)})" if names else ""),
+        "pass --name NAME",
+    )
+
+
+def show_logs(
+    service: str | None,
+    *,
+    name: str | None,
+    follow: bool,
+    tail: int | None,
+    echo: Callable[[str], None],
+    store: StateStore | None = None,
+    endpoints: Endpoints | None = None,
+) -> None:
+    store = store if store is not None else StateStore()
+    pool = endpoints if endpoints is not None else Endpoints()
+    deployment = _resolve_name(name, store)
+    containers = find_containers(deployment, store=store, endpoints=pool)
+    if not containers:
+        raise InputError(
+            f"no containers for deployment '{deployment}'", "start it with `deploy up`"
+        )
+    if service is not None:
+        if service not in containers:
+            raise InputError(
+                f"no service '{service}' in deployment '{deployment}'",
+                f"services: {', '.join(sorted(containers))}",
+            )
+        containers = {service: containers[service]}
+    prefix = len(containers) > 1
+    width = max(len(s) for s in containers)
+    tail_arg: int | str = tail if tail is not None else "all"
+
+    def label(svc: str, line: str) -> str:
+        return f"{svc.ljust(width)} | {line}" if prefix else line
+
+    if not follow:
+        for svc in sorted(containers):
+            raw = containers[svc].logs(stdout=True, stderr=True, tail=tail_arg)
+            for line in raw.decode("utf-8", errors="replace").splitlines():
+                echo(label(svc, line))
+        return
+    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+
+    def pump(svc: str, container: Any) -> None:
+        try:
+            buffer = b""
+            stream = container.logs(
+                stdout=True, stderr=True, tail=tail_arg, stream=True, follow=True
+            )
+            for chunk in stream:
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    lines.put((svc, line.decode("utf-8", errors="replace")))
+            if buffer:
+                lines.put((svc, buffer.decode("utf-8", errors="replace")))
+        except Exception:  # the container went away: its stream ends
+            pass
+        finally:
+            lines.put(None)
+
+    for svc, container in sorted(containers.items()):
+        threading.Thread(target=pump, args=(svc, container), daemon=True).start()
+    open_streams = len(containers)
+    while open_streams:
+        item = lines.get()
+        if item is None:
+            open_streams -= 1
+            continue
+        echo(label(*item))

@@ -1,0 +1,182 @@
+"""The state directory: one JSON file per deployment, written atomically.
+
+Default location: `$XDG_STATE_HOME/deploy`, else `~/.local/state/deploy`. The file records
+the plan, the service specs, the container ids per endpoint and the restarts; it never holds a
+secret value (specs list secret names only). `down` does not need it: containers carry labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.errors import InputError
+from orchestrator.spec import ServiceSpec
+
+STATE_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NodeInfo(Strict):
+    """Where a node's services run and how the host reaches them."""
+
+    name: str
+    address: str = "127.0.0.1"
+    docker: str = "unix:///var/run/docker.sock"
+
+
+class ContainerRecord(Strict):
+    service: str
+    node: str
+    endpoint: str
+    id: str
+    spec_hash: str
+    started_at: float
+
+
+class DeploymentState(Strict):
+    version: int = STATE_VERSION
+    name: str
+    plan: dict[str, Any] | None = None
+    plan_hash: str = ""
+    specs: list[ServiceSpec]
+    nodes: list[NodeInfo]
+    containers: dict[str, ContainerRecord] = {}
+    restarts: dict[str, int] = {}
+    networks: dict[str, str] = Field(default={}, description="endpoint -> network id we created")
+    volumes: dict[str, list[str]] = Field(default={}, description="endpoint -> volumes we created")
+    endpoint_url: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+    def endpoints(self) -> list[str]:
+        return sorted({node.docker for node in self.nodes})
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InputError(
+            f"invalid deployment name '{name}'",
+            "use letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)",
+        )
+    return name
+
+
+def default_state_dir() -> Path:
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "deploy"
+
+
+class StateStore:
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_state_dir()
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{validate_name(name)}.json"
+
+    def files_dir(self, name: str) -> Path:
+        """Where `deploy up` renders the deployment's files (compose, nginx.conf, ...)."""
+        return self.directory / validate_name(name)
+
+    def load(self, name: str) -> DeploymentState | None:
+        path = self.path(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            return DeploymentState.model_validate_json(text)
+        except ValueError as error:
+            raise InputError(
+                f"state file {path} is not valid ({str(error).splitlines()[0]})",
+                f"delete it; `deploy down --name {name}` still finds the containers by label",
+            ) from error
+
+    def save(self, state: DeploymentState) -> Path:
+        """Write to a temporary file in the same directory, fsync, then rename over the old one,
+        so a crash never leaves a half-written state file behind."""
+        state.updated_at = time.time()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.path(state.name)
+        data = state.model_dump_json(indent=2).encode()
+        fd, tmp = tempfile.mkstemp(prefix=f".{state.name}.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        try:  # make the rename itself durable
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+        except OSError:
+            return path
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+        return path
+
+    def delete(self, name: str) -> bool:
+        """Remove the state file and the rendered files beside it."""
+        import shutil
+
+        files = self.files_dir(name)
+        if files.is_dir():
+            shutil.rmtree(files, ignore_errors=True)
+        try:
+            self.path(name).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def names(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(path.stem for path in self.directory.glob("*.json") if _NAME.match(path.stem))
+
+    def all(self) -> list[DeploymentState]:
+        states = []
+        for name in self.names():
+            state = self.load(name)
+            if state is not None:
+                states.append(state)
+        return states
+
+
+def find_endpoint(name: str, state_dir: Path | str | None = None) -> str:
+    """The URL of a running deployment (its router or first server), for `deploy bench`."""
+    store = StateStore(state_dir)
+    state = store.load(name)
+    if state is None:
+        known = ", ".join(store.names()) or "none"
+        raise InputError(
+            f"no deployment named '{name}' in {store.directory} (known: {known})",
+            "start it with `deploy up`, or pass --state-dir",
+        )
+    if not state.endpoint_url:
+        raise InputError(
+            f"deployment '{name}' has no HTTP endpoint yet",
+            f"wait for `deploy up` to finish or check `deploy status --name {name}`",
+        )
+    return state.endpoint_url
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)

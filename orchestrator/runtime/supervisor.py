@@ -1,0 +1,694 @@
+"""Start a deployment's services in dependency order, wait until they are ready, keep them alive.
+
+Units of supervision are restart groups: all ranks of one multi-node engine instance
+(`ServiceSpec.group`) start together and restart together, because a rank that comes back
+alone cannot rejoin its peers' collective. A unit starts when every service it depends on is
+ready (engines first, then routers and load balancers). Container deaths arrive through Docker
+events (one watcher thread per endpoint), so a crash is seen at once instead of at the next
+poll. Restarts back off exponentially and are bounded; the last log lines go into the error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import InputError, RuntimeFailure
+from orchestrator.runtime import containers as ck
+from orchestrator.runtime.endpoints import Endpoints, normalize
+from orchestrator.runtime.probes import ProbeTracker, Verdict, entry_url, http_check, probe_url
+from orchestrator.runtime.progress import QuietReporter, Reporter, Row
+from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
+from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
+
+
+class ServiceGaveUp(RuntimeFailure):
+    """A service kept failing; `log_tail` holds its last log lines."""
+
+    def __init__(self, message: str, hint: str, *, service: str, log_tail: list[str]) -> None:
+        super().__init__(message, hint)
+        self.service = service
+        self.log_tail = log_tail
+
+
+@dataclass
+class SupervisorOptions:
+    timeout_s: float | None = None  # None: the slowest unit's startup budget plus a margin
+    max_restarts: int = 3  # restarts of one unit before giving up (reset once stable)
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    stable_after_s: float = 120.0  # ready this long: the restart count starts over
+    poll_s: float = 0.25
+    with_gpus: bool = True
+    log_tail: int = 20
+    keep_on_failure: bool = False  # leave what this run created on failure or Ctrl-C
+
+
+@dataclass
+class Member:
+    spec: ServiceSpec
+    node: NodeInfo
+    tracker: ProbeTracker
+    container: Any = None  # docker.models.containers.Container
+    verdict: Verdict = "starting"
+    started_at: float = 0.0  # wall clock, for the state file
+
+
+@dataclass
+class Unit:
+    key: str
+    members: list[Member]
+    depends_on: set[str] = field(default_factory=set)  # unit keys
+    state: str = "waiting"  # waiting | backoff | running | ready | failed
+    restarts: int = 0  # consecutive, for the bound
+    total_restarts: int = 0
+    next_start_at: float = 0.0
+    ready_since: float | None = None
+    since: float = field(default_factory=time.monotonic)
+    last_failure: str = ""
+    last_logs: list[str] = field(default_factory=list)
+    last_logs_service: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+def backoff_delay(restart: int, base_s: float, max_s: float) -> float:
+    """0 for the first restart (a one-off crash costs nothing), then base, 2*base, ... max."""
+    if restart <= 1:
+        return 0.0
+    return float(min(base_s * 2 ** (restart - 2), max_s))
+
+
+def build_units(specs: list[ServiceSpec], nodes: Mapping[str, NodeInfo]) -> dict[str, Unit]:
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InputError(
+            f"duplicate service names: {', '.join(duplicates)}", "names must be unique"
+        )
+    unit_of = {spec.name: spec.group or spec.name for spec in specs}
+    units: dict[str, Unit] = {}
+    for spec in specs:
+        node = nodes.get(spec.node)
+        if node is None:
+            raise InputError(
+                f"service {spec.name} runs on unknown node '{spec.node}'",
+                f"known nodes: {', '.join(sorted(nodes)) or 'none'}",
+            )
+        key = unit_of[spec.name]
+        unit = units.setdefault(key, Unit(key=key, members=[]))
+        unit.members.append(Member(spec=spec, node=node, tracker=ProbeTracker(spec)))
+        for dependency in spec.depends_on:
+            if dependency not in unit_of:
+                raise InputError(
+                    f"service {spec.name} depends on unknown service '{dependency}'",
+                    "fix depends_on in the service list",
+                )
+            if unit_of[dependency] != key:
+                unit.depends_on.add(unit_of[dependency])
+    _check_acyclic(units)
+    return units
+
+
+def _check_acyclic(units: dict[str, Unit]) -> None:
+    done: set[str] = set()
+    for _ in range(len(units) + 1):
+        progress = [k for k, u in units.items() if k not in done and u.depends_on <= done]
+        if not progress:
+            break
+        done.update(progress)
+    if len(done) != len(units):
+        stuck = sorted(set(units) - done)
+        raise InputError(f"services depend on each other in a cycle: {', '.join(stuck)}")
+
+
+def log_tail(container: Any, lines: int) -> list[str]:
+    try:
+        raw = container.logs(stdout=True, stderr=True, tail=lines)
+    except Exception:  # the container may already be gone
+        return []
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+class Supervisor:
+    """Brings a list of `ServiceSpec`s up on their nodes' Docker endpoints and keeps them up."""
+
+    def __init__(
+        self,
+        name: str,
+        specs: list[ServiceSpec],
+        nodes: list[NodeInfo],
+        *,
+        store: StateStore | None = None,
+        endpoints: Endpoints | None = None,
+        options: SupervisorOptions | None = None,
+        reporter: Reporter | None = None,
+        plan: dict[str, Any] | None = None,
+        plan_hash: str = "",
+        host_env: Mapping[str, str] | None = None,
+        files_dir: Path | None = None,
+    ) -> None:
+        from orchestrator.runtime.state import validate_name
+
+        self.name = validate_name(name)
+        self.specs = specs
+        self.nodes = {
+            node.name: node.model_copy(update={"docker": normalize(node.docker)}) for node in nodes
+        }
+        self.store = store if store is not None else StateStore()
+        self.endpoints = endpoints if endpoints is not None else Endpoints()
+        self.options = options or SupervisorOptions()
+        self.reporter = reporter or QuietReporter()
+        self.plan = plan
+        self.plan_hash = plan_hash
+        self.host_env = dict(os.environ if host_env is None else host_env)
+        self.files_dir = files_dir  # where `./file` mounts were rendered (per node)
+        self.units = build_units(specs, self.nodes)
+        self.created_ids: dict[str, str] = {}  # container id -> endpoint, created by this run
+        self.created_networks: dict[str, str] = {}
+        self.created_volumes: dict[str, list[str]] = {}
+        self.kept: list[str] = []
+        self.replaced: list[str] = []
+        self.url: str | None = None
+        self._events: queue.Queue[str] = queue.Queue()
+        self._watchers: list[Any] = []
+        self._previous: DeploymentState | None = None
+
+    # ----------------------------------------------------------------- public API
+    def up(self) -> str | None:
+        """Start (or reconcile) every service and return once all are ready: the entry URL.
+
+        On failure or Ctrl-C, removes what this call created on every endpoint and re-raises.
+        """
+        try:
+            self._prepare()
+            self._start_watchers()
+            self._loop(until_ready=True, deadline=self._deadline(), stop=None)
+            self._save()
+            return self.url
+        except BaseException:
+            self._stop_watchers()
+            if not self.options.keep_on_failure:
+                self.teardown_created()
+            raise
+        finally:
+            self._stop_watchers()
+
+    def watch(
+        self, *, stop: threading.Event | None = None, duration_s: float | None = None
+    ) -> None:
+        """Keep supervising after `up` (restarts, group restarts) until `stop` or `duration_s`."""
+        self._start_watchers()
+        try:
+            deadline = time.monotonic() + duration_s if duration_s is not None else None
+            self._loop(until_ready=False, deadline=deadline, stop=stop or threading.Event())
+        finally:
+            self._stop_watchers()
+            self._save()
+
+    def teardown_created(self) -> None:
+        """Remove every container, network and volume this supervisor created."""
+        by_endpoint: dict[str, list[str]] = {}
+        for container_id, endpoint in self.created_ids.items():
+            by_endpoint.setdefault(endpoint, []).append(container_id)
+        jobs = [(endpoint, cid) for endpoint, ids in by_endpoint.items() for cid in ids]
+        if jobs:
+            with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+                list(pool.map(lambda job: self._remove_container(*job), jobs))
+        self.created_ids.clear()
+        for endpoint, network_id in list(self.created_networks.items()):
+            # Already gone or still in use: best effort on the way out.
+            with contextlib.suppress(Exception):
+                self.endpoints.client(endpoint).networks.get(network_id).remove()
+        for endpoint, volumes in list(self.created_volumes.items()):
+            for volume in volumes:
+                with contextlib.suppress(Exception):
+                    self.endpoints.client(endpoint).volumes.get(volume).remove(force=True)
+        self.created_networks.clear()
+        self.created_volumes.clear()
+        for unit in self.units.values():
+            for member in unit.members:
+                member.container = None
+
+    # ----------------------------------------------------------------- preparation
+    def _prepare(self) -> None:
+        self.endpoints.connect_all([node.docker for node in self.nodes.values()])
+        self._previous = self.store.load(self.name)
+        if self._previous is not None:
+            for unit in self.units.values():
+                unit.total_restarts = max(
+                    (self._previous.restarts.get(m.spec.name, 0) for m in unit.members), default=0
+                )
+        self._check_files()
+        self._check_images()
+        existing = self._existing_containers()
+        self._reconcile(existing)
+        self._ensure_networks_and_volumes()
+
+    def _check_files(self) -> None:
+        for member in self._members():
+            for path, _ in ck.rendered_files(member.spec, self.files_dir):
+                if not path.is_file():
+                    raise RuntimeFailure(
+                        f"{member.spec.name} mounts {path}, which does not exist",
+                        "`deploy up` renders it with the deployment; when driving the "
+                        "supervisor directly, pass files_dir= with the rendered files",
+                    )
+
+    def _check_images(self) -> None:
+        import docker.errors
+
+        needed = sorted({(m.node.docker, m.spec.image, m.node.name) for m in self._members()})
+        for endpoint, image, node in needed:
+            client = self.endpoints.client(endpoint)
+            try:
+                client.images.get(image)
+                continue
+            except docker.errors.ImageNotFound:
+                pass
+            self.reporter.message(f"pulling {image} on {node} ...")
+            try:
+                client.images.pull(image)
+            except Exception as error:
+                hint = (
+                    "build it with docker/build-sim-image.sh (and `docker save | docker load` "
+                    "it onto every node)"
+                    if image.startswith("deploy-sim")
+                    else "pull or load it on that node (docker pull / docker load)"
+                )
+                reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+                raise RuntimeFailure(
+                    f"image {image} is not on node {node} and cannot be pulled ({reason})", hint
+                ) from error
+
+    def _existing_containers(self) -> dict[str, list[tuple[str, Any]]]:
+        """service name -> [(endpoint, container)] for this deployment, found by label."""
+        found: dict[str, list[tuple[str, Any]]] = {}
+        for endpoint in sorted({node.docker for node in self.nodes.values()}):
+            client = self.endpoints.client(endpoint)
+            for container in client.containers.list(
+                all=True, filters={"label": f"{LABEL_DEPLOYMENT}={self.name}"}
+            ):
+                service = container.labels.get(LABEL_SERVICE, "")
+                found.setdefault(service, []).append((endpoint, container))
+        return found
+
+    def _reconcile(self, existing: dict[str, list[tuple[str, Any]]]) -> None:
+        """Keep running containers whose spec hash matches; replace the rest (whole groups)."""
+        keep: dict[str, tuple[str, Any]] = {}
+        for unit in self.units.values():
+            matches: dict[str, tuple[str, Any]] = {}
+            for member in unit.members:
+                candidates = existing.get(member.spec.name, [])
+                if len(candidates) != 1:
+                    continue
+                endpoint, container = candidates[0]
+                if (
+                    endpoint == member.node.docker
+                    and container.status == "running"
+                    and container.labels.get(LABEL_SPEC_HASH) == member.spec.spec_hash()
+                ):
+                    matches[member.spec.name] = (endpoint, container)
+            if len(matches) == len(unit.members):
+                keep.update(matches)
+        removals: list[tuple[str, str]] = []
+        for service, entries in existing.items():
+            for endpoint, container in entries:
+                if keep.get(service, ("", None))[1] is container:
+                    continue
+                removals.append((endpoint, container.id))
+                if service in {m.spec.name for m in self._members()}:
+                    self.replaced.append(service)
+        if removals:
+            with ThreadPoolExecutor(max_workers=min(16, len(removals))) as pool:
+                list(pool.map(lambda job: self._remove_container(*job), removals))
+        now = time.monotonic()
+        for unit in self.units.values():
+            if all(m.spec.name in keep for m in unit.members):
+                for member in unit.members:
+                    member.container = keep[member.spec.name][1]
+                    member.tracker.reset(now - member.spec.probe.start_period_s)
+                    member.started_at = self._previous_started(member.spec.name)
+                    self.kept.append(member.spec.name)
+                unit.state = "running"
+        self.replaced = sorted(set(self.replaced))
+
+    def _previous_started(self, service: str) -> float:
+        if self._previous is not None and service in self._previous.containers:
+            return self._previous.containers[service].started_at
+        return time.time()
+
+    def _ensure_networks_and_volumes(self) -> None:
+        import docker.errors
+
+        bridge_endpoints = {m.node.docker for m in self._members() if m.spec.network_mode != "host"}
+        labels = {LABEL_DEPLOYMENT: self.name, ck.LABEL_CREATED: "true"}
+        for endpoint in sorted(bridge_endpoints):
+            client = self.endpoints.client(endpoint)
+            network = ck.network_name(self.name)
+            if not client.networks.list(names=[network]):
+                created = client.networks.create(network, driver="bridge", labels=labels)
+                self.created_networks[endpoint] = created.id
+        for member in self._members():
+            client = self.endpoints.client(member.node.docker)
+            for volume in ck.named_volumes(member.spec):
+                try:
+                    client.volumes.get(volume)
+                except docker.errors.NotFound:
+                    client.volumes.create(name=volume, labels=labels)
+                    self.created_volumes.setdefault(member.node.docker, []).append(volume)
+
+    # ----------------------------------------------------------------- the loop
+    def _deadline(self) -> float:
+        if self.options.timeout_s is not None:
+            return time.monotonic() + self.options.timeout_s
+        # Every layer of dependencies may take its full startup budget, with every restart.
+        budget = max((m.tracker.startup_budget_s() for m in self._members()), default=60.0)
+        depth = len(self.units)
+        return time.monotonic() + (budget + 30.0) * depth * (self.options.max_restarts + 1)
+
+    def _loop(
+        self, *, until_ready: bool, deadline: float | None, stop: threading.Event | None
+    ) -> None:
+        while True:
+            now = time.monotonic()
+            self._start_due_units(now)
+            self._check_units(now)
+            self.reporter.update(self._rows())
+            if until_ready and all(unit.ready for unit in self.units.values()):
+                self.url = entry_url(self.specs, self.nodes)
+                return
+            if stop is not None and stop.is_set():
+                return
+            if deadline is not None and now >= deadline:
+                if not until_ready:
+                    return
+                self._fail_timeout()
+            self._wait_for_event(self.options.poll_s)
+
+    def _wait_for_event(self, timeout: float) -> None:
+        try:
+            self._events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:  # drain a burst (a group's ranks die together)
+            try:
+                self._events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _start_due_units(self, now: float) -> None:
+        due = [
+            unit
+            for unit in self.units.values()
+            if unit.state in ("waiting", "backoff")
+            and now >= unit.next_start_at
+            and all(self.units[dep].ready for dep in unit.depends_on)
+        ]
+        for unit in due:
+            self._start_unit(unit)
+
+    def _start_unit(self, unit: Unit) -> None:
+        """Create and start every member together (ranks rendezvous with each other)."""
+        with ThreadPoolExecutor(max_workers=len(unit.members)) as pool:
+            list(pool.map(self._start_member, unit.members))
+        unit.state = "running"
+        unit.since = time.monotonic()
+        unit.ready_since = None
+        self._save()
+
+    def _start_member(self, member: Member) -> None:
+        import docker.errors
+
+        client = self.endpoints.client(member.node.docker)
+        network = ck.network_name(self.name) if member.spec.network_mode != "host" else None
+        kwargs = ck.create_kwargs(
+            member.spec,
+            deployment=self.name,
+            plan_hash=self.plan_hash,
+            host_env=self.host_env,
+            with_gpus=self.options.with_gpus,
+            network=network,
+        )
+        name = kwargs["name"]
+        try:
+            stale = client.containers.get(name)
+        except docker.errors.NotFound:
+            stale = None
+        if stale is not None:
+            stale.remove(force=True)
+        try:
+            container = client.containers.create(**kwargs)
+        except docker.errors.APIError as error:
+            raise RuntimeFailure(
+                f"cannot create {member.spec.name} on {member.node.name}: {error.explanation or error}",
+                "check the service spec (image, ports, devices) against that node",
+            ) from error
+        self.created_ids[container.id] = member.node.docker
+        if network is not None:
+            # The service name is the DNS alias other containers of the deployment use.
+            client.api.disconnect_container_from_network(container.id, network)
+            client.api.connect_container_to_network(
+                container.id, network, aliases=[member.spec.name]
+            )
+        for path, target in ck.rendered_files(member.spec, self.files_dir):
+            directory, archive = ck.file_archive(path, target)
+            container.put_archive(directory, archive)
+        try:
+            container.start()
+        except docker.errors.APIError as error:
+            raise RuntimeFailure(
+                f"cannot start {member.spec.name} on {member.node.name}: {error.explanation or error}",
+                "check ports, GPUs and devices on that node",
+            ) from error
+        member.container = container
+        member.verdict = "starting"
+        member.tracker.reset()
+        member.started_at = time.time()
+
+    def _check_units(self, now: float) -> None:
+        running = [u for u in self.units.values() if u.state in ("running", "ready")]
+        members = [m for u in running for m in u.members]
+        if len(members) > 1:
+            with ThreadPoolExecutor(max_workers=min(16, len(members))) as pool:
+                list(pool.map(self._check_member, members))
+        else:
+            for member in members:
+                self._check_member(member)
+        for unit in running:
+            verdicts = {m.verdict for m in unit.members}
+            if verdicts & {"dead", "unhealthy"}:
+                self._handle_failure(unit, now)
+            elif verdicts == {"ready"}:
+                if unit.state != "ready":
+                    unit.state = "ready"
+                    unit.since = now
+                    unit.ready_since = now
+                elif (
+                    unit.ready_since is not None
+                    and now - unit.ready_since >= self.options.stable_after_s
+                ):
+                    unit.restarts = 0
+            elif unit.state == "ready":
+                unit.state = "running"  # a rank lost readiness but not (yet) its budget
+                unit.since = now
+
+    def _check_member(self, member: Member) -> None:
+        container = member.container
+        if container is None:
+            member.verdict = "dead"
+            member.tracker.detail = "no container"
+            return
+        try:
+            container.reload()
+            status = container.status
+        except Exception:
+            status = "removed"
+        alive = status == "running"
+        if not alive:
+            code = container.attrs.get("State", {}).get("ExitCode", "?")
+            oom = container.attrs.get("State", {}).get("OOMKilled", False)
+            detail = "killed by the OOM killer" if oom else f"{status}, exit code {code}"
+            member.verdict = member.tracker.observe(alive=False, ok=False, detail=detail)
+            return
+        if member.spec.probe.kind == "process":
+            member.verdict = member.tracker.observe(alive=True, ok=True, detail="running")
+            return
+        url = probe_url(member.spec, member.node)
+        if url is not None:
+            ok, detail = http_check(url, min(member.spec.probe.timeout_s, 2.0))
+        else:
+            # No port the host can reach: fall back to the container's own healthcheck.
+            health = container.attrs.get("State", {}).get("Health", {}).get("Status", "")
+            ok, detail = health == "healthy", f"docker health: {health or 'none'}"
+        member.verdict = member.tracker.observe(alive=True, ok=ok, detail=detail)
+
+    def _handle_failure(self, unit: Unit, now: float) -> None:
+        failed = next(m for m in unit.members if m.verdict in ("dead", "unhealthy"))
+        if failed.verdict == "unhealthy":
+            reason = (
+                f"not ready after {now - failed.tracker.started_at:.0f}s ({failed.tracker.detail})"
+            )
+        else:
+            reason = failed.tracker.detail
+        unit.last_failure = f"{failed.spec.name} {reason}"
+        if failed.container is not None:
+            unit.last_logs = log_tail(failed.container, self.options.log_tail)
+            unit.last_logs_service = failed.spec.name
+        unit.restarts += 1
+        unit.total_restarts += 1
+        # Take the whole unit down: peers of a dead rank hang in their collectives.
+        jobs = [(m.node.docker, m.container.id) for m in unit.members if m.container is not None]
+        if jobs:
+            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                list(pool.map(lambda job: self._remove_container(*job), jobs))
+        for member in unit.members:
+            member.container = None
+            member.verdict = "starting"
+        if unit.restarts > self.options.max_restarts:
+            unit.state = "failed"
+            self._save()
+            self._give_up(unit)
+        delay = backoff_delay(
+            unit.restarts, self.options.backoff_base_s, self.options.backoff_max_s
+        )
+        unit.state = "backoff"
+        unit.since = now
+        unit.next_start_at = now + delay
+        who = f"group {unit.key}" if len(unit.members) > 1 else unit.key
+        self.reporter.message(
+            f"{unit.last_failure}; restarting {who} in {delay:.0f}s "
+            f"(restart {unit.restarts} of {self.options.max_restarts})"
+        )
+        self._save()
+
+    def _give_up(self, unit: Unit) -> None:
+        last = unit.last_logs[-1] if unit.last_logs else "(no log output)"
+        raise ServiceGaveUp(
+            f"{unit.key} failed {unit.restarts} times, giving up: {unit.last_failure}; "
+            f"last log line: {last}",
+            "fix the cause shown in its log and run `deploy up` again",
+            service=unit.last_logs_service or unit.key,
+            log_tail=unit.last_logs,
+        )
+
+    def _fail_timeout(self) -> None:
+        waiting = [u for u in self.units.values() if not u.ready]
+        parts = []
+        for unit in waiting[:3]:
+            detail = unit.members[0].tracker.detail if unit.members else ""
+            parts.append(f"{unit.key} ({unit.state}: {detail})")
+        raise RuntimeFailure(
+            f"deployment {self.name} not ready in time; waiting for {', '.join(parts)}",
+            "raise --timeout for large models, or check `deploy logs`",
+        )
+
+    # ----------------------------------------------------------------- events
+    def _start_watchers(self) -> None:
+        for endpoint in sorted({node.docker for node in self.nodes.values()}):
+            client = self.endpoints.client(endpoint)
+            stream = client.events(
+                decode=True,
+                filters={
+                    "type": "container",
+                    "event": ["die", "oom"],
+                    "label": f"{LABEL_DEPLOYMENT}={self.name}",
+                },
+            )
+            self._watchers.append(stream)
+            thread = threading.Thread(
+                target=self._pump, args=(stream,), name=f"events-{endpoint}", daemon=True
+            )
+            thread.start()
+
+    def _pump(self, stream: Any) -> None:
+        try:
+            for event in stream:
+                self._events.put(str(event.get("id", "")))
+        except Exception:  # the stream is closed on stop; the loop's poll still runs
+            return
+
+    def _stop_watchers(self) -> None:
+        for stream in self._watchers:
+            with contextlib.suppress(Exception):
+                stream.close()
+        self._watchers.clear()
+
+    # ----------------------------------------------------------------- helpers
+    def _members(self) -> list[Member]:
+        return [m for unit in self.units.values() for m in unit.members]
+
+    def _remove_container(self, endpoint: str, container_id: str) -> None:
+        with contextlib.suppress(Exception):  # already removed
+            self.endpoints.client(endpoint).api.remove_container(container_id, force=True)
+        self.created_ids.pop(container_id, None)
+
+    def _rows(self) -> list[Row]:
+        rows = []
+        for unit in self.units.values():
+            for member in unit.members:
+                state = unit.state
+                if state in ("running", "ready"):
+                    state = member.verdict
+                detail = member.tracker.detail
+                if unit.state == "backoff":
+                    detail = unit.last_failure
+                rows.append(
+                    Row(
+                        service=member.spec.name,
+                        node=member.node.name,
+                        state=state,
+                        detail=detail,
+                        restarts=unit.total_restarts,
+                        since=unit.since,
+                    )
+                )
+        return rows
+
+    def _save(self) -> None:
+        records = {}
+        for member in self._members():
+            if member.container is not None:
+                records[member.spec.name] = ContainerRecord(
+                    service=member.spec.name,
+                    node=member.node.name,
+                    endpoint=member.node.docker,
+                    id=member.container.id,
+                    spec_hash=member.spec.spec_hash(),
+                    started_at=member.started_at or time.time(),
+                )
+        previous = self._previous
+        networks = dict(previous.networks) if previous else {}
+        networks.update(self.created_networks)
+        volumes = dict(previous.volumes) if previous else {}
+        for endpoint, names in self.created_volumes.items():
+            volumes[endpoint] = sorted(set(volumes.get(endpoint, [])) | set(names))
+        state = DeploymentState(
+            name=self.name,
+            plan=self.plan,
+            plan_hash=self.plan_hash,
+            specs=self.specs,
+            nodes=list(self.nodes.values()),
+            containers=records,
+            restarts={
+                m.spec.name: unit.total_restarts
+                for unit in self.units.values()
+                for m in unit.members
+            },
+            networks=networks,
+            volumes=volumes,
+            endpoint_url=self.url or (previous.endpoint_url if previous else None),
+            created_at=previous.created_at if previous else time.time(),
+        )
+        self.store.save(state)

@@ -1,0 +1,122 @@
+"""`deploy up` as one library call: a plan and its services in, a running deployment out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.runtime.endpoints import Endpoints
+from orchestrator.runtime.progress import Reporter
+from orchestrator.runtime.state import NodeInfo, StateStore
+from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
+from orchestrator.spec import ServiceSpec
+
+if TYPE_CHECKING:
+    from orchestrator.plan import Plan
+
+SIM_ENV_PREFIX = "DEPLOY_SIM_"
+
+
+@dataclass
+class UpResult:
+    name: str
+    url: str | None
+    started: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    state_file: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "started": self.started,
+            "kept": self.kept,
+            "replaced": self.replaced,
+            "state_file": self.state_file,
+        }
+
+
+def nodes_of(plan: Plan) -> list[NodeInfo]:
+    return [
+        NodeInfo(name=node.name, address=node.address, docker=node.docker)
+        for node in plan.hardware.node_list
+    ]
+
+
+def with_sim_knobs(services: list[ServiceSpec], host_env: Mapping[str, str]) -> list[ServiceSpec]:
+    """In `--simulate` mode the host's DEPLOY_SIM_* variables reach every simulated engine, so
+    `DEPLOY_SIM_LOAD_SECONDS=60 deploy up --simulate ...` rehearses a slow load."""
+    knobs = {k: v for k, v in host_env.items() if k.startswith(SIM_ENV_PREFIX)}
+    if not knobs:
+        return services
+    return [
+        spec.model_copy(update={"environment": {**spec.environment, **knobs}}) for spec in services
+    ]
+
+
+def render_files(plan: Plan, services: list[ServiceSpec], out_dir: Path) -> Path:
+    """The deployment's files (compose, launch scripts, nginx.conf) next to its state: what
+    `./file` mounts refer to, and a record of exactly what runs."""
+    from orchestrator.render import render_deployment
+
+    render_deployment(plan, services, out_dir)
+    return out_dir
+
+
+def run_up(
+    plan: Plan,
+    services: list[ServiceSpec],
+    *,
+    simulate: bool = False,
+    state_dir: Path | None = None,
+    keep: bool = False,
+    timeout_s: float | None = None,
+    reporter: Reporter | None = None,
+    watch: bool = False,
+    stop: threading.Event | None = None,
+    options: SupervisorOptions | None = None,
+) -> UpResult:
+    host_env = dict(os.environ)
+    if simulate:
+        services = with_sim_knobs(services, host_env)
+    options = options or SupervisorOptions()
+    options.timeout_s = timeout_s if timeout_s is not None else options.timeout_s
+    options.with_gpus = not simulate
+    options.keep_on_failure = keep
+    store = StateStore(state_dir)
+    files_dir = render_files(plan, services, store.files_dir(plan.name))
+    with Endpoints() as endpoints:
+        supervisor = Supervisor(
+            plan.name,
+            services,
+            nodes_of(plan),
+            store=store,
+            endpoints=endpoints,
+            options=options,
+            reporter=reporter,
+            plan=plan.model_dump(mode="json"),
+            plan_hash=plan.plan_hash(),
+            host_env=host_env,
+            files_dir=files_dir,
+        )
+        url = supervisor.up()
+        result = UpResult(
+            name=plan.name,
+            url=url,
+            started=sorted(s.name for s in services if s.name not in supervisor.kept),
+            kept=sorted(supervisor.kept),
+            replaced=sorted(supervisor.replaced),
+            state_file=str(store.path(plan.name)),
+        )
+        if watch:
+            if reporter is not None:
+                reporter.message(f"{plan.name} is up at {url}; supervising (Ctrl-C to detach)")
+            with contextlib.suppress(KeyboardInterrupt):  # detach: the deployment keeps running
+                supervisor.watch(stop=stop)
+        return result

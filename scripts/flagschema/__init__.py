@@ -1,0 +1,1 @@
+"""Build machine-readable flag schemas from the engines' own argument parsers."""

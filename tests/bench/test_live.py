@@ -1,0 +1,133 @@
+"""The client against a real streaming server on 127.0.0.1 with known timing."""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import pytest
+
+from orchestrator.bench.options import BenchOptions
+from orchestrator.bench.runner import BenchResult, run_bench
+from orchestrator.errors import BenchError
+
+
+def close_to(measured: float, expected: float) -> bool:
+    """Within 5% or 1 ms, whichever is wider."""
+    return abs(measured - expected) <= max(0.05 * expected, 1.0)
+
+
+def run(url: str, **kwargs: Any) -> BenchResult:
+    defaults: dict[str, Any] = {"input_len": 8, "output_len": 10, "requests": 8}
+    defaults.update(kwargs)
+    return run_bench(BenchOptions(base_url=url, **defaults))
+
+
+def measured_timing(url: str, endpoint: str) -> BenchResult:
+    """Up to three runs: a run flagged client-bound (a busy machine delayed the client) is
+    not a measurement of the server and is taken again."""
+    for _ in range(3):
+        result = run(url, concurrency=(1, 4), endpoint=endpoint)
+        if not any(level.check.client_bound for level in result.levels):
+            break
+    return result
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_measured_ttft_and_tpot_match_the_server(make_server: Any, endpoint: str) -> None:
+    server = make_server(ttft_ms=100, tpot_ms=20)
+    result = measured_timing(server.url, endpoint)
+    assert result.model == "test-model"
+    for level in result.levels:
+        assert not level.check.client_bound, level.check.reasons
+        m = level.metrics
+        assert m.requests == 8 and m.completed == 8
+        assert m.errors == {"connection": 0, "http_status": 0, "stream_break": 0, "timeout": 0}
+        assert m.ttft is not None and m.tpot is not None and m.itl is not None
+        assert close_to(m.ttft.mean, 100), m.ttft
+        assert close_to(m.ttft.p50, 100), m.ttft
+        assert close_to(m.tpot.mean, 20), m.tpot
+        assert close_to(m.itl.p50, 20), m.itl
+        assert m.e2el is not None and close_to(m.e2el.mean, 100 + 9 * 20)
+        assert m.mean_output_tokens == 10
+        assert m.tokens_from_usage == 8 and m.mean_input_tokens == 7  # the server's usage
+        assert close_to(m.achieved_concurrency * 1000, level.load * 1000)
+    path = "/v1/chat/completions" if endpoint == "chat" else "/v1/completions"
+    assert result.url == server.url + path
+    body = server.bodies[-1]
+    assert body["model"] == "test-model" and body["max_tokens"] == 10
+    assert body["stream_options"] == {"include_usage": True} and body["ignore_eos"] is True
+    # closed loop at 4: about 4 / e2e requests per second
+    rate = result.levels[1].metrics.request_throughput
+    assert abs(rate - 4 / 0.28) / (4 / 0.28) < 0.15
+
+
+def test_without_usage_tokens_are_counted_from_chunks(make_server: Any) -> None:
+    server = make_server(ttft_ms=10, tpot_ms=2, usage=False)
+    level = run(server.url, concurrency=(2,)).levels[0]
+    assert level.metrics.tokens_from_chunks == 8 and level.metrics.tokens_from_usage == 0
+    assert level.metrics.mean_output_tokens == 10
+    assert all(r.token_source == "chunks" for r in level.records)
+
+
+def test_server_errors_are_counted_per_kind(make_server: Any) -> None:
+    http = make_server(ttft_ms=5, tpot_ms=1, http_error_every=4)
+    m = run(http.url, concurrency=(2,), requests=20, warmup=0).levels[0].metrics
+    assert m.errors["http_status"] == 5 and m.completed == 15
+    broken = make_server(ttft_ms=5, tpot_ms=1, break_every=5)
+    m = run(broken.url, concurrency=(2,), requests=20, warmup=0).levels[0].metrics
+    assert m.errors["stream_break"] == 4 and m.completed == 16
+    events = make_server(ttft_ms=5, tpot_ms=1, error_event_every=10)
+    level = run(events.url, concurrency=(1,), requests=20, warmup=0).levels[0]
+    assert level.metrics.errors["stream_break"] == 2
+    assert any(r.error and r.error.startswith("error event:") for r in level.records)
+
+
+def test_requests_past_the_drain_bound_count_as_timeouts(make_server: Any) -> None:
+    server = make_server(ttft_ms=10, tpot_ms=2000)
+    result = run(server.url, concurrency=(2,), requests=2, warmup=0, drain_timeout=0.2)
+    level = result.levels[0]
+    assert level.metrics.errors["timeout"] == 2 and level.cancelled == 2
+
+
+def test_a_server_that_goes_away_mid_run_yields_connection_errors(server_process: Any) -> None:
+    url, process = server_process(5, 5)
+    timer = threading.Timer(0.5, process.kill)
+    timer.start()
+    result = run(url, concurrency=(2,), requests=None, duration=1.5, warmup=2, drain_timeout=1.0)
+    timer.join()
+    m = result.levels[0].metrics
+    assert m.completed > 0, (url, m)
+    assert m.errors["connection"] > 0, m  # new requests refused
+    assert m.errors["stream_break"] + m.errors["connection"] >= 2  # the two in flight broke
+    assert m.errors["timeout"] == 0
+    assert m.requests == m.completed + sum(m.errors.values())
+
+
+def test_an_unreachable_url_is_one_input_error(free_port: int) -> None:
+    with pytest.raises(BenchError) as info:
+        run(f"http://127.0.0.1:{free_port}", concurrency=(1,))
+    assert info.value.exit_code == 2
+    assert str(info.value).startswith(f"cannot reach http://127.0.0.1:{free_port}/v1/models")
+    assert "\n" not in str(info.value)
+
+
+def test_a_protected_endpoint_needs_the_key(make_server: Any) -> None:
+    server = make_server(ttft_ms=5, tpot_ms=1, api_key="sekret")
+    with pytest.raises(BenchError, match="answered HTTP 401; pass --api-key-env"):
+        run(server.url, concurrency=(1,))
+    result = run(server.url, concurrency=(1,), api_key="sekret")
+    assert result.levels[0].metrics.completed == 8
+
+
+def test_open_loop_rates(make_server: Any) -> None:
+    server = make_server(ttft_ms=5, tpot_ms=1)
+    result = run(server.url, rates=(40.0,), concurrency=(), requests=30, output_len=4)
+    level = result.levels[0]
+    assert level.spec.rate == 40.0 and level.metrics.completed == 30
+    assert level.check.target == 40.0 and level.check.achieved > 20
+    capped = run(server.url, rates=(math.inf,), concurrency=(2,), requests=20, output_len=4)
+    level = capped.levels[0]
+    assert level.check.capped and level.metrics.completed == 20
+    assert level.metrics.achieved_concurrency <= 2.0 + 1e-9

@@ -1,0 +1,162 @@
+"""`resolve_cluster`: the --gpus shorthand, --nodes, and NVML detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import HardwareError
+from orchestrator.hardware import cluster_from_shorthand, detect_cluster, resolve_cluster
+from orchestrator.hardware.fake_nvml import FakeNvml
+from orchestrator.hardware.nodes import default_interconnect, domains_for
+
+
+def _nvml_works() -> bool:
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return False
+    pynvml.nvmlShutdown()
+    return True
+
+
+@pytest.mark.parametrize(
+    ("spec", "gpu", "count", "interconnect", "domains"),
+    [
+        ("8xH100", "H100-80GB-SXM", 8, "nvswitch", [list(range(8))]),
+        ("8x H200", "H200-141GB-SXM", 8, "nvswitch", [list(range(8))]),
+        ("H200", "H200-141GB-SXM", 1, "pcie", [[0]]),  # no count: one GPU
+        ("4xRTX4090", "RTX4090-24GB", 4, "pcie", [[0], [1], [2], [3]]),
+        ("2xrtx-pro-6000", "RTX-PRO-6000-96GB", 2, "pcie", [[0], [1]]),
+        ("4xH100-NVL", "H100-94GB-NVL", 4, "nvlink-pairs", [[0, 1], [2, 3]]),
+        ("8xMI300X", "MI300X-192GB", 8, "nvswitch", [list(range(8))]),
+    ],
+)
+def test_shorthand(
+    spec: str, gpu: str, count: int, interconnect: str, domains: list[list[int]]
+) -> None:
+    cluster = resolve_cluster(spec, None, None)
+    assert cluster.source == "shorthand"
+    assert cluster.gpu.name == gpu
+    node = cluster.nodes[0]
+    assert (node.name, node.address, node.docker) == (
+        "local",
+        "127.0.0.1",
+        "unix:///var/run/docker.sock",
+    )
+    assert node.gpu_count == count
+    assert node.interconnect == interconnect
+    assert node.nvlink_domains == domains
+    assert all(device.memory_gib == cluster.gpu.memory_gib for device in node.gpus)
+    assert cluster.fabric == "ethernet"
+
+
+def test_shorthand_many_nodes() -> None:
+    cluster = resolve_cluster("8xH100", 3, None)
+    assert cluster.name == "3x8xH100-80GB-SXM"
+    assert [node.name for node in cluster.nodes] == ["node1", "node2", "node3"]
+    assert [node.address for node in cluster.nodes] == ["node1", "node2", "node3"]
+    assert [node.docker for node in cluster.nodes] == [
+        "unix:///var/run/docker.sock",
+        "ssh://node2",
+        "ssh://node3",
+    ]
+    assert cluster.total_gpus == 24 and cluster.fabric == "ethernet" and not cluster.has_rdma
+
+
+def test_shorthand_unknown_gpu() -> None:
+    with pytest.raises(HardwareError) as caught:
+        cluster_from_shorthand("8xH1000")
+    assert caught.value.exit_code == 2
+    assert str(caught.value).startswith(
+        "--gpus '8xH1000': unknown GPU 'H1000'; did you mean H100-80GB-SXM"
+    )
+
+
+def test_odd_gpu_count_pairs() -> None:
+    assert domains_for("nvlink-pairs", 3) == [[0, 1], [2]]
+    assert domains_for("pcie", 0) == []
+
+
+def test_default_interconnect_single_gpu_is_pcie() -> None:
+    from orchestrator.catalog import find_gpu
+
+    assert default_interconnect(find_gpu("H100"), 1) == "pcie"
+    assert default_interconnect(find_gpu("A100-80GB-PCIE"), 8) == "pcie"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("8xH100", None, Path("c.yaml")),
+            "--gpus and --cluster both describe the hardware; use --cluster FILE alone (its nodes "
+            "list their GPUs) or --gpus SPEC --nodes N",
+        ),
+        (("8xH100", 0, None), "--nodes 0 is not a node count; use --nodes 1 or more"),
+        (
+            (None, 2, None),
+            "--nodes 2 needs a description of the other nodes; detection sees only this machine: "
+            "use --cluster FILE or --gpus SPEC --nodes N",
+        ),
+    ],
+)
+def test_option_conflicts(args: tuple[str | None, int | None, Path | None], message: str) -> None:
+    with pytest.raises(HardwareError) as caught:
+        resolve_cluster(*args)
+    assert str(caught.value) == message
+    assert caught.value.exit_code == 2
+
+
+def test_no_options_detects_and_fails_without_nvml() -> None:
+    if _nvml_works():
+        pytest.skip("this machine has a working NVML")
+    with pytest.raises(HardwareError) as caught:
+        resolve_cluster(None, None, None)
+    assert str(caught.value) == (
+        "cannot detect GPUs: NVML is unavailable (library not found); "
+        "describe the hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100)"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_detected_cluster_from_a_recording(fixtures_dir: Path) -> None:
+    cluster = detect_cluster(FakeNvml.from_file(fixtures_dir / "h100-sxm-8-nvswitch.json"))
+    assert cluster.source == "nvml" and cluster.name == "dgx-h100-01"
+    node = cluster.nodes[0]
+    assert node.gpu.name == "H100-80GB-SXM"
+    assert node.interconnect == "nvswitch" and node.largest_nvlink_domain == 8
+    assert node.numa_nodes == 2
+    assert [gpu.numa_node for gpu in node.gpus] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert node.gpus[0].uuid == "GPU-7e1c0a52-3f0b-c41d-8e2a-51d9b004f7c3e"
+
+
+def test_detected_node_with_unknown_gpu(fixtures_dir: Path) -> None:
+    import json
+
+    topology = json.loads((fixtures_dir / "l40s-2.json").read_text())
+    for gpu in topology["gpus"]:
+        gpu["name"] = "NVIDIA Quantum Q1"
+    with pytest.raises(HardwareError) as caught:
+        detect_cluster(FakeNvml(topology))
+    assert str(caught.value) == (
+        "detected node 'l40s-01': GPU 'NVIDIA Quantum Q1' is not in the catalog; "
+        "add a profile under profiles/gpus/ or pass --gpus SPEC"
+    )
+
+
+def test_zero_gpus_and_driver_not_loaded(fixtures_dir: Path) -> None:
+    import json
+
+    topology = json.loads((fixtures_dir / "l40s-2.json").read_text())
+    with pytest.raises(HardwareError) as caught:
+        detect_cluster(FakeNvml(topology | {"gpus": []}))
+    assert str(caught.value).startswith("cannot detect GPUs: NVML sees no GPU on this machine; ")
+    with pytest.raises(HardwareError) as caught:
+        detect_cluster(FakeNvml(topology | {"init_error": "DRIVER_NOT_LOADED"}))
+    assert str(caught.value).startswith(
+        "cannot detect GPUs: NVML is unavailable (driver not loaded); "
+    )

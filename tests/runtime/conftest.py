@@ -1,0 +1,250 @@
+"""Fixtures for the runtime tests: a real Docker Engine (and a second one for two-node tests).
+
+Without a reachable daemon the tests skip with a reason, except in CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints
+from orchestrator.runtime.state import NodeInfo, StateStore
+from orchestrator.spec import PortBinding, Probe, ServiceSpec
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SIM_IMAGE = os.environ.get("DEPLOY_SIM_IMAGE", "deploy-sim:latest")
+TEST_SERVER = (Path(__file__).parent / "testserver.py").read_text(encoding="utf-8")
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set, so this is an error)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    try:
+        import docker
+    except ImportError:
+        _unavailable("the docker SDK is not installed")
+    try:
+        client = docker.DockerClient(base_url=LOCAL_ENDPOINT, timeout=30)
+        client.ping()
+    except Exception as error:
+        _unavailable(f"no Docker daemon reachable at {LOCAL_ENDPOINT}: {error}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def sim_image(docker_client: Any) -> str:
+    """The simulator image, built once with docker/build-sim-image.sh when it is missing."""
+    import docker.errors
+
+    try:
+        docker_client.images.get(SIM_IMAGE)
+        return SIM_IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    script = REPO_ROOT / "docker" / "build-sim-image.sh"
+    if not script.exists():
+        _unavailable(f"{SIM_IMAGE} is missing and {script.name} is not in the checkout")
+    result = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=1200, check=False
+    )
+    if result.returncode != 0:
+        _unavailable(f"could not build {SIM_IMAGE}: {result.stderr.strip()[-300:]}")
+    return SIM_IMAGE
+
+
+@pytest.fixture(scope="session")
+def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> Iterator[str]:
+    """A second dockerd on its own socket: the second "node" of two-node tests."""
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or shutil.which("ip") is None or os.geteuid() != 0:
+        _unavailable("a second dockerd needs the dockerd and ip binaries and root")
+    import docker
+
+    # A short path: unix socket paths are limited to about 100 bytes.
+    root = Path(f"/tmp/deploy-d2-{uuid.uuid4().hex[:8]}")
+    root.mkdir()
+    sock = root / "d.sock"
+    endpoint = f"unix://{sock}"
+    # Its own bridge: with `--bridge none` dockerd deletes the host's docker0 on start.
+    bridge = f"dpl{root.name[-8:]}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, timeout=30)
+    subprocess.run(["ip", "addr", "add", "10.213.255.1/24", "dev", bridge], check=True, timeout=30)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True, timeout=30)
+    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        [
+            dockerd,
+            "--host",
+            endpoint,
+            "--data-root",
+            str(root / "data"),
+            "--exec-root",
+            str(root / "exec"),
+            "--pidfile",
+            str(root / "dockerd.pid"),
+            "--bridge",
+            "none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--containerd-namespace",
+            f"d2-{root.name}",
+            "--containerd-plugins-namespace",
+            f"d2p-{root.name}",
+            "--default-address-pool",
+            "base=10.213.0.0/16,size=24",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    client = None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                client = docker.DockerClient(base_url=endpoint, timeout=30)
+                client.ping()
+                break
+            except Exception:
+                client = None
+                if process.poll() is not None:
+                    break
+                time.sleep(0.5)
+        if client is None:
+            tail = (root / "dockerd.log").read_text(errors="replace")[-400:]
+            _unavailable(f"the second dockerd did not start: {tail}")
+        saver = subprocess.Popen(["docker", "save", sim_image], stdout=subprocess.PIPE)
+        loaded = subprocess.run(
+            ["docker", "-H", endpoint, "load"],
+            stdin=saver.stdout,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        saver.wait(timeout=60)
+        if loaded.returncode != 0:
+            _unavailable(f"could not load {sim_image} into the second dockerd: {loaded.stderr!r}")
+        yield endpoint
+    finally:
+        if client is not None:
+            for container in client.containers.list(all=True):
+                container.remove(force=True)
+            client.close()
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+        subprocess.run(["ip", "link", "delete", bridge], check=False, timeout=30)
+        subprocess.run(["rm", "-rf", str(root)], check=False, timeout=120)
+
+
+@pytest.fixture
+def state_store(tmp_path: Path) -> StateStore:
+    return StateStore(tmp_path / "state")
+
+
+@pytest.fixture
+def endpoints() -> Iterator[Endpoints]:
+    with Endpoints() as pool:
+        yield pool
+
+
+@pytest.fixture
+def deployment(docker_client: Any, request: Any) -> Iterator[str]:
+    """A unique deployment name; everything labelled with it is removed afterwards."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    yield name
+    from orchestrator.spec import LABEL_DEPLOYMENT
+
+    extra = getattr(request.node, "extra_endpoints", [])
+    clients = [docker_client]
+    import docker
+
+    clients += [docker.DockerClient(base_url=e, timeout=30) for e in extra]
+    for client in clients:
+        for container in client.containers.list(
+            all=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
+        ):
+            container.remove(force=True)
+        for network in client.networks.list(filters={"label": f"{LABEL_DEPLOYMENT}={name}"}):
+            network.remove()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def local_node(name: str = "node0", docker: str = LOCAL_ENDPOINT) -> NodeInfo:
+    return NodeInfo(name=name, address="127.0.0.1", docker=docker)
+
+
+def server_spec(
+    name: str,
+    image: str,
+    *,
+    node: str = "node0",
+    role: str = "serve",
+    load_s: float = 0.0,
+    fault: str = "",
+    start_period_s: int = 30,
+    interval_s: int = 1,
+    retries: int = 2,
+    group: str | None = None,
+    rank: int = 0,
+    depends_on: list[str] | None = None,
+    http: bool = True,
+    extra_env: dict[str, str] | None = None,
+) -> ServiceSpec:
+    """A spec running tests/runtime/testserver.py, published on a free loopback port."""
+    port = free_port()
+    env = {"TEST_LOAD_SECONDS": str(load_s), "TEST_FAULT": fault, "TEST_PORT": "8000"}
+    env.update(extra_env or {})
+    probe = (
+        Probe(
+            kind="http",
+            path="/health",
+            port=8000,
+            start_period_s=start_period_s,
+            interval_s=interval_s,
+            retries=retries,
+        )
+        if http
+        else Probe(kind="process", start_period_s=start_period_s)
+    )
+    return ServiceSpec(
+        name=name,
+        node=node,
+        role=role,  # type: ignore[arg-type]
+        rank=rank,
+        image=image,
+        entrypoint=["python3", "-c", TEST_SERVER],
+        command=[],
+        environment=env,
+        ports=[PortBinding(container=8000, host=port)] if http else [],
+        probe=probe,
+        ipc_mode="private",
+        shm_size="64m",
+        group=group,
+        depends_on=depends_on or [],
+    )

@@ -1,0 +1,112 @@
+"""Readiness judged from the host: URLs, HTTP checks against real loopback servers, budgets."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from orchestrator.runtime.probes import ProbeTracker, entry_url, http_check, probe_url, service_url
+from orchestrator.runtime.state import NodeInfo
+from orchestrator.spec import PortBinding, Probe, ServiceSpec
+
+
+def spec(name: str = "s", role: str = "serve", **changes: object) -> ServiceSpec:
+    data: dict[str, object] = {
+        "name": name,
+        "node": "n0",
+        "role": role,
+        "image": "i",
+        "command": [],
+        "ports": [PortBinding(container=8000, host=18000)],
+        "probe": Probe(kind="http", path="/health", port=8000, start_period_s=60,
+                       interval_s=10, retries=3),
+    }
+    data.update(changes)
+    return ServiceSpec.model_validate(data)
+
+
+LOCAL = NodeInfo(name="n0")
+REMOTE = NodeInfo(name="n1", address="10.0.0.7", docker="ssh://ops@gpu-b")
+
+
+def test_urls_for_published_host_network_and_remote_services() -> None:
+    assert probe_url(spec(), LOCAL) == "http://127.0.0.1:18000/health"
+    public = spec(ports=[PortBinding(container=8000, host=18000, host_ip="0.0.0.0")])
+    assert service_url(public, REMOTE) == "http://10.0.0.7:18000"
+    assert service_url(spec(), REMOTE) == "http://10.0.0.7:18000"
+    host = spec(network_mode="host", ports=[])
+    assert probe_url(host, REMOTE) == "http://10.0.0.7:8000/health"
+    assert probe_url(host, LOCAL) == "http://127.0.0.1:8000/health"
+    assert probe_url(spec(probe=Probe(kind="process", start_period_s=1)), LOCAL) is None
+    assert probe_url(spec(ports=[]), LOCAL) is None  # unpublished: Docker's healthcheck decides
+
+
+def test_entry_url_prefers_the_router_then_the_first_server() -> None:
+    nodes = {"n0": LOCAL}
+    servers = [
+        spec("serve-1", replica=1, ports=[PortBinding(container=8000, host=18001)]),
+        spec("serve-0", replica=0),
+    ]
+    assert entry_url(servers, nodes) == "http://127.0.0.1:18000"
+    router = spec("router", role="router", ports=[PortBinding(container=8000, host=19000)])
+    assert entry_url([*servers, router], nodes) == "http://127.0.0.1:19000"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 503)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[int]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield int(httpd.server_address[1])
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_http_check_against_real_servers(server: int) -> None:
+    assert http_check(f"http://127.0.0.1:{server}/health", 2) == (True, "HTTP 200")
+    assert http_check(f"http://127.0.0.1:{server}/warming", 2) == (False, "HTTP 503")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    assert http_check(f"http://127.0.0.1:{closed}/health", 2) == (False, "connection refused")
+
+
+def test_a_loading_engine_is_not_restarted_inside_its_start_period() -> None:
+    tracker = ProbeTracker(spec(), started_at=0.0)
+    for t in range(0, 60, 2):  # refused for the whole start period: still loading
+        assert tracker.observe(alive=True, ok=False, detail="connection refused", now=t) == "loading"
+    assert tracker.failures == 0
+    # After the start period, `retries` failures spaced by `interval_s` make it unhealthy.
+    assert tracker.observe(alive=True, ok=False, detail="refused", now=60) == "loading"
+    assert tracker.observe(alive=True, ok=False, detail="refused", now=65) == "loading"
+    assert tracker.observe(alive=True, ok=False, detail="refused", now=70) == "loading"
+    assert tracker.observe(alive=True, ok=False, detail="refused", now=80) == "unhealthy"
+    assert tracker.startup_budget_s() == 90
+
+
+def test_ready_then_hung_then_dead() -> None:
+    tracker = ProbeTracker(spec(), started_at=0.0)
+    assert tracker.observe(alive=True, ok=True, detail="HTTP 200", now=5) == "ready"
+    # Once ready, a single failed check is tolerated (no start period any more).
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=6) == "ready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=16) == "ready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=26) == "unhealthy"
+    assert tracker.observe(alive=False, ok=False, detail="exited, exit code 1", now=27) == "dead"
+    tracker.reset(now=30)
+    assert tracker.failures == 0 and not tracker.ever_ready
+    assert tracker.observe(alive=True, ok=False, detail="refused", now=31) == "loading"
