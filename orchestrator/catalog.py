@@ -155,10 +155,11 @@ def _looks_like_path(text: str) -> bool:
 def find_model(text: str) -> ModelProfile:
     """A model by alias, HF id or name (case-insensitive), or a local directory with config.json."""
     candidate = Path(text).expanduser()
-    if candidate.is_dir():
-        return model_from_config(candidate)
     models = load_models()
     name = _model_index().get(_model_key(text))
+    # A directory wins, unless it is a stray folder named like a catalog model.
+    if candidate.is_dir() and (name is None or (candidate / "config.json").is_file()):
+        return model_from_config(candidate)
     if name is not None:
         return models[name]
     if _looks_like_path(text):

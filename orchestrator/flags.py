@@ -25,8 +25,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,15 +66,68 @@ class FlagSpec:
         return self.flags + self.hidden_flags
 
 
-@dataclass(frozen=True)
+class _SpecTable(Mapping[str, "FlagSpec"]):
+    """Flag spelling -> FlagSpec, built per option on first use.
+
+    A schema has hundreds of options and a command uses a few dozen; building every FlagSpec
+    up front would be most of the load time.
+    """
+
+    def __init__(self, raw_options: list[dict[str, Any]]) -> None:
+        self._raw = raw_options
+        self._built: list[FlagSpec | None] = [None] * len(raw_options)
+        self._index: dict[str, int] = {}
+        for position, item in enumerate(raw_options):
+            for flag in item["flags"]:
+                self._index[flag] = position
+            for flag in item.get("hidden_flags", ()):
+                self._index[flag] = position
+
+    def __getitem__(self, flag: str) -> FlagSpec:
+        return self.at(self._index[flag])
+
+    def __contains__(self, flag: object) -> bool:
+        return flag in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def at(self, position: int) -> FlagSpec:
+        spec = self._built[position]
+        if spec is None:
+            spec = self._built[position] = _spec_from_dict(self._raw[position])
+        return spec
+
+    def all(self) -> tuple[FlagSpec, ...]:
+        return tuple(self.at(position) for position in range(len(self._raw)))
+
+
 class FlagSchema:
-    engine: str
-    version: str
-    entry_point: str
-    features: frozenset[str]
-    options: tuple[FlagSpec, ...]
-    positionals: tuple[tuple[str, int | str | None], ...]  # (dest, nargs)
-    by_flag: dict[str, FlagSpec] = field(repr=False)
+    """Every option and positional argument one engine version's parser accepts."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.engine: str = raw["engine"]
+        self.version: str = raw["version"]
+        self.entry_point: str = raw.get("entry_point", raw["engine"])
+        self.features = frozenset(raw.get("parser", {}).get("features", ()))
+        # (dest, nargs) of each positional argument, in order.
+        self.positionals: tuple[tuple[str, int | str | None], ...] = tuple(
+            (item["dest"], item.get("nargs")) for item in raw["positionals"]
+        )
+        self.by_flag = _SpecTable(raw["options"])
+        self.required: tuple[str, ...] = tuple(
+            item["flags"][0] for item in raw["options"] if item.get("required")
+        )
+
+    def __repr__(self) -> str:
+        return f"FlagSchema({self.engine} {self.version}, {len(self.by_flag)} flags)"
+
+    @property
+    def options(self) -> tuple[FlagSpec, ...]:
+        return self.by_flag.all()
 
     def lookup(self, flag: str) -> FlagSpec | None:
         return self.by_flag.get(self.normalise(flag))
@@ -127,10 +180,13 @@ def known_versions(engine: str) -> tuple[str, ...]:
     return tuple(sorted(found, key=_version_key))
 
 
-@cache
 def load_schema(engine: str, version: str) -> FlagSchema:
-    """The schema of `engine` at `version` (read once per process)."""
-    version = version.removeprefix("v")
+    """The schema of `engine` at `version` (`v0.33.0` or `0.33.0`; read once per process)."""
+    return _load_schema(engine, version.removeprefix("v"))
+
+
+@cache
+def _load_schema(engine: str, version: str) -> FlagSchema:
     path = schema_path(engine, version)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -147,35 +203,24 @@ def load_schema(engine: str, version: str) -> FlagSchema:
 
 def schema_from_dict(raw: dict[str, Any]) -> FlagSchema:
     """A `FlagSchema` from the JSON a schema file holds."""
-    options = []
-    by_flag: dict[str, FlagSpec] = {}
-    for item in raw["options"]:
-        choices = item.get("choices")
-        spec = FlagSpec(
-            flags=tuple(item["flags"]),
-            hidden_flags=tuple(item.get("hidden_flags", ())),
-            dest=item["dest"],
-            nargs=item.get("nargs"),
-            boolean=bool(item.get("boolean")),
-            negative_flags=tuple(item.get("negative_flags", ())),
-            choices=tuple(choices) if choices is not None else None,
-            json=item.get("json"),
-            deprecated=bool(item.get("deprecated")),
-            error_on_use=item.get("error_on_use"),
-            required=bool(item.get("required")),
-            repeatable=item.get("action") in ("_AppendAction", "_ExtendAction", "_CountAction"),
-        )
-        options.append(spec)
-        for flag in spec.all_flags:
-            by_flag[flag] = spec
-    return FlagSchema(
-        engine=raw["engine"],
-        version=raw["version"],
-        entry_point=raw.get("entry_point", raw["engine"]),
-        features=frozenset(raw.get("parser", {}).get("features", ())),
-        options=tuple(options),
-        positionals=tuple((item["dest"], item.get("nargs")) for item in raw["positionals"]),
-        by_flag=by_flag,
+    return FlagSchema(raw)
+
+
+def _spec_from_dict(item: dict[str, Any]) -> FlagSpec:
+    choices = item.get("choices")
+    return FlagSpec(
+        flags=tuple(item["flags"]),
+        hidden_flags=tuple(item.get("hidden_flags", ())),
+        dest=item["dest"],
+        nargs=item.get("nargs"),
+        boolean=bool(item.get("boolean")),
+        negative_flags=tuple(item.get("negative_flags", ())),
+        choices=tuple(choices) if choices is not None else None,
+        json=item.get("json"),
+        deprecated=bool(item.get("deprecated")),
+        error_on_use=item.get("error_on_use"),
+        required=bool(item.get("required")),
+        repeatable=item.get("action") in ("_AppendAction", "_ExtendAction", "_CountAction"),
     )
 
 
@@ -437,7 +482,7 @@ def unknown_flag_error(schema: FlagSchema, spelling: str) -> FlagError:
     """The one-line error for a flag `schema` does not accept, with the best suggestion."""
     name = schema.normalise(spelling)
     prefixed = sorted(
-        {spec.canonical for flag, spec in schema.by_flag.items() if flag.startswith(name)}
+        {schema.by_flag[flag].canonical for flag in schema.by_flag if flag.startswith(name)}
     )
     if name.startswith("--") and len(name) > 2 and prefixed:
         if len(prefixed) == 1:

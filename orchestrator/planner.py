@@ -88,7 +88,9 @@ def build_plan(request: PlanRequest) -> Plan:
     if request.name is not None:
         check_name(request.name)
     model = find_model(request.model)
-    work = workload_for(request, model, resolve_cluster(request.gpus, request.nodes, request.cluster))
+    work = workload_for(
+        request, model, resolve_cluster(request.gpus, request.nodes, request.cluster)
+    )
     pools = {
         key: value
         for key, value in (("prefill", request.prefill_gpus), ("decode", request.decode_gpus))
@@ -129,7 +131,11 @@ def build_plan(request: PlanRequest) -> Plan:
 
 
 def model_summary(model: ModelProfile) -> ModelSummary:
-    local = model.source[len("local:") :] if model.source and model.source.startswith("local:") else None
+    local = (
+        model.source[len("local:") :]
+        if model.source and model.source.startswith("local:")
+        else None
+    )
     return ModelSummary(
         id=local or model.hf_id,
         name=model.name,

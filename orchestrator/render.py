@@ -99,8 +99,12 @@ class NodeFiles:
     services: list[ServiceSpec]
 
 
-def _compose_service(spec: ServiceSpec, node_names: set[str], refs: frozenset[str]) -> dict[str, Any]:
-    esc = lambda value: compose_value(value, refs)  # noqa: E731
+def _compose_service(
+    spec: ServiceSpec, node_names: set[str], refs: frozenset[str]
+) -> dict[str, Any]:
+    def esc(value: str) -> str:
+        return compose_value(value, refs)
+
     # List form: a bare name passes the host's value through; `KEY=${VAR}` interpolates it.
     environment = sorted(
         [esc(name) for name in spec.secret_env]
@@ -171,7 +175,9 @@ def _docker_run(spec: ServiceSpec, slug: str, secrets: list[str]) -> list[list[s
     for mount in spec.mounts:
         suffix = ":ro" if mount.read_only else ""
         if mount.source == HF_CACHE_SOURCE:
-            volume: str = ShellRaw(f'"${{HF_HOME:-$HOME/.cache/huggingface}}:{mount.target}{suffix}"')
+            volume: str = ShellRaw(
+                f'"${{HF_HOME:-$HOME/.cache/huggingface}}:{mount.target}{suffix}"'
+            )
         elif mount.source.startswith("./"):
             relative = shlex.quote(f"{mount.source[2:]}:{mount.target}{suffix}")
             volume = ShellRaw(f'"$HERE"/{relative}')
@@ -280,6 +286,7 @@ def environment() -> Any:
 def render_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) -> list[Path]:
     """Write every file of the deployment under `out_dir`; return their paths, in order."""
     from orchestrator.engines.routers import nginx_settings
+
     env = environment()
     refs = _refs(plan)
     secrets = secret_env(plan)
@@ -294,10 +301,15 @@ def render_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) ->
             path.chmod(0o755)
         written.append(path)
 
-    write(out_dir / "plan.json", json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    write(
+        out_dir / "plan.json",
+        json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
+    )
     write(
         out_dir / ".env.example",
-        env.get_template("env.example.j2").render(secrets=secrets, api_key_env=plan.request.api_key_env),
+        env.get_template("env.example.j2").render(
+            secrets=secrets, api_key_env=plan.request.api_key_env
+        ),
     )
     write(
         out_dir / "README.md",
@@ -354,7 +366,7 @@ def _wait_seconds(services: list[ServiceSpec], name: str) -> int:
 def _start_steps(plan: Plan, services: list[ServiceSpec], slug: str) -> list[dict[str, Any]]:
     nodes = [node.name for node in _nodes(plan, services)]
     fronts = [spec for spec in services if spec.role in ("router", "lb")]
-    compose = f"docker compose --env-file ../.env -p {slug} up -d"
+    compose = f"docker compose -p {slug} up -d"
     if len(nodes) == 1:
         why = (
             "compose starts the engines first and the front only once they report healthy "
@@ -401,6 +413,22 @@ def _endpoint(plan: Plan, services: list[ServiceSpec]) -> tuple[str, str]:
     return entry.node, f"http://{host}:{entry.probe.port}"
 
 
+def start_formula(plan: Plan) -> str:
+    from orchestrator.engines import common
+
+    parts = [
+        f"weights per node ÷ {common.LOAD_RATE_GIB_PER_S} GiB/s (a cold disk or network "
+        "filesystem)",
+        f"{common.ENGINE_START_S} s engine start",
+        f"{common.CUDA_GRAPHS_S} s CUDA graphs and compilation",
+    ]
+    if plan.engine.name == "sglang":
+        parts.append(f"{common.SGLANG_WARMUP_S} s warmup request")
+    if any(len(replica.slices) > 1 for role in plan.roles for replica in role.replicas):
+        parts.append(f"{common.MULTI_NODE_RENDEZVOUS_S} s multi-node rendezvous")
+    return ", plus ".join(parts)
+
+
 def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[str, Any]:
     node, url = _endpoint(plan, services)
     roles: dict[str, ServiceSpec] = {}
@@ -413,9 +441,7 @@ def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[s
             "role": spec.role,
             "gpus": ",".join(str(gpu) for gpu in spec.gpus) if spec.gpus is not None else "-",
             "port": str(spec.probe.port) if spec.probe.port else "-",
-            "probe": (
-                f"GET {spec.probe.path}" if spec.probe.kind == "http" else "process running"
-            ),
+            "probe": (f"GET {spec.probe.path}" if spec.probe.kind == "http" else "process running"),
             "start": f"{spec.probe.start_period_s // 60} min",
         }
         for spec in services
@@ -437,6 +463,7 @@ def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[s
     ]
     return {
         "plan": plan,
+        "start_formula": start_formula(plan),
         "deployment": plan.name,
         "slug": slug,
         "plan_hash": plan.plan_hash(),

@@ -90,7 +90,9 @@ def role_from(name: str, selection: Selection) -> Role:
     )
 
 
-def resolve(work: Workload, *, disagg: bool = False, pools: dict[str, int] | None = None) -> Resolution:
+def resolve(
+    work: Workload, *, disagg: bool = False, pools: dict[str, int] | None = None
+) -> Resolution:
     """Plan one request: a `serve` role, or `prefill` + `decode` + `router` with `disagg`."""
     if disagg:
         from orchestrator.resolver_disagg import resolve_disagg

@@ -59,8 +59,8 @@ def _powers_of_two(limit: int) -> list[int]:
     return values
 
 
-def shape_space(work: Workload) -> list[Shape]:
-    """Shapes to consider, restricted to the user's pins."""
+def shape_space(work: Workload, *, exact_gpus: int | None = None) -> list[Shape]:
+    """Shapes to consider, restricted to the user's pins (and to `exact_gpus` GPUs if given)."""
     usable = work.usable_gpus
     gpn = work.gpus_per_node
     node_multiples = [gpn * count for count in range(1, len(work.nodes) + 1)]
@@ -69,9 +69,7 @@ def shape_space(work: Workload) -> list[Shape]:
     pins = work.pins
     tps = [pins["tp"]] if "tp" in pins else sizes
     pps = (
-        [pins["pp"]]
-        if "pp" in pins
-        else sorted({1, 2, 4, 8} | set(range(2, len(work.nodes) + 1)))
+        [pins["pp"]] if "pp" in pins else sorted({1, 2, 4, 8} | set(range(2, len(work.nodes) + 1)))
     )
     # Dense models scale out with independent replicas, not engine DP (see docs/plan-json.md).
     dps = [pins["dp"]] if "dp" in pins else (sizes if moe else [1])
@@ -79,7 +77,8 @@ def shape_space(work: Workload) -> list[Shape]:
     for tp in tps:
         for pp in pps:
             for dp in dps:
-                if tp * pp * dp > usable:
+                gpus = tp * pp * dp
+                if gpus > usable or (exact_gpus is not None and gpus != exact_gpus):
                     continue
                 # DP ranks with pipeline stages are legal but nobody runs them: DP+EP
                 # deployments keep PP at 1. Only a user's pins reach that corner.

@@ -8,8 +8,10 @@ score and explanation reads the same facts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
+from orchestrator.errors import InputError
 from orchestrator.hardware.model import Cluster, Node
 from orchestrator.plan import EngineName, Goal, MemoryEstimate, Parallelism
 from orchestrator.schema import GpuSpec, ModelProfile
@@ -59,6 +61,7 @@ class Shape:
         return cls(tp=par.tp, pp=par.pp, dp=par.dp, ep=par.ep, attn_dp=par.attn_dp)
 
 
+NO_ROOM_FRACTION = 0.01
 PIN_NAMES = ("tp", "pp", "dp", "ep", "attn_dp")
 PIN_FLAGS = {"tp": "TP", "pp": "PP", "dp": "DP", "ep": "EP", "attn_dp": "attention-DP"}
 
@@ -92,11 +95,11 @@ class Workload:
     def nodes(self) -> list[Node]:
         return self.cluster.nodes
 
-    @property
+    @cached_property
     def gpus_per_node(self) -> int:
         return self.cluster.gpus_per_node
 
-    @property
+    @cached_property
     def usable_gpus(self) -> int:
         total = self.cluster.total_gpus
         return min(total, self.max_gpus) if self.max_gpus else total
@@ -110,19 +113,29 @@ class Workload:
         """Per-GPU memory of one instance of `shape`, memoised: candidates share shapes."""
         cached = self._memo.get(shape)
         if cached is None:
-            cached = self.memory_fn(
-                self.model,
-                self.gpu,
-                self.engine,
-                shape.parallelism(),
-                context=self.context,
-                kv_cache_dtype=self.kv_cache_dtype,
-                quantization=self.quantization,
-                memory_fraction=self.memory_fraction,
-                engine_version=self.engine_version,
-            )
+            try:
+                cached = self._estimate(shape, self.memory_fraction)
+            except InputError:
+                if self.memory_fraction is not None:
+                    raise
+                # The engine's default reserve exceeds the GPU (SGLang on a small card with
+                # many ranks): nothing is left for weights, so size it with a token budget.
+                cached = self._estimate(shape, NO_ROOM_FRACTION)
             self._memo[shape] = cached
         return cached
+
+    def _estimate(self, shape: Shape, fraction: float | None) -> MemoryEstimate:
+        return self.memory_fn(
+            self.model,
+            self.gpu,
+            self.engine,
+            shape.parallelism(),
+            context=self.context,
+            kv_cache_dtype=self.kv_cache_dtype,
+            quantization=self.quantization,
+            memory_fraction=fraction,
+            engine_version=self.engine_version,
+        )
 
     def with_cluster(
         self,
@@ -152,4 +165,3 @@ class Workload:
             # Same GPU type: the per-shape estimates stay valid.
             _memo=self._memo if cluster.gpu == self.gpu else {},
         )
-

@@ -119,19 +119,20 @@ def resolve_disagg(work: Workload, pinned: dict[str, int]) -> Resolution:
     roles = [role_from("prefill", prefill), role_from("decode", decode), _router(work)]
     rationale = [fit_reason(decode.chosen, decode.ranked, decode_work, decode.fits)]
     rationale.append(_pool_reason(work, prefill, decode, base))
-    for role, selection, pool in (("prefill", prefill, prefill_work), ("decode", decode, decode_work)):
+    for role, selection, pool in (
+        ("prefill", prefill, prefill_work),
+        ("decode", decode, decode_work),
+    ):
         for reason in decision_reasons(selection.chosen, pool):
-            rationale.append(
-                reason.model_copy(update={"decision": f"{role} {reason.decision}"})
-            )
+            rationale.append(reason.model_copy(update={"decision": f"{role} {reason.decision}"}))
     warnings = warnings_for(prefill.chosen, prefill_work, "prefill")
     warnings += warnings_for(decode.chosen, decode_work, "decode")
-    if len(prefill_cluster.nodes) + len(decode_cluster.nodes) > 1 and not work.cluster.has_rdma:
-        if prefill_cluster.nodes[0].name != decode_cluster.nodes[0].name:
-            warnings.append(
-                f"KV caches move from prefill to decode over {work.cluster.fabric}: "
-                f"declare InfiniBand/RoCE (NIXL/Mooncake) in a cluster file for usable transfer"
-            )
+    separate_nodes = prefill_cluster.nodes[0].name != decode_cluster.nodes[0].name
+    if separate_nodes and not work.cluster.has_rdma:
+        warnings.append(
+            f"KV caches move from prefill to decode over {work.cluster.fabric}: "
+            f"declare InfiniBand/RoCE (NIXL/Mooncake) in a cluster file for usable transfer"
+        )
     memory = decode.chosen.memory
     assert memory is not None
     return Resolution(

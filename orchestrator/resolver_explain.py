@@ -42,9 +42,7 @@ def placement_text(replicas: list[Replica]) -> str:
 def fit_reason(chosen: Candidate, field: list[Candidate], work: Workload, fits: bool) -> Reason:
     memory = chosen.memory
     assert memory is not None
-    need = (
-        f"{work.needed_concurrency} requests" if work.concurrency else "one full-context request"
-    )
+    need = f"{work.needed_concurrency} requests" if work.concurrency else "one full-context request"
     load = (
         f"{memory.weights_gib_per_gpu:.1f} GiB of weights per GPU plus KV for {need} of "
         f"{work.context} tokens ({memory.kv_gib_per_request:.2f} GiB each) on {work.gpu.name}"
@@ -133,9 +131,7 @@ def _ep_reason(chosen: Candidate, work: Workload) -> Reason:
     if shape.ep == 1:
         why = "experts are sliced by TP" if shape.gpus > 1 else "one GPU holds every expert"
         return Reason(decision="expert parallel", choice="EP1", why=why)
-    flag = (
-        "--enable-expert-parallel (EP = TP x DP)" if work.engine == "vllm" else "--ep-size"
-    )
+    flag = "--enable-expert-parallel (EP = TP x DP)" if work.engine == "vllm" else "--ep-size"
     why = (
         f"{model.moe.num_experts} experts placed whole, {model.moe.num_experts // shape.ep} per "
         f"rank ({flag}), instead of slicing each expert"
@@ -150,19 +146,18 @@ def _attn_dp_reason(chosen: Candidate, work: Workload) -> Reason:
         if work.model.attention == "mla" and work.engine == "sglang":
             why += "; attention-DP would multiply MLA KV capacity at some latency cost"
         return Reason(decision="attention data parallel", choice="none", why=why)
-    why = (
-        f"{shape.attn_dp} attention groups each keep their own KV cache"
-        + (
-            ": the MLA latent is not sharded by TP, so attention-DP multiplies KV capacity"
-            if work.model.attention == "mla"
-            else ""
-        )
+    why = f"{shape.attn_dp} attention groups each keep their own KV cache" + (
+        ": the MLA latent is not sharded by TP, so attention-DP multiplies KV capacity"
+        if work.model.attention == "mla"
+        else ""
     )
     if work.engine == "vllm":
         why += " (vLLM: DP ranks with EP MoE)"
     else:
         why += " (SGLang --attn-dp-size)"
-    return Reason(decision="attention data parallel", choice=f"attention-DP{shape.attn_dp}", why=why)
+    return Reason(
+        decision="attention data parallel", choice=f"attention-DP{shape.attn_dp}", why=why
+    )
 
 
 def _placement_reason(chosen: Candidate) -> Reason:

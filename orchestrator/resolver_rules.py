@@ -91,9 +91,7 @@ def validate(shape: Shape, work: Workload) -> list[str]:
     if shape.gpus > work.usable_gpus:
         errors.append(f"needs {shape.gpus} GPUs; {work.usable_gpus} are available")
     if span is None:
-        errors.append(
-            f"{shape.gpus} GPUs per instance do not fill whole nodes of {gpn} GPUs"
-        )
+        errors.append(f"{shape.gpus} GPUs per instance do not fill whole nodes of {gpn} GPUs")
     nnodes, per_node = span if span is not None else (1, shape.gpus)
 
     errors += tp_errors(shape.tp, work, heads_tp=attention_tp(shape, work))
@@ -169,9 +167,7 @@ def _sglang_errors(shape: Shape, work: Workload, nnodes: int) -> list[str]:
     if shape.dp > 1 and shape.attn_dp > 1:
         errors.append("SGLang rejects --dp-size together with --attn-dp-size")
     if shape.dp > 1 and nnodes > 1:
-        errors.append(
-            "SGLang rejects multi-node --dp-size replicas; use attention-DP across nodes"
-        )
+        errors.append("SGLang rejects multi-node --dp-size replicas; use attention-DP across nodes")
     return errors
 
 
@@ -201,7 +197,7 @@ def _vllm_errors(shape: Shape, work: Workload, nnodes: int, per_node: int) -> li
 
 def soft_issues(shape: Shape, work: Workload) -> list[str]:
     """Performance policies `shape` goes against (slow but working): rank it down."""
-    issues = []
+    issues: list[str] = []
     span = node_span(shape, work.gpus_per_node)
     if span is None or span[0] == 1:
         return issues
@@ -223,9 +219,9 @@ def soft_issues(shape: Shape, work: Workload) -> list[str]:
 def _valid_sizes(work: Workload, name: str, limit: int) -> list[int]:
     sizes = []
     for size in range(1, limit + 1):
-        if name == "tp" and not tp_errors(size, work):
-            sizes.append(size)
-        elif name == "ep" and work.model.moe and work.model.moe.num_experts % size == 0:
+        if (name == "tp" and not tp_errors(size, work)) or (
+            name == "ep" and work.model.moe and work.model.moe.num_experts % size == 0
+        ):
             sizes.append(size)
     return sizes
 

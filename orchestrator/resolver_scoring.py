@@ -131,7 +131,9 @@ MORE_REPLICAS = Criterion(
 MORE_CAPACITY = Criterion(
     "capacity",
     lambda c, work: -round(c.capacity, 3),
-    lambda c, w, work: f"holds {c.capacity:.1f} full-context requests, {w.capacity:.1f} for the choice",
+    lambda c, w, work: (
+        f"holds {c.capacity:.1f} full-context requests, {w.capacity:.1f} for the choice"
+    ),
 )
 
 GATES = [FITS, MEETS, SOFT]

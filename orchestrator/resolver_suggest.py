@@ -10,8 +10,9 @@ memory estimate.
 from __future__ import annotations
 
 from orchestrator.hardware.model import Cluster, GpuDevice, Node
-from orchestrator.resolver_candidates import judge, shape_space
+from orchestrator.resolver_candidates import shape_space
 from orchestrator.resolver_context import Shape, Workload
+from orchestrator.resolver_rules import validate
 from orchestrator.schema import GpuSpec
 
 COUNTS_PER_NODE = (1, 2, 4, 8)
@@ -32,7 +33,10 @@ def hypothetical_cluster(gpu: GpuSpec, per_node: int, nodes: int) -> Cluster:
         Node(
             name=f"node{rank}",
             gpu=gpu,
-            gpus=[GpuDevice(index=i, name=gpu.name, memory_gib=gpu.memory_gib) for i in range(per_node)],
+            gpus=[
+                GpuDevice(index=i, name=gpu.name, memory_gib=gpu.memory_gib)
+                for i in range(per_node)
+            ],
             interconnect=interconnect,  # type: ignore[arg-type]
             nvlink_domains=domains,
         )
@@ -50,12 +54,13 @@ def _sizes() -> list[tuple[int, int]]:
 
 
 def _fits_on(work: Workload) -> bool:
-    total = work.usable_gpus
-    for shape in shape_space(work):
-        if shape.gpus != total:
-            continue  # smaller instances were tried on a smaller size already
-        candidate = judge(shape, work)
-        if candidate.valid and candidate.meets(work):
+    # Smaller instances were tried on a smaller size already: only one instance over the
+    # whole hardware, so no placement is needed to know its capacity.
+    for shape in shape_space(work, exact_gpus=work.usable_gpus):
+        if validate(shape, work):
+            continue
+        memory = work.memory(shape)
+        if memory.fits and memory.max_concurrency >= work.needed_concurrency:
             return True
     return False
 

@@ -18,7 +18,13 @@ from orchestrator.cli.options import json_option
     hidden=True,
     help="Answer NVML and sysfs queries from a recorded topology (JSON) instead of this machine.",
 )
-def detect(as_json: bool, replay: Path | None) -> None:
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path, dir_okay=False),
+    hidden=True,
+    help="Also write every raw NVML and sysfs answer to FILE, for --replay elsewhere.",
+)
+def detect(as_json: bool, replay: Path | None, record: Path | None) -> None:
     """Detect local GPUs, NVLink/PCIe topology, NUMA placement, NICs and RDMA devices.
 
     --json writes a node inventory (kind: node-inventory) that a cluster file can embed
@@ -27,6 +33,12 @@ def detect(as_json: bool, replay: Path | None) -> None:
     from orchestrator.hardware.detect import detect_node
     from orchestrator.hardware.report import format_inventory
 
+    if record is not None:
+        import json
+
+        from orchestrator.hardware.recording import record_topology
+
+        record.write_text(json.dumps(record_topology(), indent=1) + "\n", encoding="utf-8")
     if replay is None:
         inventory = detect_node()
     else:

@@ -46,7 +46,10 @@ def _params(count: int) -> str:
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return [
+        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def _memory_rows(roles: list[Role]) -> list[list[str]]:
@@ -127,5 +130,8 @@ def format_plan(result: Plan) -> str:
         lines += ["", "warnings:"]
         lines += [f"  - {warning}" for warning in result.warnings]
     if not result.fits:
-        lines += ["", f"suggestion: {result.suggestion or 'no catalog hardware up to 16 nodes fits'}"]
+        lines += [
+            "",
+            f"suggestion: {result.suggestion or 'no catalog hardware up to 16 nodes fits'}",
+        ]
     return "\n".join(lines)

@@ -18,8 +18,9 @@ def build_services(plan: Plan, *, simulate: bool = False) -> list[ServiceSpec]:
     from orchestrator.engines import routers, sglang, vllm
     from orchestrator.flags import check_argv
 
-    engine = vllm if plan.engine.name == "vllm" else sglang
-    engines = engine.build(plan, simulate)
+    engines: list[ServiceSpec] = (
+        vllm.build(plan, simulate) if plan.engine.name == "vllm" else sglang.build(plan, simulate)
+    )
     for spec in engines:
         check_argv(plan.engine.name, plan.engine.version, spec.command)
     fronts = routers.build(plan, engines, simulate)

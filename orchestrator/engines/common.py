@@ -335,6 +335,24 @@ def resolve_refs(value: str, secrets: list[str], env: Mapping[str, str] | None =
     return value
 
 
+def resolved_command(spec: ServiceSpec, env: Mapping[str, str] | None = None) -> list[str]:
+    """The spec's command with its `${NAME}` secret references replaced by their values, for
+    the Docker API at container creation (compose does the same interpolation itself)."""
+    return [resolve_refs(word, spec.secret_env, env) for word in spec.command]
+
+
+def resolved_environment(spec: ServiceSpec, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Plain values, references resolved, and each secret passed through when the host has it."""
+    environ = os.environ if env is None else env
+    values = {
+        key: resolve_refs(value, spec.secret_env, env) for key, value in spec.environment.items()
+    }
+    for name in spec.secret_env:
+        if name in environ:
+            values[name] = environ[name]
+    return values
+
+
 def multi_node_environment(plan: Plan, node: NodeSummary, engine: str) -> dict[str, str]:
     env: dict[str, str] = {}
     if node.network_interface:
@@ -424,7 +442,9 @@ def port_bindings(
 ) -> list[PortBinding]:
     if host_network:
         return []
-    return [PortBinding(container=port, host=port, host_ip=publish_ip(plan, node, is_front=is_front))]
+    return [
+        PortBinding(container=port, host=port, host_ip=publish_ip(plan, node, is_front=is_front))
+    ]
 
 
 def sorted_env(env: dict[str, str]) -> dict[str, str]:

@@ -96,13 +96,24 @@ def _router(plan: Plan, engines: list[ServiceSpec], simulate: bool) -> ServiceSp
         image = plan.engine.image
         argv.flag("--pd-disaggregation", origin="deploy", why="prefill/decode routing")
         for spec in prefills:
-            argv.flag("--prefill", _url(plan, spec), origin="deploy", why=spec.name,
-                      extra=[str(bootstrap_port(spec.replica))])
+            argv.flag(
+                "--prefill",
+                _url(plan, spec),
+                origin="deploy",
+                why=spec.name,
+                extra=[str(bootstrap_port(spec.replica))],
+            )
     for spec in decodes:
         argv.flag("--decode", _url(plan, spec), origin="deploy", why=spec.name)
     port = endpoint_port(plan)
-    argv.flag("--host", _bind(plan), origin="deploy", why="public" if plan.request.public
-              else "this node only; pass --public to listen on all interfaces")
+    argv.flag(
+        "--host",
+        _bind(plan),
+        origin="deploy",
+        why="public"
+        if plan.request.public
+        else "this node only; pass --public to listen on all interfaces",
+    )
     argv.flag("--port", port, origin="deploy", why="the deployment's endpoint")
     spec = ServiceSpec(
         name="router",

@@ -86,8 +86,12 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
     argv = Argv()
     argv.flag("--model-path", model, origin="model", why="the model to serve")
     if place.rank == 0:
-        argv.flag("--served-model-name", served_model_name(plan), origin="model",
-                  why="clients ask for the catalog name")
+        argv.flag(
+            "--served-model-name",
+            served_model_name(plan),
+            origin="model",
+            why="clients ask for the catalog name",
+        )
         argv.flag("--host", place.bind, origin="deploy", why="listen address (see README)")
         argv.flag("--port", place.port, origin="deploy", why="this instance's HTTP port")
     _parallel_flags(place, argv)
@@ -98,8 +102,12 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
     if plan.request.api_key_env and place.rank == 0:
         # A reference to the host variable: compose interpolates it, the supervisor resolves it
         # when it creates the container; no rendered file holds the key.
-        argv.flag("--api-key", secret_ref(plan.request.api_key_env), origin="user",
-                  why=f"--api-key-env {plan.request.api_key_env}")
+        argv.flag(
+            "--api-key",
+            secret_ref(plan.request.api_key_env),
+            origin="user",
+            why=f"--api-key-env {plan.request.api_key_env}",
+        )
     argv = apply_user_args(argv, plan.request.engine_args, MANAGED)
     return engine_spec(
         place,
@@ -131,32 +139,56 @@ def _parallel_flags(place: Placement, argv: Argv) -> None:
         argv.flag("--dp-size", par.dp, origin="resolver", why="data-parallel replicas")
     if par.attn_dp > 1:
         if uses_attn_dp_flag(version):
-            argv.flag("--attn-dp-size", par.attn_dp, origin="resolver",
-                      why="attention data-parallel groups inside TP")
+            argv.flag(
+                "--attn-dp-size",
+                par.attn_dp,
+                origin="resolver",
+                why="attention data-parallel groups inside TP",
+            )
         else:
-            argv.flag("--dp-size", par.attn_dp, origin="resolver",
-                      why="attention DP (before 0.5.22: --dp-size with --enable-dp-attention)")
+            argv.flag(
+                "--dp-size",
+                par.attn_dp,
+                origin="resolver",
+                why="attention DP (before 0.5.22: --dp-size with --enable-dp-attention)",
+            )
             argv.flag("--enable-dp-attention", origin="resolver", why="attention DP")
     if par.ep > 1:
         argv.flag("--ep-size", par.ep, origin="resolver", why="experts sharded over GPUs")
-        if place.nnodes > 1 and par.ep == par.tp:
-            argv.flag("--moe-a2a-backend", "deepep", origin="deploy",
-                      why="DeepEP all-to-all for experts across nodes")
+        if par.ep > len(place.gpus) and par.ep == par.tp:
+            argv.flag(
+                "--moe-a2a-backend",
+                "deepep",
+                origin="deploy",
+                why="DeepEP all-to-all for experts across nodes",
+            )
     if place.nnodes > 1:
         port = place.rendezvous_port(DIST_INIT_PORT, DIST_INIT_STRIDE)
         argv.flag("--nnodes", place.nnodes, origin="deploy", why="instance spans nodes")
         argv.flag("--node-rank", place.rank, origin="deploy", why="this node's rank")
-        argv.flag("--dist-init-addr", f"{place.head.address}:{port}", origin="deploy",
-                  why="rank 0's node and this instance's rendezvous port")
+        argv.flag(
+            "--dist-init-addr",
+            f"{place.head.address}:{port}",
+            origin="deploy",
+            why="rank 0's node and this instance's rendezvous port",
+        )
 
 
 def _memory_flags(place: Placement, argv: Argv) -> None:
     plan = place.plan
-    argv.flag("--context-length", plan.request.context, origin="resolver",
-              why="context per request the KV cache was sized for")
+    argv.flag(
+        "--context-length",
+        plan.request.context,
+        origin="resolver",
+        why="context per request the KV cache was sized for",
+    )
     memory = place.role.memory or plan.memory
-    argv.flag("--mem-fraction-static", f"{memory.memory_fraction:g}", origin="resolver",
-              why="fraction of GPU memory for weights and KV cache")
+    argv.flag(
+        "--mem-fraction-static",
+        f"{memory.memory_fraction:g}",
+        origin="resolver",
+        why="fraction of GPU memory for weights and KV cache",
+    )
     if plan.request.kv_cache_dtype == "fp8":
         argv.flag("--kv-cache-dtype", "fp8_e4m3", origin="user", why="--kv-cache-dtype fp8")
     quant = plan.request.quantization
@@ -164,8 +196,9 @@ def _memory_flags(place: Placement, argv: Argv) -> None:
         if quant == "bf16":
             argv.flag("--dtype", "bfloat16", origin="user", why="--quantization bf16")
         elif quant in QUANTIZATION:
-            argv.flag("--quantization", QUANTIZATION[quant], origin="user",
-                      why=f"--quantization {quant}")
+            argv.flag(
+                "--quantization", QUANTIZATION[quant], origin="user", why=f"--quantization {quant}"
+            )
 
 
 def transfer_backend(place: Placement) -> str:
@@ -180,11 +213,23 @@ def _pd_flags(place: Placement, argv: Argv) -> None:
     role = place.role.name
     argv.flag("--disaggregation-mode", role, origin="deploy", why="prefill/decode role")
     backend = transfer_backend(place)
-    argv.flag("--disaggregation-transfer-backend", backend, origin="deploy",
-              why="KV transfer between prefill and decode")
+    argv.flag(
+        "--disaggregation-transfer-backend",
+        backend,
+        origin="deploy",
+        why="KV transfer between prefill and decode",
+    )
     if backend == "mooncake":
-        argv.flag("--disaggregation-ib-device", ",".join(place.node.rdma_devices),
-                  origin="deploy", why="this node's RDMA devices")
+        argv.flag(
+            "--disaggregation-ib-device",
+            ",".join(place.node.rdma_devices),
+            origin="deploy",
+            why="this node's RDMA devices",
+        )
     if role == "prefill":
-        argv.flag("--disaggregation-bootstrap-port", bootstrap_port(place.replica.index),
-                  origin="deploy", why="KV bootstrap server of this prefill instance")
+        argv.flag(
+            "--disaggregation-bootstrap-port",
+            bootstrap_port(place.replica.index),
+            origin="engine-default" if place.replica.index == 0 else "deploy",
+            why="KV bootstrap server of this prefill instance (the router passes it on)",
+        )

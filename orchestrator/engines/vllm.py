@@ -30,7 +30,7 @@ from orchestrator.engines.common import (
 )
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
-from orchestrator.spec import Mount, ServiceSpec
+from orchestrator.spec import FlagOrigin, Mount, ServiceSpec
 
 ENTRYPOINT = ["vllm", "serve"]
 HEALTH_PATH = "/health"
@@ -42,12 +42,21 @@ NIXL_PORTS_PER_INSTANCE = 32
 # One flag, several spellings: (first version with this spelling, spelling), oldest first.
 # 0.33.0 paired every --enable-X with --disable-X; before it the negative was --no-enable-X.
 SPELLINGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "no-log-requests": (("0.0.0", "--no-enable-log-requests"), ("0.33.0", "--disable-log-requests")),
+    "no-log-requests": (
+        ("0.0.0", "--no-enable-log-requests"),
+        ("0.33.0", "--disable-log-requests"),
+    ),
 }
 
 # What `--quantization` deploy passes for a requested weight format that differs from the
 # checkpoint's (online quantization). bf16 is a dtype, not a quantization method.
-QUANTIZATION = {"fp8": "fp8", "mxfp4": "mxfp4", "awq": "awq", "gptq": "gptq", "int8": "experts_int8"}
+QUANTIZATION = {
+    "fp8": "fp8",
+    "mxfp4": "mxfp4",
+    "awq": "awq",
+    "gptq": "gptq",
+    "int8": "experts_int8",
+}
 
 # Flags deploy derives from the layout; a user may not pass them with --engine-arg.
 MANAGED = frozenset(
@@ -95,14 +104,21 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
     argv.positional(model, "model", "the model to serve", "MODEL")
     headless = place.rank > 0
     if not headless:
-        argv.flag("--served-model-name", served_model_name(plan), origin="model",
-                  why="clients ask for the catalog name")
+        argv.flag(
+            "--served-model-name",
+            served_model_name(plan),
+            origin="model",
+            why="clients ask for the catalog name",
+        )
         argv.flag("--host", place.bind, origin="deploy", why="listen address (see README)")
         argv.flag("--port", place.port, origin="deploy", why="this instance's HTTP port")
     _parallel_flags(place, argv)
     _memory_flags(place, argv)
-    argv.flag(spelling("no-log-requests", plan.engine.version), origin="deploy",
-              why="per-request logs flood at serving rates")
+    argv.flag(
+        spelling("no-log-requests", plan.engine.version),
+        origin="deploy",
+        why="per-request logs flood at serving rates",
+    )
     env: dict[str, str] = {}
     if is_disaggregated(plan):
         env.update(_pd_flags(place, argv))
@@ -124,26 +140,49 @@ def _parallel_flags(place: Placement, argv: Argv) -> None:
     par = place.role.parallelism
     argv.flag("--tensor-parallel-size", par.tp, origin="resolver", why=par.label())
     if par.pp > 1:
-        argv.flag("--pipeline-parallel-size", par.pp, origin="resolver", why="layers split over GPUs")
+        argv.flag(
+            "--pipeline-parallel-size", par.pp, origin="resolver", why="layers split over GPUs"
+        )
     if place.nnodes > 1 and par.dp > 1:
         _multi_node_dp(place, argv)
     elif place.nnodes > 1:
         argv.flag("--nnodes", place.nnodes, origin="deploy", why="instance spans nodes")
         argv.flag("--node-rank", place.rank, origin="deploy", why="this node's rank")
         argv.flag("--master-addr", place.head.address, origin="deploy", why="rank 0's node")
-        argv.flag("--master-port", place.rendezvous_port(MASTER_PORT), origin="deploy",
-                  why="rendezvous port of this instance")
+        argv.flag(
+            "--master-port",
+            place.rendezvous_port(MASTER_PORT),
+            origin=_default_or_deploy(place.rendezvous_port(MASTER_PORT), MASTER_PORT),
+            why="rendezvous port of this instance",
+        )
         if place.rank > 0:
             argv.flag("--headless", origin="deploy", why="workers only; rank 0 serves HTTP")
     elif par.dp > 1:
         argv.flag("--data-parallel-size", par.dp, origin="resolver", why="engine-level DP ranks")
     if par.ep > 1:
-        argv.flag("--enable-expert-parallel", origin="resolver",
-                  why=f"experts sharded over TP×DP = {par.tp * par.dp} GPUs")
+        argv.flag(
+            "--enable-expert-parallel",
+            origin="resolver",
+            why=f"experts sharded over TP×DP = {par.tp * par.dp} GPUs",
+        )
         backend = _all2all_backend(place)
         if backend:
-            argv.flag("--all2all-backend", backend, origin="deploy",
-                      why="DeepEP kernels for expert parallelism across nodes")
+            argv.flag(
+                "--all2all-backend",
+                backend,
+                origin="deploy",
+                why="DeepEP kernels for expert parallelism across nodes",
+            )
+
+
+def _default_or_deploy(value: int, default: int) -> FlagOrigin:
+    """Ports equal to the engine's default are shown as such; other instances move off it."""
+    return "engine-default" if value == default else "deploy"
+
+
+def _default_or_deploy(value: int, default: int) -> FlagOrigin:
+    """Ports equal to the engine's default are shown as such; other instances move off it."""
+    return "engine-default" if value == default else "deploy"
 
 
 def _multi_node_dp(place: Placement, argv: Argv) -> None:
@@ -157,32 +196,53 @@ def _multi_node_dp(place: Placement, argv: Argv) -> None:
             "pin --tp to divide the GPUs of each node",
         )
     argv.flag("--data-parallel-size", par.dp, origin="resolver", why="engine-level DP ranks")
-    argv.flag("--data-parallel-size-local", locals_[place.rank], origin="deploy",
-              why="DP ranks on this node")
+    argv.flag(
+        "--data-parallel-size-local",
+        locals_[place.rank],
+        origin="deploy",
+        why="DP ranks on this node",
+    )
     argv.flag("--data-parallel-address", place.head.address, origin="deploy", why="DP head node")
-    argv.flag("--data-parallel-rpc-port", place.rendezvous_port(DP_RPC_PORT), origin="deploy",
-              why="DP coordination port of this instance")
+    argv.flag(
+        "--data-parallel-rpc-port",
+        place.rendezvous_port(DP_RPC_PORT),
+        origin=_default_or_deploy(place.rendezvous_port(DP_RPC_PORT), DP_RPC_PORT),
+        why="DP coordination port of this instance",
+    )
     if place.rank > 0:
-        argv.flag("--data-parallel-start-rank", sum(locals_[: place.rank]), origin="deploy",
-                  why="first DP rank on this node")
+        argv.flag(
+            "--data-parallel-start-rank",
+            sum(locals_[: place.rank]),
+            origin="deploy",
+            why="first DP rank on this node",
+        )
         argv.flag("--headless", origin="deploy", why="one API server, on the head node")
 
 
 def _all2all_backend(place: Placement) -> str | None:
     """vLLM's wide-EP example uses DeepEP low-latency kernels for decode; prefill-heavy
-    instances use the high-throughput ones. Inside one node the default is kept."""
-    if place.nnodes == 1:
+        instances use the high-throughput ones. When the experts stay inside one node (EP within
+    NVLink), the default is kept."""
+    if place.role.parallelism.ep <= len(place.gpus):
         return None
     return "deepep_high_throughput" if place.role.name == "prefill" else "deepep_low_latency"
 
 
 def _memory_flags(place: Placement, argv: Argv) -> None:
     plan = place.plan
-    argv.flag("--max-model-len", plan.request.context, origin="resolver",
-              why="context per request the KV cache was sized for")
+    argv.flag(
+        "--max-model-len",
+        plan.request.context,
+        origin="resolver",
+        why="context per request the KV cache was sized for",
+    )
     memory = place.role.memory or plan.memory
-    argv.flag("--gpu-memory-utilization", f"{memory.memory_fraction:g}", origin="resolver",
-              why="fraction of GPU memory for weights, activations and KV cache")
+    argv.flag(
+        "--gpu-memory-utilization",
+        f"{memory.memory_fraction:g}",
+        origin="resolver",
+        why="fraction of GPU memory for weights, activations and KV cache",
+    )
     if plan.request.kv_cache_dtype == "fp8":
         argv.flag("--kv-cache-dtype", "fp8", origin="user", why="--kv-cache-dtype fp8")
     quant = plan.request.quantization
@@ -190,8 +250,12 @@ def _memory_flags(place: Placement, argv: Argv) -> None:
         if quant == "bf16":
             argv.flag("--dtype", "bfloat16", origin="user", why="--quantization bf16")
         elif quant in QUANTIZATION:
-            argv.flag("--quantization", QUANTIZATION[quant], origin="user",
-                      why=f"--quantization {quant} (online)")
+            argv.flag(
+                "--quantization",
+                QUANTIZATION[quant],
+                origin="user",
+                why=f"--quantization {quant} (online)",
+            )
 
 
 def _pd_flags(place: Placement, argv: Argv) -> dict[str, str]:
@@ -202,9 +266,13 @@ def _pd_flags(place: Placement, argv: Argv) -> dict[str, str]:
         "kv_role": "kv_producer" if role_name == "prefill" else "kv_consumer",
         "kv_load_failure_policy": "fail",
     }
-    argv.flag("--kv-transfer-config", json.dumps(config, separators=(",", ":")), origin="deploy",
-              why=f"NIXL KV transfer, {role_name} side; a failed KV load is an error, not a "
-              "silent recompute")
+    argv.flag(
+        "--kv-transfer-config",
+        json.dumps(config, separators=(",", ":")),
+        origin="deploy",
+        why=f"NIXL KV transfer, {role_name} side; a failed KV load is an error, not a "
+        "silent recompute",
+    )
     prefill = plan.role("prefill")
     offset = place.replica.index
     if role_name == "decode" and prefill is not None:
@@ -212,7 +280,9 @@ def _pd_flags(place: Placement, argv: Argv) -> dict[str, str]:
     node = place.node
     env = {
         "VLLM_NIXL_SIDE_CHANNEL_HOST": node.address,
-        "VLLM_NIXL_SIDE_CHANNEL_PORT": str(NIXL_SIDE_CHANNEL_PORT + NIXL_PORTS_PER_INSTANCE * offset),
+        "VLLM_NIXL_SIDE_CHANNEL_PORT": str(
+            NIXL_SIDE_CHANNEL_PORT + NIXL_PORTS_PER_INSTANCE * offset
+        ),
         "UCX_NET_DEVICES": ",".join(f"{dev}:1" for dev in node.rdma_devices)
         if node.rdma_devices and not place.simulate
         else "all",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -62,8 +62,10 @@ class _Entry(BaseModel):
         default=None, description="a `deploy detect --json` document, inline or a relative path"
     )
     interconnect: Interconnect | None = None
-    network_interface: str | None = None
-    rdma_devices: list[str] | None = None
+    # Linux interface names: at most 15 characters, no '/', ':' or spaces.
+    network_interface: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@-]{1,15}$")
+    # RDMA device names as NCCL_IB_HCA takes them, optionally with a port (mlx5_0:1).
+    rdma_devices: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(:[0-9]+)?$")]] | None = None
     # CPU NUMA nodes the GPUs hang off (2 on dual-socket HGX boards); detected for inventories.
     numa_nodes: int | None = Field(default=None, ge=1)
 
@@ -79,7 +81,16 @@ class NodeDefaults(_Entry):
 
 class NodeEntry(_Entry):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    address: str = Field(min_length=1)
+    address: str = Field(min_length=1, description="host name or IP address, no port")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not re.fullmatch(_HOST, value):
+            raise ValueError(
+                f"{value!r} is not a host name or IP address; write it without scheme or port"
+            )
+        return value
 
 
 class ClusterFile(BaseModel):

@@ -1,9 +1,9 @@
 """Detect the local node through NVML (or anything that answers like `pynvml`).
 
-Every query goes through `_ask`, which turns an `NVMLError` into a recorded fact ("this GPU
-does not support X") instead of an exception: detection must describe odd machines (VMs,
-consumer cards, MIG, old drivers), not crash on them. Only a failing `nvmlInit` or device
-count stops detection, as `NvmlUnavailable`.
+Every per-GPU query goes through `_Session.ask`, which turns an `NVMLError` into a recorded
+fact ("this GPU does not support X") instead of an exception: detection must describe odd
+machines (VMs, consumer cards, MIG, old drivers), not crash on them. Only `nvmlInit`, the
+device count or a device handle failing stops detection, as `NvmlUnavailable` (exit code 2).
 """
 
 from __future__ import annotations
@@ -329,19 +329,24 @@ def _pairs(session: _Session, handles: list[Any], gpus: list[GpuInfo]) -> list[P
     return pairs
 
 
+def start_nvml(nvml: Any) -> None:
+    """`nvmlInit`, or a one-line `NvmlUnavailable` naming why (no library, no driver...)."""
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as error:
+        reason = _error_name(error).lower().replace("_", " ")
+        raise NvmlUnavailable(
+            f"cannot detect GPUs: NVML is unavailable ({reason})", NO_NVML_HINT
+        ) from error
+
+
 def detect_node(nvml: Any = None, paths: SystemPaths | None = None) -> NodeInventory:
     """Query NVML (the real `pynvml` unless a provider is given) and sysfs; never raises
     for a query a GPU does not support. Raises `NvmlUnavailable` when NVML cannot start."""
     nvml = nvml if nvml is not None else load_pynvml()
     paths = paths or SystemPaths()
     session = _Session(nvml)
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError as error:
-        reason = session.error_name(error).lower().replace("_", " ")
-        raise NvmlUnavailable(
-            f"cannot detect GPUs: NVML is unavailable ({reason})", NO_NVML_HINT
-        ) from error
+    start_nvml(nvml)
     try:
         count = int(nvml.nvmlDeviceGetCount())
         if count == 0:

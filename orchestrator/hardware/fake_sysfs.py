@@ -44,11 +44,16 @@ def write_sysfs(recorded: dict[str, Any], root: Path) -> SystemPaths:
             for key, value in values.items():
                 _write(base / "ports" / port / key, str(value))
     for name, info in recorded.get("net", {}).items():
-        if info.get("virtual") or info.get("pci") not in pci_dirs:
+        if info.get("virtual"):
             target = devices / "virtual" / "net" / name
-        else:
+        elif info.get("pci") in pci_dirs:
             target = pci_dirs[info["pci"]] / "net" / name
+        else:
+            # A physical port whose PCI device was not recorded.
+            target = devices / "platform" / name / "net" / name
         target.mkdir(parents=True, exist_ok=True)
+        if info.get("pci") in pci_dirs:
+            _link(target / "device", pci_dirs[info["pci"]])
         for key in ("type", "operstate", "mtu", "speed"):
             if info.get(key) is not None:
                 _write(target / key, str(info[key]))

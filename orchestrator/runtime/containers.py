@@ -70,17 +70,23 @@ def rendered_files(spec: ServiceSpec, files_dir: Path | None) -> list[tuple[Path
     return pairs
 
 
-def file_archive(path: Path, target: str) -> tuple[str, bytes]:
-    """(directory, tar bytes) for `container.put_archive` placing `path` at `target`."""
-    directory, _, name = target.rstrip("/").rpartition("/")
+def file_archive(path: Path, target: str) -> bytes:
+    """Tar bytes for `container.put_archive("/", ...)` placing `path` at `target`, with its
+    parent directories (the image may not have them, e.g. /etc/nginx in a non-nginx image)."""
+    parts = [part for part in target.strip("/").split("/") if part]
     buffer = io.BytesIO()
     data = path.read_bytes()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo(name=name)
+        for depth in range(1, len(parts)):
+            directory = tarfile.TarInfo(name="/".join(parts[:depth]))
+            directory.type = tarfile.DIRTYPE
+            directory.mode = 0o755
+            tar.addfile(directory)
+        info = tarfile.TarInfo(name="/".join(parts))
         info.size = len(data)
         info.mode = 0o644
         tar.addfile(info, io.BytesIO(data))
-    return directory or "/", buffer.getvalue()
+    return buffer.getvalue()
 
 
 def container_name(deployment: str, service: str) -> str:

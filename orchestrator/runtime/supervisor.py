@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +80,27 @@ class Unit:
     @property
     def ready(self) -> bool:
         return self.state == "ready"
+
+
+@contextlib.contextmanager
+def docker_errors_as_failures(name: str) -> Iterator[None]:
+    """A Docker API or connection error in the middle of a run becomes one line, not a trace."""
+    import docker.errors
+    import requests
+
+    try:
+        yield
+    except docker.errors.APIError as error:
+        text = error.explanation or str(error)
+        raise RuntimeFailure(
+            f"Docker refused an operation for {name}: {str(text).splitlines()[0][:200]}",
+            "check the daemon's log, then run `deploy up` again",
+        ) from error
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise RuntimeFailure(
+            f"lost the Docker daemon while running {name}: {str(error).splitlines()[0][:200]}",
+            "check that dockerd is running, then run `deploy up` again",
+        ) from error
 
 
 def backoff_delay(restart: int, base_s: float, max_s: float) -> float:
@@ -192,15 +213,20 @@ class Supervisor:
         On failure or Ctrl-C, removes what this call created on every endpoint and re-raises.
         """
         try:
-            self._prepare()
-            self._start_watchers()
-            self._loop(until_ready=True, deadline=self._deadline(), stop=None)
-            self._save()
+            with docker_errors_as_failures(self.name):
+                self._prepare()
+                self._start_watchers()
+                self._loop(until_ready=True, deadline=self._deadline(), stop=None)
+                self._save()
             return self.url
         except BaseException:
             self._stop_watchers()
             if not self.options.keep_on_failure:
                 self.teardown_created()
+                if self._previous is None and not self.kept:
+                    self.store.delete(self.name)
+                else:
+                    self._save()
             raise
         finally:
             self._stop_watchers()
@@ -209,10 +235,11 @@ class Supervisor:
         self, *, stop: threading.Event | None = None, duration_s: float | None = None
     ) -> None:
         """Keep supervising after `up` (restarts, group restarts) until `stop` or `duration_s`."""
-        self._start_watchers()
         try:
-            deadline = time.monotonic() + duration_s if duration_s is not None else None
-            self._loop(until_ready=False, deadline=deadline, stop=stop or threading.Event())
+            with docker_errors_as_failures(self.name):
+                self._start_watchers()
+                deadline = time.monotonic() + duration_s if duration_s is not None else None
+                self._loop(until_ready=False, deadline=deadline, stop=stop or threading.Event())
         finally:
             self._stop_watchers()
             self._save()
@@ -462,10 +489,9 @@ class Supervisor:
             client.api.connect_container_to_network(
                 container.id, network, aliases=[member.spec.name]
             )
-        for path, target in ck.rendered_files(member.spec, self.files_dir):
-            directory, archive = ck.file_archive(path, target)
-            container.put_archive(directory, archive)
         try:
+            for path, target in ck.rendered_files(member.spec, self.files_dir):
+                container.put_archive("/", ck.file_archive(path, target))
             container.start()
         except docker.errors.APIError as error:
             raise RuntimeFailure(

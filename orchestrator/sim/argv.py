@@ -1,7 +1,8 @@
 """Read a real engine, router or nginx command line into the program the simulator imitates.
 
 Recognised programs (argv[0] may be a path; `python3 -m MODULE` works for the module forms):
-- `vllm serve [MODEL] ...`, `python3 -m vllm.entrypoints.openai.api_server --model M ...`
+- `vllm serve [MODEL] ...`, `python3 -m vllm.entrypoints.openai.api_server --model M ...`, and
+  the arguments alone (`MODEL --flags` or `--flags`), as given to the vLLM image's entry point
 - `sglang serve [MODEL] ...`, `python3 -m sglang.launch_server --model-path M ...`
 - `vllm-router ...`, `python3 -m sglang_router.launch_router ...`, `smg launch ...`,
   `python3 -m smg.launch_router ...`: `--pd-disaggregation`/`--vllm-pd-disaggregation` with
@@ -163,6 +164,10 @@ def _split_program(argv: Sequence[str]) -> tuple[str, list[str]]:
 def parse_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Program:
     """The program that `argv` (a real command line) would start."""
     env = os.environ if env is None else env
+    if argv and _looks_like_vllm_image_arguments(argv[0]):
+        # The vLLM image's entry point is `vllm serve`: a service that relies on it passes
+        # only `MODEL --flags` (or only flags) as its command.
+        return _vllm(list(argv), env, positional_allowed=True)
     program, rest = _split_program(argv)
     if program == "vllm":
         if not rest or rest[0] != "serve":
@@ -195,6 +200,16 @@ def parse_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> 
         "python3 -m sglang.launch_server, vllm-router, python3 -m sglang_router.launch_router, "
         "smg launch, nginx"
     )
+
+
+def _looks_like_vllm_image_arguments(first: str) -> bool:
+    if first.startswith("-"):
+        return True
+    known = ("vllm", "sglang", "vllm-router", "smg", "nginx")
+    if os.path.basename(first) in known or os.path.basename(first).startswith("python"):
+        return False
+    # a Hugging Face id (org/name) or a model directory, not a program
+    return "/" in first and not (os.path.isfile(first) and os.access(first, os.X_OK))
 
 
 def _first_positional(tokens: Sequence[str]) -> str | None:

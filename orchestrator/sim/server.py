@@ -104,6 +104,7 @@ async def _fault_timer(faults: Faults, runnable: _Runnable, control: Control) ->
             runnable.log.muted = False
             for line in runnable.crash_lines():
                 runnable.log.error(line)
+            runnable.log.muted = True  # a crashed process says nothing after its last words
             control.stop(exit_code=1)
             return
 
@@ -334,6 +335,10 @@ def main_from_argv(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         engine = program.engine if isinstance(program, EngineSettings) else None
         behaviour = Behaviour.from_env(environment, engine)
     except SimConfigError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 2
+        message = str(error)
+        if message.startswith("nginx: "):  # nginx prints its [emerg] line and exits 1
+            print(message, file=sys.stderr, flush=True)
+            return 1
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return 2  # the engines' argument parsers exit 2
     return run_foreground(program, behaviour)

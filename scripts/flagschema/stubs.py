@@ -39,6 +39,9 @@ class _StubMeta(ABCMeta):
         return make_stub(f"{cls.__qualname__}.{name}", cls.__module__)
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not cls.__dict__.get("_is_stub"):
+            # An engine class deriving from a stub (`class X(torch.nn.Module)`) is real.
+            return super().__call__(*args, **kwargs)
         # A stub called with one function or class is a decorator: keep what it decorates.
         if (
             len(args) == 1
@@ -59,7 +62,7 @@ class _StubMeta(ABCMeta):
 
     def __bool__(cls) -> bool:
         # `if torch.cuda.is_available():` and friends must take the no-accelerator branch.
-        return False
+        return not cls.__dict__.get("_is_stub")
 
     def __int__(cls) -> int:
         return 0
@@ -92,11 +95,14 @@ class _StubMeta(ABCMeta):
     __le__ = __gt__ = __ge__ = __lt__
 
     def __repr__(cls) -> str:
+        if not cls.__dict__.get("_is_stub"):
+            return super().__repr__()
         return f"<stub {cls.__module__}.{cls.__qualname__}>"
 
 
 class StubBase(metaclass=_StubMeta):
-    """Base of every stub class; instances behave like the class."""
+    """Base of every stub class. Engine classes deriving from a stub are instantiated for real;
+    attributes their stub base would have provided are stubs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -118,7 +124,8 @@ class StubBase(metaclass=_StubMeta):
 
 def make_stub(qualname: str, module: str) -> Any:
     name = qualname.rsplit(".", 1)[-1] or "stub"
-    stub = _StubMeta(name, (StubBase,), {"__module__": module, "__qualname__": qualname})
+    namespace = {"__module__": module, "__qualname__": qualname, "_is_stub": True}
+    stub = _StubMeta(name, (StubBase,), namespace)
     return stub
 
 

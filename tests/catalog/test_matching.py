@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestrator.catalog import find_gpu, find_model, gpu_from_nvml_name, parse_gpu_spec
@@ -136,3 +138,14 @@ def test_gpu_from_nvml_name() -> None:
     # A GPU that is not in the catalog is not guessed from a similar name.
     assert gpu_from_nvml_name("NVIDIA L40") is None
     assert gpu_from_nvml_name("NVIDIA A10") is None
+
+
+def test_a_stray_folder_named_like_a_model_does_not_hide_the_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "qwen3-8b").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert find_model("qwen3-8b").hf_id == "Qwen/Qwen3-8B"
+    (tmp_path / "qwen3-8b" / "config.json").write_text("{}")
+    with pytest.raises(CatalogError, match=r"config.json: field 'hidden_size' is missing"):
+        find_model("qwen3-8b")

@@ -349,3 +349,49 @@ def test_nodes_option_takes_the_first_nodes() -> None:
         f"--nodes 3 but {EXAMPLES / 'two-node-h100-ib.yaml'} lists 2 node(s); "
         "use --nodes 2 or fewer, or add nodes to the file"
     )
+
+
+@pytest.mark.parametrize(
+    ("address", "interface", "message"),
+    [
+        (
+            "http://192.0.2.10",
+            "eth0",
+            "3: nodes[0].address: 'http://192.0.2.10' is not a host name or IP address; "
+            "write it without scheme or port",
+        ),
+        (
+            "192.0.2.10:8000",
+            "eth0",
+            "3: nodes[0].address: '192.0.2.10:8000' is not a host name or IP address; "
+            "write it without scheme or port",
+        ),
+        (
+            "192.0.2.10",
+            "eth 0",
+            "5: nodes[0].network_interface: string should match pattern '^[A-Za-z0-9_.@-]{1,15}$'",
+        ),
+    ],
+)
+def test_bad_address_and_interface(
+    tmp_path: Path, address: str, interface: str, message: str
+) -> None:
+    path = _write(
+        tmp_path,
+        f"""
+        nodes:
+          - name: a
+            address: "{address}"
+            gpus: 8xH100
+            network_interface: "{interface}"
+        """,
+    )
+    assert _error(path) == f"{path}:{message}"
+
+
+def test_rdma_device_with_port(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "nodes:\n  - {name: a, address: a.example, gpus: 8xH100, rdma_devices: ['mlx5_0:1', mlx5_1]}\n",
+    )
+    assert load_cluster(path).nodes[0].rdma_devices == ["mlx5_0:1", "mlx5_1"]

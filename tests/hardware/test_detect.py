@@ -135,7 +135,15 @@ def test_l40s_pair(detect_recorded: Detect) -> None:
     assert inventory.nvlink_domains == [[0], [1]]
     assert _levels(inventory) == [["X", "NODE"], ["NODE", "X"]]
     assert inventory.numa_nodes == 1
-    assert inventory.gpus[1].catalog_name == "L40S-48GB"
+    gpu = inventory.gpus[1]
+    assert gpu.catalog_name == "L40S-48GB"
+    # Recent drivers answer the fabric query with state NOT_SUPPORTED instead of an error.
+    assert gpu.fabric is not None and gpu.fabric.state == "not-supported"
+    assert gpu.unsupported == {
+        "numa_node_id": "NOT_SUPPORTED",
+        "mig_mode": "NOT_SUPPORTED",
+        "nvlink": "NOT_SUPPORTED",
+    }
     assert inventory.warnings == []
 
 

@@ -160,3 +160,26 @@ def test_zero_gpus_and_driver_not_loaded(fixtures_dir: Path) -> None:
     assert str(caught.value).startswith(
         "cannot detect GPUs: NVML is unavailable (driver not loaded); "
     )
+
+
+def test_shorthand_and_cluster_files_never_load_pynvml(repo_root: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from orchestrator.hardware import resolve_cluster\n"
+        "resolve_cluster('8xH100', 2, None)\n"
+        "resolve_cluster(None, None, Path('profiles/clusters/two-node-h100-ib.yaml'))\n"
+        "print(sorted(m for m in ('pynvml', 'docker', 'aiohttp', 'rich') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout == "[]\n"

@@ -31,31 +31,55 @@ GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
 
 MODELS = {
     "llama-3.1-8b": ModelSummary(
-        id="meta-llama/Llama-3.1-8B-Instruct", name="llama-3.1-8b", params_total=8_030_261_248,
-        params_active=8_030_261_248, attention="gqa", is_moe=False, max_context=131072,
+        id="meta-llama/Llama-3.1-8B-Instruct",
+        name="llama-3.1-8b",
+        params_total=8_030_261_248,
+        params_active=8_030_261_248,
+        attention="gqa",
+        is_moe=False,
+        max_context=131072,
         checkpoint_format="bf16",
     ),
     "llama-3.1-70b": ModelSummary(
-        id="meta-llama/Llama-3.1-70B-Instruct", name="llama-3.1-70b",
-        params_total=70_553_706_496, params_active=70_553_706_496, attention="gqa",
-        is_moe=False, max_context=131072, checkpoint_format="bf16",
+        id="meta-llama/Llama-3.1-70B-Instruct",
+        name="llama-3.1-70b",
+        params_total=70_553_706_496,
+        params_active=70_553_706_496,
+        attention="gqa",
+        is_moe=False,
+        max_context=131072,
+        checkpoint_format="bf16",
     ),
     "llama-3.1-405b": ModelSummary(
-        id="meta-llama/Llama-3.1-405B-Instruct", name="llama-3.1-405b",
-        params_total=405_853_388_800, params_active=405_853_388_800, attention="gqa",
-        is_moe=False, max_context=131072, checkpoint_format="bf16",
+        id="meta-llama/Llama-3.1-405B-Instruct",
+        name="llama-3.1-405b",
+        params_total=405_853_388_800,
+        params_active=405_853_388_800,
+        attention="gqa",
+        is_moe=False,
+        max_context=131072,
+        checkpoint_format="bf16",
     ),
     "deepseek-r1": ModelSummary(
-        id="deepseek-ai/DeepSeek-R1", name="deepseek-r1", params_total=671_026_419_200,
-        params_active=37_552_297_472, attention="mla", is_moe=True, max_context=163840,
+        id="deepseek-ai/DeepSeek-R1",
+        name="deepseek-r1",
+        params_total=671_026_419_200,
+        params_active=37_552_297_472,
+        attention="mla",
+        is_moe=True,
+        max_context=163840,
         checkpoint_format="fp8",
     ),
 }
 
 # Weights per GPU (GiB) for a model at a given number of GPUs per instance, roughly what the
 # memory model gives; only the start period and the simulator's load time read it.
-WEIGHTS_GIB = {"llama-3.1-8b": 15.0, "llama-3.1-70b": 131.5, "llama-3.1-405b": 756.0,
-               "deepseek-r1": 642.0}
+WEIGHTS_GIB = {
+    "llama-3.1-8b": 15.0,
+    "llama-3.1-70b": 131.5,
+    "llama-3.1-405b": 756.0,
+    "deepseek-r1": 642.0,
+}
 
 
 def memory(model: str, gpus: int, context: int = 32768) -> MemoryEstimate:
@@ -156,13 +180,21 @@ def scenario(engine: str, layout: str, **overrides: Any) -> Plan:
         roles = [role("serve", model, par, [replica(0, (0, ALL8), (1, ALL8))])]
     elif layout == "dpep":
         model, count, per = "deepseek-r1", 1, 8
-        par = Parallelism(tp=8, ep=8, attn_dp=8) if sglang else Parallelism(tp=1, dp=8, ep=8, attn_dp=8)
+        par = (
+            Parallelism(tp=8, ep=8, attn_dp=8)
+            if sglang
+            else Parallelism(tp=1, dp=8, ep=8, attn_dp=8)
+        )
         roles = [role("serve", model, par, [replica(0, (0, ALL8))])]
     elif layout == "replicas":
         model, count, per = "llama-3.1-8b", 1, 8
         roles = [
-            role("serve", model, Parallelism(tp=4), [replica(0, (0, [0, 1, 2, 3])),
-                                                     replica(1, (0, [4, 5, 6, 7]))])
+            role(
+                "serve",
+                model,
+                Parallelism(tp=4),
+                [replica(0, (0, [0, 1, 2, 3])), replica(1, (0, [4, 5, 6, 7]))],
+            )
         ]
     elif layout == "pd1node":
         model, count, per = "llama-3.1-8b", 1, 8
@@ -178,8 +210,9 @@ def scenario(engine: str, layout: str, **overrides: Any) -> Plan:
         ]
     else:
         raise ValueError(layout)
-    return make_plan(engine=engine, model=model, node_count=count, gpus_per_node=per,
-                     roles=roles, **overrides)
+    return make_plan(
+        engine=engine, model=model, node_count=count, gpus_per_node=per, roles=roles, **overrides
+    )
 
 
 LAYOUTS = ["1gpu", "tp8", "2node", "dpep", "replicas", "pd1node", "pd2node"]

@@ -25,7 +25,9 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize(("engine", "layout"), SCENARIOS, ids=[f"{e}-{l}" for e, l in SCENARIOS])
+@pytest.mark.parametrize(
+    ("engine", "layout"), SCENARIOS, ids=[f"{engine}-{layout}" for engine, layout in SCENARIOS]
+)
 def test_rendered_files_match_golden(
     engine: str, layout: str, tmp_path: Path, update_golden: bool
 ) -> None:

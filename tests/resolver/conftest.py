@@ -11,8 +11,8 @@ from orchestrator.hardware import cluster_from_shorthand
 from orchestrator.hardware.model import Cluster
 from orchestrator.planner import workload_for
 from orchestrator.request import PlanRequest
-from orchestrator.resources import profiles_dir
 from orchestrator.resolver_context import Shape, Workload
+from orchestrator.resources import profiles_dir
 
 CLUSTERS_DIR = profiles_dir() / "clusters"
 

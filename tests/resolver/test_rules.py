@@ -13,7 +13,9 @@ from .conftest import make_workload
 
 def test_tp_must_divide_attention_heads() -> None:
     work = make_workload("qwen3-32b")
-    assert validate(Shape(tp=3), work)[0] == "TP 3 does not divide the 64 attention heads of qwen3-32b"
+    assert (
+        validate(Shape(tp=3), work)[0] == "TP 3 does not divide the 64 attention heads of qwen3-32b"
+    )
     assert validate(Shape(tp=8), work) == []
 
 
@@ -122,7 +124,11 @@ def test_tp_across_ethernet_is_a_soft_issue() -> None:
             {"ep": 3},
             "EP 3 does not divide the 256 experts of deepseek-r1; valid: 1, 2, 4, 8",
         ),
-        ("qwen3-32b", {"ep": 2}, "EP needs a mixture-of-experts model; qwen3-32b is dense; drop --ep"),
+        (
+            "qwen3-32b",
+            {"ep": 2},
+            "EP needs a mixture-of-experts model; qwen3-32b is dense; drop --ep",
+        ),
         (
             "qwen3-32b",
             {"tp": 8, "dp": 2},
@@ -135,7 +141,9 @@ def test_tp_across_ethernet_is_a_soft_issue() -> None:
         ),
     ],
 )
-def test_pins_rejected_with_the_sizes_that_work(model: str, options: dict[str, int], message: str) -> None:
+def test_pins_rejected_with_the_sizes_that_work(
+    model: str, options: dict[str, int], message: str
+) -> None:
     work = make_workload(model, **options)
     with pytest.raises(PlanError) as caught:
         check_pins(work)

@@ -100,7 +100,7 @@ def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> 
             "--pidfile",
             str(root / "dockerd.pid"),
             "--bridge",
-            "none",
+            bridge,
             "--iptables=false",
             "--ip-masq=false",
             "--containerd-namespace",

@@ -40,8 +40,12 @@ def labelled(client: Any, kind: str, name: str) -> list[Any]:
 
 
 def test_down_removes_containers_network_and_volume_it_created_and_the_state(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore,
-    endpoints: Endpoints, cli_runner: CliRunner,
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
+    cli_runner: CliRunner,
 ) -> None:
     volume = f"{deployment}-cache"
     serve = server_spec("serve-0", sim_image).model_copy(
@@ -74,8 +78,12 @@ def test_down_removes_containers_network_and_volume_it_created_and_the_state(
 
 
 def test_down_finds_containers_by_label_after_the_state_file_is_lost(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore,
-    endpoints: Endpoints, cli_runner: CliRunner,
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
+    cli_runner: CliRunner,
 ) -> None:
     up(deployment, [server_spec("serve-0", sim_image)], state_store, endpoints)
     assert state_store.delete(deployment)
@@ -90,8 +98,12 @@ def test_down_finds_containers_by_label_after_the_state_file_is_lost(
 
 
 def test_status_and_logs(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore,
-    endpoints: Endpoints, cli_runner: CliRunner,
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
+    cli_runner: CliRunner,
 ) -> None:
     supervisor = up(deployment, [server_spec("serve-0", sim_image)], state_store, endpoints)
     state_dir = str(state_store.directory)
@@ -99,10 +111,21 @@ def test_status_and_logs(
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == f"{deployment}  {supervisor.url}"
-    assert lines[1].split() == ["SERVICE", "NODE", "ROLE", "STATE", "HEALTH", "RESTARTS", "UPTIME", "GPU"]
+    assert lines[1].split() == [
+        "SERVICE",
+        "NODE",
+        "ROLE",
+        "STATE",
+        "HEALTH",
+        "RESTARTS",
+        "UPTIME",
+        "GPU",
+    ]
     assert lines[2].split()[:6] == ["serve-0", "node0", "serve", "running", "ready", "0"]
 
-    as_json = cli_runner.invoke(cli, ["status", "--name", deployment, "--state-dir", state_dir, "--json"])
+    as_json = cli_runner.invoke(
+        cli, ["status", "--name", deployment, "--state-dir", state_dir, "--json"]
+    )
     data = json.loads(as_json.output)
     assert data[0]["name"] == deployment and data[0]["endpoint_url"] == supervisor.url
     service = data[0]["services"][0]
@@ -118,9 +141,14 @@ def test_status_and_logs(
         cli, ["logs", "serve-0", "--name", deployment, "--state-dir", state_dir, "--tail", "1"]
     )
     assert logs.exit_code == 0 and logs.output == "ready\n"
-    unknown = cli_runner.invoke(cli, ["logs", "nope", "--name", deployment, "--state-dir", state_dir])
+    unknown = cli_runner.invoke(
+        cli, ["logs", "nope", "--name", deployment, "--state-dir", state_dir]
+    )
     assert unknown.exit_code == 2
-    assert unknown.output == f"error: no service 'nope' in deployment '{deployment}'; services: serve-0\n"
+    assert (
+        unknown.output
+        == f"error: no service 'nope' in deployment '{deployment}'; services: serve-0\n"
+    )
 
 
 def test_an_unreachable_daemon_is_one_line_and_exit_2(

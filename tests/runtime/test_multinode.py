@@ -42,16 +42,32 @@ def two_node_specs(image: str, rank1_fault: str = "") -> list[Any]:
     return [
         server_spec("serve-0-rank0", image, node="node0", group="serve-0", load_s=1.0),
         server_spec(
-            "serve-0-rank1", image, node="node1", group="serve-0", rank=1, http=False,
+            "serve-0-rank1",
+            image,
+            node="node1",
+            group="serve-0",
+            rank=1,
+            http=False,
             fault=rank1_fault,
         ),
-        server_spec("router", image, node="node0", role="router", depends_on=["serve-0-rank0", "serve-0-rank1"]),
+        server_spec(
+            "router",
+            image,
+            node="node0",
+            role="router",
+            depends_on=["serve-0-rank0", "serve-0-rank1"],
+        ),
     ]
 
 
 def test_two_node_group_with_router_restart_and_down(
-    docker_client: Any, node1: Any, second_daemon: str, sim_image: str, deployment: str,
-    state_store: StateStore, endpoints: Endpoints,
+    docker_client: Any,
+    node1: Any,
+    second_daemon: str,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     nodes = [local_node("node0"), local_node("node1", docker=second_daemon)]
     specs = two_node_specs(sim_image)
@@ -82,8 +98,11 @@ def test_two_node_group_with_router_restart_and_down(
                 rank0 = labelled(docker_client, deployment).get("serve-0-rank0")
                 rank1 = labelled(node1, deployment).get("serve-0-rank1")
                 if (
-                    rank0 is not None and rank0.id != before_rank0 and rank0.status == "running"
-                    and rank1 is not None and rank1.status == "running"
+                    rank0 is not None
+                    and rank0.id != before_rank0
+                    and rank0.status == "running"
+                    and rank1 is not None
+                    and rank1.status == "running"
                 ):
                     break
                 time.sleep(0.2)
@@ -101,13 +120,22 @@ def test_two_node_group_with_router_restart_and_down(
 
 
 def test_failed_two_node_start_leaves_no_orphans_and_down_without_state_uses_endpoints(
-    docker_client: Any, node1: Any, second_daemon: str, sim_image: str, deployment: str,
-    state_store: StateStore, endpoints: Endpoints,
+    docker_client: Any,
+    node1: Any,
+    second_daemon: str,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     nodes = [local_node("node0"), local_node("node1", docker=second_daemon)]
     failing = Supervisor(
-        deployment, two_node_specs(sim_image, rank1_fault="exit-on-start"), nodes,
-        store=state_store, endpoints=endpoints, options=FAST,
+        deployment,
+        two_node_specs(sim_image, rank1_fault="exit-on-start"),
+        nodes,
+        store=state_store,
+        endpoints=endpoints,
+        options=FAST,
     )
     with pytest.raises(ServiceGaveUp, match="serve-0 failed 2 times"):
         failing.up()
@@ -115,10 +143,16 @@ def test_failed_two_node_start_leaves_no_orphans_and_down_without_state_uses_end
     assert node1.networks.list(filters={"label": f"{LABEL_DEPLOYMENT}={deployment}"}) == []
 
     Supervisor(
-        deployment, two_node_specs(sim_image), nodes, store=state_store, endpoints=endpoints,
+        deployment,
+        two_node_specs(sim_image),
+        nodes,
+        store=state_store,
+        endpoints=endpoints,
         options=FAST,
     ).up()
     state_store.delete(deployment)
-    result = down(deployment, store=state_store, endpoints=endpoints, extra_endpoints=[second_daemon])
+    result = down(
+        deployment, store=state_store, endpoints=endpoints, extra_endpoints=[second_daemon]
+    )
     assert result.containers == 3 and result.deployments == [deployment]
     assert labelled(docker_client, deployment) == {} and labelled(node1, deployment) == {}

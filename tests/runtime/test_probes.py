@@ -22,8 +22,9 @@ def spec(name: str = "s", role: str = "serve", **changes: object) -> ServiceSpec
         "image": "i",
         "command": [],
         "ports": [PortBinding(container=8000, host=18000)],
-        "probe": Probe(kind="http", path="/health", port=8000, start_period_s=60,
-                       interval_s=10, retries=3),
+        "probe": Probe(
+            kind="http", path="/health", port=8000, start_period_s=60, interval_s=10, retries=3
+        ),
     }
     data.update(changes)
     return ServiceSpec.model_validate(data)
@@ -89,7 +90,9 @@ def test_http_check_against_real_servers(server: int) -> None:
 def test_a_loading_engine_is_not_restarted_inside_its_start_period() -> None:
     tracker = ProbeTracker(spec(), started_at=0.0)
     for t in range(0, 60, 2):  # refused for the whole start period: still loading
-        assert tracker.observe(alive=True, ok=False, detail="connection refused", now=t) == "loading"
+        assert (
+            tracker.observe(alive=True, ok=False, detail="connection refused", now=t) == "loading"
+        )
     assert tracker.failures == 0
     # After the start period, `retries` failures spaced by `interval_s` make it unhealthy.
     assert tracker.observe(alive=True, ok=False, detail="refused", now=60) == "loading"

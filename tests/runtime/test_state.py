@@ -34,8 +34,12 @@ def a_state(name: str = "qwen", url: str | None = "http://127.0.0.1:8000") -> De
         nodes=[NodeInfo(name="n0")],
         containers={
             "serve-0": ContainerRecord(
-                service="serve-0", node="n0", endpoint="unix:///var/run/docker.sock",
-                id="abc", spec_hash=spec.spec_hash(), started_at=1.0,
+                service="serve-0",
+                node="n0",
+                endpoint="unix:///var/run/docker.sock",
+                id="abc",
+                spec_hash=spec.spec_hash(),
+                started_at=1.0,
             )
         },
         restarts={"serve-0": 2},
@@ -73,7 +77,9 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["qwen.json"]
 
 
-def test_default_dir_follows_xdg_state_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_dir_follows_xdg_state_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert default_state_dir() == tmp_path / "deploy"
     monkeypatch.delenv("XDG_STATE_HOME")
@@ -97,5 +103,7 @@ def test_bad_names_and_corrupt_files_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="invalid deployment name"):
         store.path("../etc/passwd")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(InputError, match=r"state file .*bad.json is not valid.*deploy down --name bad"):
+    with pytest.raises(
+        InputError, match=r"state file .*bad.json is not valid.*deploy down --name bad"
+    ):
         store.load("bad")

@@ -49,7 +49,11 @@ def started_at(container: Any) -> str:
 
 
 def test_up_waits_for_dependencies_and_records_state(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore, endpoints: Endpoints
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     serve = server_spec("serve-0", sim_image, load_s=2.0)
     router = server_spec("router", sim_image, role="router", depends_on=["serve-0"])
@@ -73,7 +77,11 @@ def test_up_waits_for_dependencies_and_records_state(
 
 
 def test_up_is_idempotent_and_replaces_only_a_changed_service(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore, endpoints: Endpoints
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     serve = server_spec("serve-0", sim_image)
     router = server_spec("router", sim_image, role="router", depends_on=["serve-0"])
@@ -93,7 +101,11 @@ def test_up_is_idempotent_and_replaces_only_a_changed_service(
 
 
 def test_a_killed_container_is_restarted(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore, endpoints: Endpoints
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     supervisor = start(deployment, [server_spec("serve-0", sim_image)], state_store, endpoints)
     old = labelled(docker_client, deployment)["serve-0"]
@@ -121,7 +133,11 @@ def test_a_killed_container_is_restarted(
 
 
 def test_a_crash_looping_service_is_given_up_with_its_logs_and_nothing_is_left(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore, endpoints: Endpoints
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     good = server_spec("serve-0", sim_image)
     bad = server_spec("serve-1", sim_image, fault="exit-on-start")
@@ -141,19 +157,29 @@ def test_a_crash_looping_service_is_given_up_with_its_logs_and_nothing_is_left(
 
 
 def test_a_never_ready_service_is_restarted_after_its_budget_then_given_up(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore, endpoints: Endpoints
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     spec = server_spec(
         "serve-0", sim_image, fault="never-ready", start_period_s=1, interval_s=1, retries=1
     )
     options = SupervisorOptions(timeout_s=60, max_restarts=1, backoff_base_s=0.1, poll_s=0.2)
-    with pytest.raises(ServiceGaveUp, match=r"serve-0 failed 2 times.*not ready after \d+s \(HTTP 503\)"):
+    with pytest.raises(
+        ServiceGaveUp, match=r"serve-0 failed 2 times.*not ready after \d+s \(HTTP 503\)"
+    ):
         start(deployment, [spec], state_store, endpoints, options)
     assert labelled(docker_client, deployment) == {}
 
 
 def test_a_loading_service_is_not_restarted_before_its_start_period(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore, endpoints: Endpoints
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     spec = server_spec("serve-0", sim_image, load_s=4.0, start_period_s=20, interval_s=1, retries=1)
     rows: list[Row] = []
@@ -175,7 +201,11 @@ def test_a_loading_service_is_not_restarted_before_its_start_period(
 
 
 def test_a_rank_death_restarts_its_whole_group(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore, endpoints: Endpoints
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     rank0 = server_spec("serve-0-rank0", sim_image, group="serve-0")
     rank1 = server_spec("serve-0-rank1", sim_image, group="serve-0", rank=1, http=False)
@@ -204,7 +234,11 @@ def test_a_rank_death_restarts_its_whole_group(
 
 
 def test_ctrl_c_during_up_removes_what_it_started_unless_kept(
-    docker_client: Any, sim_image: str, deployment: str, state_store: StateStore, endpoints: Endpoints
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
 ) -> None:
     class InterruptWhileLoading:
         def update(self, rows: list[Row]) -> None:

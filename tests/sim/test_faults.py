@@ -68,8 +68,10 @@ def test_exit_on_start(spawn: Any) -> None:
 
 def test_sigterm_stops_gracefully_with_exit_code_zero(spawn: Any, client: Any) -> None:
     port = client.free_port()
-    process = spawn(["vllm", "serve", "m", "--host", "127.0.0.1", "--port", str(port)],
-                    {"DEPLOY_SIM_LOAD_SECONDS": "0"})  # fmt: skip
+    process = spawn(
+        ["vllm", "serve", "m", "--host", "127.0.0.1", "--port", str(port)],
+        {"DEPLOY_SIM_LOAD_SECONDS": "0"},
+    )
     url = f"http://127.0.0.1:{port}"
     assert client.wait_for(lambda: not client.connection_refused(url), timeout=10)
     process.send_signal(signal.SIGTERM)
@@ -107,7 +109,7 @@ def _times_out(url: str, path: str, timeout: float = 0.5) -> bool:
     try:
         conn.request("GET", path)
         conn.getresponse()
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return True
     finally:
         conn.close()
@@ -118,14 +120,14 @@ def test_hang_accepts_connections_but_never_answers(client: Any) -> None:
     sim = start_in_thread("vllm", fault="hang-after=0.5")
     try:
         assert client.request(sim.url, "/health").status == 200
-        lines_before = len(sim.logs)
         assert client.wait_for(lambda: _times_out(sim.url, "/health"), timeout=5)
+        lines_before = len(sim.logs)
         with socket.create_connection(("127.0.0.1", sim.port), timeout=2):
             pass  # the port still accepts
         assert _times_out(sim.url, "/v1/models")
         assert sim.alive
         # a hung process stops emitting log lines (the probes above were not logged)
-        assert len(sim.logs) <= lines_before + 1
+        assert len(sim.logs) == lines_before
     finally:
         sim.stop()
 

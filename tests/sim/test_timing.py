@@ -37,7 +37,11 @@ def measure(client: Any, url: str, path: str, body: dict[str, Any]) -> tuple[flo
         choices = event.json()["choices"]
         if not choices:
             continue
-        content = choices[0].get("text") if path == "/v1/completions" else choices[0]["delta"].get("content")
+        content = (
+            choices[0].get("text")
+            if path == "/v1/completions"
+            else choices[0]["delta"].get("content")
+        )
         if content:  # the chat role chunk carries no content
             token_times.append(event.at)
     ttft = token_times[0] * 1000
@@ -47,7 +51,9 @@ def measure(client: Any, url: str, path: str, body: dict[str, Any]) -> tuple[flo
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 @pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
-def test_measured_ttft_and_tpot_match_the_configuration(client: Any, engine: str, path: str) -> None:
+def test_measured_ttft_and_tpot_match_the_configuration(
+    client: Any, engine: str, path: str
+) -> None:
     body: dict[str, Any] = {"max_tokens": TOKENS, "ignore_eos": True, "stream": True}
     if path == "/v1/completions":
         body["prompt"] = "measure me"
@@ -68,8 +74,11 @@ def test_non_streaming_latency_is_ttft_plus_tpot_per_later_token(client: Any) ->
     with start_in_thread("vllm", ttft_ms=TTFT_MS, tpot_ms=TPOT_MS) as sim:
         for _ in range(3):
             started = time.perf_counter()
-            reply = client.post(sim.url, "/v1/completions",
-                                {"prompt": "x", "max_tokens": TOKENS, "ignore_eos": True})  # fmt: skip
+            reply = client.post(
+                sim.url,
+                "/v1/completions",
+                {"prompt": "x", "max_tokens": TOKENS, "ignore_eos": True},
+            )
             elapsed.append((time.perf_counter() - started) * 1000)
             assert reply.json()["usage"]["completion_tokens"] == TOKENS
     assert abs(statistics.median(elapsed) - expected_ms) <= tolerance_ms(expected_ms)

@@ -78,7 +78,9 @@ def test_completion_non_streaming_counts_usage(vllm: SimHandle, client: Any) -> 
 
 
 def test_prompt_as_token_ids_counts_ids(vllm: SimHandle, client: Any) -> None:
-    reply = client.post(vllm.url, "/v1/completions", {"prompt": [1, 2, 3, 4, 5, 6], "max_tokens": 2})
+    reply = client.post(
+        vllm.url, "/v1/completions", {"prompt": [1, 2, 3, 4, 5, 6], "max_tokens": 2}
+    )
     assert reply.json()["usage"]["prompt_tokens"] == 6
 
 
@@ -90,11 +92,14 @@ def test_without_ignore_eos_the_model_stops_early(vllm: SimHandle, client: Any) 
 
 
 @pytest.mark.parametrize("max_tokens", [1, 7, 50])
-def test_ignore_eos_gives_exactly_max_tokens(
-    vllm: SimHandle, client: Any, max_tokens: int
-) -> None:
-    body = {"prompt": "hi", "max_tokens": max_tokens, "ignore_eos": True, "stream": True,
-            "stream_options": {"include_usage": True}}  # fmt: skip
+def test_ignore_eos_gives_exactly_max_tokens(vllm: SimHandle, client: Any, max_tokens: int) -> None:
+    body = {
+        "prompt": "hi",
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     status, events = client.stream(vllm.url, "/v1/completions", body)
     assert status == 200
     assert events[-1].data == "[DONE]"
@@ -108,8 +113,13 @@ def test_ignore_eos_gives_exactly_max_tokens(
 
 def test_chat_streaming_role_first_then_content_and_usage(vllm: SimHandle, client: Any) -> None:
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
-    body = {"model": "m7", "messages": messages, "max_tokens": 4, "stream": True,
-            "stream_options": {"include_usage": True}}  # fmt: skip
+    body = {
+        "model": "m7",
+        "messages": messages,
+        "max_tokens": 4,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     status, events = client.stream(vllm.url, "/v1/chat/completions", body)
     assert status == 200
     chunks = [e.json() for e in events if e.data != "[DONE]"]
@@ -124,8 +134,11 @@ def test_chat_streaming_role_first_then_content_and_usage(vllm: SimHandle, clien
 
 
 def test_chat_non_streaming(vllm: SimHandle, client: Any) -> None:
-    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a b"}]}],
-            "max_completion_tokens": 3, "ignore_eos": True}  # fmt: skip
+    body = {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "a b"}]}],
+        "max_completion_tokens": 3,
+        "ignore_eos": True,
+    }
     reply = client.post(vllm.url, "/v1/chat/completions", body)
     out = reply.json()
     assert out["object"] == "chat.completion"
@@ -135,7 +148,7 @@ def test_chat_non_streaming(vllm: SimHandle, client: Any) -> None:
 
 
 def test_streaming_without_include_usage_has_no_usage_chunk(vllm: SimHandle, client: Any) -> None:
-    status, events = client.stream(
+    _status, events = client.stream(
         vllm.url, "/v1/completions", {"prompt": "x", "max_tokens": 3, "stream": True}
     )
     chunks = [e.json() for e in events if e.data != "[DONE]"]
@@ -160,12 +173,18 @@ def test_bad_requests_are_400(vllm: SimHandle, client: Any) -> None:
 
 def test_metrics_have_vllm_names_and_count_tokens(client: Any) -> None:
     with start_in_thread("vllm", served_model_name="mm", ttft_ms=2, tpot_ms=1) as sim:
-        client.post(sim.url, "/v1/completions", {"prompt": "a b c", "max_tokens": 4, "ignore_eos": True})
+        client.post(
+            sim.url, "/v1/completions", {"prompt": "a b c", "max_tokens": 4, "ignore_eos": True}
+        )
         text = client.request(sim.url, "/metrics").body.decode()
     labels = 'engine="0",model_name="mm"'
-    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting",
-                 "vllm:kv_cache_usage_perc", "vllm:prompt_tokens_total",
-                 "vllm:generation_tokens_total"):  # fmt: skip
+    for name in (
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:prompt_tokens_total",
+        "vllm:generation_tokens_total",
+    ):
         assert re.search(rf"^{name}{{{labels}}} [0-9.e+-]+$", text, re.M), name
     assert f"vllm:prompt_tokens_total{{{labels}}} 3.0" in text
     assert f"vllm:generation_tokens_total{{{labels}}} 4.0" in text
@@ -182,13 +201,18 @@ def test_running_and_waiting_gauges_during_load(client: Any) -> None:
 
     with start_in_thread("vllm", ttft_ms=300, tpot_ms=1, max_concurrency=1) as sim:
         body = {"prompt": "x", "max_tokens": 1}
-        threads = [threading.Thread(target=client.post, args=(sim.url, "/v1/completions", body))
-                   for _ in range(3)]  # fmt: skip
+        threads = [
+            threading.Thread(target=client.post, args=(sim.url, "/v1/completions", body))
+            for _ in range(3)
+        ]
         for thread in threads:
             thread.start()
         assert client.wait_for(
-            lambda: "vllm:num_requests_waiting{" in (m := client.request(sim.url, "/metrics").body.decode())
-            and re.search(r"^vllm:num_requests_waiting\{.*\} 2\.0$", m, re.M) is not None,
+            lambda: (
+                "vllm:num_requests_waiting{"
+                in (m := client.request(sim.url, "/metrics").body.decode())
+                and re.search(r"^vllm:num_requests_waiting\{.*\} 2\.0$", m, re.M) is not None
+            ),
             timeout=3,
         )
         metrics = client.request(sim.url, "/metrics").body.decode()
