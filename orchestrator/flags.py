@@ -297,7 +297,6 @@ class _Walk:
         name = self.schema.normalise(spelling)
         if (
             "dotted_json_keys" in self.schema.features
-            and name.startswith("--")
             and "." in name
             and self.schema.lookup(name) is None
         ):
@@ -469,7 +468,11 @@ class _Walk:
     # -- helpers ----------------------------------------------------------------------------
 
     def _is_value_like(self, arg: str) -> bool:
-        return not arg.startswith("-") or arg == "-" or bool(_NEGATIVE_NUMBER.match(arg))
+        """argparse's rule: a word is a value unless it looks like an option. Negative numbers
+        and words with a space (that do not start with a known flag) are values."""
+        if not arg.startswith("-") or arg == "-" or _NEGATIVE_NUMBER.match(arg):
+            return True
+        return " " in arg and self.schema.normalise(arg.split("=", 1)[0]) not in self.schema.by_flag
 
     def _who(self) -> str:
         return f"{self.schema.engine} {self.schema.version}"

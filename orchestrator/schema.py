@@ -107,7 +107,10 @@ class GpuSpec(Strict):
     # Names NVML (or rocm-smi) reports, matched exactly after case folding.
     nvml_names: tuple[str, ...] = ()
     form_factor: Literal["sxm", "pcie", "oam", "nvl"]
-    memory_gib: float = Field(gt=0, description="total memory as NVML reports it, GiB")
+    memory_gib: float = Field(
+        gt=0,
+        description="usable memory, GiB: NVML total minus NVML reserved, which equals the total CUDA reports",
+    )
     memory_bandwidth_gbs: float = Field(gt=0)
     bf16_tflops: float = Field(gt=0, description="dense")
     fp8_tflops: float | None = Field(default=None, gt=0, description="dense; None without FP8")

@@ -28,6 +28,13 @@ state_dir_option = click.option(
 @click.option("--keep", is_flag=True, help="On Ctrl-C or failure, leave what was started.")
 @click.option("--timeout", type=float, metavar="S", help="Give up if not ready in S seconds.")
 @click.option(
+    "--max-restarts",
+    type=click.IntRange(0, 100),
+    default=3,
+    show_default=True,
+    help="Restarts of a failing service (or engine group) before giving up.",
+)
+@click.option(
     "--watch", is_flag=True, help="Keep supervising (restarts) after ready; Ctrl-C detaches."
 )
 @json_option
@@ -37,6 +44,7 @@ def up(
     state_dir: Path | None,
     keep: bool,
     timeout: float | None,
+    max_restarts: int,
     watch: bool,
     as_json: bool,
     **options: Any,
@@ -55,7 +63,7 @@ def up(
         return
 
     from orchestrator.runtime.progress import default_reporter
-    from orchestrator.runtime.supervisor import ServiceGaveUp
+    from orchestrator.runtime.supervisor import ServiceGaveUp, SupervisorOptions
     from orchestrator.runtime.up import run_up
 
     reporter = default_reporter(quiet=as_json)
@@ -69,6 +77,7 @@ def up(
             timeout_s=timeout,
             reporter=reporter,
             watch=watch,
+            options=SupervisorOptions(max_restarts=max_restarts),
         )
     except ServiceGaveUp as error:
         reporter.close()

@@ -180,11 +180,6 @@ def _default_or_deploy(value: int, default: int) -> FlagOrigin:
     return "engine-default" if value == default else "deploy"
 
 
-def _default_or_deploy(value: int, default: int) -> FlagOrigin:
-    """Ports equal to the engine's default are shown as such; other instances move off it."""
-    return "engine-default" if value == default else "deploy"
-
-
 def _multi_node_dp(place: Placement, argv: Argv) -> None:
     par = place.role.parallelism
     per_rank = par.tp * par.pp

@@ -48,6 +48,7 @@ class EngineServer:
         self._slots = asyncio.Semaphore(concurrency) if concurrency else None
         self._runners: list[web.AppRunner] = []
         self._control: Control | None = None
+        self._engine_id = uuid.uuid4().hex[:8]
 
     # ----------------------------------------------------------------- lifecycle
     async def run(self, control: Control) -> None:
@@ -369,9 +370,11 @@ class EngineServer:
         if not gen.stream:
             async with self._running(gen, arrival) as start:
                 await self._produce(gen, start, arrival)
-            return web.json_response(
-                builder.full_response(output_text(gen.output_tokens, gen.seed))
-            )
+            result = builder.full_response(output_text(gen.output_tokens, gen.seed))
+            transfer = body.get("kv_transfer_params")
+            if self.settings.engine == "vllm" and isinstance(transfer, dict):
+                result["kv_transfer_params"] = self._kv_transfer_answer(transfer)
+            return web.json_response(result)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -390,6 +393,19 @@ class EngineServer:
             await response.write(sse("[DONE]"))
         await response.write_eof()
         return response
+
+    def _kv_transfer_answer(self, transfer: dict[str, Any]) -> dict[str, Any] | None:
+        """A prefill instance (do_remote_decode) tells the proxy where its KV blocks are."""
+        if not transfer.get("do_remote_decode"):
+            return None
+        return {
+            "do_remote_prefill": True,
+            "do_remote_decode": False,
+            "remote_engine_id": f"sim-{self._engine_id}",
+            "remote_block_ids": [0],
+            "remote_host": self.settings.host,
+            "remote_port": 5600,
+        }
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         """SGLang's native API: {"text"|"input_ids", "sampling_params", "stream"}."""
@@ -452,13 +468,16 @@ class EngineServer:
         m = self.metrics
         m.waiting += 1
         acquired = False
+        queued = self._slots is not None and self._slots.locked()
         try:
             if self._slots is not None:
                 await self._slots.acquire()
                 acquired = True
         finally:
             m.waiting -= 1
-        start = asyncio.get_running_loop().time()
+        # Timing counts from the request's arrival (reading its body is part of the TTFT a
+        # client sees), or from the moment a queued request got its slot.
+        start = asyncio.get_running_loop().time() if queued else arrival
         m.queue_time.observe(start - arrival)
         m.running += 1
         m.kv_tokens_in_use += gen.prompt_tokens

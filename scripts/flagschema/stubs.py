@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Names that must never be stubbed: a stub here would hide a real error in the build.
-_NEVER_STUB = frozenset({"argparse", "json", "pydantic", "pydantic_core", "typing", "dataclasses"})
+# Never stubbed (besides the standard library): the parsers validate through pydantic, so a
+# stand-in would silently change what they accept; a missing pydantic must fail the build.
+_NEVER_STUB = frozenset({"pydantic", "pydantic_core"})
 
 
 class _StubMeta(ABCMeta):

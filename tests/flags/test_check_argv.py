@@ -495,8 +495,10 @@ def test_missing_values(rejected: Reject) -> None:
     )
 
 
-def test_negative_numbers_are_values(accepted: Accept) -> None:
+def test_negative_numbers_and_words_with_spaces_are_values(accepted: Accept) -> None:
     assert accepted("vllm", "0.33.0", ["m", "--seed", "-1"]).values("--seed") == [("-1",)]
+    result = accepted("vllm", "0.33.0", ["m", "--chat-template", "-- a template --"])
+    assert result.values("--chat-template") == [("-- a template --",)]
 
 
 def test_boolean_takes_no_value(rejected: Reject) -> None:
@@ -585,6 +587,9 @@ def test_vllm_dotted_json_sub_keys(accepted: Accept, rejected: Reject) -> None:
         ],
     )
     assert result.values("--kv-transfer-config") == [("NixlConnector",), ("kv_consumer",), ("UCX",)]
+    assert accepted("vllm", "0.33.0", ["m", "-cc.mode", "3"]).values("--compilation-config") == [
+        ("3",)
+    ]
     assert rejected("vllm", "0.33.0", ["m", "--port.x", "1"]) == (
         "--port.x: --port of vllm 0.33.0 is not a JSON config flag; pass --port VALUE"
     )

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,7 +141,7 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def generate(engine: str, files: dict[str, str], tmp_path: Path) -> dict:  # type: ignore[type-arg]
+def generate(engine: str, files: dict[str, str], tmp_path: Path) -> dict[str, Any]:
     source = write_tree(tmp_path / "src", files)
     out = tmp_path / "out"
     done = subprocess.run(

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.engine_versions import VERSIONS
 from orchestrator.errors import FlagError
-from orchestrator.flags import known_versions, load_schema, schema_path, versions_accepting
+from orchestrator.flags import accepts, known_versions, load_schema, schema_path, versions_accepting
 from orchestrator.resources import profiles_dir
 
 # Option counts of each real parser (without --help), as engines.md §9 reports them for the
@@ -120,3 +120,11 @@ def test_versions_accepting() -> None:
     assert versions_accepting("sglang", "--cuda-graph-tc-compiler") == ["0.5.21"]
     assert versions_accepting("sglang", "--speculative-skip-dp-mlp-sync") == ["0.5.21", "0.5.22"]
     assert versions_accepting("sglang", "--no-such-flag") == []
+
+
+def test_accepts_answers_for_one_version() -> None:
+    assert accepts("vllm", "0.33.0", "--disable-prefix-caching")
+    assert not accepts("vllm", "0.32.0", "--disable-prefix-caching")
+    assert accepts("vllm", "0.32.0", "--no-enable-prefix-caching=")
+    assert accepts("sglang", "0.5.23", "--enable-hicache")
+    assert not accepts("sglang", "0.5.22", "--enable-hicache")

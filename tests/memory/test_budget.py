@@ -54,16 +54,16 @@ def test_default_memory_fractions() -> None:
     assert default_memory_fraction("vllm", h100, Parallelism()) == 0.9
     # SGLang 0.5: 512 + 1.5 * 8192 + tp/8 * 1024 + 2 * graph bs, at least 10 GiB above 60 GB.
     reserved = 512 + 1.5 * 8192 + 1 / 8 * 1024 + 2 * 256
-    expected = (79.18 * 1024 - reserved) / (79.18 * 1024)
+    mb = h100.memory_gib * 1024
+    expected = (mb - reserved) / mb
     assert default_memory_fraction("sglang", h100, Parallelism()) == round(expected, 3)
     small = 512 + 1.5 * 4096 + 1 / 8 * 1024 + 2 * 48  # < 35 GB: chunked 4096, graph bs 48
-    assert default_memory_fraction("sglang", l4, Parallelism()) == round(
-        (21.96 * 1024 - small) / (21.96 * 1024), 3
-    )
+    l4_mb = l4.memory_gib * 1024
+    assert default_memory_fraction("sglang", l4, Parallelism()) == round((l4_mb - small) / l4_mb, 3)
     # SGLang 0.4: fixed table by TP on <= 80 GB GPUs, 13 GiB reserve above.
     assert default_memory_fraction("sglang", h100, Parallelism(tp=8), "0.4.6") == 0.81
     assert default_memory_fraction("sglang", h200, Parallelism(tp=8), "0.4.6") == pytest.approx(
-        (139.81 - 13) / 139.81
+        (h200.memory_gib - 13) / h200.memory_gib
     )
 
 

@@ -134,6 +134,13 @@ def test_vllm_router_pd_prefills_one_token_then_decodes(client: Any) -> None:
         assert len(texts) == 7
         assert generation_tokens(client, prefill) == 1
         assert generation_tokens(client, decode) == 7
+        # the prefill instance answers the proxy with where its KV cache is
+        answer = client.post(
+            prefill.url,
+            "/v1/completions",
+            {"prompt": "a", "max_tokens": 1, "kv_transfer_params": {"do_remote_decode": True}},
+        )
+        assert answer.json()["kv_transfer_params"]["do_remote_prefill"] is True
 
 
 def test_round_robin_over_worker_urls(client: Any) -> None:
