@@ -354,7 +354,7 @@ class _Walk:
     def _record_use(self, spec: FlagSpec, spelling: str) -> None:
         if spec.error_on_use:
             raise FlagError(
-                f"{spelling} is rejected by {self._who()}: {spec.error_on_use}",
+                f"{spelling} is rejected by {self._who()}: {spec.error_on_use.rstrip('.')}",
                 "remove it from the command line",
             )
         if spec.repeatable:

@@ -23,7 +23,7 @@ In-process API for tests (the only module that needs aiohttp is imported on use)
     from orchestrator.sim.server import start_in_thread, start_command_in_thread
 
     with start_in_thread("vllm", ttft_ms=20, tpot_ms=5) as sim:    # port=0 picks a free port
-        sim.url        # "http://127.0.0.1:PORT"; also .port, .logs, .exit_code, .metrics_url
+        sim.url        # "http://127.0.0.1:PORT"; also .port, .ports, .logs, .exit_code, .alive
     router = start_command_in_thread(
         ["vllm-router", "--worker-urls", a.url, b.url, "--port", "0"])
     router.stop()      # returns the exit code (0 after a stop, 1 after a crash fault)

@@ -246,6 +246,6 @@ def test_fake_sglang_schema(tmp_path: Path) -> None:
     with pytest.raises(FlagError) as caught:
         check_against(schema, ["--model-path", "m", "--old-cuda-graph"])
     assert str(caught.value) == (
-        "--old-cuda-graph is rejected by sglang 9.9.9: Use --cuda-graph-config instead.; "
+        "--old-cuda-graph is rejected by sglang 9.9.9: Use --cuda-graph-config instead; "
         "remove it from the command line"
     )
