@@ -23,7 +23,13 @@ CASES: list[tuple[str, list[str]]] = [
     ("qwen3-32b on 2xH100", ["qwen3-32b", "--gpus", "2xH100"]),
     (
         "deepseek-r1 on two-node-h100-ib (sglang)",
-        ["deepseek-r1", "--cluster", "profiles/clusters/two-node-h100-ib.yaml", "--engine", "sglang"],
+        [
+            "deepseek-r1",
+            "--cluster",
+            "profiles/clusters/two-node-h100-ib.yaml",
+            "--engine",
+            "sglang",
+        ],
     ),
     ("llama-3.1-405b on 2 nodes of 8xH100", ["llama-3.1-405b", "--gpus", "8xH100", "--nodes", "2"]),
     ("deepseek-r1 on 8xH100 (does not fit)", ["deepseek-r1", "--gpus", "8xH100"]),

@@ -2,10 +2,11 @@
 
 Raw asyncio protocol, HTTP/1.1 keep-alive, chunked transfer encoding: every request to
 /v1/completions or /v1/chat/completions gets `max_tokens` content chunks (default 16), a
-usage chunk and `[DONE]`, each written as its own chunk with no delay. It does as little as
+usage chunk and `[DONE]`, each its own HTTP chunk, all at once with no delay. It does as little as
 possible so that the client, not this server, is what a run measures.
 
-Run: python benchmarks/stream_server.py [PORT]   (prints the URL, then serves until killed)
+Run: python benchmarks/stream_server.py [PORT [DELAY_MS]]
+(prints the URL, then serves until killed; DELAY_MS holds every stream back, a known TTFT)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from typing import ClassVar
 
 _MAX_TOKENS = re.compile(rb'"max_tokens"\s*:\s*(\d+)')
 _LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
@@ -31,18 +33,28 @@ def _events(tokens: int, chat: bool) -> list[bytes]:
     events = []
     for i in range(tokens):
         if chat:
-            body = b'{"id":"b","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" tok%d"},"finish_reason":null}],"usage":null}' % i
+            body = (
+                b'{"id":"b","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" tok%d"},"finish_reason":null}],"usage":null}'
+                % i
+            )
         else:
-            body = b'{"id":"b","object":"text_completion","choices":[{"index":0,"text":" tok%d","finish_reason":null}],"usage":null}' % i
+            body = (
+                b'{"id":"b","object":"text_completion","choices":[{"index":0,"text":" tok%d","finish_reason":null}],"usage":null}'
+                % i
+            )
         events.append(_chunk(b"data: " + body + b"\n\n"))
-    usage = b'{"id":"b","choices":[],"usage":{"prompt_tokens":16,"completion_tokens":%d,"total_tokens":%d}}' % (tokens, tokens + 16)
+    usage = (
+        b'{"id":"b","choices":[],"usage":{"prompt_tokens":16,"completion_tokens":%d,"total_tokens":%d}}'
+        % (tokens, tokens + 16)
+    )
     events.append(_chunk(b"data: " + usage + b"\n\n"))
     events.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
     return events  # fmt: skip
 
 
 class StreamProtocol(asyncio.Protocol):
-    cache: dict[tuple[int, bool], list[bytes]] = {}
+    cache: ClassVar[dict[tuple[int, bool], bytes]] = {}
+    delay = 0.0  # seconds before the whole stream is written (a fixed TTFT)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -75,10 +87,12 @@ class StreamProtocol(asyncio.Protocol):
         key = (tokens, b"/chat/" in line)
         events = self.cache.get(key)
         if events is None:
-            events = self.cache[key] = _events(*key)
-        write(_STREAM_HEAD)
-        for event in events:
-            write(event)
+            events = self.cache[key] = _STREAM_HEAD + b"".join(_events(*key))
+        # one write: the client still parses every chunk, the server spends one syscall
+        if self.delay > 0:
+            asyncio.get_running_loop().call_later(self.delay, write, events)
+        else:
+            write(events)
 
 
 async def serve(port: int) -> None:
@@ -90,4 +104,6 @@ async def serve(port: int) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        StreamProtocol.delay = float(sys.argv[2]) / 1000
     asyncio.run(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from orchestrator.plan import MemoryEstimate, Replica
 from orchestrator.resolver_context import Shape, Workload
 from orchestrator.resolver_placement import place, tp_within_domains
-from orchestrator.resolver_rules import matches_pins, node_span, soft_issues, validate
+from orchestrator.resolver_rules import (
+    matches_pins,
+    node_span,
+    search_sizes,
+    soft_issues,
+    validate,
+)
 
 
 @dataclass
@@ -51,20 +57,10 @@ class Candidate:
         return self.fits and self.capacity >= work.needed_concurrency
 
 
-def _powers_of_two(limit: int) -> list[int]:
-    values, value = [], 1
-    while value <= limit:
-        values.append(value)
-        value *= 2
-    return values
-
-
 def shape_space(work: Workload, *, exact_gpus: int | None = None) -> list[Shape]:
     """Shapes to consider, restricted to the user's pins (and to `exact_gpus` GPUs if given)."""
     usable = work.usable_gpus
-    gpn = work.gpus_per_node
-    node_multiples = [gpn * count for count in range(1, len(work.nodes) + 1)]
-    sizes = sorted(set(_powers_of_two(usable)) | {m for m in node_multiples if m <= usable})
+    sizes = search_sizes(work)
     moe = work.model.is_moe
     pins = work.pins
     tps = [pins["tp"]] if "tp" in pins else sizes

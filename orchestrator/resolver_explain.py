@@ -67,6 +67,11 @@ def _tp_reason(chosen: Candidate, work: Workload, fits: bool) -> Reason:
         why = "the layout that comes closest on these GPUs; it still does not fit"
     elif shape.tp == 1:
         why = "the model fits one GPU per rank: no all-reduce on the token path"
+        if shape.dp > 1 and shape.ep > 1:
+            why = (
+                f"attention runs data-parallel on {shape.dp} ranks and EP{shape.ep} spreads "
+                f"the experts, so no rank needs a TP all-reduce"
+            )
     elif shape.tp > per_node:
         why = (
             f"TP across {chosen.nnodes} nodes over {work.cluster.fabric} "
@@ -131,7 +136,11 @@ def _ep_reason(chosen: Candidate, work: Workload) -> Reason:
     if shape.ep == 1:
         why = "experts are sliced by TP" if shape.gpus > 1 else "one GPU holds every expert"
         return Reason(decision="expert parallel", choice="EP1", why=why)
-    flag = "--enable-expert-parallel (EP = TP x DP)" if work.engine == "vllm" else "--ep-size"
+    flag = (
+        "vLLM --enable-expert-parallel, EP = TP x DP"
+        if work.engine == "vllm"
+        else "SGLang --ep-size"
+    )
     why = (
         f"{model.moe.num_experts} experts placed whole, {model.moe.num_experts // shape.ep} per "
         f"rank ({flag}), instead of slicing each expert"

@@ -13,6 +13,19 @@ from orchestrator.errors import PlanError
 from orchestrator.resolver_context import PIN_FLAGS, Shape, Workload
 
 
+def search_sizes(work: Workload) -> list[int]:
+    """TP/DP sizes the search tries: powers of two and whole-node multiples, up to the GPUs."""
+    usable = work.usable_gpus
+    sizes = set()
+    size = 1
+    while size <= usable:
+        sizes.add(size)
+        size *= 2
+    gpn = work.gpus_per_node
+    sizes |= {gpn * count for count in range(1, len(work.nodes) + 1) if gpn * count <= usable}
+    return sorted(sizes)
+
+
 def node_span(shape: Shape, gpus_per_node: int) -> tuple[int, int] | None:
     """(nodes, GPUs per node) one instance occupies, or None when it cannot fill whole nodes."""
     gpus = shape.gpus
@@ -30,7 +43,7 @@ def attention_tp(shape: Shape, work: Workload) -> int:
     on `tp / attn_dp` ranks; vLLM's DP ranks each run attention with the full TP.
     """
     if work.engine == "sglang" and shape.attn_dp > 1:
-        return shape.tp // shape.attn_dp
+        return max(1, shape.tp // shape.attn_dp)
     return shape.tp
 
 
@@ -269,6 +282,20 @@ def check_pins(work: Workload) -> None:
             "vLLM has no separate attention-DP (it is --dp on MoE models)",
             "use --dp, or --engine sglang for --attn-dp",
         )
+    attn_dp = pins.get("attn_dp", 1)
+    if work.engine == "sglang" and attn_dp > 1:
+        tps = [pins["tp"]] if "tp" in pins else search_sizes(work)
+        if not any(tp % attn_dp == 0 and not tp_errors(tp // attn_dp, work) for tp in tps):
+            valid = [
+                size
+                for size in search_sizes(work)
+                if any(tp % size == 0 and not tp_errors(tp // size, work) for tp in tps)
+            ]
+            raise PlanError(
+                f"attention-DP {attn_dp} must divide TP"
+                + (f" {pins['tp']}" if "tp" in pins else f" (at most {usable} GPUs)")
+                + f"; valid: {_sizes_text(valid)}"
+            )
     used = 1
     for name in ("tp", "pp", "dp"):
         used *= pins.get(name, 1)

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 # A non-empty text (completions) or content / reasoning delta (chat): one per content chunk.
 _CONTENT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)"\s*:\s*"(?!")')
-# A `data:` line whose JSON carries a usage object (not `"usage": null`).
-_USAGE_LINE = re.compile(rb'^data:[ \t]*(\{[^\n]*"usage"\s*:\s*\{[^\n]*)$', re.MULTILINE)
 _ERROR = re.compile(rb'^data:[ \t]*\{\s*"error"\s*:', re.MULTILINE)
 _DONE = re.compile(rb"^data:[ \t]*\[DONE\]", re.MULTILINE)
 
@@ -123,7 +121,7 @@ async def _read_events(stream: aiohttp.StreamReader, record: RequestRecord) -> N
         found = find_content(data)
         if found:
             times.extend([now] * len(found))
-        if b'"usage"' in data:
+        if b'"completion_tokens"' in data:
             _take_usage(data, record)
         if b"[DONE]" in data and _DONE.search(data) is not None:
             done = True
@@ -144,18 +142,22 @@ async def _read_events(stream: aiohttp.StreamReader, record: RequestRecord) -> N
 
 
 def _take_usage(data: bytes, record: RequestRecord) -> None:
-    """Parse the `data:` lines that carry a usage object (the last one wins)."""
-    for match in _USAGE_LINE.finditer(data):
-        try:
-            usage = json.loads(match.group(1)).get("usage") or {}
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        completion = usage.get("completion_tokens")
-        if isinstance(completion, int):
-            record.usage_tokens = completion
-        prompt = usage.get("prompt_tokens")
-        if isinstance(prompt, int):
-            record.prompt_tokens = prompt
+    """Parse the last line of a read that carries usage counts (a usage object always has
+    `completion_tokens`; `"usage": null` lines never do)."""
+    at = data.rfind(b'"completion_tokens"')
+    line = data[data.rfind(b"\n", 0, at) + 1 : data.find(b"\n", at)]
+    if not line.startswith(b"data:"):
+        return
+    try:
+        usage = json.loads(line[5:]).get("usage") or {}
+    except (json.JSONDecodeError, AttributeError):
+        return
+    completion = usage.get("completion_tokens")
+    if isinstance(completion, int):
+        record.usage_tokens = completion
+    prompt = usage.get("prompt_tokens")
+    if isinstance(prompt, int):
+        record.prompt_tokens = prompt
 
 
 def _one_line(text: str) -> str:
@@ -176,9 +178,7 @@ async def check_reachable(session: aiohttp.ClientSession, base_url: str) -> None
     await get_json(session, base_url + "/v1/models", must_be_ok=False)
 
 
-async def get_json(
-    session: aiohttp.ClientSession, url: str, *, must_be_ok: bool = True
-) -> Any:
+async def get_json(session: aiohttp.ClientSession, url: str, *, must_be_ok: bool = True) -> Any:
     import aiohttp
 
     try:

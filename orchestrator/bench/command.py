@@ -17,6 +17,7 @@ from orchestrator.bench.options import (
     parse_slo,
 )
 from orchestrator.bench.recommend import Rule
+from orchestrator.bench.selfcheck import Limits
 from orchestrator.errors import BenchError, DeployError
 
 
@@ -47,12 +48,16 @@ class BenchArgs:
     out: Path | None
     seed: int
     state_dir: Path | None = None
+    max_loop_lag_ms: float = 5.0
+    max_client_cpu: float = 90.0
 
 
 def resolve_url(deployment: str | None, url: str | None, state_dir: Path | None = None) -> str:
     if (deployment is None) == (url is None):
-        raise BenchError("give a deployment name or --url, not both or neither",
-                         "e.g. deploy bench my-model, or deploy bench --url http://host:8000")  # fmt: skip
+        raise BenchError(
+            "give a deployment name or --url, not both or neither",
+            "e.g. deploy bench my-model, or deploy bench --url http://host:8000",
+        )
     if url is not None:
         return normalise_url(url)
     assert deployment is not None
@@ -81,19 +86,24 @@ def build_options(args: BenchArgs) -> BenchOptions:
     if args.duration is not None and not args.duration > 0:
         raise BenchError("--duration must be above 0 seconds")
     if args.dataset is not None and args.input_len is not None:
-        raise BenchError("--dataset and --input-len both given",
-                         "the dataset's prompts set the input length")  # fmt: skip
+        raise BenchError(
+            "--dataset and --input-len both given", "the dataset's prompts set the input length"
+        )
     rates = parse_rates(args.rate) if args.rate is not None else ()
     if rates:
         concurrency = (
             parse_levels(args.concurrency, "--concurrency") if args.concurrency is not None else ()
         )
         if len(concurrency) > 1:
-            raise BenchError("with --rate, --concurrency is one cap, not a list",
-                             "sweep rates with --rate, or drop --rate to sweep concurrency")  # fmt: skip
+            raise BenchError(
+                "with --rate, --concurrency is one cap, not a list",
+                "sweep rates with --rate, or drop --rate to sweep concurrency",
+            )
         if args.duration is not None and any(r == float("inf") for r in rates) and not concurrency:
-            raise BenchError("--rate inf with --duration and no --concurrency cap never stops",
-                             "use --requests, or add --concurrency N")  # fmt: skip
+            raise BenchError(
+                "--rate inf with --duration and no --concurrency cap never stops",
+                "use --requests, or add --concurrency N",
+            )
     else:
         text = DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
         concurrency = parse_levels(text, "--concurrency")
@@ -101,8 +111,10 @@ def build_options(args: BenchArgs) -> BenchOptions:
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
-            raise BenchError(f"environment variable {args.api_key_env} is not set or empty",
-                             f"export {args.api_key_env}=<key>")  # fmt: skip
+            raise BenchError(
+                f"environment variable {args.api_key_env} is not set or empty",
+                f"export {args.api_key_env}=<key>",
+            )
     for name, value in (("--input-len", args.input_len), ("--output-len", args.output_len)):
         if value is not None and value < 1:
             raise BenchError(f"{name} must be at least 1")
@@ -110,6 +122,8 @@ def build_options(args: BenchArgs) -> BenchOptions:
         raise BenchError("--warmup must be 0 or more requests")
     if not (args.drain_timeout > 0 and args.timeout > 0):
         raise BenchError("--drain-timeout and --timeout must be above 0 seconds")
+    if not (args.max_loop_lag_ms > 0 and args.max_client_cpu > 0):
+        raise BenchError("--max-loop-lag-ms and --max-client-cpu must be above 0")
     slo: Slo = parse_slo(args.slo)
     return BenchOptions(
         base_url=base_url,
@@ -129,6 +143,9 @@ def build_options(args: BenchArgs) -> BenchOptions:
         api_key=api_key,
         slo=slo,
         rule=Rule(min_gain=args.min_gain / 100, max_latency_growth=args.max_latency_growth / 100),
+        limits=Limits(
+            max_cpu_fraction=args.max_client_cpu / 100, max_loop_lag_p99_ms=args.max_loop_lag_ms
+        ),
         seed=args.seed,
     )
 

@@ -164,9 +164,7 @@ async def run_level(
         if spec.rate is None:
             for _ in range(spec.concurrency or 1):
                 tasks.add(
-                    asyncio.create_task(
-                        _worker(session, url, window, requests, numbers, records)
-                    )
+                    asyncio.create_task(_worker(session, url, window, requests, numbers, records))
                 )
         else:
             capped = await _arrivals(session, url, window, requests, numbers, records, tasks, seed)

@@ -35,12 +35,16 @@ def _points(levels: Sequence[LevelResult], metric: str, field: str) -> list[tupl
 def chart_series(result: BenchResult) -> dict[str, list[Series]]:
     levels = result.levels
     return {
-        "Output throughput (tokens/s)": [("output tok/s", _points(levels, "output_throughput", ""))],
-        "Request throughput (requests/s)": [("requests/s", _points(levels, "request_throughput", ""))],
+        "Output throughput (tokens/s)": [
+            ("output tok/s", _points(levels, "output_throughput", ""))
+        ],
+        "Request throughput (requests/s)": [
+            ("requests/s", _points(levels, "request_throughput", ""))
+        ],
         "TTFT (ms)": [(f"p{p}", _points(levels, "ttft", f"p{p}")) for p in (50, 90, 99)],
         "TPOT (ms)": [(f"p{p}", _points(levels, "tpot", f"p{p}")) for p in (50, 90, 99)],
         "E2E latency (ms)": [(f"p{p}", _points(levels, "e2el", f"p{p}")) for p in (50, 90, 99)],
-    }  # fmt: skip
+    }
 
 
 def svg_chart(
@@ -57,10 +61,12 @@ def svg_chart(
     left, right, top, bottom = 60, 20, 30, 45
     xs = sorted({x for _, pts in series for x, _ in pts if x > 0})
     ys = [y for _, pts in series for _, y in pts]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-           f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">'
-           f"{html.escape(title)}</text>"]  # fmt: skip
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">'
+        f"{html.escape(title)}</text>",
+    ]
     if not xs or not ys:
         out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">no data</text>')
         return "".join(out) + "</svg>"
@@ -76,22 +82,30 @@ def svg_chart(
     def py(y: float) -> float:
         return top + plot_h - y / y1 * plot_h
 
-    out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" '
-               'fill="none" stroke="#999"/>')  # fmt: skip
+    out.append(
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
+    )
     for i in range(5):
         y = y1 * i / 4
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{py(y):.1f}" y2="{py(y):.1f}" '
-                   f'stroke="#eee"/><text x="{left - 4}" y="{py(y) + 4:.1f}" '
-                   f'text-anchor="end">{_short(y)}</text>')  # fmt: skip
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{py(y):.1f}" y2="{py(y):.1f}" '
+            f'stroke="#eee"/><text x="{left - 4}" y="{py(y) + 4:.1f}" '
+            f'text-anchor="end">{_short(y)}</text>'
+        )
     for x in xs:
-        out.append(f'<text x="{px(x):.1f}" y="{top + plot_h + 15}" text-anchor="middle">'
-                   f"{x:g}</text>")  # fmt: skip
-    out.append(f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle">'
-               f"{html.escape(x_label)}</text>")  # fmt: skip
+        out.append(
+            f'<text x="{px(x):.1f}" y="{top + plot_h + 15}" text-anchor="middle">{x:g}</text>'
+        )
+    out.append(
+        f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle">'
+        f"{html.escape(x_label)}</text>"
+    )
     if recommended is not None and recommended > 0 and not math.isinf(recommended):
         x = px(recommended)
-        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" '
-                   'stroke="#2ca02c" stroke-dasharray="4 3"/>')  # fmt: skip
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" '
+            'stroke="#2ca02c" stroke-dasharray="4 3"/>'
+        )
     for i, (name, pts) in enumerate(series):
         colour = _COLOURS[i % len(_COLOURS)]
         pts = [(x, y) for x, y in pts if x > 0]
@@ -101,10 +115,14 @@ def svg_chart(
         out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for x, y in pts:
             fill = "white" if x in marked else colour
-            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{fill}" '
-                       f'stroke="{colour}"/>')  # fmt: skip
-        out.append(f'<text x="{left + 8}" y="{top + 14 + 13 * i}" fill="{colour}">'
-                   f"{html.escape(name)}</text>")  # fmt: skip
+            out.append(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{fill}" '
+                f'stroke="{colour}"/>'
+            )
+        out.append(
+            f'<text x="{left + 8}" y="{top + 14 + 13 * i}" fill="{colour}">'
+            f"{html.escape(name)}</text>"
+        )
     return "".join(out) + "</svg>"
 
 
@@ -127,8 +145,10 @@ def html_report(result: BenchResult) -> str:
     )
     notes = ""
     if marked:
-        notes = ("<p class=warn>Hollow points are client-bound levels: the load generator, not "
-                 "the server, limited them; they are left out of the recommendation.</p>")  # fmt: skip
+        notes = (
+            "<p class=warn>Hollow points are client-bound levels: the load generator, not "
+            "the server, limited them; they are left out of the recommendation.</p>"
+        )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>deploy bench: {html.escape(result.model)}</title><style>"
@@ -178,6 +198,9 @@ def _write_pngs(result: BenchResult, out: Path) -> list[Path]:
                     hx, hy = zip(*hollow, strict=True)
                     ax.plot(hx, hy, "o", mfc="white", mec=line.get_color())
             ax.set_xscale("log", base=2)
+            loads = sorted({x for _, pts in series[title] for x, _ in pts})
+            ax.set_xticks(loads, [f"{x:g}" for x in loads])
+            ax.minorticks_off()
             ax.set_title(title)
             ax.set_xlabel(x_label)
             ax.set_ylim(bottom=0)

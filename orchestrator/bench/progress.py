@@ -18,8 +18,9 @@ class LiveProgress:
 
         self._console = Console(stderr=True)
         self._progress: Progress | None = None
-        self._live = Live(console=self._console, refresh_per_second=4, transient=True,
-                          get_renderable=self._render)  # fmt: skip
+        self._live = Live(
+            console=self._console, refresh_per_second=4, transient=True, get_renderable=self._render
+        )
 
     def __enter__(self) -> LiveProgress:
         self._live.start()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from orchestrator.bench.metrics import Distribution, LevelMetrics
 
@@ -64,7 +65,7 @@ def find_knee(levels: Sequence[LevelView], rule: Rule) -> tuple[float | None, st
     usable = [v for v in levels if not v.client_bound and v.metrics.completed > 0]
     if len(usable) < 2:
         return None, "fewer than two usable levels: no knee can be found"
-    for a, b in zip(usable, usable[1:], strict=False):
+    for a, b in pairwise(usable):
         doublings = math.log2(b.load / a.load) if a.load > 0 and b.load > a.load else 1.0
         ta, tb = a.metrics.output_throughput, b.metrics.output_throughput
         gain = (tb / ta) ** (1 / doublings) - 1 if ta > 0 else math.inf
@@ -104,7 +105,9 @@ def recommend(levels: Sequence[LevelView], rule: Rule, *, slo_given: bool) -> Re
             continue
         if slo_ok:
             candidates.append(view)
-    note = f"; client-bound levels ignored: {', '.join(f'{x:g}' for x in skipped)}" if skipped else ""
+    note = (
+        f"; client-bound levels ignored: {', '.join(f'{x:g}' for x in skipped)}" if skipped else ""
+    )
     if not candidates:
         why = (
             "no usable level met the SLO"

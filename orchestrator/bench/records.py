@@ -8,11 +8,14 @@ Times are `time.perf_counter()` seconds. A record is filled in place by the stre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 # Error kinds, counted separately per level.
 ERROR_CONNECTION = "connection"  # could not connect, or the connection failed before a response
 ERROR_HTTP = "http_status"  # the server answered with a non-2xx status
-ERROR_STREAM = "stream_break"  # the stream ended or broke before `[DONE]`, or carried an error event
+ERROR_STREAM = (
+    "stream_break"  # the stream ended or broke before `[DONE]`, or carried an error event
+)
 ERROR_TIMEOUT = "timeout"  # the request ran past its timeout or the drain bound
 ERROR_KINDS = (ERROR_CONNECTION, ERROR_HTTP, ERROR_STREAM, ERROR_TIMEOUT)
 
@@ -78,4 +81,4 @@ class RequestRecord:
     def itls(self) -> list[float]:
         """Each gap between consecutive content-bearing chunks (vLLM's ITL)."""
         times = self.chunk_times
-        return [b - a for a, b in zip(times, times[1:], strict=False)]
+        return [b - a for a, b in pairwise(times)]

@@ -165,11 +165,12 @@ def table(result: BenchResult) -> str:
     lines.append(f"model {result.model} at {result.url} (latencies in ms)")
     rec = result.recommendation
     if rec is not None:
-        unit = "requests/s" if result.options.rates else "concurrent requests"
         if rec.recommended is None:
             lines.append(f"recommended: none ({rec.reason})")
+        elif result.options.rates:
+            lines.append(f"recommended: rate {rec.recommended:g} requests/s ({rec.reason})")
         else:
-            lines.append(f"recommended: {rec.recommended:g} {unit} ({rec.reason})")
+            lines.append(f"recommended: concurrency {rec.recommended:g} ({rec.reason})")
         lines.append(f"knee: {rec.knee_reason}")
     for level in result.levels:
         m = level.metrics

@@ -15,6 +15,7 @@ the server's, and the recommendation skips it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import time
 from dataclasses import dataclass, field
@@ -46,10 +47,8 @@ class LoopLagMonitor:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _tick(self) -> None:

@@ -24,14 +24,115 @@ from orchestrator.errors import BenchError
 ENDPOINT_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
 # One token each (with a leading space) in the common BPE vocabularies.
-_WORDS = (
-    "the of and to in is was for on that with as by at from his her are be this an which or "
-    "had not but have they one all were we their been has more when who will there would "
-    "can out other so what time up about into only some could them than new first then two "
-    "its these may any like over after also did many most made such where way well back "
-    "before must through years just see much own people used those work long old good well "
-    "state city world school house water life day part place great small year name number"
-).split()
+_WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "his",
+    "her",
+    "are",
+    "be",
+    "this",
+    "an",
+    "which",
+    "or",
+    "had",
+    "not",
+    "but",
+    "have",
+    "they",
+    "one",
+    "all",
+    "were",
+    "we",
+    "their",
+    "been",
+    "has",
+    "more",
+    "when",
+    "who",
+    "will",
+    "there",
+    "would",
+    "can",
+    "out",
+    "other",
+    "so",
+    "what",
+    "time",
+    "up",
+    "about",
+    "into",
+    "only",
+    "some",
+    "could",
+    "them",
+    "than",
+    "new",
+    "first",
+    "then",
+    "two",
+    "its",
+    "these",
+    "may",
+    "any",
+    "like",
+    "over",
+    "after",
+    "also",
+    "did",
+    "many",
+    "most",
+    "made",
+    "such",
+    "where",
+    "way",
+    "well",
+    "back",
+    "before",
+    "must",
+    "through",
+    "years",
+    "just",
+    "see",
+    "much",
+    "own",
+    "people",
+    "used",
+    "those",
+    "work",
+    "long",
+    "old",
+    "good",
+    "well",
+    "state",
+    "city",
+    "world",
+    "school",
+    "house",
+    "water",
+    "life",
+    "day",
+    "part",
+    "place",
+    "great",
+    "small",
+    "year",
+    "name",
+    "number",
+]
 
 # Marks where the request number goes in a prepared body.
 _NUMBER_MARK = "\x00N\x00"
@@ -124,7 +225,9 @@ def _parse_line(path: Path, number: int, line: str, default_output_len: int) -> 
 
 
 def _is_message(message: Any) -> bool:
-    return isinstance(message, dict) and isinstance(message.get("role"), str) and "content" in message
+    return (
+        isinstance(message, dict) and isinstance(message.get("role"), str) and "content" in message
+    )
 
 
 def prepare(

@@ -25,7 +25,11 @@ from orchestrator.cli.options import json_option
     metavar="N,N,...",
     help="Closed-loop levels (default 1,2,4,8,16,32,64); with --rate, one cap.",
 )
-@click.option("--rate", metavar="R,R,...", help="Open-loop sweep: Poisson arrivals per second (inf: all at once).")  # fmt: skip
+@click.option(
+    "--rate",
+    metavar="R,R,...",
+    help="Open-loop sweep: Poisson arrivals per second (inf: all at once).",
+)
 @click.option("--input-len", type=int, help="Synthetic prompt length in tokens (default 1024).")
 @click.option("--output-len", type=int, help="Tokens to generate (default 128).")
 @click.option(
@@ -33,19 +37,78 @@ from orchestrator.cli.options import json_option
     type=click.Path(path_type=Path, dir_okay=False),
     help='JSONL: {"prompt": ..., "output_len": N} or {"messages": [...], ...} per line.',
 )
-@click.option("--requests", type=int, help="Requests counted per level (default max(50, 10 x level)).")  # fmt: skip
-@click.option("--duration", type=float, help="Seconds of measurement per level (instead of --requests).")  # fmt: skip
-@click.option("--warmup", type=int, help="Requests to finish before measuring (default: the level).")  # fmt: skip
-@click.option("--drain-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for in-flight requests after the window.")  # fmt: skip
-@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds one request may take.")  # fmt: skip
-@click.option("--slo", metavar="ttft=MS,tpot=MS,e2el=MS", help="Per-request limits for goodput and the recommendation.")  # fmt: skip
-@click.option("--ignore-eos/--no-ignore-eos", default=True, show_default=True, help="Ask for exactly the output length (vLLM/SGLang extension).")  # fmt: skip
+@click.option(
+    "--requests", type=int, help="Requests counted per level (default max(50, 10 x level))."
+)
+@click.option(
+    "--duration", type=float, help="Seconds of measurement per level (instead of --requests)."
+)
+@click.option(
+    "--warmup", type=int, help="Requests to finish before measuring (default: the level)."
+)
+@click.option(
+    "--drain-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for in-flight requests after the window.",
+)
+@click.option(
+    "--timeout", type=float, default=600.0, show_default=True, help="Seconds one request may take."
+)
+@click.option(
+    "--slo",
+    metavar="ttft=MS,tpot=MS,e2el=MS",
+    help="Per-request limits for goodput and the recommendation.",
+)
+@click.option(
+    "--ignore-eos/--no-ignore-eos",
+    default=True,
+    show_default=True,
+    help="Ask for exactly the output length (vLLM/SGLang extension).",
+)
 @click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key.")
-@click.option("--min-gain", type=float, default=10.0, show_default=True, help="Knee: throughput gain per doubling below this %.")  # fmt: skip
-@click.option("--max-latency-growth", type=float, default=50.0, show_default=True, help="Knee: p90 TTFT/TPOT growth per doubling above this %.")  # fmt: skip
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Write result.json, levels.csv, requests.csv, plots and report.html here.")  # fmt: skip
-@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), help="Where deployments are recorded (as for `deploy up`).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for prompts and arrivals.")  # fmt: skip
+@click.option(
+    "--min-gain",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Knee: throughput gain per doubling below this %.",
+)
+@click.option(
+    "--max-latency-growth",
+    type=float,
+    default=50.0,
+    show_default=True,
+    help="Knee: p90 TTFT/TPOT growth per doubling above this %.",
+)
+@click.option(
+    "--max-loop-lag-ms",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Self-check: event-loop lag p99 above this marks a level client-bound.",
+)
+@click.option(
+    "--max-client-cpu",
+    type=float,
+    default=90.0,
+    show_default=True,
+    help="Self-check: client CPU (% of one core) at or above this marks a level client-bound.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write result.json, levels.csv, requests.csv, plots and report.html here.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where deployments are recorded (as for `deploy up`).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for prompts and arrivals."
+)
 @json_option
 def bench(**params: object) -> None:
     """Measure throughput and latency against concurrency and recommend a level.

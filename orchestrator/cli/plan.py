@@ -15,7 +15,6 @@ from orchestrator.cli.options import json_option, plan_options
 from orchestrator.plan import MemoryEstimate, Plan, Role
 
 EXIT_DOES_NOT_FIT = 2
-_LABEL_WIDTH = 26
 
 
 @click.command("plan")
@@ -119,9 +118,10 @@ def format_plan(result: Plan) -> str:
     lines += ["", "memory:"]
     lines += _table(_memory_rows(result.roles))
     lines += ["", "why:"]
+    width = max(len(reason.decision) for reason in result.rationale) + 2
     for reason in result.rationale:
-        lines.append(f"  {reason.decision:<{_LABEL_WIDTH}}{reason.choice}")
-        lines.append(f"  {'':<{_LABEL_WIDTH}}{reason.why}")
+        lines.append(f"  {reason.decision:<{width}}{reason.choice}")
+        lines.append(f"  {'':<{width}}{reason.why}")
     if result.alternatives:
         lines += ["", "alternatives:"]
         width = max(len(alt.summary) for alt in result.alternatives) + 2

@@ -37,7 +37,6 @@ HEALTH_PATH = "/health"
 MASTER_PORT = 29501  # vLLM's default --master-port
 DP_RPC_PORT = 29550  # vLLM's default --data-parallel-rpc-port
 NIXL_SIDE_CHANNEL_PORT = 5600  # VLLM_NIXL_SIDE_CHANNEL_PORT default; each DP rank adds 1
-NIXL_PORTS_PER_INSTANCE = 32
 
 # One flag, several spellings: (first version with this spelling, spelling), oldest first.
 # 0.33.0 paired every --enable-X with --disable-X; before it the negative was --no-enable-X.
@@ -253,8 +252,21 @@ def _memory_flags(place: Placement, argv: Argv) -> None:
             )
 
 
+def nixl_side_channel_port(place: Placement) -> int:
+    """Each DP rank of an instance listens on base + its DP rank, so instances get disjoint
+    ranges: prefill instances first, then decode, each as wide as its DP size."""
+    offset = 0
+    for role in (place.plan.role("prefill"), place.plan.role("decode")):
+        if role is None:
+            continue
+        for replica in role.replicas:
+            if role.name == place.role.name and replica.index == place.replica.index:
+                return NIXL_SIDE_CHANNEL_PORT + offset
+            offset += role.parallelism.dp
+    raise AssertionError("a PD placement belongs to the prefill or decode role")
+
+
 def _pd_flags(place: Placement, argv: Argv) -> dict[str, str]:
-    plan = place.plan
     role_name = place.role.name
     config = {
         "kv_connector": "NixlConnector",
@@ -268,16 +280,10 @@ def _pd_flags(place: Placement, argv: Argv) -> dict[str, str]:
         why=f"NIXL KV transfer, {role_name} side; a failed KV load is an error, not a "
         "silent recompute",
     )
-    prefill = plan.role("prefill")
-    offset = place.replica.index
-    if role_name == "decode" and prefill is not None:
-        offset += len(prefill.replicas)
     node = place.node
     env = {
         "VLLM_NIXL_SIDE_CHANNEL_HOST": node.address,
-        "VLLM_NIXL_SIDE_CHANNEL_PORT": str(
-            NIXL_SIDE_CHANNEL_PORT + NIXL_PORTS_PER_INSTANCE * offset
-        ),
+        "VLLM_NIXL_SIDE_CHANNEL_PORT": str(nixl_side_channel_port(place)),
         "UCX_NET_DEVICES": ",".join(f"{dev}:1" for dev in node.rdma_devices)
         if node.rdma_devices and not place.simulate
         else "all",

@@ -33,6 +33,7 @@ LABEL_GPUS = f"{LABEL_PREFIX}.gpus"
 LABEL_CREATED = f"{LABEL_PREFIX}.created-by-up"
 
 _NS = 1_000_000_000
+ENGINE_ROLES = ("serve", "prefill", "decode")
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
 
 
@@ -140,10 +141,11 @@ def healthcheck_for(spec: ServiceSpec) -> dict[str, Any] | None:
     """Docker's own healthcheck mirrors the HTTP probe, so `docker ps` shows health too.
 
     It runs `python3` inside the container: both engine images and the simulator have it,
-    while curl is not guaranteed.
+    while curl is not guaranteed. Engines only.
     """
     probe = spec.probe
-    if probe.kind != "http" or probe.port is None:
+    if probe.kind != "http" or probe.port is None or spec.role not in ENGINE_ROLES:
+        # Router and nginx images may lack python3; the supervisor probes them from the host.
         return None
     url = f"http://127.0.0.1:{probe.port}{probe.path or '/health'}"
     script = f"import urllib.request; urllib.request.urlopen({url!r}, timeout={probe.timeout_s})"

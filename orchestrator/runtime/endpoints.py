@@ -46,8 +46,10 @@ def _hint(endpoint: str) -> str:
             "may use it (root or the docker group)"
         )
     if endpoint.startswith("ssh://"):
-        host = endpoint[len("ssh://") :]
-        return f"check that `ssh {host} docker info` works without a password prompt"
+        host = " ".join(_ssh_target(endpoint))
+        return (
+            f"check that `ssh {host} docker info` works without a password prompt (keys or agent)"
+        )
     if endpoint.startswith(("tcp://", "http://", "https://")):
         return "check that dockerd listens there (-H tcp://0.0.0.0:2376) and no firewall blocks it"
     return "use unix:///path/docker.sock, tcp://host:port or ssh://user@host"
@@ -71,16 +73,59 @@ def connect(endpoint: str, *, timeout: int = API_TIMEOUT_S) -> DockerClient:
     url = normalize(endpoint)
     if "://" not in url or url.split("://", 1)[0] not in ("unix", "tcp", "ssh", "http", "https"):
         raise DockerUnavailableError(f"unsupported Docker endpoint '{endpoint}'", _hint(url))
+    if url.startswith("ssh://"):
+        _ssh_preflight(url)
     try:
         client = docker.DockerClient(  # type: ignore[attr-defined]
             base_url=url, timeout=timeout, use_ssh_client=url.startswith("ssh://")
         )
         client.ping()
     except Exception as error:  # the SDK raises DockerException, requests and OS errors alike
+        reason = _reason(error)
+        hint = _hint(url)
+        if "paramiko" in reason:
+            hint = "pip install paramiko (the Docker SDK needs it for ssh:// endpoints)"
         raise DockerUnavailableError(
-            f"cannot reach the Docker daemon at {url} ({_reason(error)})", _hint(url)
+            f"cannot reach the Docker daemon at {url} ({reason})", hint
         ) from error
     return client
+
+
+def _ssh_target(url: str) -> list[str]:
+    """`ssh://user@host:port` as ssh arguments: ['-p', 'port', 'user@host']."""
+    rest = url[len("ssh://") :].rstrip("/")
+    user_host, _, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+    if port and port.isdigit():
+        return ["-p", port, user_host]
+    return [rest]
+
+
+def _ssh_preflight(url: str) -> None:
+    """Run `docker version` over ssh in batch mode first: a password prompt or an unreachable
+    host fails fast with ssh's own reason, instead of hanging or printing around our error."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ssh") is None:
+        raise DockerUnavailableError(
+            f"cannot reach the Docker daemon at {url} (no ssh client on this machine)",
+            "install OpenSSH (Debian: apt-get install openssh-client)",
+        )
+    target = _ssh_target(url)
+    command = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *target[:-1]]
+    command += ["--", target[-1], "docker", "version", "--format", "{{.Server.Version}}"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        raise DockerUnavailableError(
+            f"cannot reach the Docker daemon at {url} (ssh timed out)", _hint(url)
+        ) from None
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1][:200] if lines else f"ssh exited with {result.returncode}"
+        raise DockerUnavailableError(
+            f"cannot reach the Docker daemon at {url} ({reason})", _hint(url)
+        )
 
 
 class Endpoints:

@@ -95,13 +95,16 @@ class LiveReporter:
                 str(row.restarts),
                 row.detail[:60],
             )
-        self._live.update(table)
+        if self._live is not None:
+            self._live.update(table)
 
     def message(self, text: str) -> None:
-        self._live.console.print(text, markup=False, highlight=False)
+        self._console.print(text, markup=False, highlight=False)
 
     def close(self) -> None:
-        self._live.stop()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
 
 def default_reporter(quiet: bool = False) -> Reporter:

@@ -15,18 +15,20 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import InputError, RuntimeFailure
+from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
+from orchestrator.runtime.docker_ops import docker_errors_as_failures, log_tail
 from orchestrator.runtime.endpoints import Endpoints, normalize
-from orchestrator.runtime.probes import ProbeTracker, Verdict, entry_url, http_check, probe_url
+from orchestrator.runtime.probes import entry_url, http_check, probe_url
 from orchestrator.runtime.progress import QuietReporter, Reporter, Row
 from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
+from orchestrator.runtime.units import Member, Unit, backoff_delay, build_units, dependency_depth
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
 
 
@@ -50,116 +52,6 @@ class SupervisorOptions:
     with_gpus: bool = True
     log_tail: int = 20
     keep_on_failure: bool = False  # leave what this run created on failure or Ctrl-C
-
-
-@dataclass
-class Member:
-    spec: ServiceSpec
-    node: NodeInfo
-    tracker: ProbeTracker
-    container: Any = None  # docker.models.containers.Container
-    verdict: Verdict = "starting"
-    started_at: float = 0.0  # wall clock, for the state file
-
-
-@dataclass
-class Unit:
-    key: str
-    members: list[Member]
-    depends_on: set[str] = field(default_factory=set)  # unit keys
-    state: str = "waiting"  # waiting | backoff | running | ready | failed
-    restarts: int = 0  # consecutive, for the bound
-    total_restarts: int = 0
-    next_start_at: float = 0.0
-    ready_since: float | None = None
-    since: float = field(default_factory=time.monotonic)
-    last_failure: str = ""
-    last_logs: list[str] = field(default_factory=list)
-    last_logs_service: str = ""
-
-    @property
-    def ready(self) -> bool:
-        return self.state == "ready"
-
-
-@contextlib.contextmanager
-def docker_errors_as_failures(name: str) -> Iterator[None]:
-    """A Docker API or connection error in the middle of a run becomes one line, not a trace."""
-    import docker.errors
-    import requests
-
-    try:
-        yield
-    except docker.errors.APIError as error:
-        text = error.explanation or str(error)
-        raise RuntimeFailure(
-            f"Docker refused an operation for {name}: {str(text).splitlines()[0][:200]}",
-            "check the daemon's log, then run `deploy up` again",
-        ) from error
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
-        raise RuntimeFailure(
-            f"lost the Docker daemon while running {name}: {str(error).splitlines()[0][:200]}",
-            "check that dockerd is running, then run `deploy up` again",
-        ) from error
-
-
-def backoff_delay(restart: int, base_s: float, max_s: float) -> float:
-    """0 for the first restart (a one-off crash costs nothing), then base, 2*base, ... max."""
-    if restart <= 1:
-        return 0.0
-    return float(min(base_s * 2 ** (restart - 2), max_s))
-
-
-def build_units(specs: list[ServiceSpec], nodes: Mapping[str, NodeInfo]) -> dict[str, Unit]:
-    names = [spec.name for spec in specs]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise InputError(
-            f"duplicate service names: {', '.join(duplicates)}", "names must be unique"
-        )
-    unit_of = {spec.name: spec.group or spec.name for spec in specs}
-    units: dict[str, Unit] = {}
-    for spec in specs:
-        node = nodes.get(spec.node)
-        if node is None:
-            raise InputError(
-                f"service {spec.name} runs on unknown node '{spec.node}'",
-                f"known nodes: {', '.join(sorted(nodes)) or 'none'}",
-            )
-        key = unit_of[spec.name]
-        unit = units.setdefault(key, Unit(key=key, members=[]))
-        unit.members.append(Member(spec=spec, node=node, tracker=ProbeTracker(spec)))
-        for dependency in spec.depends_on:
-            if dependency not in unit_of:
-                raise InputError(
-                    f"service {spec.name} depends on unknown service '{dependency}'",
-                    "fix depends_on in the service list",
-                )
-            if unit_of[dependency] != key:
-                unit.depends_on.add(unit_of[dependency])
-    _check_acyclic(units)
-    return units
-
-
-def _check_acyclic(units: dict[str, Unit]) -> None:
-    done: set[str] = set()
-    for _ in range(len(units) + 1):
-        progress = [k for k, u in units.items() if k not in done and u.depends_on <= done]
-        if not progress:
-            break
-        done.update(progress)
-    if len(done) != len(units):
-        stuck = sorted(set(units) - done)
-        raise InputError(f"services depend on each other in a cycle: {', '.join(stuck)}")
-
-
-def log_tail(container: Any, lines: int) -> list[str]:
-    try:
-        raw = container.logs(stdout=True, stderr=True, tail=lines)
-    except Exception:  # the container may already be gone
-        return []
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-    return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
 class Supervisor:
@@ -278,6 +170,13 @@ class Supervisor:
                     (self._previous.restarts.get(m.spec.name, 0) for m in unit.members), default=0
                 )
         self._check_files()
+        missing = sorted(
+            {n for m in self._members() for n in ck.missing_secrets(m.spec, self.host_env)}
+        )
+        if missing:
+            self.reporter.message(
+                f"note: {', '.join(missing)} not set in this environment; passing without it"
+            )
         self._check_images()
         existing = self._existing_containers()
         self._reconcile(existing)
@@ -321,9 +220,22 @@ class Supervisor:
 
     def _existing_containers(self) -> dict[str, list[tuple[str, Any]]]:
         """service name -> [(endpoint, container)] for this deployment, found by label."""
+        from orchestrator.errors import DockerUnavailableError
+
         found: dict[str, list[tuple[str, Any]]] = {}
-        for endpoint in sorted({node.docker for node in self.nodes.values()}):
-            client = self.endpoints.client(endpoint)
+        current = {node.docker for node in self.nodes.values()}
+        # Endpoints the previous plan used but this one does not: what runs there is stale.
+        previous = set(self._previous.endpoints()) - current if self._previous else set()
+        for endpoint in sorted(current | previous):
+            try:
+                client = self.endpoints.client(endpoint)
+            except DockerUnavailableError as error:
+                if endpoint in current:
+                    raise
+                self.reporter.message(
+                    f"note: could not clean up the old node at {endpoint}: {error}"
+                )
+                continue
             for container in client.containers.list(
                 all=True, filters={"label": f"{LABEL_DEPLOYMENT}={self.name}"}
             ):
@@ -402,7 +314,7 @@ class Supervisor:
             return time.monotonic() + self.options.timeout_s
         # Every layer of dependencies may take its full startup budget, with every restart.
         budget = max((m.tracker.startup_budget_s() for m in self._members()), default=60.0)
-        depth = len(self.units)
+        depth = dependency_depth(self.units)
         return time.monotonic() + (budget + 30.0) * depth * (self.options.max_restarts + 1)
 
     def _loop(
@@ -422,7 +334,15 @@ class Supervisor:
                 if not until_ready:
                     return
                 self._fail_timeout()
-            self._wait_for_event(self.options.poll_s)
+            self._wait_for_event(self._poll_interval(until_ready))
+
+    def _poll_interval(self, until_ready: bool) -> float:
+        """Fast while starting (`up` returns moments after the last service is ready); once all
+        are ready, the probes' own interval: deaths arrive through events anyway."""
+        if until_ready or not all(unit.ready for unit in self.units.values()):
+            return self.options.poll_s
+        intervals = [m.spec.probe.interval_s for m in self._members()]
+        return float(max(self.options.poll_s, min(intervals, default=1)))
 
     def _wait_for_event(self, timeout: float) -> None:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -47,6 +48,7 @@ class EngineServer:
         concurrency = behaviour.max_concurrency or settings.max_concurrency
         self._slots = asyncio.Semaphore(concurrency) if concurrency else None
         self._runners: list[web.AppRunner] = []
+        self._sockets: list[socket.socket] = []
         self._control: Control | None = None
         self._engine_id = uuid.uuid4().hex[:8]
 
@@ -54,7 +56,7 @@ class EngineServer:
     async def run(self, control: Control) -> None:
         self._control = control
         s = self.settings
-        sockets = []
+        sockets = self._sockets
         if s.http:
             sockets.append(bind_socket(s.host, s.port))
             control.ports["http"] = sockets[0].getsockname()[1]
@@ -105,6 +107,9 @@ class EngineServer:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        for sock in self._sockets:  # bound but never served when stopped while loading
+            sock.close()
+        self._sockets.clear()
 
     def crash_lines(self) -> list[str]:
         fault = self.behaviour.faults.describe()

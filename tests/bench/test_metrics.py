@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.bench.metrics import Distribution, Slo, achieved_concurrency, percentile, summarise
+from orchestrator.bench.metrics import (
+    Distribution,
+    Slo,
+    achieved_concurrency,
+    percentile,
+    summarise,
+)
 from orchestrator.bench.records import ERROR_HTTP, ERROR_STREAM, RequestRecord
 
 

@@ -166,3 +166,21 @@ def test_disaggregated_report_lists_three_roles() -> None:
     assert any(line.startswith("  prefill ") for line in lines)
     assert any(line.startswith("  decode ") for line in lines)
     assert any(line.startswith("  router ") for line in lines)
+
+
+def test_pinned_tp_across_ethernet_is_honoured_with_a_warning() -> None:
+    code, out, _ = run("llama-3.1-405b", "--gpus", "8xH100", "--nodes", "2", "--tp", "16")
+    assert code == 0
+    assert "  serve  TP16         1          16    node1[0-7] + node2[0-7]" in out.splitlines()
+    assert (
+        "  - TP16 spans nodes: needs InfiniBand/RoCE between nodes; cluster says ethernet"
+        in out.splitlines()
+    )
+
+
+def test_sglang_attention_dp_pin() -> None:
+    code, out, _ = run(
+        "deepseek-r1", "--gpus", "8xH200", "--engine", "sglang", "--attn-dp", "4", "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["parallelism"] == {"tp": 8, "pp": 1, "dp": 1, "ep": 8, "attn_dp": 4}

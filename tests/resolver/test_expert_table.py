@@ -156,3 +156,29 @@ def test_pinned_pools_are_honoured() -> None:
     assert prefill is not None and decode is not None
     assert prefill.parallelism.gpus * len(prefill.replicas) == 4
     assert decode.parallelism.gpus * len(decode.replicas) == 4
+
+
+@pytest.mark.parametrize(
+    "options", [pytest.param(options, id=name) for name, options, _ in EXPERT_TABLE]
+)
+def test_alternatives_are_other_layouts_with_a_reason(options: dict[str, Any]) -> None:
+    plan = build_plan(PlanRequest(**options))
+    chosen = f"{plan.parallelism.label()} x "
+    summaries = [alt.summary for alt in plan.alternatives]
+    assert len(summaries) == len(set(summaries))
+    for alternative in plan.alternatives:
+        assert alternative.lost_because
+        assert not (
+            alternative.summary.startswith(chosen)
+            and alternative.summary.split(" (")[0] == f"{chosen}{len(plan.roles[0].replicas)}"
+        )
+
+
+def test_disagg_that_cannot_fit_falls_back_with_a_warning() -> None:
+    plan = build_plan(PlanRequest(model="llama-3.1-405b", gpus="8xH100", disagg=True))
+    assert not plan.fits
+    assert plan.suggestion is not None
+    assert (
+        "disaggregation skipped: the model does not fit this hardware as one instance"
+        in plan.warnings
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from orchestrator.errors import PlanError
@@ -139,10 +141,26 @@ def test_tp_across_ethernet_is_a_soft_issue() -> None:
             {"attn_dp": 2},
             "vLLM has no separate attention-DP (it is --dp on MoE models); use --dp, or --engine sglang for --attn-dp",
         ),
+        (
+            "deepseek-r1",
+            {"attn_dp": 3, "engine": "sglang", "gpus": "8xH200"},
+            "attention-DP 3 must divide TP (at most 8 GPUs); valid: 1, 2, 4, 8",
+        ),
+        (
+            "deepseek-r1",
+            {"attn_dp": 4, "tp": 2, "engine": "sglang", "gpus": "8xH200"},
+            "attention-DP 4 must divide TP 2; valid: 1, 2",
+        ),
+        (
+            "qwen3-32b",
+            {"pp": 100},
+            "PP 100 exceeds the 64 layers of qwen3-32b; use --pp 64 or less",
+        ),
+        ("qwen3-32b", {"tp": 0}, "TP 0 is not a size; use 1 or more"),
     ],
 )
 def test_pins_rejected_with_the_sizes_that_work(
-    model: str, options: dict[str, int], message: str
+    model: str, options: dict[str, Any], message: str
 ) -> None:
     work = make_workload(model, **options)
     with pytest.raises(PlanError) as caught:

@@ -157,3 +157,48 @@ def test_spec_hash_label_changes_only_with_the_spec() -> None:
     c = create_kwargs(engine_spec(command=["other"]), deployment="d", plan_hash="h1", host_env={})
     assert a["labels"][LABEL_SPEC_HASH] == b["labels"][LABEL_SPEC_HASH]
     assert a["labels"][LABEL_SPEC_HASH] != c["labels"][LABEL_SPEC_HASH]
+
+
+def test_only_engines_get_a_docker_healthcheck() -> None:
+    router = engine_spec(name="router", role="router", gpus=None, group=None)
+    assert "healthcheck" not in create_kwargs(router, deployment="d", plan_hash="h", host_env={})
+
+
+def test_mount_sources_are_expanded_like_compose_and_rendered_files_are_copied_in() -> None:
+    from pathlib import Path
+
+    from orchestrator.runtime.containers import expand_source, rendered_files
+
+    env = {"HOME": "/home/ops", "HF_HOME": "/data/hf"}
+    assert expand_source("${HF_HOME:-~/.cache/huggingface}", env) == "/data/hf"
+    assert expand_source("${HF_HOME:-~/.cache/huggingface}", {"HOME": "/home/ops"}) == (
+        "/home/ops/.cache/huggingface"
+    )
+    assert expand_source("$HOME/models", env) == "/home/ops/models"
+    lb = engine_spec(
+        name="lb",
+        role="lb",
+        gpus=None,
+        mounts=[Mount(source="./nginx.conf", target="/etc/nginx/nginx.conf", read_only=True)],
+    )
+    kwargs = create_kwargs(lb, deployment="d", plan_hash="h", host_env=env)
+    assert "volumes" not in kwargs  # copied into the container instead of bind-mounted
+    assert rendered_files(lb, Path("/state/d")) == [
+        (Path("/state/d/gpu-a/nginx.conf"), "/etc/nginx/nginx.conf")
+    ]
+
+
+def test_file_archive_carries_parent_directories(tmp_path: object) -> None:
+    import io
+    import tarfile
+    from pathlib import Path
+
+    from orchestrator.runtime.containers import file_archive
+
+    source = Path(str(tmp_path)) / "nginx.conf"
+    source.write_text("events {}\n")
+    with tarfile.open(fileobj=io.BytesIO(file_archive(source, "/etc/nginx/nginx.conf"))) as tar:
+        members = [(m.name, m.isdir()) for m in tar.getmembers()]
+        data = tar.extractfile("etc/nginx/nginx.conf")
+        assert data is not None and data.read() == b"events {}\n"
+    assert members == [("etc", True), ("etc/nginx", True), ("etc/nginx/nginx.conf", False)]

@@ -174,3 +174,42 @@ def test_an_unreachable_daemon_is_one_line_and_exit_2(
     assert result.output.startswith(f"error: removed 0 containers but could not reach {missing}")
     with pytest.raises(DockerUnavailableError, match=r"unsupported Docker endpoint 'ftp://x'"):
         connect("ftp://x")
+
+
+def test_logs_follow_ends_when_the_container_stops(
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
+) -> None:
+    import threading
+
+    from orchestrator.runtime.logs import show_logs
+
+    up(
+        deployment,
+        [server_spec("serve-0", sim_image), server_spec("serve-1", sim_image)],
+        state_store,
+        endpoints,
+    )
+    lines: list[str] = []
+    follower = threading.Thread(
+        target=show_logs,
+        args=(None,),
+        kwargs={
+            "name": deployment,
+            "follow": True,
+            "tail": None,
+            "echo": lines.append,
+            "store": state_store,
+            "endpoints": endpoints,
+        },
+        daemon=True,
+    )
+    follower.start()
+    for container in labelled(docker_client, "containers", deployment):
+        container.stop(timeout=1)
+    follower.join(timeout=30)
+    assert not follower.is_alive()
+    assert "serve-0 | ready" in lines and "serve-1 | ready" in lines

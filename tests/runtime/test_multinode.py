@@ -112,9 +112,24 @@ def test_two_node_group_with_router_restart_and_down(
         assert labelled(docker_client, deployment)["serve-0-rank0"].id != before_rank0
         assert labelled(docker_client, deployment)["router"].id == before_router
         assert labelled(node1, deployment)["serve-0-rank1"].status == "running"
+
+        # A new plan on node0 only: what ran on node1 is stale and goes.
+        single = server_spec("serve-0", sim_image, node="node0")
+        Supervisor(
+            deployment,
+            [single],
+            [local_node("node0")],
+            store=state_store,
+            endpoints=endpoints,
+            options=FAST,
+        ).up()
+        assert sorted(labelled(docker_client, deployment)) == ["serve-0"]
+        assert labelled(node1, deployment) == {}
     finally:
-        result = down(deployment, store=state_store, endpoints=endpoints)
-    assert result.containers == 3
+        result = down(
+            deployment, store=state_store, endpoints=endpoints, extra_endpoints=[second_daemon]
+        )
+    assert result.containers == 1
     assert labelled(docker_client, deployment) == {} and labelled(node1, deployment) == {}
     assert node1.networks.list(filters={"label": f"{LABEL_DEPLOYMENT}={deployment}"}) == []
 

@@ -99,6 +99,13 @@ def test_up_is_idempotent_and_replaces_only_a_changed_service(
     assert now["serve-0"] == first["serve-0"]
     assert now["router"] != first["router"]
 
+    # A service dropped from the plan is removed; the rest stays as it is.
+    fourth = start(deployment, [serve], state_store, endpoints)
+    assert fourth.kept == ["serve-0"]
+    assert {name: c.id for name, c in labelled(docker_client, deployment).items()} == {
+        "serve-0": first["serve-0"]
+    }
+
 
 def test_a_killed_container_is_restarted(
     docker_client: Any,

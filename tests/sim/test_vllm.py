@@ -241,3 +241,21 @@ def test_api_key_never_appears_in_logs() -> None:
     with start_in_thread("vllm", api_key="s3cret-value") as sim:
         pass
     assert not any("s3cret-value" in line for line in sim.logs)
+
+
+def test_weights_size_sets_loading_time_and_log_lines(client: Any) -> None:
+    """The supervisor passes DEPLOY_SIM_WEIGHTS_GIB; loading takes 2 s per 100 GiB."""
+    from orchestrator.sim.server import start_command_in_thread
+
+    env = {"DEPLOY_SIM_WEIGHTS_GIB": "40", "DEPLOY_SIM_TTFT_MS": "1"}
+    started = time.monotonic()
+    with start_command_in_thread(
+        ["vllm", "serve", "m", "--host", "127.0.0.1", "--port", "0"], env=env
+    ) as sim:
+        waited = time.monotonic() - started
+        assert client.request(sim.url, "/health").status == 200
+    assert 0.75 <= waited < 5
+    assert sim.behaviour.load_seconds == 0.8
+    assert any(
+        "Model loading took 40.0000 GiB memory and 0.800000 seconds" in line for line in sim.logs
+    )

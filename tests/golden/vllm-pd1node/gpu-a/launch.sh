@@ -91,7 +91,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=1f62b9033223 \
+    --label ai.deploy.spec-hash=921935bfa0a4 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -100,7 +100,7 @@ docker_decode_0() {
     --env HF_TOKEN \
     --env UCX_NET_DEVICES=all \
     --env VLLM_NIXL_SIDE_CHANNEL_HOST=192.0.2.10 \
-    --env VLLM_NIXL_SIDE_CHANNEL_PORT=5632 \
+    --env VLLM_NIXL_SIDE_CHANNEL_PORT=5601 \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8200/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8200/health || wget -q -O /dev/null http://127.0.0.1:8200/health' \
     --health-interval 10s \
     --health-timeout 5s \
@@ -123,7 +123,7 @@ bare_decode_0() {
     CUDA_VISIBLE_DEVICES=4,5,6,7 \
     UCX_NET_DEVICES=all \
     VLLM_NIXL_SIDE_CHANNEL_HOST=192.0.2.10 \
-    VLLM_NIXL_SIDE_CHANNEL_PORT=5632 \
+    VLLM_NIXL_SIDE_CHANNEL_PORT=5601 \
     vllm serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
     --host 127.0.0.1 \

@@ -36,7 +36,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=b595529418cb \
+    --label ai.deploy.spec-hash=318addb9a082 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -52,7 +52,7 @@ docker_decode_0() {
     --env UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_7:1 \
     --env VLLM_HOST_IP=192.0.2.11 \
     --env VLLM_NIXL_SIDE_CHANNEL_HOST=192.0.2.11 \
-    --env VLLM_NIXL_SIDE_CHANNEL_PORT=5632 \
+    --env VLLM_NIXL_SIDE_CHANNEL_PORT=5601 \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8200/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8200/health || wget -q -O /dev/null http://127.0.0.1:8200/health' \
     --health-interval 10s \
     --health-timeout 5s \
@@ -78,7 +78,7 @@ bare_decode_0() {
     UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_7:1 \
     VLLM_HOST_IP=192.0.2.11 \
     VLLM_NIXL_SIDE_CHANNEL_HOST=192.0.2.11 \
-    VLLM_NIXL_SIDE_CHANNEL_PORT=5632 \
+    VLLM_NIXL_SIDE_CHANNEL_PORT=5601 \
     vllm serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
     --host 0.0.0.0 \
