@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from orchestrator.engines.common import (
 )
 from orchestrator.errors import InputError
 from orchestrator.plan import Plan
-from orchestrator.spec import ServiceSpec
+from orchestrator.spec import Mount, ServiceSpec
 
 _YAML_ESCAPES = {
     **{chr(code): f"\\u{code:04x}" for code in range(0x7F, 0xA0)},
@@ -118,10 +118,7 @@ def _compose_service(
         "command": [esc(word) for word in spec.command],
         "environment": environment,
         "ports": [f"{port.host_ip}:{port.host}:{port.container}" for port in spec.ports],
-        "volumes": [
-            {"source": esc(mount.source), "target": esc(mount.target), "read_only": mount.read_only}
-            for mount in spec.mounts
-        ],
+        "volumes": [_compose_volume(mount, esc) for mount in spec.mounts],
         "devices": [f"{device}:{device}" for device in spec.devices],
         "network_mode": spec.network_mode if spec.network_mode == "host" else None,
         "ipc": spec.ipc_mode,
@@ -152,6 +149,21 @@ def flag_lines(words: list[str], program_words: int) -> list[list[str]]:
         else:
             lines[-1].append(word)
     return [line for line in lines if line]
+
+
+def _compose_volume(mount: Mount, esc: Callable[[str], str]) -> dict[str, Any]:
+    """Long syntax, except for the Hugging Face cache: the short form creates a missing host
+    directory in every compose implementation (the long form's `create_host_path` is refused
+    by docker-compose 1.x); its source holds no `:` that the short form could misread."""
+    if mount.source == HF_CACHE_SOURCE:
+        short = f"{mount.source}:{mount.target}" + (":ro" if mount.read_only else "")
+        return {"short": short}
+    return {
+        "short": None,
+        "source": esc(mount.source),
+        "target": esc(mount.target),
+        "read_only": mount.read_only,
+    }
 
 
 def _docker_run(spec: ServiceSpec, slug: str, secrets: list[str]) -> list[list[str]]:

@@ -50,6 +50,7 @@ class BenchArgs:
     state_dir: Path | None = None
     max_loop_lag_ms: float = 5.0
     max_client_cpu: float = 90.0
+    event_loop: str = "asyncio"
 
 
 def resolve_url(deployment: str | None, url: str | None, state_dir: Path | None = None) -> str:
@@ -147,6 +148,7 @@ def build_options(args: BenchArgs) -> BenchOptions:
             max_cpu_fraction=args.max_client_cpu / 100, max_loop_lag_p99_ms=args.max_loop_lag_ms
         ),
         seed=args.seed,
+        event_loop=args.event_loop,
     )
 
 

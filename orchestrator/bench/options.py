@@ -35,6 +35,7 @@ class BenchOptions:
     rule: Rule = field(default_factory=Rule)
     limits: Limits = field(default_factory=Limits)
     seed: int = 0
+    event_loop: str = "asyncio"  # or "uvloop" (optional package; about 20% less client CPU)
 
     @property
     def sweep(self) -> str:

@@ -24,6 +24,7 @@ from orchestrator.bench.workload import (
     prepare,
     synthetic_items,
 )
+from orchestrator.errors import BenchError
 
 
 @dataclass(slots=True)
@@ -55,7 +56,29 @@ class ProgressSink(Protocol):
 
 def run_bench(options: BenchOptions, sink: ProgressSink | None = None) -> BenchResult:
     """Run every level in order; raises `BenchError` (exit 2) before the first request."""
-    return asyncio.run(_run(options, sink))
+    loop = _new_loop(options.event_loop)
+    try:
+        asyncio.set_event_loop(loop)
+        result = loop.run_until_complete(_run(options, sink))
+        result.client["event_loop"] = options.event_loop
+        return result
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise BenchError(
+                "--event-loop uvloop needs the uvloop package", "pip install uvloop"
+            ) from None
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
 
 
 def _prepared(options: BenchOptions, model: str) -> list[PreparedRequest]:

@@ -97,6 +97,13 @@ from orchestrator.cli.options import json_option
     help="Self-check: client CPU (% of one core) at or above this marks a level client-bound.",
 )
 @click.option(
+    "--event-loop",
+    type=click.Choice(["asyncio", "uvloop"]),
+    default="asyncio",
+    show_default=True,
+    help="uvloop (if installed) spends about a fifth less client CPU per request.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     help="Write result.json, levels.csv, requests.csv, plots and report.html here.",

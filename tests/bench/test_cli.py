@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import re
-from xml.etree import ElementTree
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner

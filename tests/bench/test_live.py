@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.bench.options import BenchOptions
-from orchestrator.bench.runner import BenchResult, run_bench
+from orchestrator.bench.runner import BenchResult, LevelResult, run_bench
 from orchestrator.errors import BenchError
 
 
@@ -24,54 +24,54 @@ def run(url: str, **kwargs: Any) -> BenchResult:
     return run_bench(BenchOptions(base_url=url, **defaults))
 
 
-def timing_agrees(result: BenchResult) -> bool:
-    for level in result.levels:
-        m = level.metrics
-        assert m.ttft is not None and m.tpot is not None and m.itl is not None
-        if not (close_to(m.ttft.mean, 100) and close_to(m.ttft.p50, 100)
-                and close_to(m.tpot.mean, 20) and close_to(m.itl.p50, 20)):  # fmt: skip
-            return False
-    return True
+def level_agrees(level: LevelResult, ttft_ms: float, tpot_ms: float) -> bool:
+    m = level.metrics
+    assert m.ttft is not None and m.tpot is not None and m.itl is not None
+    return (
+        close_to(m.ttft.p50, ttft_ms)
+        and close_to(m.tpot.mean, tpot_ms)
+        and close_to(m.itl.p50, tpot_ms)
+    )
 
 
-def measured_timing(url: str, endpoint: str) -> BenchResult:
-    """Up to five runs. This machine is shared: when a neighbour stalls the client (the
-    self-check then reports event-loop lag), that run measured the stall, not the server."""
+def describe(level: LevelResult) -> str:
+    m = level.metrics
+    assert m.ttft is not None and m.tpot is not None and m.itl is not None
+    return (
+        f"c={level.load:g}: TTFT p50 {m.ttft.p50:.2f}, TPOT mean {m.tpot.mean:.2f}, "
+        f"ITL p50 {m.itl.p50:.2f}, client-bound {list(level.check.reasons)}"
+    )
+
+
+def measure_timing(url: str, endpoint: str, ttft_ms: float, tpot_ms: float) -> BenchResult:
+    """The client's contract: a level it does not mark client-bound reports true timing.
+
+    Up to five runs, until every level agrees with the server. A level that disagrees must
+    have been marked client-bound (this machine is shared, and a neighbour can stall the
+    client); one that disagrees unmarked fails the test at once. If every run was stalled,
+    nothing was measured and the test is skipped, saying so.
+    """
     for _ in range(5):
         result = run(url, concurrency=(1, 4), endpoint=endpoint)
-        if timing_agrees(result):
-            break
-    return result
-
-
-def timing_text(result: BenchResult) -> str:
-    parts = []
-    for level in result.levels:
-        m = level.metrics
-        assert m.ttft is not None and m.tpot is not None and m.itl is not None
-        parts.append(f"c={level.load:g}: TTFT mean {m.ttft.mean:.2f} p50 {m.ttft.p50:.2f}, "
-                     f"TPOT mean {m.tpot.mean:.2f}, ITL p50 {m.itl.p50:.2f}, "
-                     f"client {level.check.reasons}")  # fmt: skip
-    return "; ".join(parts)
+        wrong = [lv for lv in result.levels if not level_agrees(lv, ttft_ms, tpot_ms)]
+        unmarked = [lv for lv in wrong if not lv.check.client_bound]
+        assert not unmarked, "; ".join(describe(lv) for lv in unmarked)
+        if not wrong:
+            return result
+    pytest.skip("every run was stalled by other load: " + "; ".join(map(describe, wrong)))
 
 
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
 def test_measured_ttft_and_tpot_match_the_server(server_process: Any, endpoint: str) -> None:
     # the server in its own process: no shared interpreter lock to skew either side
     url, _ = server_process(100, 20)
-    result = measured_timing(url, endpoint)
+    result = measure_timing(url, endpoint, 100, 20)
     assert result.model == "test-model"
     for level in result.levels:
         m = level.metrics
-        assert timing_agrees(result), timing_text(result)
         assert m.requests == 8 and m.completed == 8
         assert m.errors == {"connection": 0, "http_status": 0, "stream_break": 0, "timeout": 0}
-        assert m.ttft is not None and m.tpot is not None and m.itl is not None
-        assert close_to(m.ttft.mean, 100), m.ttft
-        assert close_to(m.ttft.p50, 100), m.ttft
-        assert close_to(m.tpot.mean, 20), m.tpot
-        assert close_to(m.itl.p50, 20), m.itl
-        assert m.e2el is not None and close_to(m.e2el.mean, 100 + 9 * 20)
+        assert m.e2el is not None and close_to(m.e2el.p50, 100 + 9 * 20)
         assert m.mean_output_tokens == 10
         assert m.tokens_from_usage == 8 and m.mean_input_tokens == 7  # the server's usage
         assert close_to(m.achieved_concurrency * 1000, level.load * 1000)

@@ -168,6 +168,10 @@ ALL8 = list(range(8))
 def scenario(engine: str, layout: str, **overrides: Any) -> Plan:
     """The layouts the golden files pin, for either engine."""
     sglang = engine == "sglang"
+    if layout == "1gpu-public-key":
+        # One GPU, published on all interfaces, protected by an API key read from $SERVE_KEY.
+        request = {"public": True, "api_key_env": "SERVE_KEY", **overrides.pop("request", {})}
+        return scenario(engine, "1gpu", request=request, **overrides)
     if layout == "1gpu":
         model, count, per = "llama-3.1-8b", 1, 1
         roles = [role("serve", model, Parallelism(tp=1), [replica(0, (0, [0]))])]
@@ -215,7 +219,7 @@ def scenario(engine: str, layout: str, **overrides: Any) -> Plan:
     )
 
 
-LAYOUTS = ["1gpu", "tp8", "2node", "dpep", "replicas", "pd1node", "pd2node"]
+LAYOUTS = ["1gpu", "1gpu-public-key", "tp8", "2node", "dpep", "replicas", "pd1node", "pd2node"]
 SCENARIOS = [(engine, layout) for engine in ("vllm", "sglang") for layout in LAYOUTS]
 
 

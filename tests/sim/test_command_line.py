@@ -162,6 +162,8 @@ def test_entry_point_usage_and_errors(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_headless_process_serves_nothing_and_stays_alive(spawn: Any, client: Any) -> None:
+    import threading
+
     port = client.free_port()
     process = spawn(
         [
@@ -178,13 +180,24 @@ def test_headless_process_serves_nothing_and_stays_alive(spawn: Any, client: Any
         ],
         {"DEPLOY_SIM_LOAD_SECONDS": "0.2"},
     )
-    time.sleep(1.5)
+    lines: list[str] = []
+    headless = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if "headless mode: no API server" in line:
+                headless.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert headless.wait(timeout=20), "".join(lines)
+    time.sleep(0.5)
     assert process.poll() is None
     assert client.connection_refused(f"http://127.0.0.1:{port}")
     process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=10)[0]
-    assert process.returncode == 0
-    assert "headless mode: no API server" in output
+    assert process.wait(timeout=10) == 0
+    reader.join(timeout=5)
 
 
 def test_nginx_bad_config_exits_1_with_nginx_message(spawn: Any, tmp_path: Any) -> None:

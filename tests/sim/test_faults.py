@@ -35,7 +35,7 @@ def test_crash_after_process_exits_non_zero_with_a_last_log_line(spawn: Any, cli
     port = client.free_port()
     process = spawn(
         ["vllm", "serve", "m", "--host", "127.0.0.1", "--port", str(port)],
-        {"DEPLOY_SIM_LOAD_SECONDS": "0.2", "DEPLOY_SIM_FAULT": "crash-after=1.2"},
+        {"DEPLOY_SIM_LOAD_SECONDS": "0.2", "DEPLOY_SIM_FAULT": "crash-after=4"},
     )
     url = f"http://127.0.0.1:{port}"
     assert client.wait_for(lambda: not client.connection_refused(url), timeout=10)
@@ -44,7 +44,7 @@ def test_crash_after_process_exits_non_zero_with_a_last_log_line(spawn: Any, cli
     assert process.returncode == 1
     last = output.strip().splitlines()[-1]
     assert "EngineDeadError" in last
-    assert "simulated fault crash-after=1.2" in last
+    assert "simulated fault crash-after=4" in last
     assert client.connection_refused(url)
 
 
@@ -117,7 +117,7 @@ def _times_out(url: str, path: str, timeout: float = 0.5) -> bool:
 
 
 def test_hang_accepts_connections_but_never_answers(client: Any) -> None:
-    sim = start_in_thread("vllm", fault="hang-after=0.5")
+    sim = start_in_thread("vllm", fault="hang-after=1.5")
     try:
         assert client.request(sim.url, "/health").status == 200
         assert client.wait_for(lambda: _times_out(sim.url, "/health"), timeout=5)
@@ -143,8 +143,8 @@ def test_hang_freezes_a_stream_in_flight(client: Any) -> None:
 
 
 def test_crash_in_a_thread_records_exit_code_one(client: Any) -> None:
-    sim = start_in_thread("sglang", fault="crash-after=0.5")
+    sim = start_in_thread("sglang", fault="crash-after=1")
     url = sim.url
     assert sim.wait_exit(timeout=5) == 1
-    assert "simulated fault crash-after=0.5" in sim.logs[-1]
+    assert "simulated fault crash-after=1" in sim.logs[-1]
     assert client.connection_refused(url)

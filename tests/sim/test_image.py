@@ -187,3 +187,64 @@ def test_engine_program_names_are_on_path(sim_image: str) -> None:
     assert result.stdout.split() == [
         f"/usr/local/bin/{name}" for name in ("vllm", "sglang", "vllm-router", "smg", "nginx")
     ]
+
+
+NGINX_CONF = """\
+events {}
+http {
+    upstream engines { least_conn; server 127.0.0.1:8001; server 127.0.0.1:8002; }
+    server { listen 127.0.0.1:8080; location / { proxy_pass http://engines; proxy_buffering off; } }
+}
+"""
+
+CLIENT = """\
+import json, time, urllib.request
+def post(body):
+    request = urllib.request.Request("http://127.0.0.1:8080/v1/completions",
+        data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    return urllib.request.urlopen(request, timeout=10).read().decode()
+for url in ("http://127.0.0.1:8001/health", "http://127.0.0.1:8002/health",
+            "http://127.0.0.1:8080/health"):
+    for _ in range(600):  # both engines and nginx up (bounded: 60 s)
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+print("MODELS", " ".join(json.loads(post({"prompt": "x", "max_tokens": 1}))["model"] for _ in range(4)))
+print("CHUNKS", post({"prompt": "x", "max_tokens": 3, "ignore_eos": True, "stream": True}).count("data: {"))
+"""
+
+
+def test_nginx_in_front_of_two_engines_in_the_image(sim_image: str, tmp_path: Any) -> None:
+    """nginx, as the renderer runs it (config at /etc/nginx/nginx.conf), with Debian's aiohttp."""
+    (tmp_path / "nginx.conf").write_text(NGINX_CONF, encoding="utf-8")
+    (tmp_path / "client.py").write_text(CLIENT, encoding="utf-8")
+    script = (
+        "vllm serve a --host 127.0.0.1 --port 8001 >/dev/null 2>&1 & "
+        "vllm serve b --host 127.0.0.1 --port 8002 >/dev/null 2>&1 & "
+        "nginx -g 'daemon off;' >/dev/null 2>&1 & "
+        "python3 /work/client.py"
+    )
+    result = docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-e",
+        "DEPLOY_SIM_LOAD_SECONDS=0.2",
+        "-v",
+        f"{tmp_path / 'nginx.conf'}:/etc/nginx/nginx.conf:ro",
+        "-v",
+        f"{tmp_path}:/work:ro",
+        "--entrypoint",
+        "sh",
+        sim_image,
+        "-c",
+        script,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert sorted(lines["MODELS"].split()) == ["a", "a", "b", "b"]
+    assert lines["CHUNKS"] == "3"

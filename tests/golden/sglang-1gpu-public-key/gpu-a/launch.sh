@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan dea9626416d5.
+# The same services as compose.yaml beside this file, as plain commands.
+#
+#   ./launch.sh [docker]       start this node's services with `docker run`, in order
+#   ./launch.sh bare SERVICE   run one service directly on this host, in the foreground
+#   ./launch.sh list           list this node's services
+#
+# Secrets come from the environment (see ../.env.example); none is written here.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+: "${SERVE_KEY:?set SERVE_KEY (the API key) in the environment}"
+
+
+wait_healthy() {
+  # wait_healthy CONTAINER SECONDS: until Docker reports the container healthy.
+  local deadline=$((SECONDS + $2)) status
+  while true; do
+    status="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || true)"
+    [ "$status" = healthy ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "launch.sh: $1 is not healthy after $2 s (status: ${status:-missing}); see: docker logs $1" >&2
+      return 1
+    fi
+    sleep 5
+  done
+}
+
+docker_serve_0() {
+  docker run --detach \
+    --name llama-3-1-8b-serve-0 \
+    --restart unless-stopped \
+    --label ai.deploy.deployment=llama-3.1-8b \
+    --label ai.deploy.node=gpu-a \
+    --label ai.deploy.plan-hash=dea9626416d5 \
+    --label ai.deploy.rank=0 \
+    --label ai.deploy.replica=0 \
+    --label ai.deploy.role=serve \
+    --label ai.deploy.service=serve-0 \
+    --label ai.deploy.spec-hash=5c052c65f345 \
+    --publish 0.0.0.0:30000:30000 \
+    --ipc host \
+    --shm-size 16g \
+    --gpus '"device=0"' \
+    --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --env HF_TOKEN \
+    --env SERVE_KEY \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/ready || wget -q -O /dev/null http://127.0.0.1:30000/ready' \
+    --health-interval 10s \
+    --health-timeout 5s \
+    --health-retries 3 \
+    --health-start-period 300s \
+    --entrypoint python3 \
+    lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
+    --model-path meta-llama/Llama-3.1-8B-Instruct \
+    --served-model-name llama-3.1-8b \
+    --host 0.0.0.0 \
+    --port 30000 \
+    --tp-size 1 \
+    --context-length 32768 \
+    --mem-fraction-static 0.9 \
+    --enable-metrics \
+    --api-key "${SERVE_KEY}"
+}
+
+bare_serve_0() {
+  exec env \
+    CUDA_VISIBLE_DEVICES=0 \
+    python3 -m sglang.launch_server \
+    --model-path meta-llama/Llama-3.1-8B-Instruct \
+    --served-model-name llama-3.1-8b \
+    --host 0.0.0.0 \
+    --port 30000 \
+    --tp-size 1 \
+    --context-length 32768 \
+    --mem-fraction-static 0.9 \
+    --enable-metrics \
+    --api-key "${SERVE_KEY}"
+}
+
+case "${1:-docker}" in
+  docker)
+    docker_serve_0
+    ;;
+  bare)
+    case "${2:-}" in
+      serve-0) bare_serve_0 ;;
+      *) echo "usage: $0 bare SERVICE (one of: serve-0)" >&2; exit 2 ;;
+    esac
+    ;;
+  list)
+    echo serve-0
+    ;;
+  *) echo "usage: $0 [docker | bare SERVICE | list]" >&2; exit 2 ;;
+esac
