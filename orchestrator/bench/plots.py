@@ -170,10 +170,10 @@ def write_plots(result: BenchResult, out: Path) -> list[Path]:
 
 def _write_pngs(result: BenchResult, out: Path) -> list[Path]:
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found]
     except ImportError:
         print("warning: matplotlib is not installed; PNG plots skipped", file=sys.stderr)
         return []

@@ -71,7 +71,7 @@ def run_bench(options: BenchOptions, sink: ProgressSink | None = None) -> BenchR
 def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     if kind == "uvloop":
         try:
-            import uvloop
+            import uvloop  # type: ignore[import-not-found]
         except ImportError:
             raise BenchError(
                 "--event-loop uvloop needs the uvloop package", "pip install uvloop"

@@ -12,6 +12,14 @@ from typing import Any
 import click
 
 from orchestrator.cli.options import json_option, plan_options
+from orchestrator.errors import DeployError
+
+
+class Interrupted(DeployError):
+    """Ctrl-C during `up`: the usual exit status of a process stopped by SIGINT."""
+
+    exit_code = 130
+
 
 state_dir_option = click.option(
     "--state-dir",
@@ -79,6 +87,10 @@ def up(
             watch=watch,
             options=SupervisorOptions(max_restarts=max_restarts),
         )
+    except KeyboardInterrupt:
+        reporter.close()
+        done = "left what it started running (--keep)" if keep else "removed what it started"
+        raise Interrupted(f"interrupted: `deploy up` {done}") from None
     except ServiceGaveUp as error:
         reporter.close()
         if error.log_tail:

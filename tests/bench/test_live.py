@@ -164,3 +164,11 @@ def test_open_loop_rates(make_server: Any) -> None:
     level = capped.levels[0]
     assert level.check.capped and level.metrics.completed == 20
     assert level.metrics.achieved_concurrency <= 2.0 + 1e-9
+
+
+def test_uvloop_runs_the_same_client(make_server: Any) -> None:
+    pytest.importorskip("uvloop")
+    server = make_server(ttft_ms=5, tpot_ms=1)
+    result = run(server.url, concurrency=(2,), event_loop="uvloop")
+    assert result.client["event_loop"] == "uvloop"
+    assert result.levels[0].metrics.completed == 8

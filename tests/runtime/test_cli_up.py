@@ -295,3 +295,48 @@ def test_an_unreachable_node_daemon_fails_up_in_one_line_with_exit_2(
         f"error: cannot reach the Docker daemon at unix://{tmp_path}/gone.sock ("
     )
     assert services(docker_client, deployment) == {}
+
+
+def test_ctrl_c_during_up_removes_what_it_started(
+    docker_client: Any, sim_image: str, state_dir: Path, deployment: str
+) -> None:
+    import os
+    import signal
+    import time
+
+    env = {**os.environ, "DEPLOY_SIM_LOAD_SECONDS": "60"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "up",
+            "qwen3-8b",
+            "--gpus",
+            "1xH100",
+            "--simulate",
+            "--name",
+            deployment,
+            "--state-dir",
+            str(state_dir),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not services(docker_client, deployment):
+            time.sleep(0.2)
+        assert list(services(docker_client, deployment)) == ["serve-0"]
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert stderr.splitlines()[-1] == "error: interrupted: `deploy up` removed what it started"
+    assert services(docker_client, deployment) == {}
+    assert not (state_dir / f"{deployment}.json").exists()
