@@ -87,7 +87,9 @@ def supervisor(
 
 
 def containers(client: Any, name: str) -> dict[str, Any]:
-    found = client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"})
+    found = client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
+    )
     return {c.labels[LABEL_SERVICE]: c for c in found}
 
 

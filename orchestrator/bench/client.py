@@ -29,8 +29,11 @@ from orchestrator.errors import BenchError
 if TYPE_CHECKING:
     import aiohttp
 
-# A non-empty text (completions) or content / reasoning delta (chat): one per content chunk.
-_CONTENT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)"\s*:\s*"(?!")')
+# A non-empty text (completions) or content / reasoning delta (chat). The match runs to the
+# end of its line, so a line counts once however many such fields it carries. Only event
+# streams are scanned (the content type is checked first), where every line with JSON is a
+# `data:` line.
+_CONTENT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)"\s*:\s*"(?!")[^\n]*')
 _ERROR = re.compile(rb'^data:[ \t]*\{\s*"error"\s*:', re.MULTILINE)
 _DONE = re.compile(rb"^data:[ \t]*\[DONE\]", re.MULTILINE)
 
@@ -79,6 +82,13 @@ async def stream_request(
                 record.error_kind = ERROR_HTTP
                 record.error = f"HTTP {response.status}: {_one_line(text)}"
                 return
+            if response.content_type != "text/event-stream":
+                text = (await response.content.read(300)).decode(errors="replace")
+                record.error_kind = ERROR_STREAM
+                record.error = _one_line(
+                    f"the response was not an event stream ({response.content_type}): {text}"
+                )
+                return
             await _read_events(response.content, record)
     except asyncio.CancelledError:
         record.error_kind = ERROR_TIMEOUT
@@ -104,11 +114,14 @@ async def _read_events(stream: aiohttp.StreamReader, record: RequestRecord) -> N
     find_content = _CONTENT.findall
     pending = b""
     done = False
-    while True:
+    ended = False
+    while not ended:
         data = await stream.readany()
-        if not data:
-            break
         now = perf_counter()
+        if not data:
+            if not pending:
+                break
+            data, ended = b"\n", True  # a last line that lacks its newline
         if pending:
             data = pending + data
         cut = data.rfind(b"\n") + 1
@@ -134,11 +147,7 @@ async def _read_events(stream: aiohttp.StreamReader, record: RequestRecord) -> N
                 return
     if not done:
         record.error_kind = ERROR_STREAM
-        record.error = (
-            "stream ended before [DONE]"
-            if record.chunk_times or record.usage_tokens is not None
-            else "the response was not an event stream"
-        )
+        record.error = "stream ended before [DONE]"
 
 
 def _take_usage(data: bytes, record: RequestRecord) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from orchestrator.bench.metrics import Slo
 from orchestrator.bench.recommend import Rule
@@ -12,6 +13,7 @@ from orchestrator.bench.selfcheck import Limits
 from orchestrator.errors import BenchError
 
 DEFAULT_CONCURRENCY = "1,2,4,8,16,32,64"
+T = TypeVar("T", int, float)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def _parts(text: str, option: str) -> list[str]:
     return parts
 
 
-def _unique(values: list[float] | list[int], option: str) -> tuple:  # type: ignore[type-arg]
+def _unique(values: list[T], option: str) -> tuple[T, ...]:
     if len(set(values)) != len(values):
         raise BenchError(f"{option} repeats a level", "list each level once")
     return tuple(sorted(values))

@@ -16,7 +16,7 @@ class LiveProgress:
         from rich.console import Console
         from rich.live import Live
 
-        self._console = Console(stderr=True)
+        self._console = Console(stderr=True, highlight=False)
         self._progress: Progress | None = None
         self._live = Live(
             console=self._console, refresh_per_second=4, transient=True, get_renderable=self._render

@@ -1,9 +1,11 @@
-"""Small Docker operations the supervisor shares: error translation and log tails."""
+"""Small Docker helpers shared by the supervisor and `status`: error translation, log tails,
+start times."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from orchestrator.errors import RuntimeFailure
@@ -37,3 +39,15 @@ def log_tail(container: Any, lines: int) -> list[str]:
         return []
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
     return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def started_at(container: Any) -> float | None:
+    """When the container last started (epoch seconds), from its inspect data."""
+    text = container.attrs.get("State", {}).get("StartedAt", "")
+    if not text or text.startswith("0001"):
+        return None
+    head = text.rstrip("Z").split(".")[0]
+    try:
+        return datetime.fromisoformat(head + "+00:00").timestamp()
+    except ValueError:
+        return None

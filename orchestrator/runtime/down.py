@@ -61,7 +61,7 @@ def down(
             result.unreachable.append(endpoint)
     jobs: list[Any] = []
     for client in clients.values():
-        for container in client.containers.list(all=True, filters=label):
+        for container in client.containers.list(all=True, ignore_removed=True, filters=label):
             names.add(container.labels.get(LABEL_DEPLOYMENT, ""))
             jobs.append(container)
     if jobs:

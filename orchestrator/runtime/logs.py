@@ -28,7 +28,7 @@ def find_containers(name: str, *, store: StateStore, endpoints: Endpoints) -> di
             continue
         reached += 1
         for container in client.containers.list(
-            all=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
+            all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
         ):
             found[container.labels.get(LABEL_SERVICE, container.name)] = container
     return found

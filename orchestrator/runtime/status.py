@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import DockerUnavailableError, InputError
 from orchestrator.runtime.containers import LABEL_GPUS
+from orchestrator.runtime.docker_ops import started_at
 from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints, is_local
 from orchestrator.runtime.probes import http_check, probe_url
 from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
@@ -51,17 +51,6 @@ class DeploymentStatus(Strict):
     endpoint_url: str | None
     services: list[ServiceStatus]
     unreachable: list[str] = []
-
-
-def _started_at(container: Any) -> float | None:
-    text = container.attrs.get("State", {}).get("StartedAt", "")
-    if not text or text.startswith("0001"):
-        return None
-    head = text.rstrip("Z").split(".")[0]
-    try:
-        return datetime.fromisoformat(head + "+00:00").timestamp()
-    except ValueError:
-        return None
 
 
 def gpu_usage(indices: list[int]) -> list[GpuUsage]:
@@ -134,7 +123,9 @@ def collect(
         except DockerUnavailableError:
             unreachable.append(endpoint)
             continue
-        for container in client.containers.list(all=True, filters={"label": label}):
+        for container in client.containers.list(
+            all=True, ignore_removed=True, filters={"label": label}
+        ):
             deployment = container.labels.get(LABEL_DEPLOYMENT, "")
             service = container.labels.get(LABEL_SERVICE, container.name)
             found.setdefault(deployment, {})[service] = (endpoint, container)
@@ -168,7 +159,7 @@ def _one(
         labels = container.labels if container is not None else {}
         node_name = spec.node if spec else labels.get(LABEL_NODE, "?")
         node = nodes.get(node_name)
-        started = _started_at(container) if container is not None else None
+        started = started_at(container) if container is not None else None
         gpus: list[GpuUsage] = []
         gpu_label = labels.get(LABEL_GPUS)
         if container is not None and gpu_label and is_local(endpoint):

@@ -23,7 +23,7 @@ from typing import Any
 
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
-from orchestrator.runtime.docker_ops import docker_errors_as_failures, log_tail
+from orchestrator.runtime.docker_ops import docker_errors_as_failures, log_tail, started_at
 from orchestrator.runtime.endpoints import Endpoints, normalize
 from orchestrator.runtime.probes import entry_url, http_check, probe_url
 from orchestrator.runtime.progress import QuietReporter, Reporter, Row
@@ -237,7 +237,7 @@ class Supervisor:
                 )
                 continue
             for container in client.containers.list(
-                all=True, filters={"label": f"{LABEL_DEPLOYMENT}={self.name}"}
+                all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={self.name}"}
             ):
                 service = container.labels.get(LABEL_SERVICE, "")
                 found.setdefault(service, []).append((endpoint, container))
@@ -277,7 +277,9 @@ class Supervisor:
             if all(m.spec.name in keep for m in unit.members):
                 for member in unit.members:
                     member.container = keep[member.spec.name][1]
-                    member.tracker.reset(now - member.spec.probe.start_period_s)
+                    # Its start period runs from when it really started, not from now.
+                    began = started_at(member.container) or time.time()
+                    member.tracker.reset(now - max(0.0, time.time() - began))
                     member.started_at = self._previous_started(member.spec.name)
                     self.kept.append(member.spec.name)
                 unit.state = "running"

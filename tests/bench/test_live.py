@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.bench.options import BenchOptions
-from orchestrator.bench.runner import BenchResult, LevelResult, run_bench
+from orchestrator.bench.runner import BenchResult, run_bench
 from orchestrator.errors import BenchError
 
 
@@ -24,45 +24,10 @@ def run(url: str, **kwargs: Any) -> BenchResult:
     return run_bench(BenchOptions(base_url=url, **defaults))
 
 
-def level_agrees(level: LevelResult, ttft_ms: float, tpot_ms: float) -> bool:
-    m = level.metrics
-    assert m.ttft is not None and m.tpot is not None and m.itl is not None
-    return (
-        close_to(m.ttft.p50, ttft_ms)
-        and close_to(m.tpot.mean, tpot_ms)
-        and close_to(m.itl.p50, tpot_ms)
-    )
-
-
-def describe(level: LevelResult) -> str:
-    m = level.metrics
-    assert m.ttft is not None and m.tpot is not None and m.itl is not None
-    return (
-        f"c={level.load:g}: TTFT p50 {m.ttft.p50:.2f}, TPOT mean {m.tpot.mean:.2f}, "
-        f"ITL p50 {m.itl.p50:.2f}, client-bound {list(level.check.reasons)}"
-    )
-
-
-def measure_timing(url: str, endpoint: str, ttft_ms: float, tpot_ms: float) -> BenchResult:
-    """The client's contract: a level it does not mark client-bound reports true timing.
-
-    Up to five runs, until every level agrees with the server. A level that disagrees must
-    have been marked client-bound (this machine is shared, and a neighbour can stall the
-    client); one that disagrees unmarked fails the test at once. If every run was stalled,
-    nothing was measured and the test is skipped, saying so.
-    """
-    for _ in range(5):
-        result = run(url, concurrency=(1, 4), endpoint=endpoint)
-        wrong = [lv for lv in result.levels if not level_agrees(lv, ttft_ms, tpot_ms)]
-        unmarked = [lv for lv in wrong if not lv.check.client_bound]
-        assert not unmarked, "; ".join(describe(lv) for lv in unmarked)
-        if not wrong:
-            return result
-    pytest.skip("every run was stalled by other load: " + "; ".join(map(describe, wrong)))
-
-
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
-def test_measured_ttft_and_tpot_match_the_server(server_process: Any, endpoint: str) -> None:
+def test_measured_ttft_and_tpot_match_the_server(
+    server_process: Any, measure_timing: Any, endpoint: str
+) -> None:
     # the server in its own process: no shared interpreter lock to skew either side
     url, _ = server_process(100, 20)
     result = measure_timing(url, endpoint, 100, 20)

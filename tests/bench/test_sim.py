@@ -16,8 +16,6 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 
-from .test_live import measure_timing
-
 
 @pytest.fixture
 def sim_process(free_port: int) -> Iterator[Any]:
@@ -46,7 +44,7 @@ def sim_process(free_port: int) -> Iterator[Any]:
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
-def test_timing_against_the_simulator(engine: str) -> None:
+def test_timing_against_the_simulator(measure_timing: Any, engine: str) -> None:
     from orchestrator.sim.server import start_in_thread
 
     with start_in_thread(engine, ttft_ms=100, tpot_ms=20) as sim:

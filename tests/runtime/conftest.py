@@ -146,7 +146,7 @@ def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> 
         yield endpoint
     finally:
         if client is not None:
-            for container in client.containers.list(all=True):
+            for container in client.containers.list(all=True, ignore_removed=True):
                 container.remove(force=True)
             client.close()
         process.terminate()
@@ -185,7 +185,7 @@ def deployment(docker_client: Any, request: Any) -> Iterator[str]:
     clients += [docker.DockerClient(base_url=e, timeout=30) for e in extra]
     for client in clients:
         for container in client.containers.list(
-            all=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
+            all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
         ):
             container.remove(force=True)
         for network in client.networks.list(filters={"label": f"{LABEL_DEPLOYMENT}={name}"}):

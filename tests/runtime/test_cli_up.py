@@ -25,7 +25,9 @@ SIM_ENV = {"DEPLOY_SIM_LOAD_SECONDS": "0.3", "DEPLOY_SIM_WARMUP_SECONDS": "0.2"}
 
 
 def services(client: Any, name: str) -> dict[str, Any]:
-    found = client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"})
+    found = client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
+    )
     return {c.labels[LABEL_SERVICE]: c for c in found}
 
 

@@ -34,7 +34,9 @@ def node1(second_daemon: str) -> Iterator[Any]:
 
 
 def labelled(client: Any, name: str) -> dict[str, Any]:
-    found = client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"})
+    found = client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
+    )
     return {c.labels[LABEL_SERVICE]: c for c in found}
 
 

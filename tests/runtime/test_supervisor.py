@@ -24,7 +24,9 @@ FAST = SupervisorOptions(timeout_s=90, max_restarts=2, backoff_base_s=0.2, poll_
 
 
 def labelled(client: Any, name: str) -> dict[str, Any]:
-    found = client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"})
+    found = client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
+    )
     return {c.labels[LABEL_SERVICE]: c for c in found}
 
 
