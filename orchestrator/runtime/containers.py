@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.engines.common import resolved_command, resolved_environment
 from orchestrator.spec import (
     LABEL_DEPLOYMENT,
     LABEL_NODE,
@@ -123,14 +124,11 @@ def environment_for(spec: ServiceSpec, host_env: Mapping[str, str]) -> dict[str,
     """Plain values plus secrets read from the host environment now, at start time.
 
     Secrets go to the Docker API only; they are never written to the state file or a label.
-    A secret the host does not define is left out (a public model needs no HF_TOKEN).
+    `${NAME}` references to a secret (vLLM's `VLLM_API_KEY=${KEY}`) are resolved the same way
+    compose interpolates them. A secret the host does not define is left out (a public model
+    needs no HF_TOKEN).
     """
-    env = dict(spec.environment)
-    for name in spec.secret_env:
-        value = host_env.get(name)
-        if value is not None:
-            env[name] = value
-    return env
+    return resolved_environment(spec, host_env)
 
 
 def missing_secrets(spec: ServiceSpec, host_env: Mapping[str, str]) -> list[str]:
@@ -178,7 +176,7 @@ def create_kwargs(
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "name": container_name(deployment, spec.name),
-        "command": list(spec.command),
+        "command": resolved_command(spec, host_env),
         "environment": environment_for(spec, host_env),
         "labels": labels_for(spec, deployment=deployment, plan_hash=plan_hash),
         "detach": True,

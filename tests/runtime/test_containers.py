@@ -115,6 +115,25 @@ def test_secret_values_never_reach_labels_and_missing_ones_are_reported() -> Non
     assert missing_secrets(spec, {"HF_TOKEN": ""}) == []
 
 
+def test_api_key_references_are_resolved_for_the_docker_api_only() -> None:
+    # vLLM reads the key from VLLM_API_KEY=${VAR}; SGLang takes --api-key ${VAR}. The spec keeps
+    # the reference (it is written to compose files and state); the Docker call gets the value.
+    vllm = engine_spec(
+        environment={"VLLM_API_KEY": "${SERVE_KEY}"}, secret_env=["HF_TOKEN", "SERVE_KEY"]
+    )
+    sglang = engine_spec(
+        command=["--model-path", "m", "--api-key", "${SERVE_KEY}"],
+        secret_env=["HF_TOKEN", "SERVE_KEY"],
+    )
+    host = {"SERVE_KEY": "sk-live", "HF_TOKEN": "hf_x"}
+    vllm_kwargs = create_kwargs(vllm, deployment="d", plan_hash="h", host_env=host)
+    sglang_kwargs = create_kwargs(sglang, deployment="d", plan_hash="h", host_env=host)
+    assert vllm_kwargs["environment"]["VLLM_API_KEY"] == "sk-live"
+    assert sglang_kwargs["command"] == ["--model-path", "m", "--api-key", "sk-live"]
+    assert "${SERVE_KEY}" in vllm.environment.values()
+    assert "sk-live" not in repr(vllm_kwargs["labels"]) + repr(sglang_kwargs["labels"])
+
+
 def test_host_network_headless_rank_publishes_nothing_and_has_no_http_healthcheck() -> None:
     spec = engine_spec(
         name="serve-0-rank1",
