@@ -66,7 +66,9 @@ def find_knee(levels: Sequence[LevelView], rule: Rule) -> tuple[float | None, st
     if len(usable) < 2:
         return None, "fewer than two usable levels: no knee can be found"
     for a, b in pairwise(usable):
-        doublings = math.log2(b.load / a.load) if a.load > 0 and b.load > a.load else 1.0
+        finite = a.load > 0 and b.load > a.load and not math.isinf(b.load)
+        # `--rate inf` follows the highest finite rate: count that step as one doubling
+        doublings = math.log2(b.load / a.load) if finite else 1.0
         ta, tb = a.metrics.output_throughput, b.metrics.output_throughput
         gain = (tb / ta) ** (1 / doublings) - 1 if ta > 0 else math.inf
         if gain < rule.min_gain:

@@ -190,20 +190,21 @@ def describe(level: LevelResult) -> str:
 def _measure_timing(url: str, endpoint: str, ttft_ms: float, tpot_ms: float) -> BenchResult:
     """The client's contract: a level it does not mark client-bound reports true timing.
 
-    Up to five runs, until every level agrees with the server. A level that disagrees must
-    have been marked client-bound (this machine is shared, and a neighbour can stall the
-    client); one that disagrees unmarked fails the test at once. If every run was stalled,
-    nothing was measured and the test is skipped, saying so.
+    Up to five runs, until every level agrees with the server: this machine is shared, and
+    a neighbour can stall the client (which the self-check then reports) or the server
+    (which really makes it slower). The last run decides: a level that still disagrees and
+    was not marked client-bound fails the test; if all that disagree were marked, nothing
+    could be measured and the test is skipped, saying so.
     """
     for _ in range(5):
         options = BenchOptions(base_url=url, concurrency=(1, 4), endpoint=endpoint,
                                input_len=8, output_len=10, requests=8)  # fmt: skip
         result = run_bench(options)
         wrong = [lv for lv in result.levels if not level_agrees(lv, ttft_ms, tpot_ms)]
-        unmarked = [lv for lv in wrong if not lv.check.client_bound]
-        assert not unmarked, "; ".join(describe(lv) for lv in unmarked)
         if not wrong:
             return result
+    unmarked = [lv for lv in wrong if not lv.check.client_bound]
+    assert not unmarked, "; ".join(describe(lv) for lv in unmarked)
     pytest.skip("every run was stalled by other load: " + "; ".join(map(describe, wrong)))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from orchestrator.bench.metrics import Distribution, LevelMetrics
@@ -100,6 +102,11 @@ def test_all_client_bound_gives_no_recommendation() -> None:
         "no usable level (each was client-bound, failed, or had over 1% errors); "
         "client-bound levels ignored: 1, 2"
     )
+
+
+def test_an_infinite_rate_counts_as_one_doubling() -> None:
+    assert find_knee([level(10, 1000), level(math.inf, 1500)], RULE)[0] is None
+    assert find_knee([level(10, 1000), level(math.inf, 1050)], RULE)[0] == 10
 
 
 @pytest.mark.parametrize("loads", [(1, 2), (3, 6)])
