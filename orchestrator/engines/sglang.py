@@ -18,7 +18,9 @@ from __future__ import annotations
 from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import (
     Argv,
+    MemorySpelling,
     Placement,
+    add_memory_flags,
     apply_user_args,
     engine_spec,
     is_disaggregated,
@@ -40,7 +42,19 @@ DIST_INIT_STRIDE = 10
 BOOTSTRAP_PORT = 8998  # --disaggregation-bootstrap-port default
 ATTN_DP_FLAG_SINCE = "0.5.22"
 
-QUANTIZATION = {"fp8": "fp8", "mxfp4": "mxfp4", "awq": "awq", "gptq": "gptq", "int8": "w8a8_int8"}
+MEMORY_SPELLING = MemorySpelling(
+    context_flag="--context-length",
+    fraction_flag="--mem-fraction-static",
+    fraction_why="fraction of GPU memory for weights and KV cache",
+    fp8_kv_value="fp8_e4m3",
+    quantization={
+        "fp8": "fp8",
+        "mxfp4": "mxfp4",
+        "awq": "awq",
+        "gptq": "gptq",
+        "int8": "w8a8_int8",
+    },
+)
 
 MANAGED = frozenset(
     {
@@ -95,7 +109,7 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
         argv.flag("--host", place.bind, origin="deploy", why="listen address (see README)")
         argv.flag("--port", place.port, origin="deploy", why="this instance's HTTP port")
     _parallel_flags(place, argv)
-    _memory_flags(place, argv)
+    add_memory_flags(place, argv, MEMORY_SPELLING)
     argv.flag("--enable-metrics", origin="deploy", why="Prometheus /metrics is off by default")
     if is_disaggregated(plan):
         _pd_flags(place, argv)
@@ -172,33 +186,6 @@ def _parallel_flags(place: Placement, argv: Argv) -> None:
             origin="deploy",
             why="rank 0's node and this instance's rendezvous port",
         )
-
-
-def _memory_flags(place: Placement, argv: Argv) -> None:
-    plan = place.plan
-    argv.flag(
-        "--context-length",
-        plan.request.context,
-        origin="resolver",
-        why="context per request the KV cache was sized for",
-    )
-    memory = place.role.memory or plan.memory
-    argv.flag(
-        "--mem-fraction-static",
-        f"{memory.memory_fraction:g}",
-        origin="resolver",
-        why="fraction of GPU memory for weights and KV cache",
-    )
-    if plan.request.kv_cache_dtype == "fp8":
-        argv.flag("--kv-cache-dtype", "fp8_e4m3", origin="user", why="--kv-cache-dtype fp8")
-    quant = plan.request.quantization
-    if quant and quant != plan.model.checkpoint_format:
-        if quant == "bf16":
-            argv.flag("--dtype", "bfloat16", origin="user", why="--quantization bf16")
-        elif quant in QUANTIZATION:
-            argv.flag(
-                "--quantization", QUANTIZATION[quant], origin="user", why=f"--quantization {quant}"
-            )
 
 
 def transfer_backend(place: Placement) -> str:

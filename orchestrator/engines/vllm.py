@@ -19,7 +19,9 @@ import json
 from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import (
     Argv,
+    MemorySpelling,
     Placement,
+    add_memory_flags,
     apply_user_args,
     engine_spec,
     is_disaggregated,
@@ -47,15 +49,19 @@ SPELLINGS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-# What `--quantization` deploy passes for a requested weight format that differs from the
-# checkpoint's (online quantization). bf16 is a dtype, not a quantization method.
-QUANTIZATION = {
-    "fp8": "fp8",
-    "mxfp4": "mxfp4",
-    "awq": "awq",
-    "gptq": "gptq",
-    "int8": "experts_int8",
-}
+MEMORY_SPELLING = MemorySpelling(
+    context_flag="--max-model-len",
+    fraction_flag="--gpu-memory-utilization",
+    fraction_why="fraction of GPU memory for weights, activations and KV cache",
+    fp8_kv_value="fp8",
+    quantization={
+        "fp8": "fp8",
+        "mxfp4": "mxfp4",
+        "awq": "awq",
+        "gptq": "gptq",
+        "int8": "experts_int8",
+    },
+)
 
 # Flags deploy derives from the layout; a user may not pass them with --engine-arg.
 MANAGED = frozenset(
@@ -112,7 +118,7 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
         argv.flag("--host", place.bind, origin="deploy", why="listen address (see README)")
         argv.flag("--port", place.port, origin="deploy", why="this instance's HTTP port")
     _parallel_flags(place, argv)
-    _memory_flags(place, argv)
+    add_memory_flags(place, argv, MEMORY_SPELLING)
     argv.flag(
         spelling("no-log-requests", plan.engine.version),
         origin="deploy",
@@ -220,36 +226,6 @@ def _all2all_backend(place: Placement) -> str | None:
     if place.role.parallelism.ep <= len(place.gpus):
         return None
     return "deepep_high_throughput" if place.role.name == "prefill" else "deepep_low_latency"
-
-
-def _memory_flags(place: Placement, argv: Argv) -> None:
-    plan = place.plan
-    argv.flag(
-        "--max-model-len",
-        plan.request.context,
-        origin="resolver",
-        why="context per request the KV cache was sized for",
-    )
-    memory = place.role.memory or plan.memory
-    argv.flag(
-        "--gpu-memory-utilization",
-        f"{memory.memory_fraction:g}",
-        origin="resolver",
-        why="fraction of GPU memory for weights, activations and KV cache",
-    )
-    if plan.request.kv_cache_dtype == "fp8":
-        argv.flag("--kv-cache-dtype", "fp8", origin="user", why="--kv-cache-dtype fp8")
-    quant = plan.request.quantization
-    if quant and quant != plan.model.checkpoint_format:
-        if quant == "bf16":
-            argv.flag("--dtype", "bfloat16", origin="user", why="--quantization bf16")
-        elif quant in QUANTIZATION:
-            argv.flag(
-                "--quantization",
-                QUANTIZATION[quant],
-                origin="user",
-                why=f"--quantization {quant} (online)",
-            )
 
 
 def nixl_side_channel_port(place: Placement) -> int:
