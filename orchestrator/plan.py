@@ -20,7 +20,7 @@ RoleName = Literal["serve", "prefill", "decode", "router"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ModelSummary(Strict):

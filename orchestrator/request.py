@@ -15,7 +15,7 @@ from orchestrator.plan import EngineName, Goal
 
 
 class PlanRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     model: str = Field(description="alias, Hugging Face id, or a local directory")
     gpus: str | None = None

@@ -17,7 +17,7 @@ Interconnect = Literal["nvswitch", "nvlink-pairs", "pcie"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class MoE(Strict):

@@ -24,7 +24,7 @@ LABEL_SERVICE = f"{LABEL_PREFIX}.service"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class FlagSource(Strict):

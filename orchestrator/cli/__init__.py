@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -58,6 +57,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except DeployError as error:
             if ctx.find_root().params.get("debug"):
+                import traceback
+
                 traceback.print_exc()
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)

@@ -54,7 +54,7 @@ def check_docker_endpoint(value: str) -> str:
 
 
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     docker: str | None = None
     gpus: str | None = Field(default=None, description="shorthand, e.g. 8xH100-80GB-SXM")
@@ -94,7 +94,7 @@ class NodeEntry(_Entry):
 
 
 class ClusterFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     schema_version: int = SCHEMA_VERSION
     kind: str = "cluster"

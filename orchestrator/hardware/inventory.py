@@ -21,7 +21,7 @@ RemoteKind = Literal["gpu", "switch", "npu", "unknown"]
 
 
 class Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class NvLinkInfo(Doc):

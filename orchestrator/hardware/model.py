@@ -17,7 +17,7 @@ Fabric = Literal["infiniband", "roce", "ethernet", "none"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class GpuDevice(Strict):

@@ -88,8 +88,10 @@ def load_document(path: Path, label: str | None = None) -> tuple[Any, LineMap]:
     except UnicodeDecodeError as error:
         raise HardwareError(f"{source}: the file is not UTF-8 text", "save it as UTF-8") from error
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # libyaml when present: the pure-Python parser is several times slower (plan hot path).
+        loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        root = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1

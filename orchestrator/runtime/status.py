@@ -24,7 +24,7 @@ from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_NODE, LABEL_ROLE, LABEL_SE
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class GpuUsage(Strict):
