@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
 from orchestrator.runtime.docker_ops import docker_errors_as_failures, log_tail, started_at
 from orchestrator.runtime.endpoints import Endpoints, normalize
+from orchestrator.runtime.events import DeathWatch
 from orchestrator.runtime.probes import entry_url, http_check, probe_url
 from orchestrator.runtime.progress import QuietReporter, Reporter, Row
 from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
@@ -94,8 +94,7 @@ class Supervisor:
         self.kept: list[str] = []
         self.replaced: list[str] = []
         self.url: str | None = None
-        self._events: queue.Queue[str] = queue.Queue()
-        self._watchers: list[Any] = []
+        self._deaths = DeathWatch(self.name, self.endpoints.client)
         self._previous: DeploymentState | None = None
 
     # ----------------------------------------------------------------- public API
@@ -107,12 +106,12 @@ class Supervisor:
         try:
             with docker_errors_as_failures(self.name):
                 self._prepare()
-                self._start_watchers()
+                self._deaths.start(node.docker for node in self.nodes.values())
                 self._loop(until_ready=True, deadline=self._deadline(), stop=None)
                 self._save()
             return self.url
         except BaseException:
-            self._stop_watchers()
+            self._deaths.stop()
             if not self.options.keep_on_failure:
                 self.teardown_created()
                 if self._previous is None and not self.kept:
@@ -121,7 +120,7 @@ class Supervisor:
                     self._save()
             raise
         finally:
-            self._stop_watchers()
+            self._deaths.stop()
 
     def watch(
         self, *, stop: threading.Event | None = None, duration_s: float | None = None
@@ -129,11 +128,11 @@ class Supervisor:
         """Keep supervising after `up` (restarts, group restarts) until `stop` or `duration_s`."""
         try:
             with docker_errors_as_failures(self.name):
-                self._start_watchers()
+                self._deaths.start(node.docker for node in self.nodes.values())
                 deadline = time.monotonic() + duration_s if duration_s is not None else None
                 self._loop(until_ready=False, deadline=deadline, stop=stop or threading.Event())
         finally:
-            self._stop_watchers()
+            self._deaths.stop()
             self._save()
 
     def teardown_created(self) -> None:
@@ -336,7 +335,7 @@ class Supervisor:
                 if not until_ready:
                     return
                 self._fail_timeout()
-            self._wait_for_event(self._poll_interval(until_ready))
+            self._deaths.wait(self._poll_interval(until_ready))
 
     def _poll_interval(self, until_ready: bool) -> float:
         """Fast while starting (`up` returns moments after the last service is ready); once all
@@ -345,17 +344,6 @@ class Supervisor:
             return self.options.poll_s
         intervals = [m.spec.probe.interval_s for m in self._members()]
         return float(max(self.options.poll_s, min(intervals, default=1)))
-
-    def _wait_for_event(self, timeout: float) -> None:
-        try:
-            self._events.get(timeout=timeout)
-        except queue.Empty:
-            return
-        while True:  # drain a burst (a group's ranks die together)
-            try:
-                self._events.get_nowait()
-            except queue.Empty:
-                return
 
     def _start_due_units(self, now: float) -> None:
         due = [
@@ -541,37 +529,6 @@ class Supervisor:
             f"deployment {self.name} not ready in time; waiting for {', '.join(parts)}",
             "raise --timeout for large models, or check `deploy logs`",
         )
-
-    # ----------------------------------------------------------------- events
-    def _start_watchers(self) -> None:
-        for endpoint in sorted({node.docker for node in self.nodes.values()}):
-            client = self.endpoints.client(endpoint)
-            stream = client.events(
-                decode=True,
-                filters={
-                    "type": "container",
-                    "event": ["die", "oom"],
-                    "label": f"{LABEL_DEPLOYMENT}={self.name}",
-                },
-            )
-            self._watchers.append(stream)
-            thread = threading.Thread(
-                target=self._pump, args=(stream,), name=f"events-{endpoint}", daemon=True
-            )
-            thread.start()
-
-    def _pump(self, stream: Any) -> None:
-        try:
-            for event in stream:
-                self._events.put(str(event.get("id", "")))
-        except Exception:  # the stream is closed on stop; the loop's poll still runs
-            return
-
-    def _stop_watchers(self) -> None:
-        for stream in self._watchers:
-            with contextlib.suppress(Exception):
-                stream.close()
-        self._watchers.clear()
 
     # ----------------------------------------------------------------- helpers
     def _members(self) -> list[Member]:
