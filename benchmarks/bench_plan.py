@@ -9,13 +9,11 @@ the catalog for the smallest hardware that does) and a 12-node disaggregated pla
 
 from __future__ import annotations
 
-import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from cli_timing import ROOT, deploy_argv, library_floor, report, time_cli
+
 RUNS = 20
 GOAL_MS = 300.0
 
@@ -52,40 +50,11 @@ IN_PROCESS: list[tuple[str, dict[str, object]]] = [
 ]
 
 
-def _deploy() -> list[str]:
-    script = Path(sys.executable).parent / "deploy"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "orchestrator"]
-
-
-def _time_cli(argv: list[str]) -> list[float]:
-    subprocess.run(argv, cwd=ROOT, capture_output=True, check=False)  # warm the page cache
-    times = []
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-        times.append((time.perf_counter() - started) * 1000)
-        if result.returncode not in (0, 2) or not result.stdout:
-            raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.strip()}")
-    return times
-
-
-def _report(label: str, times: list[float], goal: float | None) -> bool:
-    median = statistics.median(times)
-    met = goal is None or median < goal
-    verdict = f" (goal < {goal:.0f} ms: {'met' if met else 'NOT met'})" if goal else ""
-    print(
-        f"{label}: median {median:.1f} ms, min {min(times):.1f} ms, max {max(times):.1f} ms "
-        f"over {len(times)} runs{verdict}"
-    )
-    return met
-
-
 def main() -> int:
     print("deploy plan, fresh process per run:")
+    report("  library floor (python + click, pydantic, yaml)", library_floor(RUNS), None)
     for label, args in CASES:
-        _report(f"  {label}", _time_cli([*_deploy(), "plan", *args]), GOAL_MS)
+        report(f"  {label}", time_cli([*deploy_argv(), "plan", *args], RUNS, (0, 2)), GOAL_MS)
 
     sys.path.insert(0, str(ROOT))
     from orchestrator.planner import build_plan
@@ -99,7 +68,7 @@ def main() -> int:
             started = time.perf_counter()
             build_plan(PlanRequest(**options))  # type: ignore[arg-type]
             times.append((time.perf_counter() - started) * 1000)
-        _report(f"  {label}", times, None)
+        report(f"  {label}", times, None)
     return 0
 
 

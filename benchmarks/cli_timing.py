@@ -1,0 +1,60 @@
+"""Timing `deploy` as a user runs it: a fresh process per run, wall time, median.
+
+Shared by the start-up benchmarks. `library_floor` times an interpreter that only imports the
+libraries every planning command needs (click, pydantic with one model built, PyYAML): on a
+shared 2-core VM the CPU speed drifts by a third from minute to minute, so each figure is
+printed beside the floor measured in the same minute.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_FLOOR_CODE = (
+    "import click, yaml\n"
+    "from pydantic import BaseModel\n"
+    "class M(BaseModel):\n"
+    "    x: int = 0\n"
+    "M(x=1)\n"
+)
+
+
+def deploy_argv() -> list[str]:
+    script = Path(sys.executable).parent / "deploy"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "orchestrator"]
+
+
+def time_cli(argv: list[str], runs: int, ok_codes: tuple[int, ...] = (0,)) -> list[float]:
+    """Milliseconds per run; the first run only warms the page cache and byte code."""
+    subprocess.run(argv, cwd=ROOT, capture_output=True, check=False)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+        times.append((time.perf_counter() - started) * 1000)
+        if result.returncode not in ok_codes or not result.stdout:
+            raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    return times
+
+
+def library_floor(runs: int) -> list[float]:
+    return time_cli([sys.executable, "-c", _FLOOR_CODE + "print('ok')"], runs)
+
+
+def report(label: str, times: list[float], goal: float | None) -> bool:
+    median = statistics.median(times)
+    met = goal is None or median < goal
+    verdict = f" (goal < {goal:.0f} ms: {'met' if met else 'NOT met'})" if goal else ""
+    print(
+        f"{label}: median {median:.0f} ms, min {min(times):.0f} ms, max {max(times):.0f} ms "
+        f"over {len(times)} runs{verdict}"
+    )
+    return met
