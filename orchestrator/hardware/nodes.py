@@ -10,10 +10,14 @@ The shorthand has no topology, so it is inferred from the GPU's form factor:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from orchestrator.errors import HardwareError
-from orchestrator.hardware.inventory import NodeInventory
 from orchestrator.hardware.model import GpuDevice, Node
 from orchestrator.schema import GpuSpec, Interconnect
+
+if TYPE_CHECKING:  # the inventory models are only needed for detected or file-declared nodes
+    from orchestrator.hardware.inventory import NodeInventory
 
 DEFAULT_DOCKER = "unix:///var/run/docker.sock"
 
