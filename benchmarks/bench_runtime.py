@@ -141,11 +141,14 @@ def bench_down_8(client: Any, store: StateStore, pool: Endpoints) -> list[float]
     for _ in range(3):
         name = f"bench-{uuid.uuid4().hex[:6]}"
         specs = [sim_spec(f"serve-{i}", 0.1) for i in range(8)]
-        supervisor(name, specs, store, pool).up()
-        started = time.perf_counter()
-        result = down(name, store=store, endpoints=pool)
-        figures.append(time.perf_counter() - started)
-        assert result.containers == 8 and containers(client, name) == {}
+        try:
+            supervisor(name, specs, store, pool).up()
+            started = time.perf_counter()
+            result = down(name, store=store, endpoints=pool)
+            figures.append(time.perf_counter() - started)
+            assert result.containers == 8 and containers(client, name) == {}
+        finally:
+            down(name, store=store, endpoints=pool)  # a failed run leaves no containers behind
     return figures
 
 

@@ -8,7 +8,6 @@ exception, because a profile needs them and only the config knows the shapes.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -20,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from orchestrator.errors import CatalogError
+from orchestrator.profile_cache import cached_documents
 from orchestrator.resources import profiles_dir
 from orchestrator.schema import GpuSpec, ModelProfile
 
@@ -60,8 +60,7 @@ def _validation_message(error: ValidationError) -> str:
     return f"field {field!r}: {first['msg']}"
 
 
-def _load_profile(path: Path, schema: type[Any]) -> Any:
-    data = _read_yaml(path)
+def _load_profile(path: Path, data: Any, schema: type[Any]) -> Any:
     if not isinstance(data, dict):
         raise CatalogError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
     try:
@@ -72,22 +71,31 @@ def _load_profile(path: Path, schema: type[Any]) -> Any:
         ) from error
 
 
-def load_models_from(directory: Path) -> dict[str, ModelProfile]:
+def _parsed(directory: Path) -> Iterable[tuple[Path, Any]]:
+    # Lazily: a file is parsed only after the ones before it validated.
+    return ((path, _read_yaml(path)) for path in sorted(directory.glob("*.yaml")))
+
+
+def load_models_from(
+    directory: Path, documents: list[tuple[Path, Any]] | None = None
+) -> dict[str, ModelProfile]:
     """Every model profile in `directory`, by canonical name (not cached; for tests and tools)."""
     models: dict[str, ModelProfile] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        profile: ModelProfile = _load_profile(path, ModelProfile)
+    for path, data in _parsed(directory) if documents is None else documents:
+        profile: ModelProfile = _load_profile(path, data, ModelProfile)
         if profile.name in models:
             raise CatalogError(f"{path}: model name {profile.name!r} is defined twice")
         models[profile.name] = profile
     return models
 
 
-def load_gpus_from(directory: Path) -> dict[str, GpuSpec]:
+def load_gpus_from(
+    directory: Path, documents: list[tuple[Path, Any]] | None = None
+) -> dict[str, GpuSpec]:
     """Every GPU profile in `directory`, by canonical name (not cached)."""
     gpus: dict[str, GpuSpec] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        spec: GpuSpec = _load_profile(path, GpuSpec)
+    for path, data in _parsed(directory) if documents is None else documents:
+        spec: GpuSpec = _load_profile(path, data, GpuSpec)
         if spec.name in gpus:
             raise CatalogError(f"{path}: GPU name {spec.name!r} is defined twice")
         gpus[spec.name] = spec
@@ -96,14 +104,16 @@ def load_gpus_from(directory: Path) -> dict[str, GpuSpec]:
 
 @cache
 def load_models() -> dict[str, ModelProfile]:
-    """The shipped model catalog, by canonical name."""
-    return load_models_from(profiles_dir() / "models")
+    """The shipped model catalog, by canonical name (parsed YAML cached across runs)."""
+    directory = profiles_dir() / "models"
+    return load_models_from(directory, cached_documents(directory, _read_yaml))
 
 
 @cache
 def load_gpus() -> dict[str, GpuSpec]:
-    """The shipped GPU catalog, by canonical name."""
-    return load_gpus_from(profiles_dir() / "gpus")
+    """The shipped GPU catalog, by canonical name (parsed YAML cached across runs)."""
+    directory = profiles_dir() / "gpus"
+    return load_gpus_from(directory, cached_documents(directory, _read_yaml))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +177,8 @@ def find_model(text: str) -> ModelProfile:
             f"model directory {text!r} does not exist",
             "pass a catalog name or a directory holding config.json",
         )
+    import difflib  # only for a name that is not in the catalog
+
     close = difflib.get_close_matches(_model_key(text), list(_model_index()), n=3, cutoff=0.6)
     names = list(dict.fromkeys(_model_index()[key] for key in close))
     hint = f"did you mean {', '.join(names)}? " if names else ""
@@ -247,6 +259,8 @@ def find_gpu(text: str) -> GpuSpec:
         if len(matches) > 1:
             options = ", ".join(spec.name for spec in matches)
             raise CatalogError(f"GPU {text!r} is ambiguous", f"use one of: {options}")
+    import difflib
+
     close = difflib.get_close_matches(key, list(_gpu_index()), n=5, cutoff=0.5)
     names = list(dict.fromkeys(_gpu_index()[match] for match in close))
     hint = f"did you mean {', '.join(names)}? " if names else ""

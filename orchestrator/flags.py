@@ -22,7 +22,6 @@ be spelled in full.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -342,6 +341,8 @@ class _Walk:
     def _check_value(self, spec: FlagSpec, spelling: str, value: str) -> None:
         if spec.choices is not None and not _in_choices(value, spec.choices):
             allowed = ", ".join(str(choice) for choice in spec.choices)
+            import difflib  # only to suggest a fix for a rejected argument
+
             nearest = difflib.get_close_matches(value, [str(c) for c in spec.choices], n=1)
             hint = f"did you mean {nearest[0]}? " if nearest else ""
             raise FlagError(
@@ -434,8 +435,10 @@ class _Walk:
     def _check_required(self) -> None:
         if "--config" in {item.flag for item in self.flags}:
             return  # a config file may supply required values
-        for spec in self.schema.options:
-            if spec.required and spec.dest not in self.seen:
+        # `schema.required` lists them in schema order: no need to build every FlagSpec.
+        for flag in self.schema.required:
+            spec = self.schema.by_flag[flag]
+            if spec.dest not in self.seen:
                 raise FlagError(
                     f"{self._who()} requires {spec.canonical}", f"add {spec.canonical} VALUE"
                 )
@@ -509,6 +512,8 @@ def unknown_flag_error(schema: FlagSchema, spelling: str) -> FlagError:
     elif not others:
         # Only a flag no known version has is a likely typo; a nearby flag of another
         # setting would be a wrong suggestion for a flag that moved between versions.
+        import difflib  # only to suggest a fix for a rejected argument
+
         nearest = difflib.get_close_matches(name, list(schema.by_flag), n=1, cutoff=0.6)
         if nearest:
             hints.append(f"did you mean {schema.by_flag[nearest[0]].canonical}?")

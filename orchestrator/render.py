@@ -41,6 +41,8 @@ _YAML_ESCAPES = {
 }
 _YAML_ESCAPE_RE = re.compile("[" + "".join(_YAML_ESCAPES) + "]")
 _SAFE_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# What a render writes inside each node's directory: the files a re-render may replace or drop.
+_NODE_FILES = ("compose.yaml", "launch.sh", "nginx.conf")
 
 
 class ShellRaw(str):
@@ -299,6 +301,7 @@ def render_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) ->
     """Write every file of the deployment under `out_dir`; return their paths, in order."""
     from orchestrator.engines.routers import nginx_settings
 
+    earlier = _check_out_dir(out_dir)
     env = environment()
     refs = _refs(plan)
     secrets = secret_env(plan)
@@ -362,7 +365,42 @@ def render_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) ->
                 out_dir / node.name / "nginx.conf",
                 env.get_template("nginx.conf.j2").render(nginx=nginx, **header),
             )
+    if earlier:
+        _remove_stale(out_dir, written)
     return written
+
+
+def _check_out_dir(out_dir: Path) -> bool:
+    """Whether `out_dir` holds an earlier render (to be replaced). A directory with other files
+    is refused: a render writes README.md and .env.example, which would overwrite a project's
+    own files, and a stale node directory left beside fresh ones could be started by mistake."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} is not a directory", "pass a new or empty directory to --out")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return False
+    try:
+        earlier = json.loads((out_dir / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = None
+    if not isinstance(earlier, dict) or "roles" not in earlier or "name" not in earlier:
+        raise InputError(
+            f"{out_dir} is not empty and holds no earlier render (no deploy plan.json)",
+            "pass a new or empty directory to --out",
+        )
+    return True
+
+
+def _remove_stale(out_dir: Path, written: list[Path]) -> None:
+    """Drop node files an earlier render wrote that this one did not (a node or the load
+    balancer the new plan no longer has), and node directories left empty by that."""
+    keep = set(written)
+    for node_dir in sorted(path for path in out_dir.iterdir() if path.is_dir()):
+        stale = [node_dir / name for name in _NODE_FILES if node_dir / name not in keep]
+        stale = [path for path in stale if path.is_file()]
+        for path in stale:
+            path.unlink()
+        if stale and not any(node_dir.iterdir()):
+            node_dir.rmdir()
 
 
 def _wait_seconds(services: list[ServiceSpec], name: str) -> int:

@@ -6,6 +6,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.bench.metrics import Slo
 from orchestrator.bench.options import (
@@ -18,7 +19,10 @@ from orchestrator.bench.options import (
 )
 from orchestrator.bench.recommend import Rule
 from orchestrator.bench.selfcheck import Limits
-from orchestrator.errors import BenchError, DeployError
+from orchestrator.errors import BenchError
+
+if TYPE_CHECKING:
+    from orchestrator.bench.runner import BenchResult
 
 
 @dataclass(frozen=True)
@@ -62,20 +66,9 @@ def resolve_url(deployment: str | None, url: str | None, state_dir: Path | None 
     if url is not None:
         return normalise_url(url)
     assert deployment is not None
-    try:
-        from orchestrator.runtime.state import find_endpoint
-    except ImportError:
-        raise BenchError(
-            "deployments cannot be looked up in this installation", "pass --url"
-        ) from None
-    try:
-        return normalise_url(find_endpoint(deployment, state_dir))
-    except DeployError:
-        raise
-    except (LookupError, FileNotFoundError):
-        raise BenchError(
-            f"no deployment named {deployment!r}", "see `deploy status`, or pass --url"
-        ) from None
+    from orchestrator.runtime.state import find_endpoint
+
+    return normalise_url(find_endpoint(deployment, state_dir))
 
 
 def build_options(args: BenchArgs) -> BenchOptions:
@@ -171,16 +164,21 @@ def run_command(args: BenchArgs) -> str:
     else:
         result = run_bench(options)
     if args.out is not None:
-        write_outputs(result, args.out)
+        try:
+            write_outputs(result, args.out)
+        except OSError as error:
+            where = error.filename or args.out
+            raise BenchError(
+                f"cannot write the results to {where} ({error.strerror or error})",
+                "pass a writable --out directory",
+            ) from None
     return to_json(result) if args.as_json else table(result)
 
 
-def write_outputs(result: object, out: Path) -> list[Path]:
+def write_outputs(result: BenchResult, out: Path) -> list[Path]:
     from orchestrator.bench.plots import write_plots
     from orchestrator.bench.report import to_json, write_csvs
-    from orchestrator.bench.runner import BenchResult
 
-    assert isinstance(result, BenchResult)
     json_path = out / "result.json"
     json_path.write_text(to_json(result) + "\n")
     return [json_path, *write_csvs(result, out), *write_plots(result, out)]

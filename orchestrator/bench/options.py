@@ -32,7 +32,7 @@ class BenchOptions:
     drain_timeout: float = 60.0
     request_timeout: float = 600.0
     ignore_eos: bool = True
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never printed with the options
     slo: Slo = field(default_factory=Slo)
     rule: Rule = field(default_factory=Rule)
     limits: Limits = field(default_factory=Limits)

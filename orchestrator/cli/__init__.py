@@ -7,6 +7,7 @@ parses options, makes one core call and prints; no module here holds planning lo
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -44,6 +45,7 @@ class LazyGroup(click.Group):
         module = importlib.import_module(entry[0])
         command = getattr(module, entry[1])
         assert isinstance(command, click.Command)
+        _resume_gc()
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -80,7 +82,28 @@ def cli(debug: bool) -> None:
     """Plan, render, start and supervise vLLM and SGLang deployments."""
 
 
+_gc_paused = False
+
+
+def _resume_gc() -> None:
+    """Freeze what start-up built (modules, classes: they live until exit) and resume the GC."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
 def main() -> None:
+    # Start-up creates tens of thousands of objects that live until exit (modules, classes,
+    # click and pydantic structures); the cyclic GC would scan them again and again while the
+    # command's modules import. It is paused until the command is imported, then those objects
+    # are frozen out of its way (`_resume_gc`): the command itself runs with the GC on, so
+    # long-running ones still collect their own garbage.
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
     try:
         cli.main(prog_name="deploy")
     except KeyboardInterrupt:

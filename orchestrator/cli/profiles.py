@@ -13,14 +13,10 @@ from orchestrator.cli.options import json_option
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Plain left-aligned columns separated by two spaces."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(headers, widths, strict=True)).rstrip()
-    ]
-    for row in rows:
-        lines.append(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
-    return "\n".join(lines)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    )
 
 
 def _billions(params: int) -> str:

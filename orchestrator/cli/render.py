@@ -17,7 +17,7 @@ from orchestrator.cli.options import plan_options
     "out_dir",
     required=True,
     type=click.Path(path_type=Path, file_okay=False),
-    help="Directory to write into (created; files there are overwritten).",
+    help="Directory to write into: new, empty, or an earlier render (replaced).",
 )
 @click.option(
     "--simulate",

@@ -23,7 +23,11 @@ def sim() -> None:
 @click.option("--engine", type=click.Choice(["vllm", "sglang"]), default="vllm", show_default=True)
 @click.option("--model", default="sim-model", show_default=True, help="Served model name.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, help="Port (default: the engine's, 8000 or 30000).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port (default: the engine's, 8000 or 30000).",
+)
 @click.option("--load-seconds", type=float, help="Weight loading time (connections refused).")
 @click.option("--warmup-seconds", type=float, help="SGLang warmup time (/health answers 503).")
 @click.option("--ttft-ms", type=float, help="Time to first token.")

@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import CatalogError, HardwareError
-from orchestrator.hardware.inventory import KIND, SCHEMA_VERSION, NodeInventory
+from orchestrator.hardware.formats import INVENTORY_KIND, SCHEMA_VERSION
 from orchestrator.hardware.model import Cluster, Fabric, Node
 from orchestrator.hardware.nodes import DEFAULT_DOCKER, catalog_gpu, inventory_node, shorthand_node
 from orchestrator.hardware.yaml_source import LineMap, load_document, validation_error
 from orchestrator.schema import GpuSpec, Interconnect
+
+if TYPE_CHECKING:
+    from orchestrator.hardware.inventory import NodeInventory
 
 _ENDPOINT_HINT = "use unix:///var/run/docker.sock, tcp://HOST:PORT or ssh://USER@HOST"
 _HOST = r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]"
@@ -147,10 +150,10 @@ def _load_inventory(
             prefix, "expected a node inventory mapping", "use `deploy detect --json` output"
         )
     kind = data.get("kind")
-    if kind != KIND:
+    if kind != INVENTORY_KIND:
         raise doc_lines.error(
             (*prefix, "kind"),
-            f"expected kind {KIND!r}, got {kind!r}",
+            f"expected kind {INVENTORY_KIND!r}, got {kind!r}",
             "use `deploy detect --json` output",
         )
     version = data.get("schema_version")
@@ -160,6 +163,9 @@ def _load_inventory(
             f"node inventory schema_version {version!r} is not supported (this deploy reads {SCHEMA_VERSION})",
             "re-run `deploy detect --json` with this version of deploy",
         )
+    # Imported here: its models are needed only for clusters that embed inventories.
+    from orchestrator.hardware.inventory import NodeInventory
+
     try:
         return NodeInventory.model_validate(data)
     except ValidationError as error:

@@ -12,8 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
-KIND = "node-inventory"
+from orchestrator.hardware.formats import INVENTORY_KIND
+from orchestrator.hardware.formats import SCHEMA_VERSION as SCHEMA_VERSION
+
+KIND = INVENTORY_KIND
 
 # Pairwise link classes, fastest first. `nvlink` covers direct links and NVSwitch paths.
 BandwidthClass = Literal["self", "nvlink", "pcie-switch", "pcie-host", "numa-local", "cross-numa"]

@@ -75,12 +75,16 @@ def connect(endpoint: str, *, timeout: int = API_TIMEOUT_S) -> DockerClient:
         raise DockerUnavailableError(f"unsupported Docker endpoint '{endpoint}'", _hint(url))
     if url.startswith("ssh://"):
         _ssh_preflight(url)
+    client = None
     try:
         client = docker.DockerClient(  # type: ignore[attr-defined]
             base_url=url, timeout=timeout, use_ssh_client=url.startswith("ssh://")
         )
         client.ping()
     except Exception as error:  # the SDK raises DockerException, requests and OS errors alike
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
         reason = _reason(error)
         hint = _hint(url)
         if "paramiko" in reason:
@@ -144,8 +148,11 @@ class Endpoints:
             return existing  # type: ignore[no-any-return]
         client = connect(url, timeout=self._timeout)
         with self._lock:
-            self._clients.setdefault(url, client)
-            return self._clients[url]  # type: ignore[no-any-return]
+            kept = self._clients.setdefault(url, client)
+        if kept is not client:  # another thread connected first: keep one connection pool
+            with contextlib.suppress(Exception):
+                client.close()
+        return kept
 
     def connect_all(self, endpoints: list[str]) -> None:
         """Ping every endpoint in parallel, so a cluster of slow ssh hops costs one round."""

@@ -7,7 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.errors import DockerUnavailableError, InputError
+from orchestrator.errors import InputError
+from orchestrator.runtime.docker_ops import labelled_containers
 from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints
 from orchestrator.runtime.state import StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE
@@ -17,21 +18,14 @@ def find_containers(name: str, *, store: StateStore, endpoints: Endpoints) -> di
     """service -> container, found by label on the state's endpoints and the local one."""
     state = store.load(name)
     targets = {LOCAL_ENDPOINT} | set(state.endpoints() if state else [])
-    found: dict[str, Any] = {}
-    reached = 0
-    for endpoint in sorted(targets):
-        try:
-            client = endpoints.client(endpoint)
-        except DockerUnavailableError:
-            if endpoint != LOCAL_ENDPOINT or len(targets) == 1:
-                raise
-            continue
-        reached += 1
-        for container in client.containers.list(
-            all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={name}"}
-        ):
-            found[container.labels.get(LABEL_SERVICE, container.name)] = container
-    return found
+    found, errors = labelled_containers(endpoints, targets, f"{LABEL_DEPLOYMENT}={name}")
+    for endpoint, error in errors.items():
+        # The local socket is only a guess unless it is all there is; a state's node is not.
+        if endpoint != LOCAL_ENDPOINT or len(targets) == 1:
+            raise error
+    return {
+        container.labels.get(LABEL_SERVICE, container.name): container for _, container in found
+    }
 
 
 def _resolve_name(name: str | None, store: StateStore) -> str:
@@ -40,10 +34,12 @@ def _resolve_name(name: str | None, store: StateStore) -> str:
     names = store.names()
     if len(names) == 1:
         return names[0]
-    raise InputError(
-        "say which deployment" + (f" ({', '.join(names)})" if names else ""),
-        "pass --name NAME",
-    )
+    if not names:
+        raise InputError(
+            f"no deployment recorded in {store.directory}",
+            "start one with `deploy up`, or pass --name NAME for one started elsewhere",
+        )
+    raise InputError(f"say which deployment ({', '.join(names)})", "pass --name NAME")
 
 
 def show_logs(

@@ -24,6 +24,10 @@ Verdict = Literal["starting", "loading", "ready", "unhealthy", "dead"]
 
 _ENTRY_ROLES = ("lb", "router", "serve", "decode", "prefill")
 
+# Probes go straight to the nodes: an HTTP(S)_PROXY in the operator's shell (common on
+# servers) would otherwise route them through a proxy that cannot reach the node's ports.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 def _host_for(binding_ip: str, node: NodeInfo) -> str:
     if binding_ip in ("0.0.0.0", "", "::"):
@@ -76,7 +80,7 @@ def entry_url(specs: list[ServiceSpec], nodes: dict[str, NodeInfo]) -> str | Non
 def http_check(url: str, timeout_s: float) -> tuple[bool, str]:
     """(ready, detail). 200..299 is ready; anything else says why not, in a few words."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        with _DIRECT.open(url, timeout=timeout_s) as response:
             status = int(response.status)
     except urllib.error.HTTPError as error:
         return False, f"HTTP {error.code}"

@@ -96,6 +96,11 @@ class StateStore:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except OSError as error:
+            raise InputError(
+                f"cannot read state file {path} ({error.strerror})",
+                "check its permissions, or pass --state-dir",
+            ) from None
         try:
             return DeploymentState.model_validate_json(text)
         except ValueError as error:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import DockerUnavailableError, InputError
 from orchestrator.runtime.containers import LABEL_GPUS
-from orchestrator.runtime.docker_ops import started_at
+from orchestrator.runtime.docker_ops import labelled_containers, started_at
 from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints, is_local
 from orchestrator.runtime.probes import http_check, probe_url
 from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
@@ -116,19 +116,12 @@ def collect(
     targets = {LOCAL_ENDPOINT} | {e for s in states.values() for e in s.endpoints()}
     label = LABEL_DEPLOYMENT if name is None else f"{LABEL_DEPLOYMENT}={name}"
     found: dict[str, dict[str, tuple[str, Any]]] = {}  # deployment -> service -> (endpoint, c)
-    unreachable: list[str] = []
-    for endpoint in sorted(targets):
-        try:
-            client = pool.client(endpoint)
-        except DockerUnavailableError:
-            unreachable.append(endpoint)
-            continue
-        for container in client.containers.list(
-            all=True, ignore_removed=True, filters={"label": label}
-        ):
-            deployment = container.labels.get(LABEL_DEPLOYMENT, "")
-            service = container.labels.get(LABEL_SERVICE, container.name)
-            found.setdefault(deployment, {})[service] = (endpoint, container)
+    containers, errors = labelled_containers(pool, targets, label)
+    unreachable = list(errors)
+    for endpoint, container in containers:
+        deployment = container.labels.get(LABEL_DEPLOYMENT, "")
+        service = container.labels.get(LABEL_SERVICE, container.name)
+        found.setdefault(deployment, {})[service] = (endpoint, container)
     if len(unreachable) == len(targets):
         raise DockerUnavailableError(
             f"cannot reach any Docker daemon ({', '.join(unreachable)})", "start dockerd"

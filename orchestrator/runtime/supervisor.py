@@ -22,7 +22,13 @@ from typing import Any
 
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
-from orchestrator.runtime.docker_ops import docker_errors_as_failures, log_tail, started_at
+from orchestrator.runtime.docker_ops import (
+    docker_errors_as_failures,
+    ensure_image,
+    labelled_containers,
+    log_tail,
+    started_at,
+)
 from orchestrator.runtime.endpoints import Endpoints, normalize
 from orchestrator.runtime.events import DeathWatch
 from orchestrator.runtime.probes import entry_url, http_check, probe_url
@@ -192,54 +198,25 @@ class Supervisor:
                     )
 
     def _check_images(self) -> None:
-        import docker.errors
-
         needed = sorted({(m.node.docker, m.spec.image, m.node.name) for m in self._members()})
         for endpoint, image, node in needed:
-            client = self.endpoints.client(endpoint)
-            try:
-                client.images.get(image)
-                continue
-            except docker.errors.ImageNotFound:
-                pass
-            self.reporter.message(f"pulling {image} on {node} ...")
-            try:
-                client.images.pull(image)
-            except Exception as error:
-                hint = (
-                    "build it with docker/build-sim-image.sh (and `docker save | docker load` "
-                    "it onto every node)"
-                    if image.startswith("deploy-sim")
-                    else "pull or load it on that node (docker pull / docker load)"
-                )
-                reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-                raise RuntimeFailure(
-                    f"image {image} is not on node {node} and cannot be pulled ({reason})", hint
-                ) from error
+            ensure_image(self.endpoints.client(endpoint), image, node, self.reporter.message)
 
     def _existing_containers(self) -> dict[str, list[tuple[str, Any]]]:
         """service name -> [(endpoint, container)] for this deployment, found by label."""
-        from orchestrator.errors import DockerUnavailableError
-
         found: dict[str, list[tuple[str, Any]]] = {}
         current = {node.docker for node in self.nodes.values()}
         # Endpoints the previous plan used but this one does not: what runs there is stale.
         previous = set(self._previous.endpoints()) - current if self._previous else set()
-        for endpoint in sorted(current | previous):
-            try:
-                client = self.endpoints.client(endpoint)
-            except DockerUnavailableError as error:
-                if endpoint in current:
-                    raise
-                self.reporter.message(
-                    f"note: could not clean up the old node at {endpoint}: {error}"
-                )
-                continue
-            for container in client.containers.list(
-                all=True, ignore_removed=True, filters={"label": f"{LABEL_DEPLOYMENT}={self.name}"}
-            ):
-                service = container.labels.get(LABEL_SERVICE, "")
-                found.setdefault(service, []).append((endpoint, container))
+        label = f"{LABEL_DEPLOYMENT}={self.name}"
+        containers, errors = labelled_containers(self.endpoints, current | previous, label)
+        for endpoint, error in errors.items():
+            if endpoint in current:
+                raise error
+            self.reporter.message(f"note: could not clean up the old node at {endpoint}: {error}")
+        for endpoint, container in containers:
+            service = container.labels.get(LABEL_SERVICE, "")
+            found.setdefault(service, []).append((endpoint, container))
         return found
 
     def _reconcile(self, existing: dict[str, list[tuple[str, Any]]]) -> None:
@@ -384,6 +361,14 @@ class Supervisor:
         except docker.errors.NotFound:
             stale = None
         if stale is not None:
+            # Only a container of this deployment may be replaced: the name alone can be
+            # another deployment's (`a-b` + `c` and `a` + `b-c`) or one the user made.
+            if stale.labels.get(LABEL_DEPLOYMENT) != self.name:
+                raise RuntimeFailure(
+                    f"a container named {name} that is not part of {self.name} exists on "
+                    f"{member.node.name}",
+                    "remove or rename it (docker rm), or choose another --name",
+                )
             stale.remove(force=True)
         try:
             container = client.containers.create(**kwargs)
@@ -480,7 +465,8 @@ class Supervisor:
             reason = failed.tracker.detail
         unit.last_failure = f"{failed.spec.name} {reason}"
         if failed.container is not None:
-            unit.last_logs = log_tail(failed.container, self.options.log_tail)
+            secrets = [self.host_env.get(name, "") for name in failed.spec.secret_env]
+            unit.last_logs = log_tail(failed.container, self.options.log_tail, secrets)
             unit.last_logs_service = failed.spec.name
         unit.restarts += 1
         unit.total_restarts += 1

@@ -146,6 +146,14 @@ def _int(parsed: _Parsed, name: str, default: int) -> int:
         raise SimConfigError(f"{name} {raw!r} is not an integer") from None
 
 
+def _port(parsed: _Parsed, name: str, default: int) -> int:
+    # The socket layer takes a port modulo 65536, so 99999 would quietly serve on 34463.
+    port = _int(parsed, name, default)
+    if not 0 <= port <= 65535:
+        raise SimConfigError(f"{name} {port} is not a TCP port (0 to 65535)")
+    return port
+
+
 def _split_program(argv: Sequence[str]) -> tuple[str, list[str]]:
     """Name the program: the basename of argv[0], or the module of `python -m MODULE`."""
     if not argv:
@@ -232,7 +240,7 @@ def _vllm(tokens: list[str], env: Mapping[str, str], *, positional_allowed: bool
         model=model,
         served_model_names=names,
         host=parsed.last("--host") or "0.0.0.0",
-        port=_int(parsed, "--port", 8000),
+        port=_port(parsed, "--port", 8000),
         api_key=api_key,
         headless="--headless" in parsed.flags,
         enable_metrics=True,
@@ -261,12 +269,12 @@ def _sglang(tokens: list[str], *, positional_allowed: bool) -> EngineSettings:
         model=model,
         served_model_names=(served,),
         host=parsed.last("--host") or "127.0.0.1",
-        port=_int(parsed, "--port", 30000),
+        port=_port(parsed, "--port", 30000),
         api_key=keys[0] if keys else None,
         headless=_int(parsed, "--node-rank", 0) >= 1,
         enable_metrics="--enable-metrics" in parsed.flags,
         disaggregation_mode=None if mode in (None, "null") else mode,
-        bootstrap_port=_int(parsed, "--disaggregation-bootstrap-port", 8998),
+        bootstrap_port=_port(parsed, "--disaggregation-bootstrap-port", 8998),
         max_model_len=_int(parsed, "--context-length", 32768),
         max_concurrency=int(concurrency) if concurrency and concurrency.isdigit() else None,
         skip_warmup="--skip-server-warmup" in parsed.flags,
@@ -302,7 +310,7 @@ def _router(flavour: RouterFlavour, tokens: list[str]) -> RouterSettings:
     return RouterSettings(
         flavour=flavour,
         host=parsed.last("--host") or default_host,
-        port=_int(parsed, "--port", 30000),
+        port=_port(parsed, "--port", 30000),
         prefill=tuple(parsed.prefill) if pd else (),
         decode=decode if pd else (),
         workers=() if pd else workers,

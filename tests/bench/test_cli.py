@@ -110,6 +110,24 @@ def test_an_unknown_deployment_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
 
 
+def test_an_unwritable_out_file_is_one_line(server: Any, tmp_path: Path) -> None:
+    (tmp_path / "result.json").mkdir()  # stands where the results go
+    result = bench("--url", server.url, "--concurrency", "1", "--out", str(tmp_path), *SMALL)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: cannot write the results to {tmp_path / 'result.json'} (Is a directory); "
+        "pass a writable --out directory\n"
+    )
+
+
+def test_the_api_key_stays_out_of_the_options_repr() -> None:
+    from orchestrator.bench.options import BenchOptions
+
+    options = BenchOptions(base_url="http://127.0.0.1:1", api_key="sk-live-123")
+    assert "sk-live-123" not in repr(options)
+    assert options.api_key == "sk-live-123"
+
+
 def test_unreachable_url(free_port: int) -> None:
     result = bench("--url", f"http://127.0.0.1:{free_port}", "--concurrency", "1")
     assert result.exit_code == 2

@@ -132,3 +132,20 @@ def test_detect_is_registered_with_help() -> None:
     assert result.exit_code == 0
     assert "--json" in result.stdout
     assert "--replay" not in result.stdout  # a testing seam, hidden from users
+
+
+def test_a_replay_file_that_is_not_a_recording_is_one_line(tmp_path: Path) -> None:
+    hint = "record one with `deploy detect --record FILE` on the GPU machine"
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    result = CliRunner().invoke(cli, ["detect", "--replay", str(broken)])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: cannot read the recorded topology {broken} (Expecting property name enclosed "
+        f"in double quotes: line 1 column 2 (char 1)); {hint}\n"
+    )
+    other = tmp_path / "other.json"
+    other.write_text('{"kind": "node-inventory"}')
+    result = CliRunner().invoke(cli, ["detect", "--replay", str(other)])
+    assert result.exit_code == 2
+    assert result.output == f'error: {other} is not a recorded topology (no "gpus" list); {hint}\n'

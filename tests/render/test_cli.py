@@ -98,3 +98,48 @@ def test_render_refuses_a_deploy_managed_flag(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2
     assert "--port is set by deploy" in result.output
+
+
+def test_render_refuses_a_directory_holding_other_files(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("the project's own readme\n")
+    args = ["render", "llama-3.1-8b", "--gpus", "1xH100", "--out", str(tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {tmp_path} is not empty and holds no earlier render (no deploy plan.json); "
+        "pass a new or empty directory to --out\n"
+    )
+    assert (tmp_path / "README.md").read_text() == "the project's own readme\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["README.md"]
+
+
+def test_render_refuses_a_file_as_out(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    args = ["render", "llama-3.1-8b", "--gpus", "1xH100", "--out", str(target)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert f"Invalid value for '--out': Directory '{target}' is a file." in result.output
+
+
+def test_rerender_replaces_an_earlier_render_and_drops_its_stale_nodes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    two = ["render", "deepseek-r1", "--nodes", "2", "--cluster", str(CLUSTER), "--out", str(out)]
+    assert CliRunner().invoke(cli, two).exit_code == 0
+    assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["h100-a", "h100-b"]
+    (out / "h100-b" / "notes.txt").write_text("kept: not a file deploy writes\n")
+    (out / "empty-but-mine").mkdir()
+    one = ["render", "llama-3.1-8b", "--gpus", "1xH100", "--out", str(out)]
+    result = CliRunner().invoke(cli, one)
+    assert result.exit_code == 0, result.output
+    left = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    assert left == [
+        ".env.example",
+        "README.md",
+        "h100-b/notes.txt",
+        "local/compose.yaml",
+        "local/launch.sh",
+        "plan.json",
+    ]
+    assert (out / "empty-but-mine").is_dir() and not (out / "h100-a").exists()
+    assert Plan.model_validate_json((out / "plan.json").read_text()).model.name == "llama-3.1-8b"

@@ -151,6 +151,26 @@ def test_status_and_logs(
     )
 
 
+def test_logs_without_any_deployment_says_so(tmp_path: Path, cli_runner: CliRunner) -> None:
+    result = cli_runner.invoke(cli, ["logs", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: no deployment recorded in {tmp_path}; start one with `deploy up`, "
+        "or pass --name NAME for one started elsewhere\n"
+    )
+
+
+def test_logs_with_several_deployments_asks_which(tmp_path: Path, cli_runner: CliRunner) -> None:
+    from orchestrator.runtime.state import DeploymentState
+
+    store = StateStore(tmp_path)
+    for name in ("beta", "alpha"):
+        store.save(DeploymentState(name=name, specs=[], nodes=[]))
+    result = cli_runner.invoke(cli, ["logs", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output == "error: say which deployment (alpha, beta); pass --name NAME\n"
+
+
 def test_an_unreachable_daemon_is_one_line_and_exit_2(
     tmp_path: Path, deployment: str, cli_runner: CliRunner
 ) -> None:

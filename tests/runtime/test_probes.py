@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -85,6 +88,24 @@ def test_http_check_against_real_servers(server: int) -> None:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
     assert http_check(f"http://127.0.0.1:{closed}/health", 2) == (False, "connection refused")
+
+
+def test_http_check_ignores_a_proxy_in_the_environment(server: int) -> None:
+    # A fresh interpreter: urllib reads the proxy variables once, at its first request.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+    env.update(http_proxy=dead_proxy, HTTP_PROXY=dead_proxy)
+    script = (
+        "import sys; from orchestrator.runtime.probes import http_check; "
+        "print(http_check(sys.argv[1], 2))"
+    )
+    url = f"http://127.0.0.1:{server}/health"
+    result = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.stdout == "(True, 'HTTP 200')\n", result.stderr
 
 
 def test_a_loading_engine_is_not_restarted_inside_its_start_period() -> None:

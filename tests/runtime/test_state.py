@@ -107,3 +107,8 @@ def test_bad_names_and_corrupt_files_are_input_errors(tmp_path: Path) -> None:
         InputError, match=r"state file .*bad.json is not valid.*deploy down --name bad"
     ):
         store.load("bad")
+    (tmp_path / "unreadable.json").mkdir()
+    with pytest.raises(
+        InputError, match=r"cannot read state file .*unreadable.json \(Is a directory\)"
+    ):
+        store.load("unreadable")

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime.down import down
 from orchestrator.runtime.endpoints import Endpoints
 from orchestrator.runtime.probes import http_check
-from orchestrator.runtime.progress import Row
+from orchestrator.runtime.progress import QuietReporter, Row
 from orchestrator.runtime.state import StateStore
 from orchestrator.runtime.supervisor import ServiceGaveUp, Supervisor, SupervisorOptions
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
@@ -163,6 +164,96 @@ def test_a_crash_looping_service_is_given_up_with_its_logs_and_nothing_is_left(
     assert error.exit_code == 1
     assert labelled(docker_client, deployment) == {}
     assert docker_client.networks.list(filters={"label": f"{LABEL_DEPLOYMENT}={deployment}"}) == []
+
+
+def test_secrets_are_masked_in_the_log_tail_of_a_failure(
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
+) -> None:
+    secret = "sk-test-0123456789"
+    leaky = server_spec("serve-0", sim_image).model_copy(
+        update={
+            "entrypoint": ["sh", "-c"],
+            "command": ['echo "args: api_key=$DEPLOY_TEST_KEY"; exit 3'],
+            "secret_env": ["DEPLOY_TEST_KEY"],
+        }
+    )
+    with pytest.raises(ServiceGaveUp) as caught:
+        start(
+            deployment,
+            [leaky],
+            state_store,
+            endpoints,
+            host_env={"DEPLOY_TEST_KEY": secret},
+        )
+    assert caught.value.log_tail == ["args: api_key=***"]
+    assert str(caught.value).startswith("serve-0 failed 3 times, giving up: serve-0 exited, ")
+    assert "last log line: args: api_key=***;" in str(caught.value)
+    assert secret not in str(caught.value)
+
+
+def test_a_foreign_container_holding_the_name_is_left_alone(
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
+) -> None:
+    foreign = docker_client.containers.create(
+        sim_image, name=f"{deployment}-serve-0", entrypoint=["true"]
+    )
+    try:
+        with pytest.raises(RuntimeFailure) as caught:
+            start(deployment, [server_spec("serve-0", sim_image)], state_store, endpoints)
+        assert str(caught.value) == (
+            f"a container named {deployment}-serve-0 that is not part of {deployment} exists "
+            "on node0; remove or rename it (docker rm), or choose another --name"
+        )
+        foreign.reload()  # still there
+        assert labelled(docker_client, deployment) == {}
+        assert state_store.load(deployment) is None
+    finally:
+        foreign.remove(force=True)
+
+
+def test_an_image_that_cannot_be_pulled_is_one_line_before_anything_starts(
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    state_store: StateStore,
+    endpoints: Endpoints,
+) -> None:
+    notes: list[str] = []
+
+    class Notes(QuietReporter):
+        def message(self, text: str) -> None:
+            notes.append(text)
+
+    missing = server_spec("serve-1", sim_image).model_copy(
+        update={"image": "deploy-missing-image:nope"}
+    )
+    supervisor = Supervisor(
+        deployment,
+        [server_spec("serve-0", sim_image), missing],
+        [local_node()],
+        store=state_store,
+        endpoints=endpoints,
+        options=FAST,
+        reporter=Notes(),
+    )
+    with pytest.raises(RuntimeFailure) as caught:
+        supervisor.up()
+    message = str(caught.value)
+    assert message.startswith(
+        "image deploy-missing-image:nope is not on node node0 and cannot be pulled ("
+    )
+    assert message.endswith("; pull or load it on that node (docker pull / docker load)")
+    assert "\n" not in message
+    assert notes == ["pulling deploy-missing-image:nope on node0 ..."]
+    assert labelled(docker_client, deployment) == {}
 
 
 def test_a_never_ready_service_is_restarted_after_its_budget_then_given_up(

@@ -125,6 +125,16 @@ def test_sglang_forms() -> None:
         (["vllm-router", "--port", "1"], "--worker-urls"),
         (["vllm-router", "--vllm-pd-disaggregation", "--decode", "http://d"], "--prefill"),
         (["vllm", "serve", "m", "--port", "eighty"], "not an integer"),
+        (
+            ["vllm", "serve", "m", "--port", "99999"],
+            r"--port 99999 is not a TCP port \(0 to 65535\)",
+        ),
+        (["sglang", "serve", "--model-path", "m", "--port", "-1"], "--port -1 is not a TCP port"),
+        (
+            ["sglang", "serve", "--model-path", "m", "--disaggregation-bootstrap-port", "70000"],
+            "--disaggregation-bootstrap-port 70000 is not a TCP port",
+        ),
+        (["vllm-router", "--worker-urls", "http://w", "--port", "65536"], "is not a TCP port"),
     ],
 )
 def test_unusable_command_lines(argv: list[str], message: str) -> None:
@@ -225,6 +235,12 @@ def test_cli_sim_serve_rejects_a_bad_fault() -> None:
     assert result.exit_code == 2
     assert result.output.startswith("Usage") is False
     assert "error: unknown simulator fault 'explode'" in result.output
+
+
+def test_cli_sim_serve_rejects_a_port_out_of_range() -> None:
+    result = CliRunner().invoke(cli, ["sim", "serve", "--port", "99999"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--port': 99999 is not in the range 0<=x<=65535." in result.output
 
 
 def test_cli_sim_serve_runs_until_sigterm(client: Any, tmp_path: Any) -> None:

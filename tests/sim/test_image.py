@@ -224,7 +224,7 @@ def test_nginx_in_front_of_two_engines_in_the_image(sim_image: str, tmp_path: An
         "vllm serve a --host 127.0.0.1 --port 8001 >/dev/null 2>&1 & "
         "vllm serve b --host 127.0.0.1 --port 8002 >/dev/null 2>&1 & "
         "nginx -g 'daemon off;' >/dev/null 2>&1 & "
-        "python3 /work/client.py"
+        "python3 /probe/client.py"
     )
     result = docker(
         "run",
@@ -236,7 +236,7 @@ def test_nginx_in_front_of_two_engines_in_the_image(sim_image: str, tmp_path: An
         "-v",
         f"{tmp_path / 'nginx.conf'}:/etc/nginx/nginx.conf:ro",
         "-v",
-        f"{tmp_path}:/work:ro",
+        f"{tmp_path}:/probe:ro",
         "--entrypoint",
         "sh",
         sim_image,
