@@ -118,11 +118,12 @@ def up(
 @json_option
 def status(name: str | None, state_dir: Path | None, as_json: bool) -> None:
     """Services, state, health, restarts, uptime and GPU use of deployments."""
+    from orchestrator.runtime.docker_ops import docker_errors_as_failures
     from orchestrator.runtime.endpoints import Endpoints
     from orchestrator.runtime.state import StateStore
     from orchestrator.runtime.status import collect, format_table
 
-    with Endpoints() as endpoints:
+    with Endpoints() as endpoints, docker_errors_as_failures("deploy status", "deploy status"):
         statuses = collect(name, store=StateStore(state_dir), endpoints=endpoints)
     if as_json:
         click.echo(json.dumps([s.model_dump(mode="json") for s in statuses], indent=2))
@@ -140,11 +141,12 @@ def logs(
     service: str | None, name: str | None, follow: bool, tail: int | None, state_dir: Path | None
 ) -> None:
     """Show the logs of one SERVICE, or of every service of a deployment."""
+    from orchestrator.runtime.docker_ops import docker_errors_as_failures
     from orchestrator.runtime.endpoints import Endpoints
     from orchestrator.runtime.logs import show_logs
     from orchestrator.runtime.state import StateStore
 
-    with Endpoints() as endpoints:
+    with Endpoints() as endpoints, docker_errors_as_failures("deploy logs", "deploy logs"):
         show_logs(
             service,
             name=name,
@@ -178,11 +180,12 @@ def down(
     as_json: bool,
 ) -> None:
     """Stop and remove a deployment's containers (found by label), networks and state."""
+    from orchestrator.runtime.docker_ops import docker_errors_as_failures
     from orchestrator.runtime.down import down as remove
     from orchestrator.runtime.endpoints import Endpoints
     from orchestrator.runtime.state import StateStore
 
-    with Endpoints() as endpoints:
+    with Endpoints() as endpoints, docker_errors_as_failures("deploy down", "deploy down"):
         result = remove(
             name,
             all_deployments=all_deployments,

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def docker_errors_as_failures(name: str) -> Iterator[None]:
-    """A Docker API or connection error in the middle of a run becomes one line, not a trace."""
+def docker_errors_as_failures(name: str, command: str = "deploy up") -> Iterator[None]:
+    """A Docker API or connection error in the middle of a run becomes one line, not a trace;
+    the hint names the `command` to run again."""
     import docker.errors
     import requests
 
@@ -26,12 +27,12 @@ def docker_errors_as_failures(name: str) -> Iterator[None]:
         text = error.explanation or str(error)
         raise RuntimeFailure(
             f"Docker refused an operation for {name}: {str(text).splitlines()[0][:200]}",
-            "check the daemon's log, then run `deploy up` again",
+            f"check the daemon's log, then run `{command}` again",
         ) from error
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise RuntimeFailure(
             f"lost the Docker daemon while running {name}: {str(error).splitlines()[0][:200]}",
-            "check that dockerd is running, then run `deploy up` again",
+            f"check that dockerd is running, then run `{command}` again",
         ) from error
 
 

@@ -221,3 +221,28 @@ def test_file_archive_carries_parent_directories(tmp_path: object) -> None:
         data = tar.extractfile("etc/nginx/nginx.conf")
         assert data is not None and data.read() == b"events {}\n"
     assert members == [("etc", True), ("etc/nginx", True), ("etc/nginx/nginx.conf", False)]
+
+
+def test_docker_errors_mid_command_become_one_line_naming_the_command_to_rerun() -> None:
+    import docker.errors
+    import pytest
+    import requests
+
+    from orchestrator.errors import RuntimeFailure
+    from orchestrator.runtime.docker_ops import docker_errors_as_failures
+
+    with (
+        pytest.raises(RuntimeFailure) as lost,
+        docker_errors_as_failures("deploy status", "deploy status"),
+    ):
+        raise requests.exceptions.ConnectionError("Connection aborted.\nmore detail")
+    assert str(lost.value) == (
+        "lost the Docker daemon while running deploy status: Connection aborted.; "
+        "check that dockerd is running, then run `deploy status` again"
+    )
+    with pytest.raises(RuntimeFailure) as refused, docker_errors_as_failures("qwen"):
+        raise docker.errors.APIError("500 Server Error", explanation="no space left")
+    assert str(refused.value) == (
+        "Docker refused an operation for qwen: no space left; "
+        "check the daemon's log, then run `deploy up` again"
+    )
