@@ -7,6 +7,8 @@ resolver and fills a `Plan`. A plan that does not fit is returned with `fits=Fal
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orchestrator.engine_versions import image_for, resolve_version
 from orchestrator.errors import InputError, PlanError
 from orchestrator.hardware.model import Cluster
@@ -131,8 +133,10 @@ def build_plan(request: PlanRequest) -> Plan:
 
 
 def model_summary(model: ModelProfile) -> ModelSummary:
+    # Absolute: the directory is bind-mounted from compose files that live elsewhere, and
+    # compose resolves relative sources against the compose file's own directory.
     local = (
-        model.source[len("local:") :]
+        str(Path(model.source[len("local:") :]).resolve())
         if model.source and model.source.startswith("local:")
         else None
     )
