@@ -10,9 +10,9 @@ else, so a `plan.json` written by `deploy render` can be rendered again byte for
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 SCHEMA_VERSION = 1
 
@@ -154,6 +154,20 @@ class Request(Strict):
     engine_args: list[str] = []
     public: bool = False
     api_key_env: str | None = None
+    # None: vLLM uses NIXL, SGLang picks Mooncake on RDMA nodes and NIXL elsewhere.
+    kv_connector: Literal["nixl", "mooncake"] | None = None
+    distributed_backend: Literal["mp", "ray"] = "mp"
+
+    @model_serializer(mode="wrap")
+    def _omit_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Fields added within schema 1 are left out at their defaults, so a plan that does not
+        use them serializes (and hashes) exactly as before they existed."""
+        data: dict[str, Any] = handler(self)
+        if data.get("kv_connector") is None:
+            data.pop("kv_connector", None)
+        if data.get("distributed_backend") == "mp":
+            data.pop("distributed_backend", None)
+        return data
 
 
 class Plan(Strict):

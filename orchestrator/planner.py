@@ -20,6 +20,7 @@ from orchestrator.plan import (
     NodeSummary,
     Plan,
     Request,
+    Role,
 )
 from orchestrator.request import PlanRequest
 from orchestrator.resolver import resolve
@@ -44,6 +45,11 @@ def settle_context(model: ModelProfile, context: int | None) -> int:
 
 
 def _check_numbers(request: PlanRequest) -> None:
+    if request.distributed_backend == "ray" and request.engine != "vllm":
+        raise InputError(
+            "--distributed-backend ray is a vLLM option; SGLang spans nodes on its own",
+            "drop --distributed-backend or use --engine vllm",
+        )
     if request.concurrency is not None and request.concurrency < 1:
         raise InputError(
             f"--concurrency {request.concurrency} is not a request count",
@@ -120,6 +126,8 @@ def build_plan(request: PlanRequest) -> Plan:
             engine_args=list(request.engine_args),
             public=request.public,
             api_key_env=request.api_key_env,
+            kv_connector=request.kv_connector,
+            distributed_backend=request.distributed_backend,
         ),
         parallelism=resolution.parallelism,
         roles=resolution.roles,
@@ -127,9 +135,19 @@ def build_plan(request: PlanRequest) -> Plan:
         fits=resolution.fits,
         rationale=resolution.rationale,
         alternatives=resolution.alternatives,
-        warnings=resolution.warnings,
+        warnings=[*resolution.warnings, *_backend_warnings(request, resolution.roles)],
         suggestion=resolution.suggestion,
     )
+
+
+def _backend_warnings(request: PlanRequest, roles: list[Role]) -> list[str]:
+    spans_nodes = any(len(replica.slices) > 1 for role in roles for replica in role.replicas)
+    if request.distributed_backend == "ray" and not spans_nodes:
+        return [
+            "--distributed-backend ray applies to instances that span nodes; every instance "
+            "here fits in one node and runs on vLLM's own multiprocessing"
+        ]
+    return []
 
 
 def model_summary(model: ModelProfile) -> ModelSummary:

@@ -44,6 +44,8 @@ class PlanRequest(BaseModel):
     engine_args: list[str] = []
     public: bool = False
     api_key_env: str | None = None
+    kv_connector: Literal["nixl", "mooncake"] | None = None
+    distributed_backend: Literal["mp", "ray"] = "mp"
 
     @classmethod
     def from_options(cls, **options: Any) -> "PlanRequest":

@@ -77,6 +77,19 @@ def plan_options(func: F) -> F:
         click.option("--disagg", is_flag=True, help="Prefill/decode disaggregation."),
         click.option("--prefill-gpus", type=int, help="GPUs for the prefill pool (with --disagg)."),
         click.option("--decode-gpus", type=int, help="GPUs for the decode pool (with --disagg)."),
+        click.option(
+            "--kv-connector",
+            type=click.Choice(["nixl", "mooncake"]),
+            help="KV transfer with --disagg (default: NIXL for vLLM; SGLang: Mooncake on RDMA "
+            "nodes, NIXL otherwise).",
+        ),
+        click.option(
+            "--distributed-backend",
+            type=click.Choice(["mp", "ray"]),
+            default="mp",
+            show_default=True,
+            help="vLLM across nodes: native multiprocessing, or a Ray cluster.",
+        ),
         click.option("--name", help="Deployment name (default: derived from the model)."),
         click.option(
             "--engine-arg",

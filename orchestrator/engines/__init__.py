@@ -16,12 +16,15 @@ def build_services(plan: Plan, *, simulate: bool = False) -> list[ServiceSpec]:
     router or load balancer. `simulate` swaps the image for the simulator's and drops GPUs,
     RDMA devices and host networking for engines; command lines stay the engines' own."""
     from orchestrator.engines import routers, sglang, vllm
+    from orchestrator.engines.common import runs_engine
     from orchestrator.flags import check_argv
 
     engines: list[ServiceSpec] = (
         vllm.build(plan, simulate) if plan.engine.name == "vllm" else sglang.build(plan, simulate)
     )
     for spec in engines:
+        if not runs_engine(spec):
+            continue  # `ray start` (see common.RAY_ENTRYPOINT)
         check_argv(plan.engine.name, plan.engine.version, spec.command)
     fronts = routers.build(plan, engines, simulate)
     for spec in fronts:

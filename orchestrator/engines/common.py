@@ -107,6 +107,16 @@ class Argv:
         self.items.append(([name, *values], source))
 
 
+# A Ray node of a vLLM instance runs `ray start` in the engine image: Ray's command line, not
+# the engine's, so no engine flag schema applies to it.
+RAY_ENTRYPOINT = ("ray",)
+
+
+def runs_engine(spec: ServiceSpec) -> bool:
+    """Whether the service's command line is the engine's own (checked by its flag schema)."""
+    return tuple(spec.entrypoint or ()) != RAY_ENTRYPOINT
+
+
 def split_user_args(args: list[str]) -> list[list[str]]:
     """Group user extras as [flag, values...]; a `--flag=value` stays one token."""
     groups: list[list[str]] = []
@@ -515,8 +525,12 @@ def engine_spec(
     environment: dict[str, str],
     probe_path: str,
     mounts: list[Mount],
+    name: str | None = None,
+    serves_http: bool | None = None,
+    depends_on: list[str] | None = None,
 ) -> ServiceSpec:
-    """Everything around an engine's command line."""
+    """Everything around an engine's command line. `name`, `serves_http` and `depends_on`
+    override what the placement implies (a Ray cluster adds services around the engine)."""
     plan = place.plan
     env = dict(environment)
     if place.nnodes > 1 or cross_node_disaggregation(plan):
@@ -524,7 +538,8 @@ def engine_spec(
     if place.simulate:
         env.update(simulation_environment(plan, place.role, len(place.gpus)))
     start = start_period_s(plan, place.role, len(place.gpus), place.nnodes)
-    serves_http = place.rank == 0
+    if serves_http is None:
+        serves_http = place.rank == 0
     probe = http_probe(probe_path, place.port, start) if serves_http else process_probe(start)
     ports = (
         port_bindings(
@@ -535,7 +550,7 @@ def engine_spec(
     )
     rdma = needs_rdma(plan, place.replica, place.simulate)
     spec = ServiceSpec(
-        name=place.name,
+        name=name or place.name,
         node=place.node.name,
         role=place.role.name,
         replica=place.replica.index,
@@ -550,6 +565,7 @@ def engine_spec(
         mounts=mounts,
         network_mode="host" if place.host_network else "bridge",
         probe=probe,
+        depends_on=list(depends_on or []),
         group=f"{place.role.name}-{place.replica.index}" if place.nnodes > 1 else None,
         flags=argv.sources,
         devices=list(RDMA_DEVICES) if rdma else [],
@@ -557,50 +573,3 @@ def engine_spec(
         cap_add=["IPC_LOCK"] if rdma else [],
     )
     return finish(spec, plan)
-
-
-@dataclass(frozen=True)
-class MemorySpelling:
-    """How one engine spells the memory settings the resolver chose."""
-
-    context_flag: str
-    fraction_flag: str
-    fraction_why: str
-    fp8_kv_value: str
-    # deploy's weight format -> the engine's `--quantization` method (online quantization)
-    quantization: Mapping[str, str]
-
-
-def add_memory_flags(place: Placement, argv: Argv, spelling: MemorySpelling) -> None:
-    """Context length, memory fraction, KV dtype and online quantization, as the plan sized them."""
-    plan = place.plan
-    argv.flag(
-        spelling.context_flag,
-        plan.request.context,
-        origin="resolver",
-        why="context per request the KV cache was sized for",
-    )
-    memory = place.role.memory or plan.memory
-    argv.flag(
-        spelling.fraction_flag,
-        f"{memory.memory_fraction:g}",
-        origin="resolver",
-        why=spelling.fraction_why,
-    )
-    if plan.request.kv_cache_dtype == "fp8":
-        argv.flag(
-            "--kv-cache-dtype", spelling.fp8_kv_value, origin="user", why="--kv-cache-dtype fp8"
-        )
-    quant = plan.request.quantization
-    if not quant or quant == plan.model.checkpoint_format:
-        return
-    # bf16 is a dtype, not a quantization method.
-    if quant == "bf16":
-        argv.flag("--dtype", "bfloat16", origin="user", why="--quantization bf16")
-    elif quant in spelling.quantization:
-        argv.flag(
-            "--quantization",
-            spelling.quantization[quant],
-            origin="user",
-            why=f"--quantization {quant} (online)",
-        )

@@ -70,7 +70,12 @@ def build(plan: Plan, engines: list[ServiceSpec], simulate: bool) -> list[Servic
 
 
 def _heads(engines: list[ServiceSpec], role: str) -> list[ServiceSpec]:
-    return [spec for spec in engines if spec.role == role and spec.rank == 0]
+    # A Ray cluster's nodes are rank services too, but only the engine serves HTTP.
+    return [
+        spec
+        for spec in engines
+        if spec.role == role and spec.rank == 0 and spec.probe.kind == "http"
+    ]
 
 
 def _url(plan: Plan, spec: ServiceSpec) -> str:
@@ -89,8 +94,18 @@ def _router(plan: Plan, engines: list[ServiceSpec], simulate: bool) -> ServiceSp
         entrypoint = ["vllm-router"]
         image = VLLM_ROUTER_IMAGE
         argv.flag("--vllm-pd-disaggregation", origin="deploy", why="prefill/decode routing")
+        if plan.request.kv_connector == "mooncake":
+            argv.flag("--kv-connector", "mooncake", origin="user", why="--kv-connector mooncake")
         for spec in prefills:
-            argv.flag("--prefill", _url(plan, spec), origin="deploy", why=spec.name)
+            argv.flag(
+                "--prefill",
+                _url(plan, spec),
+                origin="deploy",
+                why=spec.name,
+                extra=[spec.environment["VLLM_MOONCAKE_BOOTSTRAP_PORT"]]
+                if plan.request.kv_connector == "mooncake"
+                else None,
+            )
     else:
         entrypoint = ["python3", "-m", "sglang_router.launch_router"]
         image = plan.engine.image

@@ -18,9 +18,7 @@ from __future__ import annotations
 from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import (
     Argv,
-    MemorySpelling,
     Placement,
-    add_memory_flags,
     apply_user_args,
     engine_spec,
     is_disaggregated,
@@ -29,6 +27,7 @@ from orchestrator.engines.common import (
     secret_ref,
     served_model_name,
 )
+from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
 from orchestrator.spec import Mount, ServiceSpec
@@ -189,8 +188,10 @@ def _parallel_flags(place: Placement, argv: Argv) -> None:
 
 
 def transfer_backend(place: Placement) -> str:
-    """Mooncake over RDMA where the node has RDMA devices; NIXL (UCX, which also runs over TCP
-    and CUDA IPC) where it has none, and in a rehearsal."""
+    """The user's --kv-connector; otherwise Mooncake over RDMA where the node has RDMA devices,
+    NIXL (UCX, which also runs over TCP and CUDA IPC) where it has none, and in a rehearsal."""
+    if place.plan.request.kv_connector is not None:
+        return place.plan.request.kv_connector
     if place.node.rdma_devices and not place.simulate:
         return "mooncake"
     return "nixl"
@@ -203,10 +204,10 @@ def _pd_flags(place: Placement, argv: Argv) -> None:
     argv.flag(
         "--disaggregation-transfer-backend",
         backend,
-        origin="deploy",
+        origin="user" if place.plan.request.kv_connector else "deploy",
         why="KV transfer between prefill and decode",
     )
-    if backend == "mooncake":
+    if backend == "mooncake" and place.node.rdma_devices and not place.simulate:
         argv.flag(
             "--disaggregation-ib-device",
             ",".join(place.node.rdma_devices),

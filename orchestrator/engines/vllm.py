@@ -8,8 +8,12 @@ expert_parallel_deployment.md, nixl_connector_usage.md):
   --master-port`, `--headless` on ranks > 0;
 - DP across nodes: `--data-parallel-size/-size-local/-address/-rpc-port`, and
   `--data-parallel-start-rank` with `--headless` on secondary nodes (one API server, on rank 0);
+- TP/PP across nodes on Ray (`--distributed-backend ray`, parallelism_scaling.md): a
+  `ray start --block` head and workers in the engine image, then one `vllm serve
+  --distributed-executor-backend ray` on the head node that joins the cluster;
 - prefill/decode: `--kv-transfer-config` with NixlConnector, producer on prefill and consumer
-  on decode, plus `VLLM_NIXL_SIDE_CHANNEL_HOST/PORT` and `UCX_NET_DEVICES`.
+  on decode, plus `VLLM_NIXL_SIDE_CHANNEL_HOST/PORT` and `UCX_NET_DEVICES`; or MooncakeConnector
+  (`--kv-connector mooncake`) with `VLLM_MOONCAKE_BOOTSTRAP_PORT` on the prefill side.
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ import json
 
 from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import (
+    RAY_ENTRYPOINT,
     Argv,
-    MemorySpelling,
     Placement,
-    add_memory_flags,
     apply_user_args,
     engine_spec,
     is_disaggregated,
@@ -30,6 +33,7 @@ from orchestrator.engines.common import (
     secret_ref,
     served_model_name,
 )
+from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
 from orchestrator.spec import FlagOrigin, Mount, ServiceSpec
@@ -39,6 +43,8 @@ HEALTH_PATH = "/health"
 MASTER_PORT = 29501  # vLLM's default --master-port
 DP_RPC_PORT = 29550  # vLLM's default --data-parallel-rpc-port
 NIXL_SIDE_CHANNEL_PORT = 5600  # VLLM_NIXL_SIDE_CHANNEL_PORT default; each DP rank adds 1
+MOONCAKE_BOOTSTRAP_PORT = 8998  # VLLM_MOONCAKE_BOOTSTRAP_PORT default (prefill side)
+RAY_PORT = 6379  # the Ray head's GCS port in vLLM's run_cluster.sh
 
 # One flag, several spellings: (first version with this spelling, spelling), oldest first.
 # 0.33.0 paired every --enable-X with --disable-X; before it the negative was --no-enable-X.
@@ -85,6 +91,7 @@ MANAGED = frozenset(
         "--master-port",
         "--headless",
         "--kv-transfer-config",
+        "--distributed-executor-backend",
         "--api-key",
     }
 )
@@ -100,10 +107,88 @@ def spelling(concept: str, version: str) -> str:
 
 def build(plan: Plan, simulate: bool) -> list[ServiceSpec]:
     model, mounts = model_argument(plan)
-    return [_service(place, model, mounts) for place in placements(plan, simulate)]
+    services: list[ServiceSpec] = []
+    for place in placements(plan, simulate):
+        if uses_ray(place):
+            services.extend(_ray_instance(place, model, mounts))
+        else:
+            services.append(_service(place, model, mounts))
+    return services
 
 
-def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
+def uses_ray(place: Placement) -> bool:
+    """Ray only matters where an instance spans nodes; one node keeps multiprocessing."""
+    return place.plan.request.distributed_backend == "ray" and place.nnodes > 1
+
+
+def _ray_instance(place: Placement, model: str, mounts: list[Mount]) -> list[ServiceSpec]:
+    """One Ray node per slice of the instance, and on the head node the `vllm serve` that
+    drives the cluster. The Ray nodes hold the GPUs the engine's workers run on."""
+    if place.simulate:
+        raise PlanError(
+            "the simulator image has no Ray, so --distributed-backend ray cannot be rehearsed",
+            "rehearse with --distributed-backend mp (the default)",
+        )
+    if place.role.parallelism.dp > 1:
+        raise PlanError(
+            f"--distributed-backend ray spans nodes with TP/PP only, not DP{place.role.parallelism.dp}",
+            "use --distributed-backend mp for data parallelism across nodes",
+        )
+    ray_node = _ray_node(place, mounts)
+    if place.rank > 0:
+        return [ray_node]
+    # The engine shares the head node's GPUs with its Ray node: the driver needs CUDA visible
+    # to pick its platform, while the workers Ray places hold the memory.
+    name = f"{place.role.name}-{place.replica.index}"
+    return [ray_node, _service(place, model, mounts, ray=True, name=name, depends=[ray_node.name])]
+
+
+def ray_port(place: Placement) -> int:
+    return place.rendezvous_port(RAY_PORT)
+
+
+def _ray_node(place: Placement, mounts: list[Mount]) -> ServiceSpec:
+    """`ray start --block` in the engine image, as vLLM's run_cluster.sh does. This is Ray's
+    command line, not an engine's: `orchestrator.flags.check_argv` checks only `vllm serve`."""
+    argv = Argv()
+    argv.positional("start", "deploy", "join or found this instance's Ray cluster", "start")
+    argv.flag("--block", origin="deploy", why="stay in the foreground as the container's process")
+    port = ray_port(place)
+    if place.rank == 0:
+        argv.flag("--head", origin="deploy", why="this node holds the cluster's GCS")
+        argv.flag(f"--port={port}", origin="deploy", why="GCS port of this instance's cluster")
+    else:
+        argv.flag(
+            f"--address={place.head.address}:{port}",
+            origin="deploy",
+            why="the head node's GCS",
+        )
+    argv.flag(
+        f"--node-ip-address={place.node.address}",
+        origin="deploy",
+        why="the address peers reach this node on",
+    )
+    return engine_spec(
+        place,
+        entrypoint=list(RAY_ENTRYPOINT),
+        argv=argv,
+        environment={},
+        probe_path=HEALTH_PATH,
+        mounts=mounts,
+        name=f"{place.role.name}-{place.replica.index}-ray{place.rank}",
+        serves_http=False,
+    )
+
+
+def _service(
+    place: Placement,
+    model: str,
+    mounts: list[Mount],
+    *,
+    ray: bool = False,
+    name: str | None = None,
+    depends: list[str] | None = None,
+) -> ServiceSpec:
     plan = place.plan
     argv = Argv()
     argv.positional(model, "model", "the model to serve", "MODEL")
@@ -117,7 +202,10 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
         )
         argv.flag("--host", place.bind, origin="deploy", why="listen address (see README)")
         argv.flag("--port", place.port, origin="deploy", why="this instance's HTTP port")
-    _parallel_flags(place, argv)
+    if ray:
+        _ray_parallel_flags(place, argv)
+    else:
+        _parallel_flags(place, argv)
     add_memory_flags(place, argv, MEMORY_SPELLING)
     argv.flag(
         spelling("no-log-requests", plan.engine.version),
@@ -130,6 +218,9 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
     if plan.request.api_key_env and plan.request.api_key_env != "VLLM_API_KEY":
         # vLLM reads its key from VLLM_API_KEY; the value is a reference, never the secret.
         env["VLLM_API_KEY"] = secret_ref(plan.request.api_key_env)
+    if ray:
+        # vLLM's ray.init() reads the cluster address from RAY_ADDRESS.
+        env["RAY_ADDRESS"] = f"{place.head.address}:{ray_port(place)}"
     argv = apply_user_args(argv, plan.request.engine_args, MANAGED)
     return engine_spec(
         place,
@@ -138,7 +229,27 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
         environment=env,
         probe_path=HEALTH_PATH,
         mounts=mounts,
+        name=name,
+        depends_on=depends,
     )
+
+
+def _ray_parallel_flags(place: Placement, argv: Argv) -> None:
+    par = place.role.parallelism
+    argv.flag("--tensor-parallel-size", par.tp, origin="resolver", why=par.label())
+    argv.flag("--pipeline-parallel-size", par.pp, origin="resolver", why="layers split over GPUs")
+    argv.flag(
+        "--distributed-executor-backend",
+        "ray",
+        origin="user",
+        why="--distributed-backend ray: workers run on the Ray cluster's nodes",
+    )
+    if par.ep > 1:
+        argv.flag(
+            "--enable-expert-parallel",
+            origin="resolver",
+            why=f"experts sharded over TP×DP = {par.tp * par.dp} GPUs",
+        )
 
 
 def _parallel_flags(place: Placement, argv: Argv) -> None:
@@ -242,8 +353,15 @@ def nixl_side_channel_port(place: Placement) -> int:
     raise AssertionError("a PD placement belongs to the prefill or decode role")
 
 
+def mooncake_bootstrap_port(place: Placement) -> int:
+    """Prefill instances on one node each need their own bootstrap server port."""
+    return MOONCAKE_BOOTSTRAP_PORT + place.replica.index
+
+
 def _pd_flags(place: Placement, argv: Argv) -> dict[str, str]:
     role_name = place.role.name
+    if place.plan.request.kv_connector == "mooncake":
+        return _mooncake_flags(place, argv)
     config = {
         "kv_connector": "NixlConnector",
         "kv_role": "kv_producer" if role_name == "prefill" else "kv_consumer",
@@ -265,3 +383,20 @@ def _pd_flags(place: Placement, argv: Argv) -> dict[str, str]:
         else "all",
     }
     return env
+
+
+def _mooncake_flags(place: Placement, argv: Argv) -> dict[str, str]:
+    role_name = place.role.name
+    config = {
+        "kv_connector": "MooncakeConnector",
+        "kv_role": "kv_producer" if role_name == "prefill" else "kv_consumer",
+    }
+    argv.flag(
+        "--kv-transfer-config",
+        json.dumps(config, separators=(",", ":")),
+        origin="user",
+        why=f"--kv-connector mooncake, {role_name} side",
+    )
+    if role_name != "prefill":
+        return {}
+    return {"VLLM_MOONCAKE_BOOTSTRAP_PORT": str(mooncake_bootstrap_port(place))}

@@ -206,6 +206,13 @@ def scenario(engine: str, layout: str, **overrides: Any) -> Plan:
             role("prefill", model, Parallelism(tp=4), [replica(0, (0, [0, 1, 2, 3]))]),
             role("decode", model, Parallelism(tp=4), [replica(0, (0, [4, 5, 6, 7]))]),
         ]
+    elif layout in ("pd2node-mooncake", "2node-ray"):
+        base, option = layout.rsplit("-", 1)
+        extra = (
+            {"kv_connector": "mooncake"} if option == "mooncake" else {"distributed_backend": "ray"}
+        )
+        request = {**extra, **overrides.pop("request", {})}
+        return scenario(engine, base, request=request, **overrides)
     elif layout == "pd2node":
         model, count, per = "llama-3.1-70b", 2, 8
         roles = [
@@ -220,7 +227,11 @@ def scenario(engine: str, layout: str, **overrides: Any) -> Plan:
 
 
 LAYOUTS = ["1gpu", "1gpu-public-key", "tp8", "2node", "dpep", "replicas", "pd1node", "pd2node"]
-SCENARIOS = [(engine, layout) for engine in ("vllm", "sglang") for layout in LAYOUTS]
+# Options only vLLM renders this way: Mooncake KV transfer, and a Ray cluster across nodes.
+VLLM_ONLY_LAYOUTS = ["pd2node-mooncake", "2node-ray"]
+SCENARIOS = [(engine, layout) for engine in ("vllm", "sglang") for layout in LAYOUTS] + [
+    ("vllm", layout) for layout in VLLM_ONLY_LAYOUTS
+]
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ CASES: list[dict[str, Any]] = [
     {"model": "deepseek-r1", "nodes": 2, "cluster": TWO_NODES, "engine": "sglang"},
     {"model": "llama-3.1-70b", "gpus": "8xH100", "disagg": True},
     {"model": "llama-3.1-70b", "gpus": "8xH100", "disagg": True, "engine": "sglang"},
+    {"model": "llama-3.1-70b", "gpus": "8xH100", "disagg": True, "kv_connector": "mooncake"},
 ]
 
 

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan 9439c275391c.
+# The same services as compose.yaml beside this file, as plain commands.
+#
+#   ./launch.sh [docker]       start this node's services with `docker run`, in order
+#   ./launch.sh bare SERVICE   run one service directly on this host, in the foreground
+#   ./launch.sh list           list this node's services
+#
+# Secrets come from the environment (see ../.env.example); none is written here.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+
+wait_healthy() {
+  # wait_healthy CONTAINER SECONDS: until Docker reports the container healthy.
+  local deadline=$((SECONDS + $2)) status
+  while true; do
+    status="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || true)"
+    [ "$status" = healthy ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "launch.sh: $1 is not healthy after $2 s (status: ${status:-missing}); see: docker logs $1" >&2
+      return 1
+    fi
+    sleep 5
+  done
+}
+
+docker_serve_0_ray0() {
+  docker run --detach \
+    --name llama-3-1-405b-serve-0-ray0 \
+    --restart unless-stopped \
+    --label ai.deploy.deployment=llama-3.1-405b \
+    --label ai.deploy.node=gpu-a \
+    --label ai.deploy.plan-hash=9439c275391c \
+    --label ai.deploy.rank=0 \
+    --label ai.deploy.replica=0 \
+    --label ai.deploy.role=serve \
+    --label ai.deploy.service=serve-0-ray0 \
+    --label ai.deploy.spec-hash=26e43608378b \
+    --network host \
+    --ipc host \
+    --shm-size 16g \
+    --gpus '"device=0,1,2,3,4,5,6,7"' \
+    --ulimit memlock=-1 \
+    --ulimit stack=67108864 \
+    --cap-add IPC_LOCK \
+    --device /dev/infiniband \
+    --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --env HF_TOKEN \
+    --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_SOCKET_IFNAME=ib0 \
+    --env VLLM_HOST_IP=192.0.2.10 \
+    --health-cmd 'kill -0 1' \
+    --health-interval 10s \
+    --health-timeout 5s \
+    --health-retries 3 \
+    --health-start-period 1740s \
+    --entrypoint ray \
+    vllm/vllm-openai:v0.33.0 start \
+    --block \
+    --head \
+    --port=6379 \
+    --node-ip-address=192.0.2.10
+}
+
+bare_serve_0_ray0() {
+  exec env \
+    CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
+    GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_SOCKET_IFNAME=ib0 \
+    VLLM_HOST_IP=192.0.2.10 \
+    ray start \
+    --block \
+    --head \
+    --port=6379 \
+    --node-ip-address=192.0.2.10
+}
+
+docker_serve_0() {
+  wait_healthy llama-3-1-405b-serve-0-ray0 1780
+  docker run --detach \
+    --name llama-3-1-405b-serve-0 \
+    --restart unless-stopped \
+    --label ai.deploy.deployment=llama-3.1-405b \
+    --label ai.deploy.node=gpu-a \
+    --label ai.deploy.plan-hash=9439c275391c \
+    --label ai.deploy.rank=0 \
+    --label ai.deploy.replica=0 \
+    --label ai.deploy.role=serve \
+    --label ai.deploy.service=serve-0 \
+    --label ai.deploy.spec-hash=5fa95ed3dca0 \
+    --network host \
+    --ipc host \
+    --shm-size 16g \
+    --gpus '"device=0,1,2,3,4,5,6,7"' \
+    --ulimit memlock=-1 \
+    --ulimit stack=67108864 \
+    --cap-add IPC_LOCK \
+    --device /dev/infiniband \
+    --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --env HF_TOKEN \
+    --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_SOCKET_IFNAME=ib0 \
+    --env RAY_ADDRESS=192.0.2.10:6379 \
+    --env VLLM_HOST_IP=192.0.2.10 \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
+    --health-interval 10s \
+    --health-timeout 5s \
+    --health-retries 3 \
+    --health-start-period 1740s \
+    --entrypoint vllm \
+    vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-405B-Instruct \
+    --served-model-name llama-3.1-405b \
+    --host 127.0.0.1 \
+    --port 8000 \
+    --tensor-parallel-size 8 \
+    --pipeline-parallel-size 2 \
+    --distributed-executor-backend ray \
+    --max-model-len 32768 \
+    --gpu-memory-utilization 0.9 \
+    --disable-log-requests
+}
+
+bare_serve_0() {
+  exec env \
+    CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
+    GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_SOCKET_IFNAME=ib0 \
+    RAY_ADDRESS=192.0.2.10:6379 \
+    VLLM_HOST_IP=192.0.2.10 \
+    vllm serve meta-llama/Llama-3.1-405B-Instruct \
+    --served-model-name llama-3.1-405b \
+    --host 127.0.0.1 \
+    --port 8000 \
+    --tensor-parallel-size 8 \
+    --pipeline-parallel-size 2 \
+    --distributed-executor-backend ray \
+    --max-model-len 32768 \
+    --gpu-memory-utilization 0.9 \
+    --disable-log-requests
+}
+
+case "${1:-docker}" in
+  docker)
+    docker_serve_0_ray0
+    docker_serve_0
+    ;;
+  bare)
+    case "${2:-}" in
+      serve-0-ray0) bare_serve_0_ray0 ;;
+      serve-0) bare_serve_0 ;;
+      *) echo "usage: $0 bare SERVICE (one of: serve-0-ray0 serve-0)" >&2; exit 2 ;;
+    esac
+    ;;
+  list)
+    echo serve-0-ray0
+    echo serve-0
+    ;;
+  *) echo "usage: $0 [docker | bare SERVICE | list]" >&2; exit 2 ;;
+esac

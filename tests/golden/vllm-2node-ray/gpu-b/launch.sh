@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-b", plan 9439c275391c.
+# The same services as compose.yaml beside this file, as plain commands.
+#
+#   ./launch.sh [docker]       start this node's services with `docker run`, in order
+#   ./launch.sh bare SERVICE   run one service directly on this host, in the foreground
+#   ./launch.sh list           list this node's services
+#
+# Secrets come from the environment (see ../.env.example); none is written here.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+
+wait_healthy() {
+  # wait_healthy CONTAINER SECONDS: until Docker reports the container healthy.
+  local deadline=$((SECONDS + $2)) status
+  while true; do
+    status="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || true)"
+    [ "$status" = healthy ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "launch.sh: $1 is not healthy after $2 s (status: ${status:-missing}); see: docker logs $1" >&2
+      return 1
+    fi
+    sleep 5
+  done
+}
+
+docker_serve_0_ray1() {
+  docker run --detach \
+    --name llama-3-1-405b-serve-0-ray1 \
+    --restart unless-stopped \
+    --label ai.deploy.deployment=llama-3.1-405b \
+    --label ai.deploy.node=gpu-b \
+    --label ai.deploy.plan-hash=9439c275391c \
+    --label ai.deploy.rank=1 \
+    --label ai.deploy.replica=0 \
+    --label ai.deploy.role=serve \
+    --label ai.deploy.service=serve-0-ray1 \
+    --label ai.deploy.spec-hash=fb1d4f846550 \
+    --network host \
+    --ipc host \
+    --shm-size 16g \
+    --gpus '"device=0,1,2,3,4,5,6,7"' \
+    --ulimit memlock=-1 \
+    --ulimit stack=67108864 \
+    --cap-add IPC_LOCK \
+    --device /dev/infiniband \
+    --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --env HF_TOKEN \
+    --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_SOCKET_IFNAME=ib0 \
+    --env VLLM_HOST_IP=192.0.2.11 \
+    --health-cmd 'kill -0 1' \
+    --health-interval 10s \
+    --health-timeout 5s \
+    --health-retries 3 \
+    --health-start-period 1740s \
+    --entrypoint ray \
+    vllm/vllm-openai:v0.33.0 start \
+    --block \
+    --address=192.0.2.10:6379 \
+    --node-ip-address=192.0.2.11
+}
+
+bare_serve_0_ray1() {
+  exec env \
+    CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
+    GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_SOCKET_IFNAME=ib0 \
+    VLLM_HOST_IP=192.0.2.11 \
+    ray start \
+    --block \
+    --address=192.0.2.10:6379 \
+    --node-ip-address=192.0.2.11
+}
+
+case "${1:-docker}" in
+  docker)
+    docker_serve_0_ray1
+    ;;
+  bare)
+    case "${2:-}" in
+      serve-0-ray1) bare_serve_0_ray1 ;;
+      *) echo "usage: $0 bare SERVICE (one of: serve-0-ray1)" >&2; exit 2 ;;
+    esac
+    ;;
+  list)
+    echo serve-0-ray1
+    ;;
+  *) echo "usage: $0 [docker | bare SERVICE | list]" >&2; exit 2 ;;
+esac

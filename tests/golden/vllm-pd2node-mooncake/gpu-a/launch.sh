@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan cf5d06eec172.
+# The same services as compose.yaml beside this file, as plain commands.
+#
+#   ./launch.sh [docker]       start this node's services with `docker run`, in order
+#   ./launch.sh bare SERVICE   run one service directly on this host, in the foreground
+#   ./launch.sh list           list this node's services
+#
+# Secrets come from the environment (see ../.env.example); none is written here.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+
+wait_healthy() {
+  # wait_healthy CONTAINER SECONDS: until Docker reports the container healthy.
+  local deadline=$((SECONDS + $2)) status
+  while true; do
+    status="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || true)"
+    [ "$status" = healthy ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "launch.sh: $1 is not healthy after $2 s (status: ${status:-missing}); see: docker logs $1" >&2
+      return 1
+    fi
+    sleep 5
+  done
+}
+
+docker_prefill_0() {
+  docker run --detach \
+    --name llama-3-1-70b-prefill-0 \
+    --restart unless-stopped \
+    --label ai.deploy.deployment=llama-3.1-70b \
+    --label ai.deploy.node=gpu-a \
+    --label ai.deploy.plan-hash=cf5d06eec172 \
+    --label ai.deploy.rank=0 \
+    --label ai.deploy.replica=0 \
+    --label ai.deploy.role=prefill \
+    --label ai.deploy.service=prefill-0 \
+    --label ai.deploy.spec-hash=daaf7d1e500d \
+    --network host \
+    --ipc host \
+    --shm-size 16g \
+    --gpus '"device=0,1,2,3,4,5,6,7"' \
+    --ulimit memlock=-1 \
+    --ulimit stack=67108864 \
+    --cap-add IPC_LOCK \
+    --device /dev/infiniband \
+    --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --env HF_TOKEN \
+    --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_SOCKET_IFNAME=ib0 \
+    --env VLLM_HOST_IP=192.0.2.10 \
+    --env VLLM_MOONCAKE_BOOTSTRAP_PORT=8998 \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8100/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8100/health || wget -q -O /dev/null http://127.0.0.1:8100/health' \
+    --health-interval 10s \
+    --health-timeout 5s \
+    --health-retries 3 \
+    --health-start-period 720s \
+    --entrypoint vllm \
+    vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-70B-Instruct \
+    --served-model-name llama-3.1-70b \
+    --host 0.0.0.0 \
+    --port 8100 \
+    --tensor-parallel-size 8 \
+    --max-model-len 32768 \
+    --gpu-memory-utilization 0.9 \
+    --disable-log-requests \
+    --kv-transfer-config '{"kv_connector":"MooncakeConnector","kv_role":"kv_producer"}'
+}
+
+bare_prefill_0() {
+  exec env \
+    CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
+    GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_SOCKET_IFNAME=ib0 \
+    VLLM_HOST_IP=192.0.2.10 \
+    VLLM_MOONCAKE_BOOTSTRAP_PORT=8998 \
+    vllm serve meta-llama/Llama-3.1-70B-Instruct \
+    --served-model-name llama-3.1-70b \
+    --host 0.0.0.0 \
+    --port 8100 \
+    --tensor-parallel-size 8 \
+    --max-model-len 32768 \
+    --gpu-memory-utilization 0.9 \
+    --disable-log-requests \
+    --kv-transfer-config '{"kv_connector":"MooncakeConnector","kv_role":"kv_producer"}'
+}
+
+docker_router() {
+  wait_healthy llama-3-1-70b-prefill-0 760
+  docker run --detach \
+    --name llama-3-1-70b-router \
+    --restart unless-stopped \
+    --label ai.deploy.deployment=llama-3.1-70b \
+    --label ai.deploy.node=gpu-a \
+    --label ai.deploy.plan-hash=cf5d06eec172 \
+    --label ai.deploy.rank=0 \
+    --label ai.deploy.replica=0 \
+    --label ai.deploy.role=router \
+    --label ai.deploy.service=router \
+    --label ai.deploy.spec-hash=eaffab960aa1 \
+    --network host \
+    --ipc private \
+    --shm-size 64m \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
+    --health-interval 10s \
+    --health-timeout 5s \
+    --health-retries 3 \
+    --health-start-period 60s \
+    --entrypoint vllm-router \
+    vllm/vllm-router:v0.1.17 \
+    --vllm-pd-disaggregation \
+    --kv-connector mooncake \
+    --prefill http://192.0.2.10:8100 8998 \
+    --decode http://192.0.2.11:8200 \
+    --host 127.0.0.1 \
+    --port 8000
+}
+
+bare_router() {
+  exec env \
+    vllm-router \
+    --vllm-pd-disaggregation \
+    --kv-connector mooncake \
+    --prefill http://192.0.2.10:8100 8998 \
+    --decode http://192.0.2.11:8200 \
+    --host 127.0.0.1 \
+    --port 8000
+}
+
+case "${1:-docker}" in
+  docker)
+    docker_prefill_0
+    docker_router
+    ;;
+  bare)
+    case "${2:-}" in
+      prefill-0) bare_prefill_0 ;;
+      router) bare_router ;;
+      *) echo "usage: $0 bare SERVICE (one of: prefill-0 router)" >&2; exit 2 ;;
+    esac
+    ;;
+  list)
+    echo prefill-0
+    echo router
+    ;;
+  *) echo "usage: $0 [docker | bare SERVICE | list]" >&2; exit 2 ;;
+esac
