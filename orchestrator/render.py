@@ -26,12 +26,11 @@ from typing import Any
 from orchestrator.engines.common import (
     HF_CACHE_SOURCE,
     healthcheck_test,
-    is_secret_ref,
     secret_env,
 )
 from orchestrator.errors import InputError
 from orchestrator.plan import Plan
-from orchestrator.spec import Mount, ServiceSpec
+from orchestrator.spec import Mount, ServiceSpec, is_secret_ref
 
 _YAML_ESCAPES = {
     **{chr(code): f"\\u{code:04x}" for code in range(0x7F, 0xA0)},

@@ -6,6 +6,9 @@ what `deploy up` runs is what the compose file says.
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,3 +101,45 @@ class ServiceSpec(Strict):
 
         data = self.model_dump(mode="json", exclude={"labels", "flags"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# Secrets are carried as `${NAME}` references (compose interpolates them; the supervisor
+# resolves them only in the Docker API call), so no spec, state file or rendered file holds one.
+_SECRET_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def secret_ref(name: str) -> str:
+    """A reference to a host variable, resolved when the container is created."""
+    return "${" + name + "}"
+
+
+def is_secret_ref(value: str, secrets: list[str]) -> bool:
+    match = _SECRET_REF.match(value)
+    return match is not None and match.group(1) in secrets
+
+
+def resolve_refs(value: str, secrets: list[str], env: Mapping[str, str] | None = None) -> str:
+    """The value a `${NAME}` reference stands for (for the Docker SDK); others unchanged."""
+    environ = os.environ if env is None else env
+    match = _SECRET_REF.match(value)
+    if match and match.group(1) in secrets:
+        return environ.get(match.group(1), "")
+    return value
+
+
+def resolved_command(spec: ServiceSpec, env: Mapping[str, str] | None = None) -> list[str]:
+    """The spec's command with its `${NAME}` secret references replaced by their values, for
+    the Docker API at container creation (compose does the same interpolation itself)."""
+    return [resolve_refs(word, spec.secret_env, env) for word in spec.command]
+
+
+def resolved_environment(spec: ServiceSpec, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Plain values, references resolved, and each secret passed through when the host has it."""
+    environ = os.environ if env is None else env
+    values = {
+        key: resolve_refs(value, spec.secret_env, env) for key, value in spec.environment.items()
+    }
+    for name in spec.secret_env:
+        if name in environ:
+            values[name] = environ[name]
+    return values

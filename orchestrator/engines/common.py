@@ -66,7 +66,6 @@ ROUTER_START_PERIOD_S = 60
 RDMA_ULIMITS = {"memlock": -1, "stack": 67108864}
 RDMA_DEVICES = ("/dev/infiniband",)
 
-_SECRET_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _HOST_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):-([^}]*)\}(.*)$")
 
 
@@ -316,16 +315,6 @@ def secret_env(plan: Plan) -> list[str]:
     return sorted(names)
 
 
-def secret_ref(name: str) -> str:
-    """A reference to a host variable, resolved when the container is created."""
-    return "${" + name + "}"
-
-
-def is_secret_ref(value: str, secrets: list[str]) -> bool:
-    match = _SECRET_REF.match(value)
-    return match is not None and match.group(1) in secrets
-
-
 def expand_host_path(source: str, env: Mapping[str, str] | None = None) -> str:
     """Resolve a mount source the way compose does: `${VAR:-default}` then `~`."""
     environ = os.environ if env is None else env
@@ -334,33 +323,6 @@ def expand_host_path(source: str, env: Mapping[str, str] | None = None) -> str:
         value = environ.get(match.group(1)) or match.group(2)
         source = value + match.group(3)
     return os.path.expanduser(source)
-
-
-def resolve_refs(value: str, secrets: list[str], env: Mapping[str, str] | None = None) -> str:
-    """The value a `${NAME}` reference stands for (for the Docker SDK); others unchanged."""
-    environ = os.environ if env is None else env
-    match = _SECRET_REF.match(value)
-    if match and match.group(1) in secrets:
-        return environ.get(match.group(1), "")
-    return value
-
-
-def resolved_command(spec: ServiceSpec, env: Mapping[str, str] | None = None) -> list[str]:
-    """The spec's command with its `${NAME}` secret references replaced by their values, for
-    the Docker API at container creation (compose does the same interpolation itself)."""
-    return [resolve_refs(word, spec.secret_env, env) for word in spec.command]
-
-
-def resolved_environment(spec: ServiceSpec, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Plain values, references resolved, and each secret passed through when the host has it."""
-    environ = os.environ if env is None else env
-    values = {
-        key: resolve_refs(value, spec.secret_env, env) for key, value in spec.environment.items()
-    }
-    for name in spec.secret_env:
-        if name in environ:
-            values[name] = environ[name]
-    return values
 
 
 def multi_node_environment(plan: Plan, node: NodeSummary, engine: str) -> dict[str, str]:

@@ -24,13 +24,12 @@ from orchestrator.engines.common import (
     is_disaggregated,
     model_argument,
     placements,
-    secret_ref,
     served_model_name,
 )
 from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
-from orchestrator.spec import Mount, ServiceSpec
+from orchestrator.spec import Mount, ServiceSpec, secret_ref
 
 ENTRYPOINT = ["python3", "-m", "sglang.launch_server"]
 # /ready is 200 once warmup is done and the server is not paused, without running a

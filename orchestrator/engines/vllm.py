@@ -30,13 +30,12 @@ from orchestrator.engines.common import (
     is_disaggregated,
     model_argument,
     placements,
-    secret_ref,
     served_model_name,
 )
 from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
-from orchestrator.spec import FlagOrigin, Mount, ServiceSpec
+from orchestrator.spec import FlagOrigin, Mount, ServiceSpec, secret_ref
 
 ENTRYPOINT = ["vllm", "serve"]
 HEALTH_PATH = "/health"

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.engines.common import resolved_command, resolved_environment
 from orchestrator.spec import (
     LABEL_DEPLOYMENT,
     LABEL_NODE,
@@ -26,6 +25,8 @@ from orchestrator.spec import (
     LABEL_SERVICE,
     LABEL_SPEC_HASH,
     ServiceSpec,
+    resolved_command,
+    resolved_environment,
 )
 
 LABEL_GROUP = f"{LABEL_PREFIX}.group"

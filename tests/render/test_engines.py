@@ -13,11 +13,16 @@ from orchestrator.engines.common import (
     SIM_IMAGE,
     expand_host_path,
     healthcheck_test,
-    resolve_refs,
     start_period_s,
 )
 from orchestrator.errors import FlagError, PlanError
-from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_PLAN_HASH, LABEL_SPEC_HASH, ServiceSpec
+from orchestrator.spec import (
+    LABEL_DEPLOYMENT,
+    LABEL_PLAN_HASH,
+    LABEL_SPEC_HASH,
+    ServiceSpec,
+    resolve_refs,
+)
 
 from .conftest import Parallelism, make_plan, replica, role, scenario
 
@@ -330,7 +335,7 @@ def test_host_references_resolve_like_compose() -> None:
 
 
 def test_secret_references_resolve_for_the_docker_api() -> None:
-    from orchestrator.engines.common import resolved_command, resolved_environment
+    from orchestrator.spec import resolved_command, resolved_environment
 
     host = {"HF_TOKEN": "t", "MY_KEY": "k"}
     (vllm_spec,) = build_services(scenario("vllm", "1gpu", request={"api_key_env": "MY_KEY"}))
