@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from orchestrator.catalog import find_gpu, find_model, gpu_from_nvml_name  # noqa: E402
+from orchestrator.catalog import find_gpu, gpu_from_nvml_name  # noqa: E402
 from orchestrator.memory import GIB, estimate, kv_capacity  # noqa: E402
+from orchestrator.models.lookup import find_model  # noqa: E402
 from orchestrator.plan import Parallelism  # noqa: E402
 from orchestrator.schema import GpuSpec, ModelProfile  # noqa: E402
 
@@ -183,18 +184,19 @@ def timings(repeat: int = 20) -> str:
     import time
 
     from orchestrator import catalog
+    from orchestrator.models import catalog as model_catalog
 
     loads = []
     for _ in range(repeat):
         for cached in (
-            catalog.load_models,
+            model_catalog.load_models,
             catalog.load_gpus,
-            catalog._model_index,
+            model_catalog._model_index,
             catalog._gpu_index,
         ):
             cached.cache_clear()
         start = time.perf_counter()
-        catalog.find_model("deepseek-r1")
+        find_model("deepseek-r1")
         catalog.find_gpu("h100")
         loads.append(time.perf_counter() - start)
     model, gpu = find_model("deepseek-r1"), find_gpu("h100")
@@ -205,7 +207,7 @@ def timings(repeat: int = 20) -> str:
             estimate(model, gpu, "vllm", par, context=32768)
     per_estimate = (time.perf_counter() - start) / (250 * len(layouts))
     return (
-        f"catalog load ({len(catalog.load_models())} models + {len(catalog.load_gpus())} GPUs, "
+        f"catalog load ({len(model_catalog.load_models())} models + {len(catalog.load_gpus())} GPUs, "
         f"cold): median {statistics.median(loads) * 1e3:.1f} ms"
         f" (budget 50 ms)\n"
         f"memory.estimate: {per_estimate * 1e6:.0f} us per call"

@@ -37,7 +37,7 @@ INT4_BYTES = 0.5 + (2.0 + 0.5) / 128
 # Weight-only INT8 with one fp32 scale per output channel (negligible per weight).
 INT8_BYTES = 1.0
 
-QUANTIZATIONS = ("bf16", "fp16", "fp32", "fp8", "mxfp4", "int8", "int4", "awq", "gptq")
+QUANTIZATIONS = ("bf16", "fp16", "fp32", "fp8", "mxfp4", "nvfp4", "int8", "int4", "awq", "gptq")
 KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
 KV_DTYPE_BYTES.update({"fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1})
 
@@ -108,18 +108,9 @@ def _format_for(model: ModelProfile, quantization: str | None) -> str:
 
 
 def _linear_bytes_per_param(fmt: str, model: ModelProfile) -> float:
-    if fmt == "fp8":
-        block = model.checkpoint.block_size
-        if block is not None and model.checkpoint.format == "fp8":
-            return 1.0 + 4.0 / (block[0] * block[1])
-        return 1.0
-    if fmt == "int8":
-        return INT8_BYTES
-    if fmt == "int4":
-        return INT4_BYTES
-    if fmt == "mxfp4":
-        return MXFP4_BYTES
-    return BF16_BYTES
+    from orchestrator.models.quantization import bytes_per_weight
+
+    return bytes_per_weight(fmt, model.checkpoint)
 
 
 def _high_precision_params(model: ModelProfile, fmt: str, split: ParamSplit) -> int:
@@ -205,7 +196,11 @@ def _kv_bytes_per_layer_token(model: ModelProfile, par: Parallelism, dtype_bytes
     if model.attention == "mla":
         # One latent per token, identical on every TP rank (vLLM max_tp_shards=1).
         assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
-        return (model.kv_lora_rank + model.qk_rope_head_dim) * dtype_bytes
+        latent = (model.kv_lora_rank + model.qk_rope_head_dim) * dtype_bytes
+        if model.indexer is not None:
+            # DeepSeek sparse attention: the indexer's FP8 key plus an fp32 scale per 128.
+            latent += model.indexer.head_dim + model.indexer.head_dim // 128 * 4
+        return latent
     heads = max(1, model.num_kv_heads // attention_tp(par))
     v_dim = model.v_head_dim or model.head_dim
     return heads * (model.head_dim + v_dim) * dtype_bytes
@@ -214,7 +209,8 @@ def _kv_bytes_per_layer_token(model: ModelProfile, par: Parallelism, dtype_bytes
 def _stage_layers(model: ModelProfile, par: Parallelism) -> tuple[int, int]:
     """(full-attention layers, local-attention layers) on the most loaded PP stage."""
     local = model.local_attention.layers if model.local_attention else 0
-    full = model.num_layers - local
+    linear = model.linear_attention.layers if model.linear_attention else 0
+    full = model.num_layers - local - linear
     return math.ceil(full / par.pp), math.ceil(local / par.pp)
 
 
@@ -248,6 +244,28 @@ def local_kv_bytes_per_token_layers(
     """Bytes one token costs across the local layers of one GPU (0 without local attention)."""
     _, local_layers = _stage_layers(model, par)
     return local_layers * _kv_bytes_per_layer_token(model, par, kv_dtype_bytes(kv_cache_dtype))
+
+
+def linear_state_bytes_per_request_per_gpu(
+    model: ModelProfile, par: Parallelism, engine: str = "vllm"
+) -> int:
+    """Fixed state a request keeps in the linear-attention layers of one GPU (0 without them).
+
+    Gated DeltaNet keeps a convolution window ((kernel - 1) x conv channels, BF16) and a
+    recurrent state (value heads x key dim x value dim) per layer, split over TP by heads;
+    vLLM stores the recurrent state in the model dtype, SGLang in fp32.
+    """
+    linear = model.linear_attention
+    if linear is None:
+        return 0
+    tp = attention_tp(par)
+    key_dim = linear.num_key_heads * linear.key_head_dim
+    value_dim = linear.num_value_heads * linear.value_head_dim
+    conv = (linear.conv_kernel - 1) * (2 * key_dim + value_dim) * 2
+    state_bytes = linear.state_dtype_bytes or (4 if engine == "sglang" else 2)
+    state = linear.num_value_heads * linear.key_head_dim * linear.value_head_dim * state_bytes
+    layers = math.ceil(linear.layers / par.pp)
+    return layers * (conv + state) // tp
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,6 +461,12 @@ def kv_capacity(
     full = kv_bytes_per_token_per_gpu(model, par, kv_cache_dtype)
     local = local_kv_bytes_per_token_layers(model, par, kv_cache_dtype)
     block = block_size or _default_block_size(model, engine)
+    state = linear_state_bytes_per_request_per_gpu(model, par, engine)
+    if state:
+        # Hybrid linear attention: KV on the full-attention layers plus one state per request.
+        per_request = full * context + local * min(context, max_num_batched_tokens) + state
+        requests = max(0.0, available_bytes / per_request)
+        return KvCapacity(full, per_request, int(requests * context), requests)
     if engine == "sglang":
         # SGLang sizes the sliding-window pool as a fixed ratio of the full pool.
         cell = full + local * SGLANG_SWA_FULL_TOKENS_RATIO

@@ -89,8 +89,8 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
 
 def build_plan(request: PlanRequest) -> Plan:
     """Plan `request`: look everything up, resolve parallelism, fill the `Plan`."""
-    from orchestrator.catalog import find_model
     from orchestrator.hardware import resolve_cluster
+    from orchestrator.models.lookup import find_model
 
     _check_numbers(request)
     if request.name is not None:

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 AttentionKind = Literal["mha", "gqa", "mla"]
-WeightFormat = Literal["bf16", "fp16", "fp32", "fp8", "mxfp4", "int8", "int4"]
+WeightFormat = Literal["bf16", "fp16", "fp32", "fp8", "mxfp4", "nvfp4", "int8", "int4"]
+ModelSource = Literal["catalog", "hub", "local"]
 Interconnect = Literal["nvswitch", "nvlink-pairs", "pcie"]
 
 
@@ -43,6 +44,23 @@ class LocalAttention(Strict):
     layers: int = Field(ge=0, description="how many layers are local; the rest are full")
 
 
+class QuantScheme(Strict):
+    """The quantization a checkpoint declares (quantization_config / hf_quant_config.json)."""
+
+    # The engines' name of the method: fp8, fbgemm_fp8, compressed-tensors, awq, gptq, modelopt,
+    # modelopt_fp4, mxfp4, blockwise_int8, w8a8_int8, bitsandbytes.
+    method: str
+    weight_bits: int = Field(gt=0, le=16)
+    # Weights that share one scale along the input dimension; None: one scale per channel or
+    # per tensor (negligible per weight).
+    group_size: int | None = Field(default=None, gt=0)
+    scale_bytes: float = Field(default=2.0, ge=0, description="bytes of one group's scale")
+    zero_point: bool = False
+    activation_bits: int | None = Field(default=None, gt=0)
+    # Module name patterns the config leaves at 16 bit (ignore / modules_to_not_convert ...).
+    unquantized_modules: tuple[str, ...] = ()
+
+
 class Checkpoint(Strict):
     """How the published weights are stored."""
 
@@ -53,6 +71,29 @@ class Checkpoint(Strict):
     bytes: int | None = Field(default=None, gt=0)
     # Parameters kept in BF16 inside a quantized checkpoint (embeddings, attention, router...).
     bf16_params: int | None = Field(default=None, ge=0)
+    scheme: QuantScheme | None = None
+
+
+class LinearAttention(Strict):
+    """Linear-attention layers (Gated DeltaNet in Qwen3-Next / Qwen3.5): a fixed state per
+    sequence instead of a KV entry per token."""
+
+    layers: int = Field(gt=0)
+    num_key_heads: int = Field(gt=0)
+    num_value_heads: int = Field(gt=0)
+    key_head_dim: int = Field(gt=0)
+    value_head_dim: int = Field(gt=0)
+    conv_kernel: int = Field(default=4, gt=0)
+    # Bytes of one recurrent-state element when the config pins it (mamba_ssm_dtype).
+    state_dtype_bytes: int | None = Field(default=None, gt=0)
+
+
+class SparseIndexer(Strict):
+    """DeepSeek sparse attention (V3.2): a lightning indexer keeps its own key per token."""
+
+    head_dim: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    top_k: int = Field(gt=0, description="tokens each query attends to")
 
 
 class ModelProfile(Strict):
@@ -88,6 +129,13 @@ class ModelProfile(Strict):
     notes: tuple[str, ...] = ()
     # Where the facts came from (a URL or "local:<path>").
     source: str | None = None
+    linear_attention: LinearAttention | None = None
+    indexer: SparseIndexer | None = None
+    # How the profile was found, and the Hub commit it was read at.
+    origin: ModelSource = "catalog"
+    revision: str | None = None
+    # What a user should know about how the profile was read (unknown architecture...).
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_moe(self) -> bool:

@@ -33,7 +33,8 @@ def profiles() -> None:
 @json_option
 def list_profiles(show_gpus: bool, as_json: bool) -> None:
     """List the catalog's models (or GPUs with --gpus)."""
-    from orchestrator.catalog import load_gpus, load_models
+    from orchestrator.catalog import load_gpus
+    from orchestrator.models.catalog import load_models
 
     if show_gpus:
         gpus = sorted(load_gpus().values(), key=lambda spec: spec.name)
@@ -82,12 +83,12 @@ def list_profiles(show_gpus: bool, as_json: bool) -> None:
 @json_option
 def show_profile(model: str, as_json: bool) -> None:
     """Show one model's profile and its KV cache cost per token."""
-    from orchestrator.catalog import find_model
     from orchestrator.memory import (
         kv_bytes_per_token_per_gpu,
         local_kv_bytes_per_token_layers,
         weight_bytes_per_gpu,
     )
+    from orchestrator.models.lookup import find_model
     from orchestrator.plan import Parallelism
 
     profile = find_model(model)

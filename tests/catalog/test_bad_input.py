@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import find_model, load_gpus_from, load_models_from, model_from_config
+from orchestrator.catalog import load_gpus_from
 from orchestrator.errors import CatalogError
+from orchestrator.models.catalog import load_models_from
+from orchestrator.models.hf_config import model_from_directory
+from orchestrator.models.lookup import find_model
 from orchestrator.resources import profiles_dir
 
 FIXTURE_MODELS = Path(__file__).resolve().parents[2] / "benchmarks" / "fixtures" / "models"
@@ -58,7 +61,7 @@ def test_a_profile_that_is_not_a_mapping(tmp_path: Path) -> None:
 
 
 def test_duplicate_alias_across_models_is_reported(tmp_path: Path) -> None:
-    from orchestrator.catalog import build_model_index
+    from orchestrator.models.catalog import build_model_index
 
     path = _copy_profile(tmp_path, "models", "qwen3-32b")
     shutil.copy(profiles_dir() / "models" / "qwen3-8b.yaml", path.parent / "qwen3-8b.yaml")
@@ -89,7 +92,7 @@ def test_config_json_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 def test_config_json_missing_field_is_named(tmp_path: Path) -> None:
     directory = _model_dir(tmp_path, {"hidden_size": 4096, "num_hidden_layers": 32})
     with pytest.raises(CatalogError, match=r"config.json: field 'num_attention_heads' is missing"):
-        model_from_config(directory)
+        model_from_directory(directory)
 
 
 def test_config_json_bad_value_is_named(tmp_path: Path) -> None:
@@ -100,12 +103,12 @@ def test_config_json_bad_value_is_named(tmp_path: Path) -> None:
         "vocab_size": 32000,
     }
     with pytest.raises(CatalogError, match=r"field 'num_hidden_layers' must be a positive integer"):
-        model_from_config(_model_dir(tmp_path, config))
+        model_from_directory(_model_dir(tmp_path, config))
 
 
 def test_directory_without_config_json(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match=r"has no config\.json"):
-        model_from_config(tmp_path)
+        model_from_directory(tmp_path)
 
 
 def test_local_directory_counts_parameters_from_shapes(tmp_path: Path) -> None:
@@ -135,7 +138,7 @@ def test_safetensors_index_gives_exact_checkpoint_bytes(tmp_path: Path) -> None:
     (directory / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": 1_503_300_328}, "weight_map": {}})
     )
-    assert model_from_config(directory).checkpoint.bytes == 1_503_300_328
+    assert model_from_directory(directory).checkpoint.bytes == 1_503_300_328
 
 
 def test_bad_safetensors_index_is_named(tmp_path: Path) -> None:
@@ -143,14 +146,14 @@ def test_bad_safetensors_index_is_named(tmp_path: Path) -> None:
     shutil.copytree(FIXTURE_MODELS / "Qwen3-0.6B", directory)
     (directory / "model.safetensors.index.json").write_text('{"metadata": {"total_size": -5}}')
     with pytest.raises(CatalogError, match=r"index.json: field 'metadata.total_size'"):
-        model_from_config(directory)
+        model_from_directory(directory)
 
 
 def test_quantized_and_multimodal_configs(tmp_path: Path) -> None:
-    fp8 = model_from_config(FIXTURE_MODELS / "Llama-3.3-70B-Instruct-FP8-dynamic")
+    fp8 = model_from_directory(FIXTURE_MODELS / "Llama-3.3-70B-Instruct-FP8-dynamic")
     assert fp8.checkpoint.format == "fp8"
     assert fp8.checkpoint.block_size is None  # per-channel scales
     assert fp8.params_total == 70_553_706_496  # same shapes as Llama-3.1-70B
-    vlm = model_from_config(FIXTURE_MODELS / "Mistral-Small-3.2-24B-Instruct-2506")
+    vlm = model_from_directory(FIXTURE_MODELS / "Mistral-Small-3.2-24B-Instruct-2506")
     assert vlm.multimodal
     assert (vlm.num_layers, vlm.num_kv_heads, vlm.head_dim) == (40, 8, 128)

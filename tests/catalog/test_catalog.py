@@ -6,15 +6,9 @@ import re
 
 import pytest
 
-from orchestrator.catalog import (
-    build_gpu_index,
-    build_model_index,
-    find_model,
-    load_gpus,
-    load_gpus_from,
-    load_models,
-    load_models_from,
-)
+from orchestrator.catalog import build_gpu_index, load_gpus, load_gpus_from
+from orchestrator.models.catalog import build_model_index, load_models, load_models_from
+from orchestrator.models.lookup import find_model
 from orchestrator.resources import profiles_dir
 
 # The models the catalog must cover (Hugging Face ids).

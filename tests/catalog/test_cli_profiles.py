@@ -6,8 +6,9 @@ import json
 
 from click.testing import CliRunner
 
-from orchestrator.catalog import load_gpus, load_models
+from orchestrator.catalog import load_gpus
 from orchestrator.cli import cli
+from orchestrator.models.catalog import load_models
 
 
 def test_list_models_prints_an_aligned_table() -> None:
@@ -101,5 +102,6 @@ def test_show_unknown_model_exits_2_with_one_line() -> None:
     assert result.exit_code == 2
     assert result.output == (
         "error: unknown model 'qwen3-33b'; did you mean qwen3-32b, qwen3-30b-a3b, qwen3-235b-a22b? "
-        "run `deploy profiles list` to see the catalog, or pass a local directory with config.json\n"
+        "run `deploy profiles list` to see the catalog, pass a Hugging Face repo id (owner/name), "
+        "or a local directory with config.json\n"
     )

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import find_gpu, find_model, gpu_from_nvml_name, parse_gpu_spec
+from orchestrator.catalog import find_gpu, gpu_from_nvml_name, parse_gpu_spec
 from orchestrator.errors import CatalogError
+from orchestrator.models.lookup import find_model
 
 
 @pytest.mark.parametrize(

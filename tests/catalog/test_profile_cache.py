@@ -14,14 +14,10 @@ from typing import Any
 import pytest
 
 from orchestrator import catalog, profile_cache
-from orchestrator.catalog import (
-    _read_yaml,
-    load_gpus,
-    load_gpus_from,
-    load_models,
-    load_models_from,
-)
+from orchestrator.catalog import load_gpus, load_gpus_from, read_yaml
 from orchestrator.errors import CatalogError
+from orchestrator.models import catalog as model_catalog
+from orchestrator.models.catalog import load_models, load_models_from
 from orchestrator.profile_cache import cache_dir, cache_file, cached_documents
 from orchestrator.resources import profiles_dir
 
@@ -52,11 +48,11 @@ class CountingParser:
 
     def __call__(self, path: Path) -> Any:
         self.parsed.append(path.name)
-        return _read_yaml(path)
+        return read_yaml(path)
 
 
 def _uncached(directory: Path) -> list[tuple[Path, Any]]:
-    return [(path, _read_yaml(path)) for path in sorted(directory.glob("*.yaml"))]
+    return [(path, read_yaml(path)) for path in sorted(directory.glob("*.yaml"))]
 
 
 def _bump_mtime(path: Path) -> None:
@@ -202,18 +198,18 @@ def test_validation_errors_are_the_same_from_the_cache(user_cache: Path, profile
 
 def test_shipped_catalog_through_the_cache_equals_a_fresh_parse(user_cache: Path) -> None:
     models, gpus = profiles_dir() / "models", profiles_dir() / "gpus"
-    catalog.load_models.cache_clear()
+    model_catalog.load_models.cache_clear()
     catalog.load_gpus.cache_clear()
     try:
         assert load_models() == load_models_from(models)
         assert load_gpus() == load_gpus_from(gpus)
         assert cache_file(models).is_file() and cache_file(gpus).is_file()
-        catalog.load_models.cache_clear()
+        model_catalog.load_models.cache_clear()
         catalog.load_gpus.cache_clear()
         assert load_models() == load_models_from(models)  # now read from the cache
         assert load_gpus() == load_gpus_from(gpus)
     finally:
-        catalog.load_models.cache_clear()
+        model_catalog.load_models.cache_clear()
         catalog.load_gpus.cache_clear()
 
 

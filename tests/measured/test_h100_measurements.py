@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import catalog, memory
+from orchestrator.models import lookup
 from orchestrator.plan import Parallelism
 
 MEASURED = json.loads((Path(__file__).parent / "h100-gpu-memory.json").read_text())
@@ -31,7 +32,7 @@ def test_catalog_memory_is_nvml_total_minus_reserved_which_cuda_reports() -> Non
 
 @pytest.mark.parametrize("row", MEASURED["models"], ids=lambda row: row["model"])
 def test_weights_and_kv_per_token_match_the_gpu(row: dict[str, int]) -> None:
-    model = catalog.find_model(str(row["model"]))
+    model = lookup.find_model(str(row["model"]))
     assert model.params_total == row["params_measured"]
     tp1 = Parallelism()
     weights = memory.weight_bytes_per_gpu(model, tp1, quantization=None, engine="vllm")

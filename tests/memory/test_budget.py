@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from orchestrator.catalog import find_gpu, find_model
+from orchestrator.catalog import find_gpu
 from orchestrator.errors import InputError
 from orchestrator.memory import (
     default_memory_fraction,
@@ -17,6 +17,7 @@ from orchestrator.memory import (
     vllm_overhead,
     weight_bytes_per_gpu,
 )
+from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
 
 GIB = 2**30

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.catalog import find_model
 from orchestrator.memory import (
     kv_bytes_per_token_per_gpu,
     local_kv_bytes_per_token_layers,
     local_kv_tokens_per_request,
 )
+from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import find_gpu, find_model
+from orchestrator.catalog import find_gpu
 from orchestrator.memory import estimate
+from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sizing.md"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.catalog import find_model
 from orchestrator.errors import InputError
 from orchestrator.memory import weight_bytes_per_gpu
+from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
 
 GIB = 2**30

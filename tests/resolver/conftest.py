@@ -30,7 +30,7 @@ def make_workload(
     **options: Any,
 ) -> Workload:
     """A resolved workload on shorthand hardware, optionally with another inter-node fabric."""
-    from orchestrator.catalog import find_model
+    from orchestrator.models.lookup import find_model
 
     cluster: Cluster = cluster_from_shorthand(gpus, nodes)
     if fabric is not None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.catalog import find_model, load_models
 from orchestrator.hardware import resolve_cluster
+from orchestrator.models.catalog import load_models
+from orchestrator.models.lookup import find_model
 from orchestrator.plan import Plan
 from orchestrator.planner import build_plan, workload_for
 from orchestrator.request import PlanRequest

@@ -1,0 +1,1 @@
+"""Models: the catalog, local checkpoints, the Hugging Face Hub, formats and families."""

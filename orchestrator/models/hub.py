@@ -1,0 +1,209 @@
+"""Metadata of a Hugging Face Hub repository, through the official `huggingface_hub` client.
+
+Imported only for a model that is neither a local directory nor in the catalog, so catalog
+plans never load the library. The client does what users already configure: `HF_ENDPOINT`
+(mirrors), `HF_TOKEN` or the token `hf auth login` saved, `HF_HUB_OFFLINE`, `HF_HOME` / the
+shared cache. Only metadata is fetched, never weights: `config.json`,
+`model.safetensors.index.json`, `hf_quant_config.json`, and for a single-file checkpoint the
+safetensors header (HTTP range requests, `HfApi.get_safetensors_metadata`). The files land in
+the HF cache, so a model fetched once plans offline afterwards; the header's per-dtype counts,
+which the library does not cache, are kept beside deploy's own cache, keyed by commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import CatalogError, InputError
+from orchestrator.models.hf_config import (
+    CONFIG,
+    HF_QUANT,
+    INDEX,
+    CheckpointFiles,
+    Identity,
+    profile_from_files,
+    read_json,
+)
+from orchestrator.profile_cache import cache_dir
+from orchestrator.schema import ModelProfile
+
+LOCAL_HINT = "or pass a local directory holding config.json"
+
+
+class HubError(InputError):
+    """The Hub cannot give a model's metadata (gated, missing, offline, unreachable)."""
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT).rstrip("/")
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _close_hint(repo_id: str) -> str:
+    from orchestrator.models.catalog import LIST_HINT, close_names
+
+    names = close_names(repo_id)
+    return f"did you mean {', '.join(names)}? {LIST_HINT}" if names else LIST_HINT
+
+
+def _progress(repo_id: str, revision: str | None, filename: str) -> None:
+    at = f"@{revision}" if revision else ""
+    sys.stderr.write(f"fetching {repo_id}{at} {filename} from {_endpoint()}\n")
+    sys.stderr.flush()
+
+
+def _cached(repo_id: str, filename: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str)
+
+
+def _download(repo_id: str, filename: str, revision: str | None, *, required: bool) -> Path | None:
+    """One metadata file from the cache or the Hub; None for an optional file that is absent."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if not _cached(repo_id, filename, revision) and not _offline():
+        _progress(repo_id, revision, filename)
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision))
+    except GatedRepoError as error:
+        raise HubError(
+            f"{repo_id} is gated: accept its license at {_endpoint()}/{repo_id}",
+            "then export HF_TOKEN=<a token of that account> (or run `hf auth login`)",
+        ) from error
+    except RevisionNotFoundError as error:
+        raise HubError(
+            f"revision {revision!r} of {repo_id} not found on the Hub",
+            "pass a branch, tag or commit of that repo with --revision",
+        ) from error
+    except RepositoryNotFoundError as error:
+        raise HubError(
+            f"model {repo_id!r} not found on the Hub ({_endpoint()})",
+            f"{_close_hint(repo_id)}; a private repo needs HF_TOKEN",
+        ) from error
+    except LocalEntryNotFoundError as error:
+        if not required:
+            return None
+        at = f" at revision {revision}" if revision else ""
+        if _offline():
+            raise HubError(
+                f"{repo_id}{at} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+                f"unset HF_HUB_OFFLINE to fetch it once, {LOCAL_HINT}",
+            ) from error
+        raise HubError(
+            f"cannot reach the Hugging Face Hub at {_endpoint()} for {repo_id}{at}, "
+            "and it is not in the cache",
+            f"check the network or HF_ENDPOINT, {LOCAL_HINT}",
+        ) from error
+    except EntryNotFoundError as error:
+        if not required:
+            return None
+        raise HubError(
+            f"{repo_id} has no {filename}",
+            f"is it a transformers model repo? {LOCAL_HINT}",
+        ) from error
+    except HFValidationError as error:
+        raise HubError(
+            f"{repo_id!r} is not a valid Hugging Face repo id", "write it as owner/name"
+        ) from error
+    except OSError as error:
+        raise HubError(
+            f"cannot reach the Hugging Face Hub at {_endpoint()} for {repo_id} ({error})",
+            f"check the network or HF_ENDPOINT, set HF_HUB_OFFLINE=1 to use the cache, "
+            f"{LOCAL_HINT}",
+        ) from error
+
+
+def _header_cache(repo_id: str, commit: str) -> Path:
+    return cache_dir() / "hub-headers" / repo_id.replace("/", "--") / f"{commit}.json"
+
+
+def _single_file_params(repo_id: str, commit: str) -> dict[str, int] | None:
+    """Parameters per dtype of a single-file checkpoint, from its header (cached by commit)."""
+    cached = _header_cache(repo_id, commit)
+    if cached.is_file():
+        try:
+            data = json.loads(cached.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                return {str(k): int(v) for k, v in data.items()}
+        except (OSError, ValueError):
+            pass
+    if _offline():
+        return None
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, NotASafetensorsRepoError
+
+    _progress(repo_id, commit[:12], "safetensors header")
+    try:
+        metadata = HfApi().get_safetensors_metadata(repo_id, revision=commit)
+    except (NotASafetensorsRepoError, HfHubHTTPError, OSError):
+        return None  # sizes then come from the config's shapes alone
+    counts = {str(dtype): int(count) for dtype, count in metadata.parameter_count.items()}
+    _write_atomically(cached, json.dumps(counts))
+    return counts
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temp, path)
+    except OSError:
+        pass  # a read-only cache only costs the range request next time
+
+
+def _object(path: Path) -> Mapping[str, Any]:
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise CatalogError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def hub_model(repo_id: str, revision: str | None = None) -> ModelProfile:
+    """The profile of `repo_id` at `revision` (default branch when None), pinned to its commit."""
+    config_path = _download(repo_id, CONFIG, revision, required=True)
+    assert config_path is not None
+    # The cache keeps files under snapshots/<commit>/: the resolved revision.
+    commit = config_path.parent.name
+    index_path = _download(repo_id, INDEX, commit, required=False)
+    quant_path = _download(repo_id, HF_QUANT, commit, required=False)
+    single = _single_file_params(repo_id, commit) if index_path is None else None
+    files = CheckpointFiles(
+        config=_object(config_path),
+        config_path=f"{repo_id}/{CONFIG}",
+        index=_object(index_path) if index_path is not None else None,
+        index_path=f"{repo_id}/{INDEX}",
+        hf_quant=_object(quant_path) if quant_path is not None else None,
+        single_file_params=single,
+    )
+    identity = Identity(
+        name=repo_id.rsplit("/", 1)[-1].lower(),
+        hf_id=repo_id,
+        source=f"{_endpoint()}/{repo_id}/blob/{commit}/{CONFIG}",
+        origin="hub",
+        revision=commit,
+    )
+    return profile_from_files(files, identity)
