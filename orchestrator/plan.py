@@ -35,6 +35,12 @@ class ModelSummary(Strict):
     max_context: int
     local_path: str | None = Field(default=None, description="set when served from a directory")
     checkpoint_format: str
+    source: Literal["catalog", "hub", "local"] = Field(
+        default="catalog", description="where deploy found the model"
+    )
+    revision: str | None = Field(
+        default=None, description="Hub commit (or the --revision given); pinned when rendered"
+    )
 
 
 class EngineSummary(Strict):

@@ -95,10 +95,11 @@ def build_plan(request: PlanRequest) -> Plan:
     _check_numbers(request)
     if request.name is not None:
         check_name(request.name)
-    model = find_model(request.model)
+    model = find_model(request.model, request.revision)
     work = workload_for(
         request, model, resolve_cluster(request.gpus, request.nodes, request.cluster)
     )
+    model_warnings = check_model_runs(work)
     pools = {
         key: value
         for key, value in (("prefill", request.prefill_gpus), ("decode", request.decode_gpus))
@@ -135,9 +136,33 @@ def build_plan(request: PlanRequest) -> Plan:
         fits=resolution.fits,
         rationale=resolution.rationale,
         alternatives=resolution.alternatives,
-        warnings=[*resolution.warnings, *_backend_warnings(request, resolution.roles)],
+        warnings=[
+            *model_warnings,
+            *resolution.warnings,
+            *_backend_warnings(request, resolution.roles),
+        ],
         suggestion=resolution.suggestion,
     )
+
+
+def check_model_runs(work: Workload) -> list[str]:
+    """Refuse an architecture or weight format the target cannot run; the model's warnings."""
+    from orchestrator.catalog import load_gpus
+    from orchestrator.models.engine_support import check_loadable
+    from orchestrator.models.quantization import check_runs, served_format
+
+    model = work.model
+    check_loadable(model, work.engine, work.engine_version)
+    fmt = served_format(model.checkpoint, work.quantization)
+    check_runs(model.checkpoint, fmt, work.gpu, work.engine, list(load_gpus().values()))
+    warnings = list(model.warnings)
+    if model.mtp_params:
+        warnings.append(
+            f"the checkpoint's MTP layers ({model.mtp_params / 1e9:.1f}B params) are not "
+            "loaded: they serve only as a speculative-decoding draft, which adds their weights "
+            "and one more layer of KV"
+        )
+    return warnings
 
 
 def _backend_warnings(request: PlanRequest, roles: list[Role]) -> list[str]:
@@ -168,6 +193,8 @@ def model_summary(model: ModelProfile) -> ModelSummary:
         max_context=model.max_context,
         local_path=local,
         checkpoint_format=model.checkpoint.format,
+        source=model.origin,
+        revision=model.revision,
     )
 
 

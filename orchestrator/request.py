@@ -20,6 +20,7 @@ class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     model: str = Field(description="alias, Hugging Face id, or a local directory")
+    revision: str | None = Field(default=None, description="Hub branch, tag or commit")
     gpus: str | None = None
     nodes: int | None = None
     cluster: Path | None = None

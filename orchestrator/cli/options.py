@@ -39,6 +39,11 @@ def plan_options(func: F) -> F:
     options = [
         click.argument("model"),
         click.option(
+            "--revision",
+            metavar="REV",
+            help="Hub branch, tag or commit of MODEL (default: the default branch).",
+        ),
+        click.option(
             "--engine", type=click.Choice(["vllm", "sglang"]), default="vllm", show_default=True
         ),
         click.option("--engine-version", metavar="X.Y.Z", help="Default: the newest pinned."),

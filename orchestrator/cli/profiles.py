@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from orchestrator.cli.options import json_option
+
+if TYPE_CHECKING:
+    from orchestrator.schema import ModelProfile
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -80,18 +84,20 @@ def list_profiles(show_gpus: bool, as_json: bool) -> None:
 
 @profiles.command("show")
 @click.argument("model")
+@click.option("--revision", metavar="REV", help="Hub branch, tag or commit of MODEL.")
 @json_option
-def show_profile(model: str, as_json: bool) -> None:
-    """Show one model's profile and its KV cache cost per token."""
+def show_profile(model: str, revision: str | None, as_json: bool) -> None:
+    """Show one model's profile (catalog, local directory or Hub repo) and its KV cost."""
     from orchestrator.memory import (
         kv_bytes_per_token_per_gpu,
+        linear_state_bytes_per_request_per_gpu,
         local_kv_bytes_per_token_layers,
         weight_bytes_per_gpu,
     )
     from orchestrator.models.lookup import find_model
     from orchestrator.plan import Parallelism
 
-    profile = find_model(model)
+    profile = find_model(model, revision)
     single = Parallelism()
     if as_json:
         click.echo(json.dumps(profile.model_dump(mode="json"), indent=2))
@@ -138,7 +144,24 @@ def show_profile(model: str, as_json: bool) -> None:
                 f"{la.kind}, window {la.window}, {la.layers} of {profile.num_layers} layers",
             )
         )
-    fields.append(("checkpoint", profile.checkpoint.format))
+    if profile.linear_attention is not None:
+        lin = profile.linear_attention
+        state = linear_state_bytes_per_request_per_gpu(profile, single)
+        fields.append(
+            (
+                "linear attention",
+                f"{lin.layers} of {profile.num_layers} layers, {state / 2**20:.1f} MiB "
+                "state per request",
+            )
+        )
+    if profile.indexer is not None:
+        fields.append(
+            ("sparse indexer", f"head_dim {profile.indexer.head_dim}, top-{profile.indexer.top_k}")
+        )
+    fields.append(("checkpoint", _checkpoint_text(profile)))
+    if profile.origin != "catalog" or profile.revision:
+        at = f" at {profile.revision}" if profile.revision else ""
+        fields.append(("source", f"{profile.origin}{at}"))
     weights = weight_bytes_per_gpu(profile, single) / 2**30
     fields.append(("weights", f"{weights:.1f} GiB (one GPU, checkpoint format)"))
     kv_text = f"{kv:,} B/token (BF16, layers that grow with context)"
@@ -151,3 +174,18 @@ def show_profile(model: str, as_json: bool) -> None:
         click.echo(f"{label.ljust(width)}  {value}")
     for note in profile.notes:
         click.echo(f"note: {note}")
+    for warning in profile.warnings:
+        click.echo(f"warning: {warning}")
+
+
+def _checkpoint_text(profile: ModelProfile) -> str:
+    checkpoint = profile.checkpoint
+    text: str = checkpoint.format
+    scheme = checkpoint.scheme
+    if scheme is not None:
+        text += f" ({scheme.method}, {scheme.weight_bits}-bit"
+        text += f", group {scheme.group_size}" if scheme.group_size else ""
+        text += ")"
+    if checkpoint.bytes is not None:
+        text += f", {checkpoint.bytes / 2**30:.1f} GiB of weights"
+    return text

@@ -304,6 +304,10 @@ def model_argument(plan: Plan) -> tuple[str, list[Mount]]:
     return target, mounts
 
 
+# Rendered files pin the Hub revision the plan read, so a re-render serves the same weights.
+REVISION_WHY = "the Hub revision the plan was sized for"
+
+
 def served_model_name(plan: Plan) -> str:
     return plan.model.name
 

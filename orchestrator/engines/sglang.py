@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import (
+    REVISION_WHY,
     Argv,
     Placement,
     apply_user_args,
@@ -97,6 +98,8 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
     plan = place.plan
     argv = Argv()
     argv.flag("--model-path", model, origin="model", why="the model to serve")
+    if plan.model.revision and plan.model.local_path is None:
+        argv.flag("--revision", plan.model.revision, origin="model", why=REVISION_WHY)
     if place.rank == 0:
         argv.flag(
             "--served-model-name",

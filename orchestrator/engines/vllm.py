@@ -23,6 +23,7 @@ import json
 from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import (
     RAY_ENTRYPOINT,
+    REVISION_WHY,
     Argv,
     Placement,
     apply_user_args,
@@ -191,6 +192,8 @@ def _service(
     plan = place.plan
     argv = Argv()
     argv.positional(model, "model", "the model to serve", "MODEL")
+    if plan.model.revision and plan.model.local_path is None:
+        argv.flag("--revision", plan.model.revision, origin="model", why=REVISION_WHY)
     headless = place.rank > 0
     if not headless:
         argv.flag(

@@ -131,11 +131,13 @@ def declared_format(
 ) -> Declared:
     """The checkpoint's format from `quantization_config` / `hf_quant_config.json`.
 
+    `hf_quant_config.json` wins when it names an algorithm, as it does in the engines' loaders.
     Without either, the weights are the config's dtype (BF16 unless it says float16).
     """
     quant = _as_mapping(config.get("quantization_config"))
-    if hf_quant and not quant.get("quant_method"):
-        modelopt = _as_mapping(hf_quant.get("quantization"))
+    modelopt = _as_mapping((hf_quant or {}).get("quantization"))
+    if modelopt.get("quant_algo"):
+        # The engines detect ModelOpt exports by this file first (it names the real format).
         quant = {"quant_method": "modelopt", **modelopt}
     method = str(quant.get("quant_method", "")).lower()
     ignore = _patterns(quant, *_UNQUANTIZED_KEYS)
@@ -255,6 +257,18 @@ _REQUESTED_BYTES = {
 }
 
 
+# What `--quantization` spellings mean as weight formats.
+_REQUEST_ALIASES = {"awq": "int4", "gptq": "int4", "fp32": "bf16"}
+
+
+def served_format(checkpoint: Checkpoint, quantization: str | None) -> str:
+    """The weight format served: the checkpoint's, or what --quantization asks for."""
+    if quantization is None:
+        return checkpoint.format
+    wanted = quantization.lower()
+    return _REQUEST_ALIASES.get(wanted, wanted)
+
+
 def scheme_bytes_per_weight(scheme: QuantScheme) -> float:
     """Packed value + its share of the group's scale and zero point."""
     value = scheme.weight_bits / 8
@@ -316,7 +330,7 @@ def unquantized_share(patterns: tuple[str, ...], num_layers: int) -> dict[str, f
         if group is None:
             continue
         index = _LAYER_INDEX.search(pattern)
-        if index is None or "*" in pattern:
+        if index is None:
             whole.add(group)
         else:
             layers.setdefault(group, set()).add(int(index.group(1)))
