@@ -152,10 +152,10 @@ def check_model_runs(work: Workload) -> list[str]:
     from orchestrator.models.quantization import check_runs, served_format
 
     model = work.model
-    check_loadable(model, work.engine, work.engine_version)
+    loading = check_loadable(model, work.engine, work.engine_version)
     fmt = served_format(model.checkpoint, work.quantization)
     check_runs(model.checkpoint, fmt, work.gpu, work.engine, list(load_gpus().values()))
-    warnings = list(model.warnings)
+    warnings = [*model.warnings, *loading]
     if model.mtp_params:
         warnings.append(
             f"the checkpoint's MTP layers ({model.mtp_params / 1e9:.1f}B params) are not "

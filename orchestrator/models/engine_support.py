@@ -45,23 +45,28 @@ def versions_with_lists(engine: str) -> list[str]:
     return sorted(found, key=_version_key)
 
 
-def check_loadable(model: ModelProfile, engine: str, version: str) -> None:
-    """PlanError when `engine` `version` has no model class for the model's architecture."""
+def check_loadable(model: ModelProfile, engine: str, version: str) -> list[str]:
+    """PlanError when another pinned version loads the architecture and this one does not.
+
+    An architecture no pinned version registers is left to the engine's Transformers backend
+    (a warning), so a new model family still plans.
+    """
     known = architectures(engine, version)
     if known is None or model.architecture in known or model.architecture == "unknown":
-        return
+        return []
     able = [
         f"{name} {other}"
         for name in ("vllm", "sglang")
         for other in versions_with_lists(name)
         if model.architecture in (architectures(name, other) or frozenset())
     ]
-    hint = (
-        f"versions that load it: {', '.join(able)}"
-        if able
-        else "no pinned vLLM or SGLang version registers it"
-    )
+    if not able:
+        return [
+            f"no pinned vLLM or SGLang version registers {model.architecture}: {engine} "
+            "falls back to its Transformers backend (add --engine-arg --trust-remote-code "
+            "if the repo ships its own modelling code)"
+        ]
     raise PlanError(
         f"{engine} {version} cannot load {model.architecture} ({model.hf_id})",
-        f"{hint}; choose one with --engine/--engine-version",
+        f"versions that load it: {', '.join(able)}; choose one with --engine/--engine-version",
     )
