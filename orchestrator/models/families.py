@@ -86,6 +86,17 @@ GEMMA3_TYPES = ("gemma3", "gemma3_text")
 GEMMA3_DEFAULT_PATTERN = 6  # transformers Gemma3TextConfig: 5 local layers per global one
 
 
+# Families whose configuration class ties the output head to the embeddings unless it says not.
+TIED_BY_DEFAULT = ("gemma", "gemma2", "gemma3", "gemma3_text")
+
+
+def ties_embeddings(text: Mapping[str, Any]) -> bool:
+    value = text.get("tie_word_embeddings")
+    if isinstance(value, bool):
+        return value
+    return str(text.get("model_type", "")) in TIED_BY_DEFAULT
+
+
 def _int(text: Mapping[str, Any], key: str, default: int = 0) -> int:
     value = text.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -164,6 +175,16 @@ def indexer(text: Mapping[str, Any]) -> dict[str, Any] | None:
         "num_heads": _int(text, "index_n_heads", 64),
         "top_k": _int(text, "index_topk", 2048),
     }
+
+
+def shared_experts(text: Mapping[str, Any]) -> int:
+    """Shared experts per MoE layer (Llama 4 always has one, of intermediate_size)."""
+    count = _int(text, "n_shared_experts")
+    if count:
+        return count
+    if text.get("shared_expert_intermediate_size"):
+        return 1
+    return 1 if str(text.get("model_type", "")).startswith("llama4") else 0
 
 
 def mtp_layers(text: Mapping[str, Any]) -> int:

@@ -267,7 +267,7 @@ def count_params(text: Mapping[str, Any], path: str) -> ParamGroups:
     layers = _positive_int(text, "num_hidden_layers", path)
     _positive_int(text, "num_attention_heads", path)
     vocab = _positive_int(text, "vocab_size", path)
-    tied = bool(text.get("tie_word_embeddings", False))
+    tied = families.ties_embeddings(text)
     groups = ParamGroups(embed=vocab * hidden, lm_head=0 if tied else vocab * hidden)
     attention = _attention_params(text, path)
     linear_layers = families.linear_attention_layers(text, layers)
@@ -299,7 +299,7 @@ def count_params(text: Mapping[str, Any], path: str) -> ParamGroups:
         if shared_inter:
             groups.shared_experts = moe_layers * 3 * hidden * int(shared_inter)
         else:
-            shared = int(text.get("n_shared_experts") or 0)
+            shared = families.shared_experts(text)
             groups.shared_experts = moe_layers * 3 * hidden * moe_inter * shared
     groups.dense_mlp = (layers - moe_layers) * 3 * hidden * dense_inter
     return groups
@@ -501,7 +501,7 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
         "max_context": _positive_int(
             text, "max_position_embeddings", path, default=DEFAULT_MAX_CONTEXT
         ),
-        "tie_word_embeddings": bool(text.get("tie_word_embeddings", False)),
+        "tie_word_embeddings": families.ties_embeddings(text),
         "params_total": total,
         "params_active": active,
         "mtp_params": mtp_params,
@@ -532,10 +532,7 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
             "moe_intermediate_size": int(
                 text.get("moe_intermediate_size") or text.get("intermediate_size") or 0
             ),
-            "shared_experts": int(
-                text.get("n_shared_experts")
-                or (1 if text.get("shared_expert_intermediate_size") else 0)
-            ),
+            "shared_experts": families.shared_experts(text),
             "first_dense_layers": int(text.get("first_k_dense_replace") or 0),
             "moe_layer_step": int(
                 text.get("interleave_moe_layer_step") or text.get("decoder_sparse_step") or 1
