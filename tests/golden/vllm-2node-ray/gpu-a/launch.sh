@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan 9439c275391c.
+# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan bccce28f0d82.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0_ray0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=9439c275391c \
+    --label ai.deploy.plan-hash=bccce28f0d82 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
@@ -83,7 +83,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=9439c275391c \
+    --label ai.deploy.plan-hash=bccce28f0d82 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
