@@ -91,15 +91,19 @@ def build_plan(request: PlanRequest) -> Plan:
     """Plan `request`: look everything up, resolve parallelism, fill the `Plan`."""
     from orchestrator.hardware import resolve_cluster
     from orchestrator.models.lookup import find_model
+    from orchestrator.models.speculative import asks_for_speculation, with_mtp_loaded
 
     _check_numbers(request)
     if request.name is not None:
         check_name(request.name)
     model = find_model(request.model, request.revision)
+    speculative = asks_for_speculation(request.engine_args)
+    if speculative:
+        model = with_mtp_loaded(model)
     work = workload_for(
         request, model, resolve_cluster(request.gpus, request.nodes, request.cluster)
     )
-    model_warnings = check_model_runs(work)
+    model_warnings = check_model_runs(work, speculative=speculative)
     pools = {
         key: value
         for key, value in (("prefill", request.prefill_gpus), ("decode", request.decode_gpus))
@@ -145,7 +149,7 @@ def build_plan(request: PlanRequest) -> Plan:
     )
 
 
-def check_model_runs(work: Workload) -> list[str]:
+def check_model_runs(work: Workload, *, speculative: bool = False) -> list[str]:
     """Refuse an architecture or weight format the target cannot run; the model's warnings."""
     from orchestrator.catalog import load_gpus
     from orchestrator.models.engine_support import check_loadable
@@ -156,7 +160,13 @@ def check_model_runs(work: Workload) -> list[str]:
     fmt = served_format(model.checkpoint, work.quantization)
     check_runs(model.checkpoint, fmt, work.gpu, work.engine, list(load_gpus().values()))
     warnings = [*model.warnings, *loading]
-    if model.mtp_params:
+    if model.mtp_params and speculative:
+        warnings.append(
+            f"speculative decoding loads the checkpoint's MTP layers as the draft: their "
+            f"{model.mtp_params / 1e9:.1f}B params and {model.mtp_layers or 1} more layer(s) "
+            "of KV are included"
+        )
+    elif model.mtp_params:
         warnings.append(
             f"the checkpoint's MTP layers ({model.mtp_params / 1e9:.1f}B params) are not "
             "loaded: they serve only as a speculative-decoding draft, which adds their weights "

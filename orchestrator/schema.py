@@ -122,6 +122,7 @@ class ModelProfile(Strict):
     params_total: int = Field(gt=0, description="parameters of the served model (no MTP)")
     params_active: int = Field(gt=0)
     mtp_params: int = Field(default=0, ge=0, description="draft/MTP module, loaded only with it")
+    mtp_layers: int = Field(default=0, ge=0, description="MTP layers in the checkpoint")
     checkpoint: Checkpoint
     # Largest TP the model's kernels accept, when lower than the head arithmetic allows.
     max_tp: int | None = Field(default=None, gt=0)

@@ -505,6 +505,7 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
         "params_total": total,
         "params_active": active,
         "mtp_params": mtp_params,
+        "mtp_layers": mtp_count if mtp_params else 0,
         "checkpoint": {
             "format": declared.format,
             "block_size": declared.block_size,

@@ -1,0 +1,137 @@
+"""Architectures per engine version: the generator on fake wheels, and the shipped lists."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import PlanError
+from orchestrator.models.catalog import load_models
+from orchestrator.models.engine_support import architectures, check_loadable, versions_with_lists
+from orchestrator.plan import Plan
+from orchestrator.planner import build_plan
+from orchestrator.request import PlanRequest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GENERATOR = REPO_ROOT / "scripts" / "gen_model_architectures.py"
+
+VLLM_REGISTRY = """
+_TEXT_GENERATION_MODELS = {
+    "LlamaForCausalLM": ("llama", "LlamaForCausalLM"),
+    "Qwen3NextForCausalLM": ("qwen3_next", "Qwen3NextForCausalLM"),
+}
+_EMBEDDING_MODELS = {"BertModel": ("bert", "BertEmbeddingModel")}
+_MULTIMODAL_MODELS: dict[str, tuple[str, str]] = {
+    "Gemma3ForConditionalGeneration": ("gemma3_mm", "Gemma3ForConditionalGeneration"),
+}
+"""
+SGLANG_MODELS = {
+    "sglang/srt/models/llama.py": "class LlamaForCausalLM: ...\nEntryClass = LlamaForCausalLM\n",
+    "sglang/srt/models/deepseek_v2.py": (
+        "class DeepseekV2ForCausalLM: ...\nclass DeepseekV3ForCausalLM: ...\n"
+        "EntryClass = [DeepseekV2ForCausalLM, DeepseekV3ForCausalLM]\n"
+    ),
+    "sglang/srt/models/utils.py": "def helper(): ...\n",
+}
+
+
+def _wheel(cache: Path, name: str, files: dict[str, str]) -> None:
+    wheels = cache / "wheels"
+    wheels.mkdir(parents=True)
+    with zipfile.ZipFile(wheels / f"{name}-9.9.9-py3-none-any.whl", "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, textwrap.dedent(text))
+
+
+@pytest.mark.parametrize(
+    ("engine", "files", "expected"),
+    [
+        (
+            "vllm",
+            {"vllm/model_executor/models/registry.py": VLLM_REGISTRY},
+            ["Gemma3ForConditionalGeneration", "LlamaForCausalLM", "Qwen3NextForCausalLM"],
+        ),
+        (
+            "sglang",
+            SGLANG_MODELS,
+            ["DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "LlamaForCausalLM"],
+        ),
+    ],
+)
+def test_generator_reads_the_registries_without_importing_them(
+    engine: str, files: dict[str, str], expected: list[str], tmp_path: Path
+) -> None:
+    _wheel(tmp_path / "cache", engine, files)
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, str(GENERATOR), engine, "9.9.9", "--out", str(out), "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads((out / f"{engine}-9.9.9.json").read_text())
+    assert document["architectures"] == expected
+    assert document["generated_by"].startswith(
+        f"scripts/gen_model_architectures.py {engine} 9.9.9 from {engine}-9.9.9-py3-none-any.whl"
+    )
+
+
+def test_every_pinned_version_loads_every_catalog_model() -> None:
+    for engine in ("vllm", "sglang"):
+        versions = versions_with_lists(engine)
+        assert versions
+        for version in versions:
+            known = architectures(engine, version)
+            assert known is not None
+            missing = {m.architecture for m in load_models().values()} - known
+            assert not missing, f"{engine} {version}: {sorted(missing)}"
+
+
+def test_shipped_lists_hold_the_new_families() -> None:
+    vllm, sglang = architectures("vllm", "0.33.0"), architectures("sglang", "0.5.23")
+    assert vllm is not None and sglang is not None
+    for name in ("DeepseekV32ForCausalLM", "Qwen3NextForCausalLM", "MiniMaxM2ForCausalLM"):
+        assert name in vllm and name in sglang
+
+
+def test_a_model_only_a_newer_version_loads_is_refused() -> None:
+    model = load_models()["qwen3-8b"].model_copy(update={"architecture": "Step5ForCausalLM"})
+    with pytest.raises(PlanError) as refused:
+        check_loadable(model, "vllm", "0.32.0")
+    assert str(refused.value) == (
+        "vllm 0.32.0 cannot load Step5ForCausalLM (Qwen/Qwen3-8B); versions that load it: "
+        "vllm 0.33.0; choose one with --engine/--engine-version"
+    )
+    assert check_loadable(model, "vllm", "0.33.0") == []
+
+
+def _plan(**options: object) -> Plan:
+    return build_plan(
+        PlanRequest.model_validate({"model": "deepseek-r1", "gpus": "8xH200", **options})
+    )
+
+
+def test_speculative_decoding_sizes_the_mtp_layer_in() -> None:
+    plain = _plan()
+    spec = _plan(
+        engine_args=['--speculative-config={"method":"deepseek_mtp","num_speculative_tokens":1}']
+    )
+    assert plain.memory is not None and spec.memory is not None
+    extra_gib = spec.memory.weights_gib_per_gpu - plain.memory.weights_gib_per_gpu
+    # 11.6B MTP params of FP8 over TP8.
+    assert extra_gib == pytest.approx(11.61e9 * (1 + 4 / 128**2) / 8 / 2**30, rel=0.05)
+    assert (
+        spec.memory.kv_bytes_per_token_per_gpu == plain.memory.kv_bytes_per_token_per_gpu * 62 // 61
+    )
+    assert plain.warnings[0].startswith("the checkpoint's MTP layers (11.6B params) are not loaded")
+    assert spec.warnings[0].startswith("speculative decoding loads the checkpoint's MTP layers")
+
+
+def test_a_catalog_model_records_the_revision_given() -> None:
+    plan = build_plan(PlanRequest(model="qwen3-8b", gpus="1xH100", revision="v1.0"))
+    assert (plan.model.source, plan.model.revision) == ("catalog", "v1.0")
