@@ -135,3 +135,22 @@ def test_speculative_decoding_sizes_the_mtp_layer_in() -> None:
 def test_a_catalog_model_records_the_revision_given() -> None:
     plan = build_plan(PlanRequest(model="qwen3-8b", gpus="1xH100", revision="v1.0"))
     assert (plan.model.source, plan.model.revision) == ("catalog", "v1.0")
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_render_passes_the_revision_to_the_engine(engine: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        ["render", "qwen3-8b", "--gpus", "1xH100", "--engine", engine, "--revision", "v1.0",
+         "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    compose = (out / "local" / "compose.yaml").read_text()
+    assert '- "--revision"\n      - "v1.0"\n' in compose
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["model"]["revision"] == "v1.0"
