@@ -152,13 +152,15 @@ def build_plan(request: PlanRequest) -> Plan:
 def check_model_runs(work: Workload, *, speculative: bool = False) -> list[str]:
     """Refuse an architecture or weight format the target cannot run; the model's warnings."""
     from orchestrator.catalog import load_gpus
-    from orchestrator.models.engine_support import check_loadable
+    from orchestrator.models.engine_support import check_loadable, check_quantization
     from orchestrator.models.quantization import check_runs, served_format
 
     model = work.model
     loading = check_loadable(model, work.engine, work.engine_version)
     fmt = served_format(model.checkpoint, work.quantization)
-    check_runs(model.checkpoint, fmt, work.gpu, work.engine, list(load_gpus().values()))
+    if fmt == model.checkpoint.format:
+        check_quantization(model, work.engine, work.engine_version)
+    check_runs(fmt, work.gpu, list(load_gpus().values()))
     warnings = [*model.warnings, *loading]
     if model.mtp_params and speculative:
         warnings.append(

@@ -1,8 +1,8 @@
-"""Which architectures each pinned engine version loads.
+"""Which architectures and quantization methods each pinned engine version loads.
 
 The lists under `profiles/engines/architectures/` were extracted from the engines' released
-wheels by `scripts/gen_model_architectures.py` (vLLM's model registry, SGLang's model
-classes); each file records the wheel it came from.
+wheels by `scripts/gen_model_architectures.py` (vLLM's model and quantization registries,
+SGLang's model classes and quantization methods); each file records the wheel it came from.
 """
 
 from __future__ import annotations
@@ -18,17 +18,64 @@ from orchestrator.schema import ModelProfile
 _DIRECTORY = ("engines", "architectures")
 
 
+# A checkpoint's quant_method, and the loader names an engine may register it under (SGLang
+# loads GPTQ/AWQ checkpoints through its Marlin configs; vLLM loads AutoRound through INC).
+_METHOD_NAMES = {
+    "gptq": ("gptq", "gptq_marlin"),
+    "awq": ("awq", "awq_marlin"),
+    "auto-round": ("auto-round", "inc"),
+}
+
+
 @cache
-def architectures(engine: str, version: str) -> frozenset[str] | None:
-    """Architecture names `engine` `version` registers, or None when no list was extracted."""
+def _registry(engine: str, version: str) -> dict[str, frozenset[str]] | None:
     path = profiles_dir().joinpath(*_DIRECTORY, f"{engine}-{version}.json")
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return frozenset(str(name) for name in data["architectures"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        return {
+            key: frozenset(str(name) for name in data.get(key, ()))
+            for key in ("architectures", "quantization_methods")
+        }
+    except (OSError, ValueError, TypeError, AttributeError) as error:
         raise CatalogError(f"{path}: unreadable architecture list ({error})") from error
+
+
+def architectures(engine: str, version: str) -> frozenset[str] | None:
+    """Architecture names `engine` `version` registers, or None when no list was extracted."""
+    registry = _registry(engine, version)
+    return registry["architectures"] if registry is not None else None
+
+
+def quantization_methods(engine: str, version: str) -> frozenset[str] | None:
+    """`quant_method` values `engine` `version` loads, or None when no list was extracted."""
+    registry = _registry(engine, version)
+    return registry["quantization_methods"] or None if registry is not None else None
+
+
+def _loads_method(method: str, engine: str, version: str) -> bool:
+    known = quantization_methods(engine, version)
+    return known is None or any(name in known for name in _METHOD_NAMES.get(method, (method,)))
+
+
+def check_quantization(model: ModelProfile, engine: str, version: str) -> None:
+    """PlanError when the checkpoint's quantization method is not one the version loads."""
+    scheme = model.checkpoint.scheme
+    if scheme is None or _loads_method(scheme.method, engine, version):
+        return
+    able = [
+        f"{name} {other}"
+        for name in ("vllm", "sglang")
+        for other in versions_with_lists(name)
+        if quantization_methods(name, other) is not None
+        and _loads_method(scheme.method, name, other)
+    ]
+    hint = f"versions that load it: {', '.join(able)}" if able else "no pinned version loads it"
+    raise PlanError(
+        f"{engine} {version} cannot load {scheme.method} checkpoints ({model.hf_id})",
+        f"{hint}; choose one with --engine/--engine-version, or another format of the model",
+    )
 
 
 def _version_key(version: str) -> tuple[int, ...]:

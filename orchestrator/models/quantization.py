@@ -368,34 +368,12 @@ def runs_natively(fmt: str, gpu: GpuSpec) -> bool:
     return True
 
 
-# Methods each engine's loader accepts (their --quantization choices and config loaders).
-_ENGINE_ONLY = {
-    "blockwise_int8": "sglang",
-    "w8a8_int8": "sglang",
-    "w8a8_fp8": "sglang",
-}
-
-
-def check_runs(
-    checkpoint: Checkpoint,
-    fmt: str,
-    gpu: GpuSpec,
-    engine: str,
-    all_gpus: list[GpuSpec],
-) -> None:
+def check_runs(fmt: str, gpu: GpuSpec, all_gpus: list[GpuSpec]) -> None:
     """PlanError for weights the target cannot run; it names the GPUs or engine that can.
 
     FP8 on 8.0-8.6 and MXFP4 below Hopper run through Marlin weight-only kernels: they plan,
     and the resolver's warnings say the layers run slower.
     """
-    scheme = checkpoint.scheme if fmt == checkpoint.format else None
-    method = scheme.method if scheme is not None else fmt
-    only = _ENGINE_ONLY.get(method)
-    if only is not None and only != engine:
-        raise PlanError(
-            f"{method} checkpoints load only in {only}, not {engine}",
-            f"use --engine {only}, or a checkpoint in another format",
-        )
     if runs_natively(fmt, gpu) or (gpu.vendor == "amd" and fmt != "nvfp4"):
         return
     able = ", ".join(gpus_that_run(fmt, all_gpus)) or "none in the catalog"

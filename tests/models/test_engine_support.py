@@ -31,7 +31,19 @@ _MULTIMODAL_MODELS: dict[str, tuple[str, str]] = {
     "Gemma3ForConditionalGeneration": ("gemma3_mm", "Gemma3ForConditionalGeneration"),
 }
 """
+VLLM_QUANTIZATION = """
+from typing import Literal
+QuantizationMethods = Literal["awq", "fp8", "modelopt_fp4"]
+"""
+SGLANG_QUANTIZATION = """
+BASE_QUANTIZATION_METHODS: dict[str, type] = {"fp8": object, "w8a8_int8": object}
+if is_cpu() or is_cuda():
+    BASE_QUANTIZATION_METHODS.update({"mxfp4": object})
+if is_npu():
+    BASE_QUANTIZATION_METHODS.update({"npu_only": object})
+"""
 SGLANG_MODELS = {
+    "sglang/srt/layers/quantization/__init__.py": SGLANG_QUANTIZATION,
     "sglang/srt/models/llama.py": "class LlamaForCausalLM: ...\nEntryClass = LlamaForCausalLM\n",
     "sglang/srt/models/deepseek_v2.py": (
         "class DeepseekV2ForCausalLM: ...\nclass DeepseekV3ForCausalLM: ...\n"
@@ -50,22 +62,27 @@ def _wheel(cache: Path, name: str, files: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("engine", "files", "expected"),
+    ("engine", "files", "expected", "methods"),
     [
         (
             "vllm",
-            {"vllm/model_executor/models/registry.py": VLLM_REGISTRY},
+            {
+                "vllm/model_executor/models/registry.py": VLLM_REGISTRY,
+                "vllm/model_executor/layers/quantization/__init__.py": VLLM_QUANTIZATION,
+            },
             ["Gemma3ForConditionalGeneration", "LlamaForCausalLM", "Qwen3NextForCausalLM"],
+            ["awq", "fp8", "modelopt_fp4"],
         ),
         (
             "sglang",
             SGLANG_MODELS,
             ["DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "LlamaForCausalLM"],
+            ["fp8", "mxfp4", "w8a8_int8"],
         ),
     ],
 )
 def test_generator_reads_the_registries_without_importing_them(
-    engine: str, files: dict[str, str], expected: list[str], tmp_path: Path
+    engine: str, files: dict[str, str], expected: list[str], methods: list[str], tmp_path: Path
 ) -> None:
     _wheel(tmp_path / "cache", engine, files)
     out = tmp_path / "out"
@@ -76,6 +93,7 @@ def test_generator_reads_the_registries_without_importing_them(
     assert completed.returncode == 0, completed.stderr
     document = json.loads((out / f"{engine}-9.9.9.json").read_text())
     assert document["architectures"] == expected
+    assert document["quantization_methods"] == methods
     assert document["generated_by"].startswith(
         f"scripts/gen_model_architectures.py {engine} 9.9.9 from {engine}-9.9.9-py3-none-any.whl"
     )
@@ -154,3 +172,27 @@ def test_render_passes_the_revision_to_the_engine(engine: str, tmp_path: Path) -
     assert '- "--revision"\n      - "v1.0"\n' in compose
     plan = json.loads((out / "plan.json").read_text())
     assert plan["model"]["revision"] == "v1.0"
+
+
+@pytest.mark.parametrize(
+    ("method", "engine", "refused"),
+    [("fbgemm_fp8", "sglang", True), ("fbgemm_fp8", "vllm", False), ("gptq", "sglang", False),
+     ("bitsandbytes", "vllm", True), ("bitsandbytes", "sglang", False)],
+)  # fmt: skip
+def test_quantization_methods_follow_each_version_registry(
+    method: str, engine: str, refused: bool
+) -> None:
+    from orchestrator.models.engine_support import check_quantization
+    from orchestrator.schema import QuantScheme
+
+    base = load_models()["qwen3-8b"]
+    checkpoint = base.checkpoint.model_copy(
+        update={"format": "int8", "scheme": QuantScheme(method=method, weight_bits=8)}
+    )
+    model = base.model_copy(update={"checkpoint": checkpoint})
+    version = "0.33.0" if engine == "vllm" else "0.5.23"
+    if not refused:
+        check_quantization(model, engine, version)
+        return
+    with pytest.raises(PlanError, match=f"^{engine} {version} cannot load {method} checkpoints"):
+        check_quantization(model, engine, version)

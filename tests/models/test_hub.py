@@ -239,8 +239,16 @@ def test_sglang_only_format_is_refused_for_vllm(deploy: Runner) -> None:
     result = deploy("plan", "fixtures/Qwen3-8B-blockwise-int8", "--gpus", "1xH100")
     assert result.returncode == 2
     assert result.stderr.endswith(
-        "error: blockwise_int8 checkpoints load only in sglang, not vllm; use --engine sglang, "
-        "or a checkpoint in another format\n"
+        "error: vllm 0.33.0 cannot load blockwise_int8 checkpoints "
+        "(fixtures/Qwen3-8B-blockwise-int8); versions that load it: sglang 0.5.21, "
+        "sglang 0.5.22, sglang 0.5.23; choose one with --engine/--engine-version, or another "
+        "format of the model\n"
+    )
+    assert (
+        deploy(
+            "plan", "fixtures/Qwen3-8B-blockwise-int8", "--gpus", "1xH100", "--engine", "sglang"
+        ).returncode
+        == 0
     )
 
 
