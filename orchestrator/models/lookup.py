@@ -28,12 +28,12 @@ def find_model(text: str, revision: str | None = None) -> ModelProfile:
     `revision` (branch, tag or commit) selects the Hub revision; a catalog model keeps its
     facts and records the revision so rendered commands pin it.
     """
-    from orchestrator.models.hf_config import model_from_directory
-
     candidate = Path(text).expanduser()
     profile = catalog_model(text)
     # A directory wins, unless it is a stray folder named like a catalog model.
     if candidate.is_dir() and (profile is None or (candidate / "config.json").is_file()):
+        from orchestrator.models.hf_config import model_from_directory
+
         return model_from_directory(candidate)
     if profile is not None:
         return profile if revision is None else profile.model_copy(update={"revision": revision})
