@@ -187,6 +187,14 @@ def shared_experts(text: Mapping[str, Any]) -> int:
     return 1 if str(text.get("model_type", "")).startswith("llama4") else 0
 
 
+def gates_attention_output(text: Mapping[str, Any]) -> bool:
+    """Gated attention (Qwen3-Next always, Qwen3.5 by `attn_output_gate`): q_proj is doubled."""
+    value = text.get("attn_output_gate")
+    if isinstance(value, bool):
+        return value
+    return str(text.get("model_type", "")) == "qwen3_next"
+
+
 def mtp_layers(text: Mapping[str, Any]) -> int:
     """MTP / next-n prediction layers the config declares."""
     for key in ("num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_modules"):

@@ -237,7 +237,7 @@ def _attention_params(text: Mapping[str, Any], path: str) -> int:
             attention += (q_rank or hidden) * index_heads * index_dim
             attention += hidden * index_dim + 2 * index_dim + hidden * index_heads
         return attention
-    q_width = heads * head_dim * (2 if text.get("attn_output_gate") else 1)
+    q_width = heads * head_dim * (2 if families.gates_attention_output(text) else 1)
     attention = hidden * q_width + 2 * hidden * head_dim * kv_heads + heads * head_dim * hidden
     if text.get("attention_bias") or text.get("model_type") == "qwen2":
         attention += q_width + 2 * head_dim * kv_heads

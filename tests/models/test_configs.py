@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +211,18 @@ def test_mtp_layers_are_left_out_of_the_served_weights() -> None:
     served = meta["total_size"] - sharded.checkpoint.bytes
     assert served == pytest.approx(sharded.mtp_params * (1 + 4 / 128**2), rel=0.001)
     assert sharded.params_total == pytest.approx(671.03e9, rel=0.001)
+
+
+def test_a_local_single_file_checkpoint_is_sized_from_its_header(tmp_path: Path) -> None:
+    from orchestrator.models.lookup import find_model
+
+    from .fakehub import safetensors_header
+
+    config = json.loads((FIXTURES / "fixtures--Qwen3-0.6B-single-file" / "config.json").read_text())
+    directory = tmp_path / "Qwen3-0.6B"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps(config))
+    (directory / "model.safetensors").write_bytes(safetensors_header(config))
+    profile = find_model(str(directory))
+    assert (profile.origin, profile.name) == ("local", "qwen3-0.6b")
+    assert profile.checkpoint.bytes == 2 * profile.params_total

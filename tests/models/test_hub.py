@@ -289,3 +289,29 @@ def test_catalog_plan_never_imports_the_hub_library(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert completed.stdout.splitlines()[-1] == "False", completed.stderr
+
+
+def test_profiles_show_prints_a_hub_model(deploy: Runner, hub: FakeHub) -> None:
+    result = deploy("profiles", "show", "Qwen/Qwen3-Next-80B-A3B-Instruct")
+    assert result.returncode == 0, result.stderr
+    commit = hub.repos["Qwen/Qwen3-Next-80B-A3B-Instruct"].commit
+    assert result.stdout == (
+        "name              qwen3-next-80b-a3b-instruct\n"
+        "hf id             Qwen/Qwen3-Next-80B-A3B-Instruct\n"
+        "aliases           -\n"
+        "architecture      Qwen3NextForCausalLM\n"
+        "attention         GQA\n"
+        "layers            48\n"
+        "heads             16 query, 2 KV, head_dim 256\n"
+        "hidden size       2048\n"
+        "vocab             151936\n"
+        "max context       262144\n"
+        "parameters        79.7B total\n"
+        "MoE               512 experts, top-10, 1 shared, 3.9B active\n"
+        "linear attention  36 of 48 layers, 37.7 MiB state per request\n"
+        "checkpoint        bf16\n"
+        "source            hub at 326e00045b79a32563ec2d52550244b81964ccee\n"
+        "weights           148.4 GiB (one GPU, checkpoint format)\n"
+        "KV cache          24,576 B/token (BF16, layers that grow with context)\n"
+        "max TP            -\n"
+    ).replace("326e00045b79a32563ec2d52550244b81964ccee", commit)
