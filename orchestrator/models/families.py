@@ -5,7 +5,8 @@ answers from the fields each family's public definition (transformers' configura
 declares, so a new checkpoint of a known family needs no table entry:
 
 * sliding / global layers: `layer_types` (Gemma 3, gpt-oss, Qwen3.5...), else Gemma 2's
-  alternation and Gemma 3's `sliding_window_pattern`, else a window on every layer (Mistral);
+  alternation and `sliding_window_pattern` (Gemma 3, Cohere2), else a window on every layer
+  (Mistral);
 * chunked local attention: Llama 4's `attention_chunk_size`, on the layers `no_rope_layers`
   marks as RoPE layers (three of every four);
 * hybrid linear attention: Gated DeltaNet layers (`layer_types` "linear_attention", or every
@@ -128,8 +129,10 @@ def local_attention(text: Mapping[str, Any], layers: int) -> dict[str, Any] | No
         return None
     if model_type in GEMMA2_TYPES:
         return {"kind": "sliding", "window": window, "layers": (layers + 1) // 2}
-    if model_type in GEMMA3_TYPES:
-        pattern = _int(text, "sliding_window_pattern", GEMMA3_DEFAULT_PATTERN) or 1
+    pattern = _int(text, "sliding_window_pattern")
+    if model_type in GEMMA3_TYPES or pattern:
+        # Every pattern-th layer is global (Gemma 3: 6, Cohere2: 4).
+        pattern = pattern or GEMMA3_DEFAULT_PATTERN
         return {"kind": "sliding", "window": window, "layers": layers - layers // pattern}
     if text.get("use_sliding_window", True) is False:
         return None

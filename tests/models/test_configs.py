@@ -226,3 +226,14 @@ def test_a_local_single_file_checkpoint_is_sized_from_its_header(tmp_path: Path)
     profile = find_model(str(directory))
     assert (profile.origin, profile.name) == ("local", "qwen3-0.6b")
     assert profile.checkpoint.bytes == 2 * profile.params_total
+
+
+def test_cohere2_keeps_one_global_layer_in_four() -> None:
+    config = {
+        "architectures": ["Cohere2ForCausalLM"], "model_type": "cohere2", "hidden_size": 4096,
+        "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "intermediate_size": 14336, "vocab_size": 256000, "sliding_window": 4096,
+        "sliding_window_pattern": 4, "max_position_embeddings": 131072,
+    }  # fmt: skip
+    local = _profile(config).local_attention
+    assert local is not None and local.layers == 24
