@@ -65,10 +65,35 @@ def _progress(repo_id: str, revision: str | None, filename: str) -> None:
     sys.stderr.flush()
 
 
-def _cached(repo_id: str, filename: str, revision: str | None) -> bool:
+def _cache_state(repo_id: str, filename: str, revision: str | None) -> str:
+    """ "cached", "absent" (the Hub said 404 before and the cache noted it) or "unknown"."""
     from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.file_download import _CACHED_NO_EXIST
 
-    return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str)
+    found = try_to_load_from_cache(repo_id, filename, revision=revision)
+    if isinstance(found, str):
+        return "cached"
+    return "absent" if found is _CACHED_NO_EXIST else "unknown"
+
+
+def _probe(repo_id: str, filename: str, revision: str | None) -> None:
+    """One HEAD without the client's retries, so an unreachable Hub fails in a second, not
+    after its ~20 s of back-off; HTTP errors surface as the client's typed errors."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision))
+    except (HfHubHTTPError, EntryNotFoundError):
+        raise  # the Hub answered: gated, missing repo, revision or file
+    except Exception as error:
+        at = f" at revision {revision}" if revision else ""
+        raise HubError(
+            f"cannot reach the Hugging Face Hub at {_endpoint()} for {repo_id}{at} "
+            f"({type(error).__name__}: {error})",
+            f"check the network or HF_ENDPOINT, set HF_HUB_OFFLINE=1 to use the cache, "
+            f"{LOCAL_HINT}",
+        ) from error
 
 
 def _download(repo_id: str, filename: str, revision: str | None, *, required: bool) -> Path | None:
@@ -83,9 +108,14 @@ def _download(repo_id: str, filename: str, revision: str | None, *, required: bo
         RevisionNotFoundError,
     )
 
-    if not _cached(repo_id, filename, revision) and not _offline():
-        _progress(repo_id, revision, filename)
+    state = _cache_state(repo_id, filename, revision)
+    if state == "absent" and not required:
+        return None
     try:
+        if state != "cached" and not _offline():
+            _progress(repo_id, revision, filename)
+            if required:
+                _probe(repo_id, filename, revision)
         return Path(hf_hub_download(repo_id, filename, revision=revision))
     except GatedRepoError as error:
         raise HubError(

@@ -233,7 +233,13 @@ class FakeHub:
             )
 
     def _error(
-        self, handler: BaseHTTPRequestHandler, status: int, code: str, message: str, head: bool
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        code: str,
+        message: str,
+        head: bool,
+        commit: str | None = None,
     ) -> None:
         body = json.dumps({"error": message}).encode()
         headers = {
@@ -241,6 +247,9 @@ class FakeHub:
             "X-Error-Code": code,
             "X-Error-Message": message,
         }
+        if commit is not None:
+            # As the Hub does: the client records the missing file under that commit.
+            headers["X-Repo-Commit"] = commit
         self._reply(handler, status, body, headers, head=head)
 
     def _access_denied(self, handler: BaseHTTPRequestHandler, repo: Repo, head: bool) -> bool:
@@ -298,7 +307,8 @@ class FakeHub:
         filename = resolve.group(3)
         content = repo.files.get(filename)
         if content is None:
-            self._error(handler, 404, "EntryNotFound", f"{filename} does not exist", head)
+            message = f"{filename} does not exist"
+            self._error(handler, 404, "EntryNotFound", message, head, commit=commit)
             return
         self._file(handler, repo, commit, filename, content, head)
 
