@@ -22,9 +22,9 @@ from orchestrator.plan import (
     Request,
     Role,
 )
+from orchestrator.planning.resolver import resolve
+from orchestrator.planning.resolver.context import Workload
 from orchestrator.request import PlanRequest
-from orchestrator.resolver import resolve
-from orchestrator.resolver_context import Workload
 from orchestrator.schema import ModelProfile
 
 DEFAULT_CONTEXT = 32768

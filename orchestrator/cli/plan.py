@@ -102,7 +102,7 @@ def format_plan(result: Plan) -> str:
             where = ", ".join(s.node for r in role.replicas for s in r.slices)
             rows.append([role.name, "-", "1", "0", where])
             continue
-        from orchestrator.resolver_explain import placement_text
+        from orchestrator.planning.resolver.explain import placement_text
 
         gpus = role.parallelism.gpus * len(role.replicas)
         rows.append(

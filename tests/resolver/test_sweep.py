@@ -13,9 +13,9 @@ from orchestrator.catalog import find_model, load_models
 from orchestrator.hardware import resolve_cluster
 from orchestrator.plan import Plan
 from orchestrator.planner import build_plan, workload_for
+from orchestrator.planning.resolver.context import Shape
+from orchestrator.planning.resolver.rules import validate
 from orchestrator.request import PlanRequest
-from orchestrator.resolver_context import Shape
-from orchestrator.resolver_rules import validate
 
 from .conftest import CLUSTERS_DIR
 

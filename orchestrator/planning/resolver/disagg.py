@@ -12,11 +12,17 @@ from __future__ import annotations
 from orchestrator.errors import PlanError
 from orchestrator.hardware.model import Cluster, Node
 from orchestrator.plan import NodeSlice, Parallelism, Reason, Replica, Role
-from orchestrator.resolver import Resolution, Selection, resolve, role_from, select
-from orchestrator.resolver_context import Workload
-from orchestrator.resolver_explain import alternatives, decision_reasons, fit_reason, warnings_for
-from orchestrator.resolver_placement import subset_node
-from orchestrator.resolver_rules import check_pins
+from orchestrator.planning.resolver.context import Workload
+from orchestrator.planning.resolver.explain import (
+    alternatives,
+    decision_reasons,
+    fit_reason,
+    warnings_for,
+)
+from orchestrator.planning.resolver.placement import subset_node
+from orchestrator.planning.resolver.rules import check_pins
+from orchestrator.planning.resolver.select import Resolution, Selection, role_from, select
+from orchestrator.planning.resolver.single import resolve_single
 
 
 def _smallest_instance(work: Workload) -> int | None:
@@ -106,7 +112,7 @@ def resolve_disagg(work: Workload, pinned: dict[str, int]) -> Resolution:
     check_pins(work)
     base = _smallest_instance(work)
     if base is None:
-        resolution = resolve(work)
+        resolution = resolve_single(work)
         resolution.warnings.append(
             "disaggregation skipped: the model does not fit this hardware as one instance"
         )

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.plan import MemoryEstimate, Replica
-from orchestrator.resolver_context import Shape, Workload
-from orchestrator.resolver_placement import place, tp_within_domains
-from orchestrator.resolver_rules import (
+from orchestrator.planning.resolver.context import Shape, Workload
+from orchestrator.planning.resolver.placement import place, tp_within_domains
+from orchestrator.planning.resolver.rules import (
     matches_pins,
     node_span,
     search_sizes,

@@ -7,9 +7,9 @@ changes a decision.
 from __future__ import annotations
 
 from orchestrator.plan import Alternative, Reason, Replica
-from orchestrator.resolver_candidates import Candidate
-from orchestrator.resolver_context import Workload
-from orchestrator.resolver_scoring import loss
+from orchestrator.planning.resolver.candidates import Candidate
+from orchestrator.planning.resolver.context import Workload
+from orchestrator.planning.resolver.scoring import loss
 
 MAX_ALTERNATIVES = 4
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchestrator.resolver_candidates import Candidate
-from orchestrator.resolver_context import Workload
+from orchestrator.planning.resolver.candidates import Candidate
+from orchestrator.planning.resolver.context import Workload
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,52 @@
+"""One `serve` role: the selection, explained, with a suggestion when nothing fits."""
+
+from __future__ import annotations
+
+from orchestrator.plan import Reason
+from orchestrator.planning.resolver.candidates import Candidate
+from orchestrator.planning.resolver.context import Workload
+from orchestrator.planning.resolver.explain import (
+    alternatives,
+    decision_reasons,
+    fit_reason,
+    warnings_for,
+)
+from orchestrator.planning.resolver.select import Resolution, role_from, select
+from orchestrator.planning.resolver.suggest import suggest
+
+
+def resolve_single(work: Workload) -> Resolution:
+    """Plan one request as a single `serve` role."""
+    selection = select(work)
+    chosen = selection.chosen
+    memory = chosen.memory
+    assert memory is not None
+    rationale = [fit_reason(chosen, selection.ranked, work, selection.fits)]
+    rationale += decision_reasons(chosen, work, fits=selection.fits)
+    rationale.append(disagg_advice(work, chosen))
+    resolution = Resolution(
+        roles=[role_from("serve", selection)],
+        parallelism=chosen.shape.parallelism(),
+        memory=memory,
+        fits=selection.fits,
+        rationale=rationale,
+        alternatives=alternatives(chosen, selection.ranked, work) if selection.fits else [],
+        warnings=warnings_for(chosen, work),
+    )
+    if not selection.fits:
+        resolution.suggestion = suggest(work)
+    return resolution
+
+
+def disagg_advice(work: Workload, chosen: Candidate) -> Reason:
+    """Why prefill and decode share engines here, and when splitting them would pay."""
+    moe = work.model.moe
+    nodes = len(work.nodes)
+    if moe is not None and nodes >= 4 and work.model.params_total >= 200e9:
+        why = (
+            f"not requested; a large MoE on {nodes} nodes is the case for --disagg "
+            f"(prefill and decode pools with wide EP, the decode pool larger)"
+        )
+    else:
+        why = "not requested; prefill and decode share each engine (simplest, no KV transfer)"
+    return Reason(decision="disaggregation", choice="off", why=why)
