@@ -62,14 +62,25 @@ def _check_numbers(request: PlanRequest) -> None:
         raise InputError(
             f"--gpu-memory-utilization {utilization} is out of range", "use a value in (0, 1]"
         )
+    for name, value in (("--isl", request.isl), ("--osl", request.osl)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} {value} is not a token count", f"use {name} 1 or more")
+    if request.request_rate is not None and request.request_rate <= 0:
+        raise InputError(
+            f"--request-rate {request.request_rate} is not a rate", "use a positive requests/s"
+        )
+    if request.request_rate is not None and request.concurrency is not None:
+        raise InputError("--concurrency and --request-rate are two loads", "give one of them")
     if not request.disagg and (request.prefill_gpus or request.decode_gpus):
         raise InputError("--prefill-gpus/--decode-gpus size disaggregated pools", "add --disagg")
 
 
 def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) -> Workload:
     from orchestrator.memory import estimate
+    from orchestrator.planning.slo import parse_slo
 
     engine_version = resolve_version(request.engine, request.engine_version)
+    slo_ttft_ms, slo_tpot_ms = parse_slo(request.slo)
     return Workload(
         model=model,
         cluster=cluster,
@@ -84,6 +95,11 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
         memory_fraction=request.gpu_memory_utilization,
         pins=request.pins(),
         max_gpus=request.max_gpus,
+        isl=request.isl,
+        osl=request.osl,
+        request_rate=request.request_rate,
+        slo_ttft_ms=slo_ttft_ms,
+        slo_tpot_ms=slo_tpot_ms,
     )
 
 
@@ -128,6 +144,11 @@ def build_plan(request: PlanRequest) -> Plan:
             api_key_env=request.api_key_env,
             kv_connector=request.kv_connector,
             distributed_backend=request.distributed_backend,
+            isl=request.isl,
+            osl=request.osl,
+            request_rate=request.request_rate,
+            slo_ttft_ms=work.slo_ttft_ms,
+            slo_tpot_ms=work.slo_tpot_ms,
         ),
         parallelism=resolution.parallelism,
         roles=resolution.roles,
@@ -137,6 +158,8 @@ def build_plan(request: PlanRequest) -> Plan:
         alternatives=resolution.alternatives,
         warnings=[*resolution.warnings, *_backend_warnings(request, resolution.roles)],
         suggestion=resolution.suggestion,
+        prediction=resolution.prediction,
+        adjustments=resolution.adjustments,
     )
 
 

@@ -136,12 +136,9 @@ def forecast(
             load = min(0.95, rate_in / full)
             wait = prefill_seconds(inst, traffic.isl, eff) * load / (2 * (1 - load))
     else:
-        wanted = (
-            traffic.concurrency
-            if traffic.concurrency is not None
-            else (traffic.num_requests or cap)
-        )
-        wanted = max(1, math.ceil(wanted / replicas))
+        offered = traffic.concurrency if traffic.concurrency is not None else traffic.num_requests
+        # No load given: as many requests as one instance runs (saturation).
+        wanted = cap if offered is None else max(1, math.ceil(offered / replicas))
         batch = float(min(wanted, cap))
         ttft, tpot, bound = _in_system(inst, traffic, batch, eff)
         served = _rate(traffic, batch, ttft, tpot)

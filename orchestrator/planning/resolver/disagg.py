@@ -20,6 +20,7 @@ from orchestrator.planning.resolver.explain import (
     warnings_for,
 )
 from orchestrator.planning.resolver.placement import subset_node
+from orchestrator.planning.resolver.predict import as_prediction
 from orchestrator.planning.resolver.rules import check_pins
 from orchestrator.planning.resolver.select import Resolution, Selection, role_from, select
 from orchestrator.planning.resolver.single import resolve_single
@@ -149,6 +150,7 @@ def resolve_disagg(work: Workload, pinned: dict[str, int]) -> Resolution:
         rationale=rationale,
         alternatives=alternatives(decode.chosen, decode.ranked, decode_work),
         warnings=warnings,
+        prediction=as_prediction(decode.chosen.forecast) if decode.chosen.forecast else None,
     )
 
 

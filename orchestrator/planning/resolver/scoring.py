@@ -7,11 +7,14 @@ criterion, so the first criterion where a runner-up is worse is exactly its reas
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator.planning.performance import Forecast
 from orchestrator.planning.resolver.candidates import Candidate
 from orchestrator.planning.resolver.context import Workload
+from orchestrator.planning.resolver.predict import short
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,8 @@ class Criterion:
     value: Callable[[Candidate, Workload], float]
     # (loser, winner, work) -> why the loser is worse on this criterion
     why: Callable[[Candidate, Candidate, Workload], str]
+    # Values are predictions in log space: within TIE_STEP of the field's best they tie.
+    relative: bool = False
 
 
 def _shortfall(c: Candidate, w: Candidate, work: Workload) -> str:
@@ -136,35 +141,196 @@ MORE_CAPACITY = Criterion(
     ),
 )
 
+# Predicted performance (docs/performance.md). Layouts without an estimate sort last.
+WORST = 1e18
+
+
+def _forecast(c: Candidate) -> Forecast | None:
+    return c.forecast if c.memory is not None else None
+
+
+# Predictions within 10 % of each other are ties (the model's resolution is coarser), so the
+# simpler layout (fewer GPUs per instance, then the shape order) wins them.
+TIE_STEP = math.log(1.10)
+
+
+def _value(c: Candidate, attribute: str, sign: float, per: float = 1.0) -> float:
+    result = _forecast(c)
+    if result is None:
+        return WORST
+    figure = float(getattr(result, attribute)) / per
+    return sign * math.log(max(figure, 1e-9))
+
+
+def _versus(c: Candidate, w: Candidate, text: str) -> str:
+    loser, winner = _forecast(c), _forecast(w)
+    if loser is None or winner is None:
+        return text
+    return f"{text}: {short(loser)} vs {short(winner)} for {w.shape.label()} x {len(w.replicas)}"
+
+
+def _ratio(c: Candidate, w: Candidate, attribute: str) -> str:
+    loser, winner = _forecast(c), _forecast(w)
+    if loser is None or winner is None:
+        return ""
+    a, b = float(getattr(loser, attribute)), float(getattr(winner, attribute))
+    return f" ({(a - b) / b * 100:+.0f}%)" if b else ""
+
+
+def _misses(c: Candidate, work: Workload) -> list[str]:
+    result = _forecast(c)
+    ttft, tpot = work.slo
+    if result is None:
+        return ["no estimate"]
+    missed = []
+    if ttft is not None and result.ttft_ms > ttft:
+        missed.append(f"TTFT {result.ttft_ms:.0f} ms > {ttft:.0f} ms")
+    if tpot is not None and result.tpot_ms > tpot:
+        missed.append(f"TPOT {result.tpot_ms:.1f} ms > {tpot:.0f} ms")
+    return missed
+
+
+SLO_MET = Criterion(
+    "slo",
+    lambda c, work: float(bool(_misses(c, work))),
+    lambda c, w, work: _versus(c, w, "misses the SLO (" + ", ".join(_misses(c, work)) + ")"),
+)
+
+
+def _kv_room_short(c: Candidate, work: Workload) -> bool:
+    needed = work.load_concurrency or work.needed_concurrency
+    return c.capacity < needed
+
+
+def _kv_room_why(c: Candidate, w: Candidate, work: Workload) -> str:
+    per_instance = c.memory.max_concurrency if c.memory else 0.0
+    text = (
+        f"KV-bound: {per_instance:.1f} requests per instance at {work.context // 1024}k "
+        f"({c.capacity:.1f} in all; {work.load_concurrency or work.needed_concurrency} wanted)"
+    )
+    return _versus(c, w, text)
+
+
+KV_ROOM = Criterion("kv-room", lambda c, work: float(_kv_room_short(c, work)), _kv_room_why)
+MOST_OUTPUT = Criterion(
+    "output",
+    lambda c, work: _value(c, "output_tokens_per_s", -1.0),
+    lambda c, w, work: _versus(c, w, "less output" + _ratio(c, w, "output_tokens_per_s")),
+    relative=True,
+)
+# Per GPU of the hardware asked for: GPUs a layout leaves idle produce nothing.
+MOST_PER_GPU = Criterion(
+    "per-gpu",
+    lambda c, work: _value(c, "output_tokens_per_s", -1.0, per=work.usable_gpus),
+    lambda c, w, work: _versus(
+        c, w, "less output per GPU" + _ratio(c, w, "output_tokens_per_s_per_gpu")
+    ),
+    relative=True,
+)
+LOWEST_TPOT = Criterion(
+    "tpot",
+    lambda c, work: _value(c, "tpot_ms", 1.0),
+    lambda c, w, work: _versus(c, w, "slower decode" + _ratio(c, w, "tpot_ms")),
+    relative=True,
+)
+LOWEST_TTFT = Criterion(
+    "ttft",
+    lambda c, work: _value(c, "ttft_ms", 1.0),
+    lambda c, w, work: _versus(c, w, "slower first token" + _ratio(c, w, "ttft_ms")),
+    relative=True,
+)
+
+
+def _sglang_deepseek_on_hopper(work: Workload) -> bool:
+    return (
+        work.engine == "sglang"
+        and work.model.is_moe
+        and work.model.attention == "mla"
+        and work.gpu.name.startswith(("H100", "H200"))
+    )
+
+
+# Expert practice the model cannot see: SGLang's DeepSeek V3/R1 recipe on H100/H200 nodes is
+# plain TP (TP8 on one node, TP16 over two), adding DP attention and EP only for throughput
+# (sgl-project/sglang benchmark/deepseek_v3/README.md).
+SGLANG_PLAIN_TP = Criterion(
+    "sglang-plain-tp",
+    lambda c, work: _plain_tp_penalty(c, work),
+    lambda c, w, work: (
+        "SGLang serves DeepSeek on H100/H200 nodes as plain TP; DP attention and EP are its "
+        "throughput recipe, PP is in neither (benchmark/deepseek_v3/README.md)"
+    ),
+)
+
+
+def _plain_tp_penalty(c: Candidate, work: Workload) -> float:
+    if not _sglang_deepseek_on_hopper(work):
+        return 0.0
+    if c.shape.pp > 1:
+        return 2.0
+    return float(c.shape.ep > 1 or c.shape.attn_dp > 1)
+
+
 GATES = [FITS, MEETS, SOFT]
 
 
 def criteria(work: Workload) -> list[Criterion]:
-    """The ordered criteria of the request's goal on this engine and model."""
+    """The ordered criteria of the request's goal on this engine and model.
+
+    Engine rules with their sources come first (what the model cannot see), then the
+    prediction decides; the shape breaks remaining ties.
+    """
     goal = work.goal
     moe = work.model.is_moe
     if work.prefer_wide_ep and moe:
         first = DP_EP if work.engine == "vllm" else ATTN_DP
         order = [first, WIDER_EP, DOMAIN, LESS_PP, MORE_CAPACITY]
     elif goal == "latency":
-        order = [NODES, VLLM_PP_ACROSS_NODES, WIDER_TP, LESS_DP, LESS_PP, DOMAIN, EP_ON]
-        order += [NO_ATTN_DP, MORE_REPLICAS]
+        order = [VLLM_PP_ACROSS_NODES, SGLANG_PLAIN_TP, SLO_MET, LOWEST_TPOT, LOWEST_TTFT]
+        # Ties (within the model's margin) go to the simplest fast layout: plain wide TP.
+        order += [LESS_DP, WIDER_TP, LESS_PP, MORE_REPLICAS]
     elif goal == "throughput":
+        order = [VLLM_PP_ACROSS_NODES]
         if moe and work.engine == "vllm":
-            order = [DP_EP, NODES, WIDER_DP, INSTANCE_GPUS, LESS_PP, DOMAIN]
+            # vLLM's throughput recipe for MoE: DP attention with EP experts (docs: "Data
+            # Parallel Deployment", "Expert Parallel Deployment").
+            order += [DP_EP]
         elif moe and work.engine == "sglang" and work.model.attention == "mla":
-            order = [ATTN_DP, INSTANCE_GPUS, NODES, LESS_PP, DOMAIN, EP_ON]
-        else:
-            order = [INSTANCE_GPUS, NODES, VLLM_PP_ACROSS_NODES, LESS_PP, DOMAIN, EP_ON]
-        order += [MORE_CAPACITY, MORE_REPLICAS]
+            order += [ATTN_DP, EP_ON, LESS_PP]
+        order += [SLO_MET, MOST_PER_GPU, MOST_OUTPUT, INSTANCE_GPUS]
     else:
-        order = [INSTANCE_GPUS, NODES, VLLM_PP_ACROSS_NODES, LESS_DP, LESS_PP, DOMAIN]
-        order += [EP_ON, NO_ATTN_DP, MORE_REPLICAS, MORE_CAPACITY]
+        order = [VLLM_PP_ACROSS_NODES, SGLANG_PLAIN_TP, KV_ROOM, SLO_MET, MOST_OUTPUT]
+        order += [LOWEST_TPOT, INSTANCE_GPUS]
     return GATES + order
 
 
-def rank_key(candidate: Candidate, work: Workload, order: list[Criterion]) -> tuple[float, ...]:
-    values = tuple(criterion.value(candidate, work) for criterion in order)
+def _bests(cands: list[Candidate], work: Workload, order: list[Criterion]) -> dict[str, float]:
+    """The best value of each relative criterion over the layouts that fit."""
+    fitting = [c for c in cands if c.fits] or cands
+    return {
+        criterion.name: min(criterion.value(c, work) for c in fitting)
+        for criterion in order
+        if criterion.relative and fitting
+    }
+
+
+def _bucket(value: float, best: float) -> float:
+    return float(math.floor((value - best) / TIE_STEP + 1e-9))
+
+
+def rank_key(
+    candidate: Candidate,
+    work: Workload,
+    order: list[Criterion],
+    bests: dict[str, float] | None = None,
+) -> tuple[float, ...]:
+    bests = bests or {}
+    values = tuple(
+        _bucket(criterion.value(candidate, work), bests[criterion.name])
+        if criterion.relative and criterion.name in bests
+        else criterion.value(candidate, work)
+        for criterion in order
+    )
     # The shape itself breaks remaining ties, so the result never depends on search order.
     shape = candidate.shape
     return (*values, shape.tp, shape.pp, shape.dp, shape.ep, shape.attn_dp)
@@ -172,13 +338,30 @@ def rank_key(candidate: Candidate, work: Workload, order: list[Criterion]) -> tu
 
 def rank(cands: list[Candidate], work: Workload) -> list[Candidate]:
     order = criteria(work)
-    return sorted(cands, key=lambda c: rank_key(c, work, order))
+    bests = _bests(cands, work, order)
+    return sorted(cands, key=lambda c: rank_key(c, work, order, bests))
 
 
-def loss(loser: Candidate, winner: Candidate, work: Workload) -> tuple[str, str]:
-    """(criterion name, reason): the first criterion of the goal on which `loser` is worse."""
-    for criterion in criteria(work):
-        if criterion.value(loser, work) > criterion.value(winner, work):
+def loss(
+    loser: Candidate,
+    winner: Candidate,
+    work: Workload,
+    field: list[Candidate] | None = None,
+) -> tuple[str, str]:
+    """(criterion name, reason): the first criterion of the goal on which `loser` is worse
+    (for predictions: in a worse tie bucket of `field`, or by more than the tie margin)."""
+    order = criteria(work)
+    bests = _bests(field, work, order) if field else {}
+    for criterion in order:
+        lost, won = criterion.value(loser, work), criterion.value(winner, work)
+        if criterion.relative and criterion.name in bests:
+            best = bests[criterion.name]
+            worse = _bucket(lost, best) > _bucket(won, best)
+        elif criterion.relative:
+            worse = lost - won >= TIE_STEP - 1e-9
+        else:
+            worse = lost > won
+        if worse:
             return criterion.name, criterion.why(loser, winner, work)
     return "ties", "ranked lower on ties (same cost, larger sizes)"
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.errors import PlanError
-from orchestrator.plan import Alternative, MemoryEstimate, Parallelism, Reason, Role
+from orchestrator.plan import (
+    Adjustment,
+    Alternative,
+    MemoryEstimate,
+    Parallelism,
+    Prediction,
+    Reason,
+    Role,
+)
 from orchestrator.planning.resolver.candidates import Candidate, candidates
 from orchestrator.planning.resolver.context import PIN_FLAGS, Workload
 from orchestrator.planning.resolver.rules import check_pins
@@ -24,6 +32,8 @@ class Resolution:
     alternatives: list[Alternative] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     suggestion: str | None = None
+    prediction: Prediction | None = None
+    adjustments: list[Adjustment] = field(default_factory=list)
 
 
 @dataclass

@@ -9,8 +9,10 @@ from orchestrator.planning.resolver.explain import (
     alternatives,
     decision_reasons,
     fit_reason,
+    performance_reason,
     warnings_for,
 )
+from orchestrator.planning.resolver.predict import as_prediction
 from orchestrator.planning.resolver.select import Resolution, role_from, select
 from orchestrator.planning.resolver.suggest import suggest
 
@@ -23,6 +25,7 @@ def resolve_single(work: Workload) -> Resolution:
     assert memory is not None
     rationale = [fit_reason(chosen, selection.ranked, work, selection.fits)]
     rationale += decision_reasons(chosen, work, fits=selection.fits)
+    rationale.append(performance_reason(chosen, work))
     rationale.append(disagg_advice(work, chosen))
     resolution = Resolution(
         roles=[role_from("serve", selection)],
@@ -32,6 +35,7 @@ def resolve_single(work: Workload) -> Resolution:
         rationale=rationale,
         alternatives=alternatives(chosen, selection.ranked, work) if selection.fits else [],
         warnings=warnings_for(chosen, work),
+        prediction=as_prediction(chosen.forecast) if chosen.forecast else None,
     )
     if not selection.fits:
         resolution.suggestion = suggest(work)
