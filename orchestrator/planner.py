@@ -100,6 +100,7 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
         request_rate=request.request_rate,
         slo_ttft_ms=slo_ttft_ms,
         slo_tpot_ms=slo_tpot_ms,
+        context_asked=request.context is not None,
     )
 
 
@@ -121,6 +122,9 @@ def build_plan(request: PlanRequest) -> Plan:
         if value is not None
     }
     resolution = resolve(work, disagg=request.disagg, pools=pools)
+    # Near-fit may have shortened the context or chosen an FP8 KV cache: the plan (and the
+    # rendered flags) carry what was sized.
+    planned = resolution.work or work
     return Plan(
         name=deployment_name(model.name, request.name),
         model=model_summary(model),
@@ -132,10 +136,10 @@ def build_plan(request: PlanRequest) -> Plan:
         hardware=hardware_summary(work.cluster),
         request=Request(
             goal=request.goal,
-            context=work.context,
+            context=planned.context,
             concurrency=request.concurrency,
             quantization=request.quantization,
-            kv_cache_dtype=request.kv_cache_dtype,
+            kv_cache_dtype=planned.kv_cache_dtype,  # type: ignore[arg-type]
             gpu_memory_utilization=request.gpu_memory_utilization,
             disagg=request.disagg,
             pins=work.pins,

@@ -38,8 +38,12 @@ def add_memory_flags(place: Placement, argv: Argv, spelling: MemorySpelling) -> 
         why=spelling.fraction_why,
     )
     if plan.request.kv_cache_dtype == "fp8":
+        chosen = any(item.knob == "kv_cache_dtype" for item in plan.adjustments)
         argv.flag(
-            "--kv-cache-dtype", spelling.fp8_kv_value, origin="user", why="--kv-cache-dtype fp8"
+            "--kv-cache-dtype",
+            spelling.fp8_kv_value,
+            origin="resolver" if chosen else "user",
+            why="FP8 KV cache so the layout fits" if chosen else "--kv-cache-dtype fp8",
         )
     quant = plan.request.quantization
     if not quant or quant == plan.model.checkpoint_format:

@@ -60,7 +60,7 @@ def _check_fitting(plan: Plan, request: PlanRequest) -> None:
 
 
 def _suggested_request(suggestion: str, model: str, engine: str, goal: str) -> PlanRequest:
-    first = suggestion.removeprefix("fits on ").split(" or ")[0]
+    first = suggestion.split(";")[0].removeprefix("fits on ").split(" or ")[0]
     nodes = 1
     if " nodes of " in first:
         count, first = first.split(" nodes of ")

@@ -99,6 +99,8 @@ class Workload:
     request_rate: float | None = None
     slo_ttft_ms: float | None = None
     slo_tpot_ms: float | None = None
+    # The user gave --context (near-fit may shorten only deploy's default).
+    context_asked: bool = False
     _memo: dict[Shape, MemoryEstimate] = field(default_factory=dict, repr=False)
 
     @property
@@ -211,6 +213,7 @@ class Workload:
             request_rate=self.request_rate,
             slo_ttft_ms=self.slo_ttft_ms,
             slo_tpot_ms=self.slo_tpot_ms,
+            context_asked=self.context_asked,
             # Same GPU type: the per-shape estimates stay valid.
             _memo=self._memo if cluster.gpu == self.gpu else {},
         )

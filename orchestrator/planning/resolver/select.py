@@ -34,6 +34,8 @@ class Resolution:
     suggestion: str | None = None
     prediction: Prediction | None = None
     adjustments: list[Adjustment] = field(default_factory=list)
+    # The workload as planned: the user's, or its near-fit variant (context, fraction, KV).
+    work: Workload | None = None
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.plan import Reason
+from orchestrator.plan import Adjustment, Reason
 from orchestrator.planning.resolver.candidates import Candidate
 from orchestrator.planning.resolver.context import Workload
 from orchestrator.planning.resolver.explain import (
@@ -20,6 +20,23 @@ from orchestrator.planning.resolver.suggest import suggest
 def resolve_single(work: Workload) -> Resolution:
     """Plan one request as a single `serve` role."""
     selection = select(work)
+    adjusted: list[Adjustment] = []
+    knobs: str | None = None
+    if not selection.fits:
+        from orchestrator.planning.resolver.nearfit import (
+            closest_knobs,
+            near_fit,
+            quantized_sibling,
+        )
+
+        found = near_fit(work, context_asked=work.context_asked)
+        if found is not None:
+            work, selection, adjusted = found.work, found.selection, found.adjustments
+        else:
+            knobs = closest_knobs(work, context_asked=work.context_asked)
+            sibling = quantized_sibling(work)
+            if sibling:
+                knobs = f"{knobs}; {sibling}" if knobs else sibling
     chosen = selection.chosen
     memory = chosen.memory
     assert memory is not None
@@ -36,9 +53,13 @@ def resolve_single(work: Workload) -> Resolution:
         alternatives=alternatives(chosen, selection.ranked, work) if selection.fits else [],
         warnings=warnings_for(chosen, work),
         prediction=as_prediction(chosen.forecast) if chosen.forecast else None,
+        adjustments=adjusted,
+        work=work,
     )
     if not selection.fits:
-        resolution.suggestion = suggest(work)
+        hardware = suggest(work)
+        parts = [part for part in (hardware, knobs) if part]
+        resolution.suggestion = "; ".join(parts) if parts else None
     return resolution
 
 
