@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from orchestrator.plan import MemoryEstimate, Prediction, Replica
+from orchestrator.plan import MemoryEstimate, Replica
 from orchestrator.planning.performance import Forecast, Instance, Traffic, forecast
+from orchestrator.planning.performance.from_plan import as_prediction
 from orchestrator.planning.resolver.context import Shape, Workload
 
 GIB = 2**30
+__all__ = ["as_prediction", "predict", "short", "traffic_of"]
 
 
 def traffic_of(work: Workload) -> Traffic:
@@ -49,19 +51,6 @@ def predict(
         kv_tokens=memory.kv_cache_tokens,
         context=work.context,
         replicas=len(replicas),
-    )
-
-
-def as_prediction(result: Forecast) -> Prediction:
-    return Prediction(
-        ttft_ms=result.ttft_ms,
-        tpot_ms=result.tpot_ms,
-        output_tokens_per_s=result.output_tokens_per_s,
-        input_tokens_per_s=result.input_tokens_per_s,
-        output_tokens_per_s_per_gpu=result.output_tokens_per_s_per_gpu,
-        requests_per_s=result.requests_per_s,
-        max_concurrency=result.max_concurrency,
-        bound=result.bound,
     )
 
 
