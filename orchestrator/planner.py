@@ -28,6 +28,8 @@ from orchestrator.request import PlanRequest
 from orchestrator.schema import ModelProfile
 
 DEFAULT_CONTEXT = 32768
+# The prefill token budget, as each engine spells it (a user's --engine-arg wins).
+BATCHED_TOKEN_FLAGS = ("--max-num-batched-tokens", "--chunked-prefill-size")
 
 
 def settle_context(model: ModelProfile, context: int | None) -> int:
@@ -101,6 +103,9 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
         slo_ttft_ms=slo_ttft_ms,
         slo_tpot_ms=slo_tpot_ms,
         context_asked=request.context is not None,
+        batched_tokens_asked=any(
+            arg.split("=")[0] in BATCHED_TOKEN_FLAGS for arg in request.engine_args
+        ),
     )
 
 

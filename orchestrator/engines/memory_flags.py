@@ -45,6 +45,19 @@ def add_memory_flags(place: Placement, argv: Argv, spelling: MemorySpelling) -> 
             origin="resolver" if chosen else "user",
             why="FP8 KV cache so the layout fits" if chosen else "--kv-cache-dtype fp8",
         )
+    for item in plan.adjustments:
+        if item.knob == "max_num_batched_tokens":
+            flag = (
+                "--max-num-batched-tokens"
+                if plan.engine.name == "vllm"
+                else "--chunked-prefill-size"
+            )
+            argv.flag(
+                flag,
+                item.value,
+                origin="resolver",
+                why="smaller activation peak so the layout fits",
+            )
     quant = plan.request.quantization
     if not quant or quant == plan.model.checkpoint_format:
         return

@@ -82,10 +82,29 @@ def test_an_asked_context_is_not_shortened() -> None:
     assert all(a.knob != "context" for a in plan.adjustments)
 
 
-def test_fp8_kv_is_chosen_when_it_is_the_knob_that_fits() -> None:
-    # Context and fraction pinned: only the KV dtype is left to turn.
+def test_a_smaller_step_budget_is_the_mildest_knob_for_an_asked_context() -> None:
     plan = build_plan(
         PlanRequest(model="qwen3-32b", gpus="1xH100", context=32768, gpu_memory_utilization=0.9)
+    )
+    assert plan.fits
+    [adjustment] = plan.adjustments
+    assert (adjustment.knob, adjustment.value, adjustment.default) == (
+        "max_num_batched_tokens",
+        "2048",
+        "8192",
+    )
+
+
+def test_fp8_kv_is_chosen_when_it_is_the_knob_that_fits() -> None:
+    # Context, fraction and step budget pinned: only the KV dtype is left to turn.
+    plan = build_plan(
+        PlanRequest(
+            model="qwen3-32b",
+            gpus="1xH100",
+            context=32768,
+            gpu_memory_utilization=0.9,
+            engine_args=["--max-num-batched-tokens=8192"],
+        )
     )
     assert plan.fits
     assert [a.knob for a in plan.adjustments] == ["kv_cache_dtype"]
@@ -97,7 +116,10 @@ def test_nothing_fits_names_the_closest_knobs_and_the_smallest_hardware() -> Non
     assert not plan.fits
     assert plan.suggestion is not None
     assert plan.suggestion.startswith("fits on 2 nodes of 8×H100-80GB-SXM")
-    assert "even with memory fraction 0.95, an FP8 KV cache, context 4096" in plan.suggestion
+    assert (
+        "even with memory fraction 0.95, an FP8 KV cache, context 4096, 2048 batched tokens"
+        in plan.suggestion
+    )
 
 
 def test_latency_goal_ranks_by_tpot_and_says_by_how_much() -> None:
@@ -123,3 +145,19 @@ def test_pins_get_the_prediction_of_that_layout() -> None:
     pinned = build_plan(PlanRequest(model="llama-3.1-8b", gpus="8xH100", tp=2))
     assert pinned.parallelism.tp == 2
     _predicted(pinned)
+
+
+def test_the_chosen_knobs_reach_the_engine_flags() -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    result = CliRunner().invoke(cli, ["up", "deepseek-r1", "--gpus", "8xRTX-PRO-6000", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "--gpu-memory-utilization 0.92 \\" in result.output
+    assert "--max-model-len 32768 \\" in result.output
+    budget = CliRunner().invoke(
+        cli, ["up", "qwen3-32b", "--gpus", "1xH100", "--context", "32768", "--dry-run"]
+    )
+    assert budget.exit_code == 0, budget.output
+    assert "--max-num-batched-tokens 2048 \\" in budget.output

@@ -107,7 +107,7 @@ def _find_model(name: str) -> ModelProfile:
 
 def case_of(entry: Mapping[str, Any]) -> Case:
     from orchestrator.catalog import find_gpu
-    from orchestrator.memory import estimate
+    from orchestrator.memory import default_max_num_batched_tokens, estimate
 
     model = _find_model(entry["model"])
     gpu = find_gpu(entry["gpu"])
@@ -135,6 +135,7 @@ def case_of(entry: Mapping[str, Any]) -> Case:
         nnodes=nodes,
         interconnect="nvswitch" if gpu.nvlink is not None else "pcie",
         fabric="infiniband" if nodes > 1 else "none",
+        max_num_batched_tokens=default_max_num_batched_tokens(engine, gpu),
     )
     rate = entry.get("request_rate")
     workload = entry.get("workload") or {}

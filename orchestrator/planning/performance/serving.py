@@ -81,7 +81,11 @@ def _in_system(
     share = prefill_share_seconds(inst, traffic.isl, eff)
     tpot = step.seconds + max(0.0, batch - 1) * share / max(traffic.osl, 1.0)
     alone = prefill_seconds(inst, traffic.isl, eff)
-    ttft = eff.frontend_s + alone + (step.seconds / 2 if batch > 1 else 0.0)
+    # A prompt longer than the step's token budget is prefilled in chunks, one per step.
+    budget = inst.max_num_batched_tokens
+    chunks = math.ceil(traffic.isl / budget) if budget else 1
+    ttft = eff.frontend_s + alone + (chunks - 1) * step.seconds
+    ttft += step.seconds / 2 if batch > 1 else 0.0
     bound = step.bound if share * (batch - 1) < step.seconds * traffic.osl else "compute"
     return ttft, tpot, bound
 

@@ -45,6 +45,8 @@ class Instance:
     fabric: str = "none"
     tp_in_domain: bool = True
     quantization: str | None = None
+    # Prefill tokens per engine step (chunked prefill); None: the whole prompt in one step.
+    max_num_batched_tokens: int | None = None
 
     @property
     def gpus(self) -> int:

@@ -33,6 +33,7 @@ class MemoryFunction(Protocol):
         memory_fraction: float | None = None,
         engine_version: str | None = None,
         concurrency: int | None = None,
+        max_num_batched_tokens: int | None = None,
     ) -> MemoryEstimate: ...
 
 
@@ -101,6 +102,10 @@ class Workload:
     slo_tpot_ms: float | None = None
     # The user gave --context (near-fit may shorten only deploy's default).
     context_asked: bool = False
+    # The prefill token budget per step (vLLM --max-num-batched-tokens); None: the engine's.
+    max_num_batched_tokens: int | None = None
+    # The user set the budget with --engine-arg (near-fit leaves it alone).
+    batched_tokens_asked: bool = False
     _memo: dict[Shape, MemoryEstimate] = field(default_factory=dict, repr=False)
 
     @property
@@ -181,6 +186,7 @@ class Workload:
             quantization=self.quantization,
             memory_fraction=fraction,
             engine_version=self.engine_version,
+            max_num_batched_tokens=self.max_num_batched_tokens,
         )
 
     def with_cluster(
@@ -214,6 +220,8 @@ class Workload:
             slo_ttft_ms=self.slo_ttft_ms,
             slo_tpot_ms=self.slo_tpot_ms,
             context_asked=self.context_asked,
+            max_num_batched_tokens=self.max_num_batched_tokens,
+            batched_tokens_asked=self.batched_tokens_asked,
             # Same GPU type: the per-shape estimates stay valid.
             _memo=self._memo if cluster.gpu == self.gpu else {},
         )

@@ -6,6 +6,9 @@ Only knobs the user left at their defaults are turned, one set at a time from th
 2. a shorter context, when the user did not ask for one: the largest power of two from 4,096
    up that holds the requested concurrency (the default context is deploy's choice, not the
    user's);
+   on vLLM, a smaller prefill token budget (`--max-num-batched-tokens` 2048, its own default
+   on smaller GPUs): the activation peak (logits over the vocabulary for every batched token)
+   shrinks with it, at the cost of long prompts prefilled in more steps;
 3. the memory fraction up to 0.95 (the most that leaves room for NCCL and the CUDA context);
 4. an FP8 KV cache, where the GPU has FP8 (both engines store FP8 KV on Ada, Hopper and
    newer, and MI300), which halves the KV bytes per token;
@@ -25,6 +28,8 @@ from orchestrator.planning.resolver.select import Selection, select
 
 MILD_FRACTION, MAX_FRACTION = 0.92, 0.95
 MIN_CONTEXT = 4096
+# vLLM's default budget below 70 GiB; its chunked prefill keeps long prompts working.
+SMALL_BATCHED_TOKENS = 2048
 FRACTION_STEP = 0.01
 
 
@@ -33,20 +38,26 @@ class Knobs:
     fraction_cap: float | None = None
     shorter_context: bool = False
     fp8_kv: bool = False
+    small_batch: bool = False
 
     def count(self) -> int:
-        return sum((self.fraction_cap is not None, self.shorter_context, self.fp8_kv))
+        return sum(
+            (self.fraction_cap is not None, self.shorter_context, self.fp8_kv, self.small_batch)
+        )
 
 
 def _knob_sets(work: Workload, context_asked: bool) -> list[Knobs]:
     fraction = work.memory_fraction is None
     context = not context_asked and work.context > MIN_CONTEXT
     fp8 = work.kv_cache_dtype == "auto" and work.gpu.supports_fp8
+    batch = _batch_knob_applies(work)
     singles = []
     if fraction:
         singles.append(Knobs(fraction_cap=MILD_FRACTION))
     if context:
         singles.append(Knobs(shorter_context=True))
+    if batch:
+        singles.append(Knobs(fraction_cap=MILD_FRACTION if fraction else None, small_batch=True))
     if fraction:
         singles.append(Knobs(fraction_cap=MAX_FRACTION))
     if fp8:
@@ -57,12 +68,24 @@ def _knob_sets(work: Workload, context_asked: bool) -> list[Knobs]:
         Knobs(shorter_context=True, fp8_kv=True) if context and fp8 else None,
         Knobs(fraction_cap=cap, fp8_kv=True) if cap and fp8 else None,
         Knobs(fraction_cap=cap, shorter_context=context, fp8_kv=fp8),
+        Knobs(fraction_cap=cap, shorter_context=context, fp8_kv=fp8, small_batch=batch),
     ]
     found: list[Knobs] = []
     for knobs in [*singles, *(p for p in pairs if p is not None)]:
         if knobs.count() and knobs not in found:
             found.append(knobs)
     return found
+
+
+def _batch_knob_applies(work: Workload) -> bool:
+    from orchestrator.memory import default_max_num_batched_tokens
+
+    return (
+        work.engine == "vllm"
+        and not work.batched_tokens_asked
+        and work.max_num_batched_tokens is None
+        and default_max_num_batched_tokens("vllm", work.gpu) > SMALL_BATCHED_TOKENS
+    )
 
 
 def _variant(work: Workload, **changes: object) -> Workload:
@@ -103,7 +126,11 @@ class NearFit:
 
 
 def _search(work: Workload, knobs: Knobs) -> tuple[Workload, Selection] | None:
-    base = _variant(work, kv_cache_dtype="fp8") if knobs.fp8_kv else work
+    base = work
+    if knobs.fp8_kv:
+        base = _variant(base, kv_cache_dtype="fp8")
+    if knobs.small_batch:
+        base = _variant(base, max_num_batched_tokens=SMALL_BATCHED_TOKENS)
     contexts: list[int | None] = list(_contexts(base)) if knobs.shorter_context else [None]
     # Largest context first, then the smallest fraction that makes it fit.
     for context in contexts:
@@ -131,6 +158,12 @@ def near_fit(work: Workload, *, context_asked: bool) -> NearFit | None:
             adjusted, selection = found
             return NearFit(adjusted, selection, adjustments(work, adjusted, selection))
     return None
+
+
+def _default_batched_tokens(work: Workload) -> int:
+    from orchestrator.memory import default_max_num_batched_tokens
+
+    return default_max_num_batched_tokens(work.engine, work.gpu)
 
 
 def _default_fraction(work: Workload, shape: Shape) -> float:
@@ -181,6 +214,21 @@ def adjustments(before: Workload, after: Workload, selection: Selection) -> list
                 ),
             )
         )
+    if after.max_num_batched_tokens != before.max_num_batched_tokens:
+        found.append(
+            Adjustment(
+                knob="max_num_batched_tokens",
+                value=str(after.max_num_batched_tokens),
+                default=str(_default_batched_tokens(before)),
+                reason=(
+                    f"a {after.max_num_batched_tokens}-token step budget lowers the activation "
+                    f"peak ({memory.overhead_gib_per_gpu:.2f} GiB per GPU outside weights and "
+                    f"KV) so {layout} fits; cost: a prompt of {after.lengths[0]} tokens is "
+                    f"prefilled in {-(-after.lengths[0] // (after.max_num_batched_tokens or 1))} "
+                    f"step(s){predicted}"
+                ),
+            )
+        )
     if after.kv_cache_dtype != before.kv_cache_dtype:
         found.append(
             Adjustment(
@@ -214,6 +262,9 @@ def closest_knobs(work: Workload, *, context_asked: bool) -> str | None:
     if widest.shorter_context:
         changes["context"] = MIN_CONTEXT
         parts.append(f"context {MIN_CONTEXT}")
+    if widest.small_batch:
+        changes["max_num_batched_tokens"] = SMALL_BATCHED_TOKENS
+        parts.append(f"{SMALL_BATCHED_TOKENS} batched tokens")
     selection = select(_variant(work, **changes))
     memory = selection.chosen.memory
     if memory is None:

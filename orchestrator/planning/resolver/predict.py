@@ -6,9 +6,16 @@ from orchestrator.plan import MemoryEstimate, Replica
 from orchestrator.planning.performance import Forecast, Instance, Traffic, forecast
 from orchestrator.planning.performance.from_plan import as_prediction
 from orchestrator.planning.resolver.context import Shape, Workload
+from orchestrator.schema import GpuSpec
 
 GIB = 2**30
 __all__ = ["as_prediction", "predict", "short", "traffic_of"]
+
+
+def default_max_num_batched_tokens(engine: str, gpu: GpuSpec) -> int:
+    from orchestrator.memory import default_max_num_batched_tokens as engine_default
+
+    return engine_default(engine, gpu)
 
 
 def traffic_of(work: Workload) -> Traffic:
@@ -44,6 +51,8 @@ def predict(
         fabric=work.cluster.fabric,
         tp_in_domain=tp_in_domain,
         quantization=work.quantization,
+        max_num_batched_tokens=work.max_num_batched_tokens
+        or default_max_num_batched_tokens(work.engine, work.gpu),
     )
     return forecast(
         instance,
