@@ -161,3 +161,14 @@ def test_the_chosen_knobs_reach_the_engine_flags() -> None:
     )
     assert budget.exit_code == 0, budget.output
     assert "--max-num-batched-tokens 2048 \\" in budget.output
+
+
+def test_disaggregated_pools_are_predicted_per_pool() -> None:
+    plan = build_plan(PlanRequest(model="llama-3.1-8b", gpus="8xH100", disagg=True))
+    assert plan.prediction is not None
+    pools = next(r for r in plan.rationale if r.decision == "disaggregation")
+    assert "predicted: prefill pool " in pools.why and "decode pool " in pools.why
+    # The decode pool does no prefill: its TPOT has no prompts chunked into it.
+    shared = build_plan(PlanRequest(model="llama-3.1-8b", gpus="8xH100", goal="throughput"))
+    assert shared.prediction is not None
+    assert plan.prediction.ttft_ms < shared.prediction.ttft_ms + 1000

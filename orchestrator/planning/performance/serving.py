@@ -46,6 +46,9 @@ class Traffic:
     # Lengths vary from request to request (a dataset such as ShareGPT), taken as exponential
     # around the mean; False: every request has exactly isl/osl tokens.
     varied_lengths: bool = False
+    # A disaggregated pool does one phase: "prefill" (prompts only) or "decode" (no prompts
+    # chunked into its steps; the KV cache arrives from the prefill pool).
+    phase: str = "both"
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,14 @@ def _in_system(
     context = traffic.isl + traffic.osl / 2
     step = decode_step(inst, batch, context, eff)
     share = prefill_share_seconds(inst, traffic.isl, eff)
+    if traffic.phase == "decode":
+        # Prompts were prefilled elsewhere: a request joins the batch at the next step.
+        return eff.frontend_s + step.seconds, step.seconds, step.bound
+    if traffic.phase == "prefill":
+        # Prompts back to back: each costs its compute share; the first token ends the request.
+        ttft = eff.frontend_s + prefill_seconds(inst, traffic.isl, eff)
+        ttft += max(0.0, batch - 1) * share / 2
+        return ttft, 0.0, "compute"
     tpot = step.seconds + max(0.0, batch - 1) * share / max(traffic.osl, 1.0)
     alone = prefill_seconds(inst, traffic.isl, eff)
     # A prompt longer than the step's token budget is prefilled in chunks, one per step.
@@ -156,6 +167,9 @@ def forecast(
             wait = (wanted - batch) / served
         if wanted > batch:
             bound = "kv-capacity" if bound_by_kv else "max-running-requests"
+    if traffic.phase == "prefill":
+        # A prefill pool's rate is its prompt capacity: what it can feed the decode pool.
+        served = 1.0 / max(prefill_share_seconds(inst, traffic.isl, eff), 1e-9)
     gpus = inst.gpus * replicas
     requests = served * replicas
     return Forecast(

@@ -106,6 +106,8 @@ class Workload:
     max_num_batched_tokens: int | None = None
     # The user set the budget with --engine-arg (near-fit leaves it alone).
     batched_tokens_asked: bool = False
+    # "prefill" or "decode" for a disaggregated pool (its prediction does one phase).
+    phase: str = "both"
     _memo: dict[Shape, MemoryEstimate] = field(default_factory=dict, repr=False)
 
     @property
@@ -142,6 +144,9 @@ class Workload:
         """Requests in flight the goal is judged at (None: saturate, or the request rate)."""
         if self.request_rate is not None:
             return None
+        if self.phase == "prefill":
+            # Prompts pass through the prefill pool quickly: few are there at once.
+            return LATENCY_CONCURRENCY
         if self.concurrency is not None:
             return self.concurrency
         if self.goal == "latency":
@@ -197,6 +202,7 @@ class Workload:
         goal: Goal | None = None,
         prefer_wide_ep: bool = False,
         pins: dict[str, int] | None = None,
+        phase: str | None = None,
     ) -> Workload:
         """The same request on other hardware (disaggregated pools, suggestions)."""
         return Workload(
@@ -222,6 +228,7 @@ class Workload:
             context_asked=self.context_asked,
             max_num_batched_tokens=self.max_num_batched_tokens,
             batched_tokens_asked=self.batched_tokens_asked,
+            phase=phase or self.phase,
             # Same GPU type: the per-shape estimates stay valid.
             _memo=self._memo if cluster.gpu == self.gpu else {},
         )

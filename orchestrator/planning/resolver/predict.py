@@ -25,6 +25,7 @@ def traffic_of(work: Workload) -> Traffic:
         osl=osl,
         concurrency=work.load_concurrency,
         request_rate=work.request_rate,
+        phase=work.phase,
     )
 
 
