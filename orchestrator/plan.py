@@ -121,9 +121,39 @@ class Reason(Strict):
     why: str
 
 
+class Prediction(Strict):
+    """The performance model's forecast at the request's lengths and load (docs/performance.md)."""
+
+    ttft_ms: float = Field(description="median time to first token")
+    tpot_ms: float = Field(description="median time per output token after the first")
+    output_tokens_per_s: float = Field(description="the whole deployment")
+    input_tokens_per_s: float
+    output_tokens_per_s_per_gpu: float
+    requests_per_s: float
+    max_concurrency: int = Field(description="requests running at once (engine and KV caps)")
+    bound: str = Field(description="what limits it: memory-bandwidth, compute, kv-capacity...")
+
+
+class Adjustment(Strict):
+    """An engine knob the planner set to make the layout fit or run better."""
+
+    knob: str = Field(description="e.g. context, kv_cache_dtype, memory_fraction")
+    value: str
+    default: str
+    reason: str
+
+
 class Alternative(Strict):
     summary: str
     lost_because: str
+    prediction: Prediction | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_missing_prediction(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("prediction") is None:
+            data.pop("prediction", None)
+        return data
 
 
 class NodeSlice(Strict):
@@ -163,12 +193,21 @@ class Request(Strict):
     # None: vLLM uses NIXL, SGLang picks Mooncake on RDMA nodes and NIXL elsewhere.
     kv_connector: Literal["nixl", "mooncake"] | None = None
     distributed_backend: Literal["mp", "ray"] = "mp"
+    # The load the prediction is made at (None: the goal's default, docs/plan-json.md).
+    isl: int | None = None
+    osl: int | None = None
+    request_rate: float | None = None
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
 
     @model_serializer(mode="wrap")
     def _omit_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """Fields added within schema 1 are left out at their defaults, so a plan that does not
         use them serializes (and hashes) exactly as before they existed."""
         data: dict[str, Any] = handler(self)
+        for key in ("isl", "osl", "request_rate", "slo_ttft_ms", "slo_tpot_ms"):
+            if data.get(key) is None:
+                data.pop(key, None)
         if data.get("kv_connector") is None:
             data.pop("kv_connector", None)
         if data.get("distributed_backend") == "mp":
@@ -191,6 +230,20 @@ class Plan(Strict):
     alternatives: list[Alternative] = []
     warnings: list[str] = []
     suggestion: str | None = Field(default=None, description="smallest hardware that fits")
+    prediction: Prediction | None = Field(
+        default=None, description="the serve role's (decode's when disaggregated) forecast"
+    )
+    adjustments: list[Adjustment] = []
+
+    @model_serializer(mode="wrap")
+    def _omit_missing_forecast(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A plan without a prediction or adjustments serializes (and hashes) as before."""
+        data: dict[str, Any] = handler(self)
+        if data.get("prediction") is None:
+            data.pop("prediction", None)
+        if not data.get("adjustments"):
+            data.pop("adjustments", None)
+        return data
 
     def role(self, name: RoleName) -> Role | None:
         return next((role for role in self.roles if role.name == name), None)

@@ -22,12 +22,14 @@ from orchestrator.plan import (
     Request,
     Role,
 )
+from orchestrator.planning.resolver import resolve
+from orchestrator.planning.resolver.context import Workload
 from orchestrator.request import PlanRequest
-from orchestrator.resolver import resolve
-from orchestrator.resolver_context import Workload
 from orchestrator.schema import ModelProfile
 
 DEFAULT_CONTEXT = 32768
+# The prefill token budget, as each engine spells it (a user's --engine-arg wins).
+BATCHED_TOKEN_FLAGS = ("--max-num-batched-tokens", "--chunked-prefill-size")
 
 
 def settle_context(model: ModelProfile, context: int | None) -> int:
@@ -62,14 +64,25 @@ def _check_numbers(request: PlanRequest) -> None:
         raise InputError(
             f"--gpu-memory-utilization {utilization} is out of range", "use a value in (0, 1]"
         )
+    for name, value in (("--isl", request.isl), ("--osl", request.osl)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} {value} is not a token count", f"use {name} 1 or more")
+    if request.request_rate is not None and request.request_rate <= 0:
+        raise InputError(
+            f"--request-rate {request.request_rate} is not a rate", "use a positive requests/s"
+        )
+    if request.request_rate is not None and request.concurrency is not None:
+        raise InputError("--concurrency and --request-rate are two loads", "give one of them")
     if not request.disagg and (request.prefill_gpus or request.decode_gpus):
         raise InputError("--prefill-gpus/--decode-gpus size disaggregated pools", "add --disagg")
 
 
 def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) -> Workload:
     from orchestrator.memory import estimate
+    from orchestrator.planning.slo import parse_slo
 
     engine_version = resolve_version(request.engine, request.engine_version)
+    slo_ttft_ms, slo_tpot_ms = parse_slo(request.slo)
     return Workload(
         model=model,
         cluster=cluster,
@@ -84,6 +97,15 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
         memory_fraction=request.gpu_memory_utilization,
         pins=request.pins(),
         max_gpus=request.max_gpus,
+        isl=request.isl,
+        osl=request.osl,
+        request_rate=request.request_rate,
+        slo_ttft_ms=slo_ttft_ms,
+        slo_tpot_ms=slo_tpot_ms,
+        context_asked=request.context is not None,
+        batched_tokens_asked=any(
+            arg.split("=")[0] in BATCHED_TOKEN_FLAGS for arg in request.engine_args
+        ),
     )
 
 
@@ -110,6 +132,9 @@ def build_plan(request: PlanRequest) -> Plan:
         if value is not None
     }
     resolution = resolve(work, disagg=request.disagg, pools=pools)
+    # Near-fit may have shortened the context or chosen an FP8 KV cache: the plan (and the
+    # rendered flags) carry what was sized.
+    planned = resolution.work or work
     return Plan(
         name=deployment_name(model.name, request.name),
         model=model_summary(model),
@@ -121,10 +146,10 @@ def build_plan(request: PlanRequest) -> Plan:
         hardware=hardware_summary(work.cluster),
         request=Request(
             goal=request.goal,
-            context=work.context,
+            context=planned.context,
             concurrency=request.concurrency,
             quantization=request.quantization,
-            kv_cache_dtype=request.kv_cache_dtype,
+            kv_cache_dtype=planned.kv_cache_dtype,  # type: ignore[arg-type]
             gpu_memory_utilization=request.gpu_memory_utilization,
             disagg=request.disagg,
             pins=work.pins,
@@ -133,6 +158,11 @@ def build_plan(request: PlanRequest) -> Plan:
             api_key_env=request.api_key_env,
             kv_connector=request.kv_connector,
             distributed_backend=request.distributed_backend,
+            isl=request.isl,
+            osl=request.osl,
+            request_rate=request.request_rate,
+            slo_ttft_ms=work.slo_ttft_ms,
+            slo_tpot_ms=work.slo_tpot_ms,
         ),
         parallelism=resolution.parallelism,
         roles=resolution.roles,
@@ -146,6 +176,8 @@ def build_plan(request: PlanRequest) -> Plan:
             *_backend_warnings(request, resolution.roles),
         ],
         suggestion=resolution.suggestion,
+        prediction=resolution.prediction,
+        adjustments=resolution.adjustments,
     )
 
 

@@ -47,6 +47,10 @@ class PlanRequest(BaseModel):
     api_key_env: str | None = None
     kv_connector: Literal["nixl", "mooncake"] | None = None
     distributed_backend: Literal["mp", "ray"] = "mp"
+    isl: int | None = None
+    osl: int | None = None
+    request_rate: float | None = None
+    slo: str | None = Field(default=None, description="e.g. ttft=2s,tpot=50ms")
 
     @classmethod
     def from_options(cls, **options: Any) -> "PlanRequest":

@@ -163,6 +163,10 @@ def run_command(args: BenchArgs) -> str:
             result = run_bench(options, live)
     else:
         result = run_bench(options)
+    if args.deployment is not None:
+        from orchestrator.bench.predicted import predictions_for
+
+        result.predicted = predictions_for(args.deployment, args.state_dir, result)
     if args.out is not None:
         try:
             write_outputs(result, args.out)

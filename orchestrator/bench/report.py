@@ -102,6 +102,8 @@ def to_dict(result: BenchResult) -> dict[str, Any]:
         "client_limits": asdict(o.limits),
         "client": result.client,
         "levels": [level_dict(level) for level in result.levels],
+        # The plan's prediction per level (a deployment deploy planned), else absent.
+        **({"predicted": result.predicted} if result.predicted else {}),
         "recommendation": None
         if rec is None
         else {
@@ -172,12 +174,31 @@ def table(result: BenchResult) -> str:
         else:
             lines.append(f"recommended: concurrency {rec.recommended:g} ({rec.reason})")
         lines.append(f"knee: {rec.knee_reason}")
+    lines += _predicted_lines(result)
     for level in result.levels:
         m = level.metrics
         if m.errors and sum(m.errors.values()):
             kinds = ", ".join(f"{k} {v}" for k, v in m.errors.items() if v)
             lines.append(f"errors at {level.load:g}: {kinds}")
     return "\n".join(lines)
+
+
+def _predicted_lines(result: BenchResult) -> list[str]:
+    """Predicted vs measured per level, when the plan is known."""
+    if not any(result.predicted):
+        return []
+    lines = ["", "predicted (plan) vs measured, medians:"]
+    for level, predicted in zip(result.levels, result.predicted, strict=False):
+        if predicted is None:
+            continue
+        m = level.metrics
+        lines.append(
+            f"  {level.load:g}: TTFT {predicted['ttft_ms']:.1f} vs {_ms(m.ttft, 'p50')}, "
+            f"TPOT {predicted['tpot_ms']:.1f} vs {_ms(m.tpot, 'p50')}, "
+            f"out tok/s {predicted['output_tokens_per_s']:.1f} vs {m.output_throughput:.1f} "
+            f"(bound {predicted['bound']})"
+        )
+    return lines
 
 
 LEVEL_COLUMNS = [

@@ -7,7 +7,7 @@ import math
 import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator.bench.client import check_reachable, first_model, make_session
 from orchestrator.bench.loadgen import LevelRun, LevelSpec, Progress, run_level
@@ -46,6 +46,9 @@ class BenchResult:
     levels: list[LevelResult] = field(default_factory=list)
     recommendation: Recommendation | None = None
     client: dict[str, str] = field(default_factory=dict)
+    # Per level: the plan's prediction at the measured lengths and load (`deploy bench` on a
+    # deployment deploy planned); None elsewhere.
+    predicted: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 class ProgressSink(Protocol):

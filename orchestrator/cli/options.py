@@ -56,7 +56,25 @@ def plan_options(func: F) -> F:
         click.option(
             "--context", type=int, help="Tokens per request (default: min(model max, 32768))."
         ),
-        click.option("--concurrency", type=int, help="Requests to hold at full context."),
+        click.option(
+            "--concurrency",
+            type=int,
+            help="Requests in flight: held at full context, and the load predicted "
+            "(default: 1 for latency, 16 for balanced, saturation for throughput).",
+        ),
+        click.option(
+            "--request-rate",
+            type=float,
+            metavar="R",
+            help="Predict an open-loop load of R requests/s instead of --concurrency.",
+        ),
+        click.option("--isl", type=int, help="Input tokens per request predicted (default 1024)."),
+        click.option("--osl", type=int, help="Output tokens per request predicted (default 1024)."),
+        click.option(
+            "--slo",
+            metavar="TARGETS",
+            help="Latency targets, e.g. ttft=2s,tpot=50ms (balanced default: those).",
+        ),
         click.option(
             "--quantization",
             metavar="Q",
@@ -70,8 +88,11 @@ def plan_options(func: F) -> F:
         ),
         click.option(
             "--gpu-memory-utilization",
+            "--mem-fraction-static",
+            "gpu_memory_utilization",
             type=float,
-            help="vLLM's fraction, or SGLang's --mem-fraction-static.",
+            help="Memory fraction: vLLM's --gpu-memory-utilization, SGLang's "
+            "--mem-fraction-static (either spelling).",
         ),
         click.option("--tp", type=int, help="Pin tensor parallel size."),
         click.option("--pp", type=int, help="Pin pipeline parallel size."),

@@ -78,6 +78,37 @@ def _memory_rows(roles: list[Role]) -> list[list[str]]:
     return rows
 
 
+def _prediction_lines(result: Plan) -> list[str]:
+    lines: list[str] = []
+    found = result.prediction
+    if found is not None:
+        lines += ["", "prediction (median, docs/performance.md):"]
+        lines += _table(
+            [
+                ["TTFT", f"{found.ttft_ms:,.0f} ms"],
+                ["TPOT", f"{found.tpot_ms:.1f} ms"],
+                [
+                    "output",
+                    f"{found.output_tokens_per_s:,.0f} tok/s "
+                    f"({found.output_tokens_per_s_per_gpu:,.0f} per GPU)",
+                ],
+                ["input", f"{found.input_tokens_per_s:,.0f} tok/s"],
+                [
+                    "requests",
+                    f"{found.requests_per_s:.2f} /s, up to {found.max_concurrency} running",
+                ],
+                ["bound", found.bound],
+            ]
+        )
+    if result.adjustments:
+        lines += ["", "adjustments:"]
+        lines += [
+            f"  {item.knob} {item.value} (default {item.default}): {item.reason}"
+            for item in result.adjustments
+        ]
+    return lines
+
+
 def format_plan(result: Plan) -> str:
     """The human report: model, engine, hardware, plan, memory, reasons, alternatives."""
     model, engine, hw, req = result.model, result.engine, result.hardware, result.request
@@ -102,7 +133,7 @@ def format_plan(result: Plan) -> str:
             where = ", ".join(s.node for r in role.replicas for s in r.slices)
             rows.append([role.name, "-", "1", "0", where])
             continue
-        from orchestrator.resolver_explain import placement_text
+        from orchestrator.planning.resolver.explain import placement_text
 
         gpus = role.parallelism.gpus * len(role.replicas)
         rows.append(
@@ -117,6 +148,7 @@ def format_plan(result: Plan) -> str:
     lines += _table(rows)
     lines += ["", "memory:"]
     lines += _table(_memory_rows(result.roles))
+    lines += _prediction_lines(result)
     lines += ["", "why:"]
     width = max(len(reason.decision) for reason in result.rationale) + 2
     for reason in result.rationale:

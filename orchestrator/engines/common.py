@@ -343,6 +343,10 @@ def simulation_environment(plan: Plan, role: Role, gpus_here: int) -> dict[str, 
     env = {"DEPLOY_SIM_WEIGHTS_GIB": f"{weights:.1f}"}
     if role.memory is not None:
         env["DEPLOY_SIM_KV_TOKENS"] = str(role.memory.kv_cache_tokens)
+    if plan.prediction is not None:
+        # A rehearsal has the plan's shape: the simulator answers at the predicted medians.
+        env["DEPLOY_SIM_TTFT_MS"] = f"{plan.prediction.ttft_ms:.1f}"
+        env["DEPLOY_SIM_TPOT_MS"] = f"{plan.prediction.tpot_ms:.2f}"
     return env
 
 

@@ -38,9 +38,26 @@ def add_memory_flags(place: Placement, argv: Argv, spelling: MemorySpelling) -> 
         why=spelling.fraction_why,
     )
     if plan.request.kv_cache_dtype == "fp8":
+        chosen = any(item.knob == "kv_cache_dtype" for item in plan.adjustments)
         argv.flag(
-            "--kv-cache-dtype", spelling.fp8_kv_value, origin="user", why="--kv-cache-dtype fp8"
+            "--kv-cache-dtype",
+            spelling.fp8_kv_value,
+            origin="resolver" if chosen else "user",
+            why="FP8 KV cache so the layout fits" if chosen else "--kv-cache-dtype fp8",
         )
+    for item in plan.adjustments:
+        if item.knob == "max_num_batched_tokens":
+            flag = (
+                "--max-num-batched-tokens"
+                if plan.engine.name == "vllm"
+                else "--chunked-prefill-size"
+            )
+            argv.flag(
+                flag,
+                item.value,
+                origin="resolver",
+                why="smaller activation peak so the layout fits",
+            )
     quant = plan.request.quantization
     if not quant or quant == plan.model.checkpoint_format:
         return

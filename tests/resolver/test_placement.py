@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from orchestrator.planner import build_plan
+from orchestrator.planning.resolver.context import Shape
+from orchestrator.planning.resolver.placement import place, subset_node, tp_within_domains
+from orchestrator.planning.resolver.suggest import hypothetical_cluster
 from orchestrator.request import PlanRequest
-from orchestrator.resolver_context import Shape
-from orchestrator.resolver_placement import place, subset_node, tp_within_domains
-from orchestrator.resolver_suggest import hypothetical_cluster
 
 from .conftest import cluster_file, make_workload
 
@@ -83,19 +83,32 @@ def test_dense_replicas_are_separate_instances_not_engine_dp() -> None:
 def test_latency_uses_the_widest_tp_in_the_domain() -> None:
     plan = build_plan(PlanRequest(model="llama-3.1-8b", gpus="8xH100", goal="latency"))
     assert plan.parallelism.label() == "TP8"
-    alternatives = {alt.summary: alt.lost_because for alt in plan.alternatives}
-    assert alternatives["TP4 x 2 (8 GPUs)"] == (
-        "TP4 splits each token over fewer GPUs than TP8 (higher latency)"
-    )
+    alternatives = {alt.summary: alt for alt in plan.alternatives}
+    tp4 = alternatives["TP4 x 2 (8 GPUs)"]
+    assert tp4.lost_because.startswith("slower decode (+")
+    assert tp4.prediction is not None and plan.prediction is not None
+    assert tp4.prediction.tpot_ms > plan.prediction.tpot_ms
+    assert f"TPOT {plan.prediction.tpot_ms:.1f} ms" in tp4.lost_because
 
 
-def test_balanced_fills_spare_gpus_with_replicas_and_says_why() -> None:
-    plan = build_plan(PlanRequest(model="qwen3-32b", gpus="8xH100"))
+def test_throughput_fills_spare_gpus_with_replicas_and_says_why() -> None:
+    plan = build_plan(PlanRequest(model="qwen3-32b", gpus="8xH100", goal="throughput"))
     serve = plan.role("serve")
     assert serve is not None
-    assert (serve.parallelism.label(), len(serve.replicas)) == ("TP2", 4)
+    assert (serve.parallelism.label(), len(serve.replicas)) in {("TP2", 4), ("TP4", 2)}
     reason = next(r for r in plan.rationale if r.decision == "data parallel / replicas")
-    assert "spare GPUs serve more requests" in reason.why
+    assert "independent engine instances behind a load balancer" in reason.why
+
+
+def test_balanced_at_concurrency_16_prefers_the_faster_wide_tp() -> None:
+    # At a fixed load of 16 requests, one TP8 engine reads an eighth of the weights per GPU
+    # per step; four TP2 engines of 4 requests each read a half: TP8 decodes faster.
+    plan = build_plan(PlanRequest(model="qwen3-32b", gpus="8xH100"))
+    assert plan.parallelism.label() == "TP8"
+    assert plan.prediction is not None
+    tp2 = build_plan(PlanRequest(model="qwen3-32b", gpus="8xH100", tp=2))
+    assert tp2.prediction is not None
+    assert tp2.prediction.output_tokens_per_s < plan.prediction.output_tokens_per_s
 
 
 def test_concurrency_drives_attention_dp_for_mla_on_sglang() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import PlanError
-from orchestrator.resolver_context import Shape
-from orchestrator.resolver_rules import check_pins, soft_issues, validate
+from orchestrator.planning.resolver.context import Shape
+from orchestrator.planning.resolver.rules import check_pins, soft_issues, validate
 
 from .conftest import make_workload
 

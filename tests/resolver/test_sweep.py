@@ -14,9 +14,9 @@ from orchestrator.models.catalog import load_models
 from orchestrator.models.lookup import find_model
 from orchestrator.plan import Plan
 from orchestrator.planner import build_plan, workload_for
+from orchestrator.planning.resolver.context import Shape
+from orchestrator.planning.resolver.rules import validate
 from orchestrator.request import PlanRequest
-from orchestrator.resolver_context import Shape
-from orchestrator.resolver_rules import validate
 
 from .conftest import CLUSTERS_DIR
 
@@ -61,7 +61,7 @@ def _check_fitting(plan: Plan, request: PlanRequest) -> None:
 
 
 def _suggested_request(suggestion: str, model: str, engine: str, goal: str) -> PlanRequest:
-    first = suggestion.removeprefix("fits on ").split(" or ")[0]
+    first = suggestion.split(";")[0].removeprefix("fits on ").split(" or ")[0]
     nodes = 1
     if " nodes of " in first:
         count, first = first.split(" nodes of ")

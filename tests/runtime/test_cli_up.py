@@ -89,6 +89,9 @@ def test_single_node_up_is_idempotent_then_status_and_down(
         "qwen3-8b",
         "--gpus",
         "2xH100",
+        # Two single-GPU replicas behind the load balancer.
+        "--tp",
+        "1",
         "--simulate",
         "--name",
         deployment,

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from orchestrator.errors import PlanError
 from orchestrator.hardware.model import Cluster, Node
-from orchestrator.plan import NodeSlice, Parallelism, Reason, Replica, Role
-from orchestrator.resolver import Resolution, Selection, resolve, role_from, select
-from orchestrator.resolver_context import Workload
-from orchestrator.resolver_explain import alternatives, decision_reasons, fit_reason, warnings_for
-from orchestrator.resolver_placement import subset_node
-from orchestrator.resolver_rules import check_pins
+from orchestrator.plan import NodeSlice, Parallelism, Prediction, Reason, Replica, Role
+from orchestrator.planning.resolver.candidates import Candidate
+from orchestrator.planning.resolver.context import Workload
+from orchestrator.planning.resolver.explain import (
+    alternatives,
+    decision_reasons,
+    fit_reason,
+    warnings_for,
+)
+from orchestrator.planning.resolver.placement import subset_node
+from orchestrator.planning.resolver.rules import check_pins
+from orchestrator.planning.resolver.select import Resolution, Selection, role_from, select
+from orchestrator.planning.resolver.single import resolve_single
 
 
 def _smallest_instance(work: Workload) -> int | None:
@@ -99,14 +106,19 @@ def _pool_work(work: Workload, cluster: Cluster, role: str) -> Workload:
     wide = work.model.is_moe and len(cluster.nodes) >= 2
     # Prefill is compute-bound: TP shortens time to first token; decode wants batch room.
     goal = "throughput" if role == "decode" or wide else "latency"
-    return work.with_cluster(cluster, goal=goal, prefer_wide_ep=wide)  # type: ignore[arg-type]
+    return work.with_cluster(
+        cluster,
+        goal=goal,  # type: ignore[arg-type]
+        prefer_wide_ep=wide,
+        phase=role,
+    )
 
 
 def resolve_disagg(work: Workload, pinned: dict[str, int]) -> Resolution:
     check_pins(work)
     base = _smallest_instance(work)
     if base is None:
-        resolution = resolve(work)
+        resolution = resolve_single(work)
         resolution.warnings.append(
             "disaggregation skipped: the model does not fit this hardware as one instance"
         )
@@ -143,6 +155,29 @@ def resolve_disagg(work: Workload, pinned: dict[str, int]) -> Resolution:
         rationale=rationale,
         alternatives=alternatives(decode.chosen, decode.ranked, decode_work),
         warnings=warnings,
+        prediction=_combined(prefill.chosen, decode.chosen, work),
+    )
+
+
+def _combined(prefill: Candidate, decode: Candidate, work: Workload) -> Prediction | None:
+    """Both pools as one deployment: the first token after the prefill pool's TTFT and one
+    decode step; requests/s the slower pool's."""
+    first, then = prefill.forecast, decode.forecast
+    if first is None or then is None:
+        return None
+    _, osl = work.lengths
+    isl, _ = work.lengths
+    rate = min(first.requests_per_s, then.requests_per_s)
+    gpus = prefill.gpus_used + decode.gpus_used
+    return Prediction(
+        ttft_ms=round(first.ttft_ms + then.tpot_ms, 2),
+        tpot_ms=then.tpot_ms,
+        output_tokens_per_s=round(rate * osl, 1),
+        input_tokens_per_s=round(rate * isl, 1),
+        output_tokens_per_s_per_gpu=round(rate * osl / gpus, 1),
+        requests_per_s=round(rate, 3),
+        max_concurrency=then.max_concurrency,
+        bound="prefill-pool" if first.requests_per_s < then.requests_per_s else then.bound,
     )
 
 
@@ -158,6 +193,12 @@ def _pool_reason(work: Workload, prefill: Selection, decode: Selection, base: in
     )
     if work.model.is_moe and d.shape.ep > work.gpus_per_node:
         why += "; wide EP across the decode pool's nodes spreads the experts thin"
+    if p.forecast is not None and d.forecast is not None:
+        why += (
+            f"; predicted: prefill pool {p.forecast.requests_per_s:.1f} prompts/s, TTFT "
+            f"{p.forecast.ttft_ms:.0f} ms; decode pool {d.forecast.requests_per_s:.1f} "
+            f"requests/s, TPOT {d.forecast.tpot_ms:.1f} ms"
+        )
     return Reason(decision="disaggregation", choice=choice, why=why)
 
 

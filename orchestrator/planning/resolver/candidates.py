@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.plan import MemoryEstimate, Replica
-from orchestrator.resolver_context import Shape, Workload
-from orchestrator.resolver_placement import place, tp_within_domains
-from orchestrator.resolver_rules import (
+from orchestrator.planning.performance import Forecast
+from orchestrator.planning.resolver.context import Shape, Workload
+from orchestrator.planning.resolver.placement import place, tp_within_domains
+from orchestrator.planning.resolver.predict import predict
+from orchestrator.planning.resolver.rules import (
     matches_pins,
     node_span,
     search_sizes,
@@ -32,6 +34,7 @@ class Candidate:
     replicas: list[Replica] = field(default_factory=list)
     nnodes: int = 1
     tp_in_domain: bool = True
+    forecast: Forecast | None = None
 
     @property
     def valid(self) -> bool:
@@ -122,6 +125,14 @@ def judge(shape: Shape, work: Workload, budget: int | None = None) -> Candidate:
     candidate.soft = soft_issues(shape, work)
     candidate.tp_in_domain = tp_within_domains(candidate.replicas, work.nodes, shape.tp)
     candidate.memory = work.memory(shape)
+    candidate.forecast = predict(
+        shape,
+        candidate.memory,
+        candidate.replicas,
+        work,
+        nnodes=nnodes,
+        tp_in_domain=candidate.tp_in_domain,
+    )
     return candidate
 
 

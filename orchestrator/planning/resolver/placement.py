@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from orchestrator.hardware.model import Node
 from orchestrator.plan import NodeSlice, Replica
-from orchestrator.resolver_context import Shape
-from orchestrator.resolver_rules import node_span
+from orchestrator.planning.resolver.context import Shape
+from orchestrator.planning.resolver.rules import node_span
 
 
 def _blocks(node: Node, size: int) -> list[list[int]]:

@@ -10,9 +10,9 @@ memory estimate.
 from __future__ import annotations
 
 from orchestrator.hardware.model import Cluster, GpuDevice, Node
-from orchestrator.resolver_candidates import shape_space
-from orchestrator.resolver_context import Shape, Workload
-from orchestrator.resolver_rules import validate
+from orchestrator.planning.resolver.candidates import shape_space
+from orchestrator.planning.resolver.context import Shape, Workload
+from orchestrator.planning.resolver.rules import validate
 from orchestrator.schema import GpuSpec
 
 COUNTS_PER_NODE = (1, 2, 4, 8)

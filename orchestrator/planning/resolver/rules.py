@@ -10,7 +10,7 @@ user's pin that can never work into a one-line `PlanError` naming the sizes that
 from __future__ import annotations
 
 from orchestrator.errors import PlanError
-from orchestrator.resolver_context import PIN_FLAGS, Shape, Workload
+from orchestrator.planning.resolver.context import PIN_FLAGS, Shape, Workload
 
 
 def search_sizes(work: Workload) -> list[int]:

@@ -7,9 +7,10 @@ changes a decision.
 from __future__ import annotations
 
 from orchestrator.plan import Alternative, Reason, Replica
-from orchestrator.resolver_candidates import Candidate
-from orchestrator.resolver_context import Workload
-from orchestrator.resolver_scoring import loss
+from orchestrator.planning.resolver.candidates import Candidate
+from orchestrator.planning.resolver.context import Workload
+from orchestrator.planning.resolver.predict import as_prediction, short, traffic_of
+from orchestrator.planning.resolver.scoring import loss
 
 MAX_ALTERNATIVES = 4
 
@@ -210,7 +211,7 @@ def alternatives(chosen: Candidate, ranked: list[Candidate], work: Workload) -> 
         structure = (candidate.shape.tp, candidate.shape.pp, candidate.shape.dp)
         if candidate is chosen or structure in structures or not candidate.valid:
             continue
-        kind, why = loss(candidate, chosen, work)
+        kind, why = loss(candidate, chosen, work, ranked)
         if kind in reasons:
             continue
         reasons.add(kind)
@@ -223,9 +224,46 @@ def alternatives(chosen: Candidate, ranked: list[Candidate], work: Workload) -> 
                 f"({c.gpus_used} GPU{'s' if c.gpus_used > 1 else ''})"
             ),
             lost_because=why,
+            prediction=as_prediction(c.forecast) if c.forecast else None,
         )
         for c, why in picked
     ]
+
+
+def _load_text(work: Workload) -> str:
+    traffic = traffic_of(work)
+    lengths = f"{traffic.isl} in / {traffic.osl} out tokens"
+    if traffic.request_rate is not None:
+        return f"{lengths} at {traffic.request_rate:g} requests/s"
+    if traffic.concurrency is not None:
+        return f"{lengths} at concurrency {traffic.concurrency}"
+    return f"{lengths} with as many requests as the deployment runs"
+
+
+def performance_reason(chosen: Candidate, work: Workload) -> Reason:
+    """The prediction for the chosen layout, the goal it was ranked by, and the SLO."""
+    result = chosen.forecast
+    if result is None:
+        return Reason(decision="performance", choice="not predicted", why="no memory estimate")
+    ranked_by = {
+        "latency": "lowest TPOT, then TTFT",
+        "throughput": "most output tokens/s per GPU",
+        "balanced": "most output tokens/s",
+    }[work.goal]
+    ttft, tpot = work.slo
+    slo = ", ".join(
+        part
+        for part in (
+            f"TTFT <= {ttft:.0f} ms" if ttft is not None else "",
+            f"TPOT <= {tpot:.0f} ms" if tpot is not None else "",
+        )
+        if part
+    )
+    why = f"predicted for {_load_text(work)}; {work.goal} goal: {ranked_by}"
+    if slo:
+        why += f" within the SLO ({slo})"
+    why += f"; bound by {result.bound}, up to {result.max_concurrency} requests running"
+    return Reason(decision="performance", choice=short(result), why=why)
 
 
 def warnings_for(chosen: Candidate, work: Workload, role: str = "serve") -> list[str]:

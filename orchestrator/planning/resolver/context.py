@@ -33,6 +33,7 @@ class MemoryFunction(Protocol):
         memory_fraction: float | None = None,
         engine_version: str | None = None,
         concurrency: int | None = None,
+        max_num_batched_tokens: int | None = None,
     ) -> MemoryEstimate: ...
 
 
@@ -62,6 +63,14 @@ class Shape:
 
 
 NO_ROOM_FRACTION = 0.01
+# Default lengths of the prediction: the 1k-in/1k-out point serving benchmarks report
+# (InferenceMAX, vLLM and SGLang release notes), trimmed to the context.
+DEFAULT_ISL, DEFAULT_OSL = 1024, 1024
+# Concurrency each goal is judged at: one request for latency; 16 for balanced, where
+# throughput per request starts to flatten on most layouts (the knee published sweeps show).
+LATENCY_CONCURRENCY, BALANCED_CONCURRENCY = 1, 16
+# The balanced goal's interactive SLO: first token within 2 s, 20 tokens/s per user (50 ms).
+BALANCED_SLO_TTFT_MS, BALANCED_SLO_TPOT_MS = 2000.0, 50.0
 PIN_NAMES = ("tp", "pp", "dp", "ep", "attn_dp")
 PIN_FLAGS = {"tp": "TP", "pp": "PP", "dp": "DP", "ep": "EP", "attn_dp": "attention-DP"}
 
@@ -85,6 +94,20 @@ class Workload:
     max_gpus: int | None = None
     # A disaggregated pool of a large MoE: one wide DP+EP instance over the whole pool.
     prefer_wide_ep: bool = False
+    # The prediction's load: lengths, an open-loop rate, and the SLO (None: the goal's default).
+    isl: int | None = None
+    osl: int | None = None
+    request_rate: float | None = None
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    # The user gave --context (near-fit may shorten only deploy's default).
+    context_asked: bool = False
+    # The prefill token budget per step (vLLM --max-num-batched-tokens); None: the engine's.
+    max_num_batched_tokens: int | None = None
+    # The user set the budget with --engine-arg (near-fit leaves it alone).
+    batched_tokens_asked: bool = False
+    # "prefill" or "decode" for a disaggregated pool (its prediction does one phase).
+    phase: str = "both"
     _memo: dict[Shape, MemoryEstimate] = field(default_factory=dict, repr=False)
 
     @property
@@ -108,6 +131,39 @@ class Workload:
     def needed_concurrency(self) -> int:
         """Full-context requests the deployment must hold at once (at least one)."""
         return max(1, self.concurrency or 1)
+
+    @property
+    def lengths(self) -> tuple[int, int]:
+        """(input, output) tokens per request the prediction assumes, within the context."""
+        osl = self.osl or min(DEFAULT_OSL, max(1, self.context // 2))
+        isl = self.isl or max(1, min(DEFAULT_ISL, self.context - osl))
+        return isl, osl
+
+    @property
+    def load_concurrency(self) -> int | None:
+        """Requests in flight the goal is judged at (None: saturate, or the request rate)."""
+        if self.request_rate is not None:
+            return None
+        if self.phase == "prefill":
+            # Prompts pass through the prefill pool quickly: few are there at once.
+            return LATENCY_CONCURRENCY
+        if self.concurrency is not None:
+            return self.concurrency
+        if self.goal == "latency":
+            return LATENCY_CONCURRENCY
+        if self.goal == "balanced":
+            return BALANCED_CONCURRENCY
+        return None
+
+    @property
+    def slo(self) -> tuple[float | None, float | None]:
+        """(TTFT ms, TPOT ms) a layout should meet; balanced has an interactive default."""
+        if self.goal == "balanced":
+            return (
+                self.slo_ttft_ms or BALANCED_SLO_TTFT_MS,
+                self.slo_tpot_ms or BALANCED_SLO_TPOT_MS,
+            )
+        return self.slo_ttft_ms, self.slo_tpot_ms
 
     def memory(self, shape: Shape) -> MemoryEstimate:
         """Per-GPU memory of one instance of `shape`, memoised: candidates share shapes."""
@@ -135,6 +191,7 @@ class Workload:
             quantization=self.quantization,
             memory_fraction=fraction,
             engine_version=self.engine_version,
+            max_num_batched_tokens=self.max_num_batched_tokens,
         )
 
     def with_cluster(
@@ -145,6 +202,7 @@ class Workload:
         goal: Goal | None = None,
         prefer_wide_ep: bool = False,
         pins: dict[str, int] | None = None,
+        phase: str | None = None,
     ) -> Workload:
         """The same request on other hardware (disaggregated pools, suggestions)."""
         return Workload(
@@ -162,6 +220,15 @@ class Workload:
             pins=dict(self.pins) if pins is None else pins,
             max_gpus=max_gpus,
             prefer_wide_ep=prefer_wide_ep,
+            isl=self.isl,
+            osl=self.osl,
+            request_rate=self.request_rate,
+            slo_ttft_ms=self.slo_ttft_ms,
+            slo_tpot_ms=self.slo_tpot_ms,
+            context_asked=self.context_asked,
+            max_num_batched_tokens=self.max_num_batched_tokens,
+            batched_tokens_asked=self.batched_tokens_asked,
+            phase=phase or self.phase,
             # Same GPU type: the per-shape estimates stay valid.
             _memo=self._memo if cluster.gpu == self.gpu else {},
         )

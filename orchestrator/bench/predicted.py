@@ -1,0 +1,39 @@
+"""The plan's prediction beside each measured level, for a deployment `deploy` planned."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from orchestrator.bench.runner import BenchResult
+
+
+def predictions_for(
+    deployment: str, state_dir: Path | None, result: BenchResult
+) -> list[dict[str, Any] | None]:
+    """One prediction per level at the level's measured mean lengths and its load."""
+    from orchestrator.plan import Plan
+    from orchestrator.planning.performance.from_plan import predict_plan
+    from orchestrator.runtime.state import StateStore
+
+    state = StateStore(state_dir).load(deployment)
+    if state is None or state.plan is None:
+        return []
+    plan = Plan.model_validate(state.plan)
+    found: list[dict[str, Any] | None] = []
+    for level in result.levels:
+        metrics, spec = level.metrics, level.spec
+        if not metrics.mean_output_tokens:
+            found.append(None)
+            continue
+        rate = spec.rate if spec.rate is not None and spec.rate != float("inf") else None
+        forecast = predict_plan(
+            plan,
+            isl=metrics.mean_input_tokens or 1.0,
+            osl=metrics.mean_output_tokens,
+            concurrency=spec.concurrency if rate is None else None,
+            request_rate=rate,
+        )
+        found.append(None if forecast is None else asdict(forecast))
+    return found

@@ -1,0 +1,1 @@
+"""Planning: the layout search (`resolver`) and the performance model (`performance`)."""

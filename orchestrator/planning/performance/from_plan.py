@@ -1,0 +1,73 @@
+"""The prediction for a deployment `deploy` planned, at any lengths and load: `deploy bench`
+prints it beside each measured level, and the simulator serves at it."""
+
+from __future__ import annotations
+
+from orchestrator.plan import Plan, Prediction
+from orchestrator.planning.performance.serving import Forecast, Traffic, forecast
+from orchestrator.planning.performance.steps import Instance
+
+GIB = 2**30
+
+
+def instance_of(plan: Plan) -> tuple[Instance, int] | None:
+    """The serving role (decode when disaggregated) as an `Instance`, and its replica count."""
+    from orchestrator.catalog import find_gpu, find_model
+    from orchestrator.errors import CatalogError
+
+    role = plan.role("serve") or plan.role("decode")
+    if role is None or not role.replicas:
+        return None
+    memory = role.memory or plan.memory
+    try:
+        model = find_model(plan.model.local_path or plan.model.name)
+        gpu = find_gpu(plan.hardware.gpu)
+    except CatalogError:
+        return None
+    inst = Instance(
+        model=model,
+        gpu=gpu,
+        engine=plan.engine.name,
+        par=role.parallelism,
+        weight_bytes_per_gpu=memory.weights_gib_per_gpu * GIB,
+        kv_bytes_per_token_per_gpu=memory.kv_bytes_per_token_per_gpu,
+        nnodes=len(role.replicas[0].slices),
+        interconnect=plan.hardware.interconnect,
+        fabric=plan.hardware.fabric,
+        quantization=plan.request.quantization,
+    )
+    return inst, len(role.replicas)
+
+
+def predict_plan(
+    plan: Plan,
+    *,
+    isl: float,
+    osl: float,
+    concurrency: int | None = None,
+    request_rate: float | None = None,
+) -> Forecast | None:
+    found = instance_of(plan)
+    if found is None:
+        return None
+    inst, replicas = found
+    memory = plan.memory
+    traffic = Traffic(
+        isl=max(1.0, isl), osl=max(1.0, osl), concurrency=concurrency, request_rate=request_rate
+    )
+    return forecast(
+        inst, traffic, kv_tokens=memory.kv_cache_tokens, context=memory.context, replicas=replicas
+    )
+
+
+def as_prediction(result: Forecast) -> Prediction:
+    return Prediction(
+        ttft_ms=result.ttft_ms,
+        tpot_ms=result.tpot_ms,
+        output_tokens_per_s=result.output_tokens_per_s,
+        input_tokens_per_s=result.input_tokens_per_s,
+        output_tokens_per_s_per_gpu=result.output_tokens_per_s_per_gpu,
+        requests_per_s=result.requests_per_s,
+        max_concurrency=result.max_concurrency,
+        bound=result.bound,
+    )

@@ -1,0 +1,245 @@
+"""Time of one decode step and of one prefill on one engine instance: pure arithmetic.
+
+A decode step reads, on every GPU, its share of the weights (for a MoE only the experts the
+batch's tokens are routed to) and the running requests' KV cache, and does 2 FLOPs per active
+parameter and token; it takes the longer of the two (roofline), plus a fixed cost per layer
+and the step's communication: two TP all-reduces per layer, an EP dispatch and combine per
+MoE layer, a hand-off between pipeline stages. With PP the batch runs as `pp` micro-batches,
+so each GPU reads its weights `pp` times per round of tokens. A prefill is the same forward
+pass over the prompt, dominated by FLOPs (attention over the context included).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from orchestrator.plan import Parallelism
+from orchestrator.planning.performance.efficiency import Efficiency
+from orchestrator.planning.performance.links import (
+    Link,
+    all_reduce_seconds,
+    all_to_all_seconds,
+    fabric_link,
+    intra_node_link,
+)
+from orchestrator.schema import GpuSpec, ModelProfile
+
+ACTIVATION_BYTES = 2  # BF16 hidden states on the wire
+DISPATCH_BYTES = 1.5  # FP8 dispatch (1 byte) and BF16 combine (2 bytes), on average
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One engine instance: what the step arithmetic needs to know about it."""
+
+    model: ModelProfile
+    gpu: GpuSpec
+    engine: str
+    par: Parallelism
+    weight_bytes_per_gpu: float
+    kv_bytes_per_token_per_gpu: float
+    nnodes: int = 1
+    interconnect: str = "nvswitch"
+    fabric: str = "none"
+    tp_in_domain: bool = True
+    quantization: str | None = None
+    # Prefill tokens per engine step (chunked prefill); None: the whole prompt in one step.
+    max_num_batched_tokens: int | None = None
+
+    @property
+    def gpus(self) -> int:
+        return self.par.gpus
+
+    @property
+    def kv_pools(self) -> int:
+        """Groups with their own requests and KV cache: DP ranks or attention-DP groups."""
+        return max(self.par.dp, self.par.attn_dp)
+
+    @property
+    def attention_tp(self) -> int:
+        par = self.par
+        if self.engine == "sglang" and par.attn_dp > 1:
+            return max(1, par.tp // par.attn_dp)
+        return par.tp
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Seconds of one decode round (every running request gets one token) and its parts."""
+
+    seconds: float
+    weights_s: float
+    kv_s: float
+    compute_s: float
+    overhead_s: float
+    comm_s: float
+
+    @property
+    def bound(self) -> str:
+        memory = self.weights_s + self.kv_s
+        parts = {
+            "memory-bandwidth": memory if memory >= self.compute_s else 0.0,
+            "compute": self.compute_s if self.compute_s > memory else 0.0,
+            "communication": self.comm_s,
+            "launch-overhead": self.overhead_s,
+        }
+        return max(parts, key=lambda name: parts[name])
+
+
+def peak_flops(gpu: GpuSpec, model: ModelProfile, quantization: str | None) -> float:
+    """Dense FLOP/s the GEMMs run at: FP8 tensor cores for FP8 weights, BF16 otherwise."""
+    fmt = (quantization or model.checkpoint.format).lower()
+    if fmt == "fp8" and gpu.supports_fp8 and gpu.fp8_tflops:
+        return gpu.fp8_tflops * 1e12
+    return gpu.bf16_tflops * 1e12
+
+
+@lru_cache(maxsize=256)
+def _expert_bytes_total(model: ModelProfile, quantization: str | None) -> float:
+    """Bytes of all routed experts: the difference EP makes to one GPU's weights."""
+    from orchestrator.memory import weight_bytes_per_gpu
+
+    if model.moe is None or model.moe.num_experts < 2:
+        return 0.0
+    experts = model.moe.num_experts
+    whole = weight_bytes_per_gpu(model, Parallelism(), quantization=quantization, engine="sglang")
+    spread = weight_bytes_per_gpu(
+        model, Parallelism(ep=experts), quantization=quantization, engine="sglang"
+    )
+    return max(0.0, (whole - spread) * experts / (experts - 1))
+
+
+def expert_bytes_per_gpu(inst: Instance) -> float:
+    model, par = inst.model, inst.par
+    if model.moe is None:
+        return 0.0
+    shards = par.ep if par.ep > 1 else (par.tp * par.dp if inst.engine == "vllm" else par.tp)
+    stage = math.ceil(model.num_layers / par.pp) / model.num_layers
+    return _expert_bytes_total(model, inst.quantization) * stage / shards
+
+
+def experts_touched(model: ModelProfile, tokens: float) -> float:
+    """Expected fraction of a layer's routed experts that `tokens` tokens reach (top-k routing,
+    uniform load): 1 - (1 - k/E)^tokens."""
+    moe = model.moe
+    if moe is None:
+        return 1.0
+    miss = 1.0 - moe.experts_per_token / moe.num_experts
+    return 1.0 - float(miss ** max(tokens, 1.0))
+
+
+def _links(inst: Instance) -> tuple[Link, Link | None]:
+    intra = intra_node_link(inst.gpu, inst.interconnect, inst.tp_in_domain)
+    return intra, (fabric_link(inst.fabric) if inst.nnodes > 1 else None)
+
+
+def _tp_link(inst: Instance) -> Link:
+    intra, inter = _links(inst)
+    per_node = inst.gpus // inst.nnodes
+    if inter is not None and inst.attention_tp > per_node:
+        return inter
+    return intra
+
+
+def _comm_seconds(inst: Instance, tokens: float, layers: int, moe_layers: int) -> float:
+    """Communication of one stage for `tokens` tokens (per KV pool for TP, all for EP)."""
+    model, par = inst.model, inst.par
+    seconds = 0.0
+    tp = inst.attention_tp
+    pool_tokens = tokens / inst.kv_pools
+    if tp > 1:
+        seconds += (
+            2
+            * layers
+            * all_reduce_seconds(
+                _tp_link(inst), pool_tokens * model.hidden_size * ACTIVATION_BYTES, tp
+            )
+        )
+    spread = par.ep if par.ep > 1 else (inst.kv_pools if inst.kv_pools > 1 else 1)
+    if model.moe is not None and spread > 1:
+        intra, inter = _links(inst)
+        link = inter if inter is not None and spread > inst.gpus // inst.nnodes else intra
+        nbytes = (tokens / spread) * model.hidden_size * model.moe.experts_per_token
+        seconds += 2 * moe_layers * all_to_all_seconds(link, nbytes * DISPATCH_BYTES, spread)
+    if par.pp > 1:
+        intra, inter = _links(inst)
+        link = inter or intra
+        seconds += link.seconds(pool_tokens * model.hidden_size * ACTIVATION_BYTES)
+    return seconds
+
+
+def _moe_layers(model: ModelProfile) -> int:
+    moe = model.moe
+    if moe is None:
+        return 0
+    return model.num_layers // moe.moe_layer_step - moe.first_dense_layers // moe.moe_layer_step
+
+
+def attention_flops_per_token(model: ModelProfile, context: float) -> float:
+    """QK^T and PV over `context` tokens, all layers (local layers attend to their window)."""
+    heads_dim = model.num_attention_heads * (model.head_dim + (model.v_head_dim or model.head_dim))
+    local = model.local_attention
+    full_layers = model.num_layers - (local.layers if local else 0)
+    flops = 2 * full_layers * heads_dim * context
+    if local is not None:
+        flops += 2 * local.layers * heads_dim * min(context, local.window)
+    return flops
+
+
+def decode_step(inst: Instance, batch: float, context: float, eff: Efficiency) -> StepCost:
+    """One round of decode for `batch` running requests holding `context` tokens on average."""
+    model, par = inst.model, inst.par
+    batch = max(batch, 1.0)
+    micro = batch / par.pp
+    experts = expert_bytes_per_gpu(inst)
+    dense = max(0.0, inst.weight_bytes_per_gpu - experts)
+    expert_read = experts * experts_touched(model, micro)
+    kv_bytes = (micro / inst.kv_pools) * context * inst.kv_bytes_per_token_per_gpu
+    bandwidth = inst.gpu.memory_bandwidth_gbs * 1e9 * eff.hbm
+    moe_bandwidth = inst.gpu.memory_bandwidth_gbs * 1e9 * eff.moe_hbm
+    flops = micro * (2 * model.params_active + attention_flops_per_token(model, context))
+    compute = (
+        flops / par.pp / inst.gpus / (peak_flops(inst.gpu, model, inst.quantization) * eff.compute)
+    )
+    layers = math.ceil(model.num_layers / par.pp)
+    moe_layers = math.ceil(_moe_layers(model) / par.pp)
+    weights_s = dense / bandwidth + expert_read / moe_bandwidth
+    kv_s = kv_bytes / bandwidth
+    overhead = layers * eff.layer_overhead_s + moe_layers * eff.moe_layer_overhead_s
+    comm = _comm_seconds(inst, micro, layers, moe_layers)
+    stage = max(weights_s + kv_s, compute) + overhead + comm
+    return StepCost(
+        seconds=stage * par.pp,
+        weights_s=weights_s * par.pp,
+        kv_s=kv_s * par.pp,
+        compute_s=compute * par.pp,
+        overhead_s=overhead * par.pp,
+        comm_s=comm * par.pp,
+    )
+
+
+def prefill_flops(model: ModelProfile, prompt: float) -> float:
+    """FLOPs of a prompt: 2 per active parameter and token, plus causal attention."""
+    return prompt * (2 * model.params_active + attention_flops_per_token(model, prompt / 2))
+
+
+def prefill_seconds(inst: Instance, prompt: float, eff: Efficiency) -> float:
+    """One prompt alone on the instance: its TP group computes it, stage after stage."""
+    model, par = inst.model, inst.par
+    peak = peak_flops(inst.gpu, model, inst.quantization) * eff.compute
+    compute = prefill_flops(model, prompt) / (par.tp * peak)
+    reads = inst.weight_bytes_per_gpu * par.pp / (inst.gpu.memory_bandwidth_gbs * 1e9 * eff.hbm)
+    layers = model.num_layers
+    moe_layers = _moe_layers(model)
+    comm = _comm_seconds(inst, prompt * inst.kv_pools, math.ceil(layers / par.pp), moe_layers)
+    overhead = layers * eff.layer_overhead_s + moe_layers * eff.moe_layer_overhead_s
+    return max(compute, reads) + overhead + comm * par.pp
+
+
+def prefill_share_seconds(inst: Instance, prompt: float, eff: Efficiency) -> float:
+    """Instance time a prompt costs when prefills are batched with other work: its FLOPs over
+    every GPU of the instance (the weight reads are shared with the decode batch)."""
+    peak = peak_flops(inst.gpu, inst.model, inst.quantization) * eff.compute
+    return prefill_flops(inst.model, prompt) / (inst.gpus * peak)

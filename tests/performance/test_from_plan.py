@@ -1,0 +1,27 @@
+"""The prediction of a planned deployment at another load, and the simulator's timing."""
+
+from __future__ import annotations
+
+from orchestrator.engines.common import simulation_environment
+from orchestrator.planner import build_plan
+from orchestrator.planning.performance.from_plan import predict_plan
+from orchestrator.request import PlanRequest
+
+
+def test_predict_plan_matches_the_plan_at_its_own_load() -> None:
+    plan = build_plan(PlanRequest(model="qwen3-32b", gpus="2xH100", isl=2000, osl=500))
+    assert plan.prediction is not None
+    again = predict_plan(plan, isl=2000, osl=500, concurrency=16)
+    assert again is not None
+    assert again.tpot_ms == plan.prediction.tpot_ms
+    assert again.output_tokens_per_s == plan.prediction.output_tokens_per_s
+    busier = predict_plan(plan, isl=2000, osl=500, concurrency=64)
+    assert busier is not None and busier.output_tokens_per_s > again.output_tokens_per_s
+
+
+def test_the_simulator_serves_at_the_predicted_medians() -> None:
+    plan = build_plan(PlanRequest(model="qwen3-32b", gpus="2xH100"))
+    assert plan.prediction is not None
+    env = simulation_environment(plan, plan.roles[0], 2)
+    assert env["DEPLOY_SIM_TTFT_MS"] == f"{plan.prediction.ttft_ms:.1f}"
+    assert env["DEPLOY_SIM_TPOT_MS"] == f"{plan.prediction.tpot_ms:.2f}"
