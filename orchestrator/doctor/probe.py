@@ -115,9 +115,10 @@ def memlock_bytes(roots: Roots) -> int | None:
 # -- network ------------------------------------------------------------------------------------
 
 
-def _hex_ipv4(text: str) -> int:
-    """/proc/net/route writes addresses as little-endian hex."""
-    return int.from_bytes(bytes.fromhex(text), "little")
+def _route_ipv4(text: str) -> int:
+    """/proc/net/route writes an address as the hex of its 32-bit value in host (little-endian)
+    byte order: `006433C6` is 198.51.100.0. Returns the address as a network-order integer."""
+    return int.from_bytes(bytes.fromhex(text)[::-1], "big")
 
 
 def _ipv4_int(address: str) -> int:
@@ -147,7 +148,7 @@ def interface_addresses(roots: Roots) -> dict[str, list[str]]:
         fields = line.split()
         if len(fields) < 8 or fields[2] != "00000000":
             continue
-        routes.append((_hex_ipv4(fields[1]), _hex_ipv4(fields[7]), fields[0]))
+        routes.append((_route_ipv4(fields[1]), _route_ipv4(fields[7]), fields[0]))
     by_interface: dict[str, list[str]] = {}
     for address in _local_addresses(roots):
         if address.startswith("127."):
@@ -156,10 +157,8 @@ def interface_addresses(roots: Roots) -> dict[str, list[str]]:
         value = _ipv4_int(address)
         best: tuple[int, str] | None = None
         for destination, mask, name in routes:
-            destination_be = int.from_bytes(destination.to_bytes(4, "little"), "big")
-            mask_be = int.from_bytes(mask.to_bytes(4, "little"), "big")
-            if mask_be and value & mask_be == destination_be:
-                prefix = bin(mask_be).count("1")
+            if mask and value & mask == destination:
+                prefix = bin(mask).count("1")
                 if best is None or prefix > best[0]:
                     best = (prefix, name)
         if best is not None:

@@ -119,7 +119,7 @@ def _docker_facts(client: Any, image: str) -> DockerFacts:
     return facts
 
 
-def _probe_config(
+def probe_config(
     plan: Plan, target: NodeTarget, spec: ServiceSpec, options: DoctorOptions
 ) -> dict[str, Any]:
     if options.running:
@@ -180,7 +180,7 @@ class _Node:
         kwargs = probe_kwargs(
             spec,
             deployment=self.plan.name,
-            config=_probe_config(self.plan, self.target, spec, self.options),
+            config=probe_config(self.plan, self.target, spec, self.options),
             host_env=dict(host_env),
             with_gpus=not self.options.simulate,
             publish=not self.options.running,
