@@ -35,12 +35,18 @@ def doctor(simulate: bool, fast: bool, as_json: bool, **options: Any) -> None:
     emit(report, as_json=as_json)
 
 
-def emit(report: Any, *, as_json: bool) -> None:
-    """Print the report; exit 2 when a check failed."""
+def emit(report: Any, *, as_json: bool, statuses: list[Any] | None = None) -> None:
+    """Print the report (with `deploy status`'s rows under "services" when given); exit 2
+    when a check failed."""
+    import json
+
     from orchestrator.doctor.report import format_report
 
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        data = report.model_dump(mode="json")
+        if statuses is not None:
+            data = {"services": statuses, **data}
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(format_report(report))
     if not report.ok:

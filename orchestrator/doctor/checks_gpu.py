@@ -47,7 +47,9 @@ def gpu_checks(context: NodeContext) -> list[Check]:
     return [
         _visible(context, gpus),
         _mig(node, gpus),
-        _memory(node, gpus),
+        skipped(node, "gpu-memory", "the deployment itself holds its GPUs")
+        if context.running
+        else _memory(node, gpus),
         _driver(context, nvml),
         _p2p(context, nvml),
     ]

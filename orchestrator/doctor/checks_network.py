@@ -264,6 +264,8 @@ def ports_check(context: NodeContext) -> Check:
     listed = ", ".join(f"{port} ({what})" for port, what in ports.items())
     if context.probe is None:
         return skipped(node, "ports", "the probe did not run")
+    if context.running:
+        return skipped(node, "ports", f"held by the running deployment: {listed}")
     if not context.host_network:
         return passed(node, "ports", f"published ports free: {listed}")
     free: dict[str, bool] = context.probe.get("ports_free", {})

@@ -31,6 +31,8 @@ class NodeContext:
     engine: str
     image: str
     simulate: bool = False
+    # The deployment already runs: its own processes hold the GPUs and ports.
+    running: bool = False
     # the plan's declaration
     interconnect: str = "pcie"
     fabric: str = "ethernet"

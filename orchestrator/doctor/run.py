@@ -152,6 +152,7 @@ class _Node:
             engine=plan.engine.name,
             image=target.spec.image if target.spec is not None else plan.engine.image,
             simulate=options.simulate,
+            running=options.running,
             interconnect=plan.hardware.interconnect,
             fabric=plan.hardware.fabric,
             multi_node=len(plan.hardware.node_list) > 1,
