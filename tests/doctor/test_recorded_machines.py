@@ -121,7 +121,12 @@ def test_healthy_ib_node_passes(h100_two_nodes: Any, recording: Any, tmp_path: P
 
 def test_ib_port_down_fails_rdma(h100_two_nodes: Any, recording: Any, tmp_path: Path) -> None:
     report = _two_nodes(h100_two_nodes, recording, tmp_path, "broken-ib-port-down")
-    assert failing(report) == [("h100-b", "rdma")]
+    assert failing(report) == [("h100-b", "rdma"), ("h100-b", "nccl-ib-hca")]
+    hca = check(report, "h100-b", "nccl-ib-hca")
+    assert hca.detail.startswith(
+        "NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 names mlx5_3,"
+        " not active here"
+    )
     rdma = check(report, "h100-b", "rdma")
     assert rdma.detail == "mlx5_3 port 1 is DOWN"
     assert rdma.fix.startswith("bring mlx5_3 up on node h100-b (cable, switch port, subnet manager")
