@@ -9,7 +9,7 @@ from orchestrator.doctor import cuda
 from orchestrator.doctor.context import NodeContext
 from orchestrator.doctor.report import Check, failed, passed, skipped, warned
 
-GPU_CHECKS = ("gpus", "mig", "gpu-memory", "driver-cuda", "p2p")
+GPU_CHECKS = ("gpus", "inventory", "mig", "gpu-memory", "driver-cuda", "p2p")
 # Memory in use with no process visible: the driver's own reservation stays below this.
 _UNEXPLAINED_USED_BYTES = 2 * 1024**3
 _P2P_MEANING = {
@@ -46,6 +46,7 @@ def gpu_checks(context: NodeContext) -> list[Check]:
     gpus: list[dict[str, Any]] = nvml.get("gpus", [])
     return [
         _visible(context, gpus),
+        _inventory(context, gpus),
         _mig(node, gpus),
         skipped(node, "gpu-memory", "the deployment itself holds its GPUs")
         if context.running
@@ -68,6 +69,29 @@ def _visible(context: NodeContext, gpus: list[dict[str, Any]]) -> Check:
             " NVIDIA_VISIBLE_DEVICES/CUDA_VISIBLE_DEVICES setting hides them",
         )
     return passed(context.node, "gpus", f"GPUs {ids} visible: {', '.join(names)}")
+
+
+def _inventory(context: NodeContext, gpus: list[dict[str, Any]]) -> Check:
+    """The GPUs found are the model the plan was made for (the cluster file's declaration)."""
+    from orchestrator.catalog import gpu_from_nvml_name
+    from orchestrator.errors import DeployError
+
+    node, wanted = context.node, context.gpu_name
+    found = set()
+    for gpu in gpus:
+        try:
+            found.add(gpu_from_nvml_name(str(gpu["name"]), int(gpu["memory_total"] or 0)).name)
+        except DeployError:
+            found.add(str(gpu["name"]))
+    if wanted is None or found <= {wanted}:
+        return passed(node, "inventory", f"GPUs are {wanted or ', '.join(sorted(found))}")
+    return failed(
+        node,
+        "inventory",
+        f"node {node} has {', '.join(sorted(found))}, the plan was made for {wanted}",
+        f"correct `gpus:` for node {node} in the cluster file (`deploy detect --cluster FILE`"
+        " shows what each node has) and plan again",
+    )
 
 
 def _mig(node: str, gpus: list[dict[str, Any]]) -> Check:

@@ -34,6 +34,7 @@ class NodeContext:
     # The deployment already runs: its own processes hold the GPUs and ports.
     running: bool = False
     # the plan's declaration
+    gpu_name: str | None = None  # the catalog GPU the plan was made for
     interconnect: str = "pcie"
     fabric: str = "ethernet"
     multi_node: bool = False

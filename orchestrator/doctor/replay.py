@@ -77,6 +77,7 @@ def replay_context(
         engine=plan.engine.name,
         image=target.spec.image,
         simulate=options.simulate,
+        gpu_name=plan.hardware.gpu,
         interconnect=plan.hardware.interconnect,
         fabric=plan.hardware.fabric,
         multi_node=len(plan.hardware.node_list) > 1,

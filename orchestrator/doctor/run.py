@@ -153,6 +153,7 @@ class _Node:
             image=target.spec.image if target.spec is not None else plan.engine.image,
             simulate=options.simulate,
             running=options.running,
+            gpu_name=plan.hardware.gpu,
             interconnect=plan.hardware.interconnect,
             fabric=plan.hardware.fabric,
             multi_node=len(plan.hardware.node_list) > 1,

@@ -189,3 +189,13 @@ def test_every_check_line_is_one_line_with_a_fix_when_not_passing(
             assert "\n" not in item.detail and "\n" not in item.fix
             if item.status == "fail":
                 assert item.fix
+
+
+def test_a_node_unlike_its_declaration_fails_inventory(
+    planned: Any, recording: Any, tmp_path: Path
+) -> None:
+    plan, services = planned(model="qwen3-8b", gpus="2xH100", tp=2)
+    report = replay_doctor(plan, services, {"local": recording("broken-p2p-disabled")}, tmp_path)
+    inventory = check(report, "local", "inventory")
+    assert inventory.status == "fail"
+    assert inventory.detail == "node local has L40S-48GB, the plan was made for H100-80GB-SXM"

@@ -94,3 +94,25 @@ def test_up_refuses_a_failing_node_and_skip_doctor_says_what_it_skips(
         assert "SKIP  local  ports: held by the running deployment" in rerun.stdout
     finally:
         cli_runner.invoke(cli, ["down", "--name", deployment, "--state-dir", str(state)])
+
+
+def test_detect_cluster_reports_each_node_through_its_endpoint(
+    docker_client: Any, sim_image: str, cli_runner: CliRunner, tmp_path: Path
+) -> None:
+    """No GPU here: the detection container cannot get GPUs (or, with them, the simulator
+    image has no pynvml), and the node says so in one line; nothing is left running."""
+    cluster = tmp_path / "one.yaml"
+    cluster.write_text(
+        "defaults: {gpus: 1xH100-80GB-SXM}\n"
+        "nodes:\n  - {name: node0, address: 127.0.0.1, docker: 'unix:///var/run/docker.sock'}\n",
+        encoding="utf-8",
+    )
+    result = cli_runner.invoke(
+        cli, ["detect", "--cluster", str(cluster), "--image", sim_image, "--json"]
+    )
+    assert result.exit_code == 2
+    node = json.loads(result.stdout)["nodes"]["node0"]
+    assert set(node) == {"error"}
+    assert node["error"].startswith("detection on node node0 failed")
+    assert "\n" not in node["error"]
+    assert _containers(docker_client, LABEL_DOCTOR) == []
