@@ -80,9 +80,10 @@ def _inventory(context: NodeContext, gpus: list[dict[str, Any]]) -> Check:
     found = set()
     for gpu in gpus:
         try:
-            found.add(gpu_from_nvml_name(str(gpu["name"]), int(gpu["memory_total"] or 0)).name)
+            spec = gpu_from_nvml_name(str(gpu["name"]), int(gpu["memory_total"] or 0))
         except DeployError:
-            found.add(str(gpu["name"]))
+            spec = None
+        found.add(spec.name if spec is not None else str(gpu["name"]))
     if wanted is None or found <= {wanted}:
         return passed(node, "inventory", f"GPUs are {wanted or ', '.join(sorted(found))}")
     return failed(
