@@ -84,6 +84,7 @@ def detect(
 
 
 def _detect_cluster(path: Path, image: str | None, as_json: bool) -> None:
+    from orchestrator.doctor.inventory_cache import store
     from orchestrator.doctor.remote_detect import detect_cluster_nodes, differences
     from orchestrator.engine_versions import default_version, image_for
     from orchestrator.errors import DeployError
@@ -106,6 +107,7 @@ def _detect_cluster(path: Path, image: str | None, as_json: bool) -> None:
             if not as_json:
                 click.echo(f"== {node.name} ({node.docker}): error: {result}")
             continue
+        store(node.name, node.docker, result)  # what `gpus: detect` plans on from now
         problems = differences(node, result)
         failed = failed or bool(problems)
         documents[node.name] = {
