@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.runtime.containers import create_kwargs
-from orchestrator.spec import LABEL_PREFIX, ServiceSpec
+from orchestrator.spec import LABEL_PREFIX, ServiceSpec, is_secret_ref
 
 LABEL_DOCTOR = f"{LABEL_PREFIX}.doctor"
 # The probe's source travels as `python3 -c SOURCE`: engine images do not carry deploy.
@@ -45,9 +45,13 @@ def probe_kwargs(
     kwargs["entrypoint"] = ["python3"]
     kwargs["command"] = ["-c", PROBE_SOURCE, "serve", json.dumps(config)]
     environment = dict(kwargs.get("environment", {}))
-    # Secrets are not needed to look at the machine.
+    # Secrets are not needed to look at the machine: neither passed-through secrets nor
+    # plain variables that reference one (VLLM_API_KEY=${KEY}).
     for name in spec.secret_env:
         environment.pop(name, None)
+    for name, value in spec.environment.items():
+        if is_secret_ref(value, spec.secret_env):
+            environment.pop(name, None)
     environment["NVIDIA_DISABLE_REQUIRE"] = "1"
     kwargs["environment"] = environment
     kwargs.pop("hostname", None) if spec.network_mode == "host" else None

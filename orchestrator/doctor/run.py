@@ -79,6 +79,15 @@ def judge(context: NodeContext) -> list[Check]:
                     f" --entrypoint python3 {context.image} -V)",
                 )
             )
+    if context.probe is None and context.probe_error is None and context.target.spec:
+        checks.append(
+            skipped(
+                context.node,
+                "probe",
+                f"not run: {context.image} is not on the node yet (pull it to check"
+                " GPUs, shm, RDMA and the network from inside it)",
+            )
+        )
     checks += gpu_checks(context)
     checks += container_checks(context)
     network = network_checks(context)
@@ -177,8 +186,7 @@ class _Node:
         if self.client is None or spec is None:
             return
         if not self.context.docker.image_present:
-            self.context.probe_error = f"{spec.image} is not on the node"
-            return
+            return  # judged as skipped: `up` pulls the image before it starts anything
         kwargs = probe_kwargs(
             spec,
             deployment=self.plan.name,
