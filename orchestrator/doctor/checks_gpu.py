@@ -188,5 +188,19 @@ def _p2p(context: NodeContext, nvml: dict[str, Any]) -> Check:
                         " settings) or, if vLLM hangs at its first all-reduce, pass"
                         " --engine-arg --disable-custom-all-reduce",
                     )
+    if not expects_nvlink:
+        numa = {gpu["index"]: gpu.get("numa_node") for gpu in nvml.get("gpus", [])}
+        for group in groups:
+            found = {numa.get(position.get(g, g)) for g in group}
+            nodes = sorted(int(n) for n in found if n is not None)
+            if len(nodes) > 1:
+                return warned(
+                    node,
+                    "p2p",
+                    f"TP group {','.join(map(str, group))} spans NUMA nodes"
+                    f" {', '.join(map(str, nodes))}: its all-reduce crosses the CPU interconnect",
+                    "keep each tensor-parallel group on one socket (smaller --tp with more"
+                    " replicas, or --pp across sockets) for PCIe-only GPUs",
+                )
     kind = "NVLink" if expects_nvlink else "PCIe P2P"
     return passed(node, "p2p", f"{kind} between the GPUs of {len(groups)} TP group(s)")

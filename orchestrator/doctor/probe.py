@@ -241,8 +241,22 @@ def _ask(function: Any, *args: Any) -> Any:
         return None
 
 
-def nvml_facts(nvml: Any) -> dict[str, Any]:
-    """Driver, CUDA driver version, and per GPU: memory held, processes, MIG, P2P."""
+def pci_numa_node(roots: Roots, bus_id: str | None) -> int | None:
+    """The CPU NUMA node of a PCI device (NVML's `00000000:18:00.0` is sysfs's `0000:18:00.0`)."""
+    if not bus_id:
+        return None
+    domain, _, rest = bus_id.partition(":")
+    try:
+        name = f"{int(domain, 16):04x}:{rest.lower()}"
+    except ValueError:
+        return None
+    text = _read(os.path.join(roots.sys, "bus", "pci", "devices", name, "numa_node"))
+    return int(text) if text is not None and text.lstrip("-").isdigit() and int(text) >= 0 else None
+
+
+def nvml_facts(nvml: Any, roots: Roots | None = None) -> dict[str, Any]:
+    """Driver, CUDA driver version, and per GPU: memory held, processes, MIG, NUMA node, P2P."""
+    roots = roots or Roots()
     if nvml is None:
         try:
             import pynvml
@@ -280,6 +294,7 @@ def nvml_facts(nvml: Any) -> dict[str, Any]:
                         for p in processes
                     ],
                     "mig_enabled": bool(mig[0]) if mig is not None else None,
+                    "numa_node": pci_numa_node(roots, _text(pci.busId) if pci else None),
                 }
             )
         p2p: dict[str, dict[str, str]] = {}
@@ -347,7 +362,7 @@ def collect(
         "ports_free": ports_free([int(port) for port in config.get("listen", [])]),
         "storage": storage_facts(config),
     }
-    facts["nvml"] = nvml_facts(nvml) if config.get("gpus", True) else {"skipped": True}
+    facts["nvml"] = nvml_facts(nvml, roots) if config.get("gpus", True) else {"skipped": True}
     return facts
 
 

@@ -199,3 +199,16 @@ def test_a_node_unlike_its_declaration_fails_inventory(
     inventory = check(report, "local", "inventory")
     assert inventory.status == "fail"
     assert inventory.detail == "node local has L40S-48GB, the plan was made for H100-80GB-SXM"
+
+
+def test_a_pcie_tp_group_across_sockets_warns(planned: Any, recording: Any, tmp_path: Path) -> None:
+    plan, services = planned(model="qwen3-8b", gpus="4xRTX4090", tp=4)
+    machine = recording("rtx4090-4-pcie-2numa")
+    # P2P allowed, so what is left is the placement: GPUs 0-1 on socket 0, 2-3 on socket 1.
+    machine["p2p"]["read"] = [["X" if a == b else "OK" for b in range(4)] for a in range(4)]
+    report = replay_doctor(plan, services, {"local": machine}, tmp_path)
+    p2p = check(report, "local", "p2p")
+    assert p2p.status == "warn"
+    assert p2p.detail == (
+        "TP group 0,1,2,3 spans NUMA nodes 0, 1: its all-reduce crosses the CPU interconnect"
+    )
