@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "down": ("orchestrator.cli.runtime", "down", "Stop and remove a deployment."),
     "bench": ("orchestrator.cli.bench", "bench", "Benchmark an OpenAI-compatible endpoint."),
     "sim": ("orchestrator.cli.sim", "sim", "Run the engine simulator (rehearsals, tests)."),
+    "doctor": ("orchestrator.cli.doctor", "doctor", "Pre-flight every node of a plan."),
 }
 
 

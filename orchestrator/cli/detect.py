@@ -29,12 +29,32 @@ _RECORD_HINT = "record one with `deploy detect --record FILE` on the GPU machine
     hidden=True,
     help="Also write every raw NVML and sysfs answer to FILE, for --replay elsewhere.",
 )
-def detect(as_json: bool, replay: Path | None, record: Path | None) -> None:
+@click.option(
+    "--cluster",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Detect every node of this cluster file through its Docker endpoint instead.",
+)
+@click.option(
+    "--image",
+    metavar="IMAGE",
+    help="Image to detect in, with --cluster (default: the newest pinned vLLM image).",
+)
+def detect(
+    as_json: bool,
+    replay: Path | None,
+    record: Path | None,
+    cluster: Path | None,
+    image: str | None,
+) -> None:
     """Detect local GPUs, NVLink/PCIe topology, NUMA placement, NICs and RDMA devices.
 
     --json writes a node inventory (kind: node-inventory) that a cluster file can embed
-    (`inventory:` inline) or reference by path.
+    (`inventory:` inline) or reference by path. --cluster FILE detects every node of the
+    file in a container on that node, and says where a node differs from its declaration.
     """
+    if cluster is not None:
+        _detect_cluster(cluster, image, as_json)
+        return
     from orchestrator.hardware.detect import detect_node
     from orchestrator.hardware.report import format_inventory
 
@@ -61,6 +81,48 @@ def detect(as_json: bool, replay: Path | None, record: Path | None) -> None:
         click.echo(inventory.model_dump_json(indent=2))
     else:
         click.echo(format_inventory(inventory))
+
+
+def _detect_cluster(path: Path, image: str | None, as_json: bool) -> None:
+    from orchestrator.doctor.inventory_cache import store
+    from orchestrator.doctor.remote_detect import detect_cluster_nodes, differences
+    from orchestrator.engine_versions import default_version, image_for
+    from orchestrator.errors import DeployError
+    from orchestrator.hardware.cluster_file import load_cluster
+    from orchestrator.hardware.report import format_inventory
+    from orchestrator.runtime.endpoints import Endpoints
+
+    declared = load_cluster(path)
+    with Endpoints() as endpoints:
+        found = detect_cluster_nodes(
+            declared, image or image_for("vllm", default_version("vllm")), endpoints
+        )
+    failed = False
+    documents: dict[str, Any] = {}
+    for node in declared.nodes:
+        result = found[node.name]
+        if isinstance(result, DeployError):
+            failed = True
+            documents[node.name] = {"error": str(result)}
+            if not as_json:
+                click.echo(f"== {node.name} ({node.docker}): error: {result}")
+            continue
+        store(node.name, node.docker, result)  # what `gpus: detect` plans on from now
+        problems = differences(node, result)
+        failed = failed or bool(problems)
+        documents[node.name] = {
+            "inventory": result.model_dump(mode="json"),
+            "differs_from_cluster_file": problems,
+        }
+        if not as_json:
+            click.echo(f"== {node.name} ({node.docker})")
+            click.echo(format_inventory(result))
+            for problem in problems:
+                click.echo(f"differs from {path.name}: {problem}")
+    if as_json:
+        click.echo(json.dumps({"nodes": documents}, indent=2))
+    if failed:
+        raise click.exceptions.Exit(2)
 
 
 def _load_replay(path: Path) -> Any:

@@ -45,6 +45,9 @@ state_dir_option = click.option(
 @click.option(
     "--watch", is_flag=True, help="Keep supervising (restarts) after ready; Ctrl-C detaches."
 )
+@click.option(
+    "--skip-doctor", is_flag=True, help="Start without the pre-flight checks of `deploy doctor`."
+)
 @json_option
 def up(
     dry_run: bool,
@@ -54,6 +57,7 @@ def up(
     timeout: float | None,
     max_restarts: int,
     watch: bool,
+    skip_doctor: bool,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -86,6 +90,7 @@ def up(
             reporter=reporter,
             watch=watch,
             options=SupervisorOptions(max_restarts=max_restarts),
+            doctor=not skip_doctor,
         )
     except KeyboardInterrupt:
         reporter.close()
@@ -115,8 +120,9 @@ def up(
 @click.command()
 @click.option("--name", help="One deployment (default: all, from state files and labels).")
 @state_dir_option
+@click.option("--doctor", is_flag=True, help="Also rerun `deploy doctor` on its nodes.")
 @json_option
-def status(name: str | None, state_dir: Path | None, as_json: bool) -> None:
+def status(name: str | None, state_dir: Path | None, doctor: bool, as_json: bool) -> None:
     """Services, state, health, restarts, uptime and GPU use of deployments."""
     from orchestrator.runtime.docker_ops import docker_errors_as_failures
     from orchestrator.runtime.endpoints import Endpoints
@@ -125,6 +131,16 @@ def status(name: str | None, state_dir: Path | None, as_json: bool) -> None:
 
     with Endpoints() as endpoints, docker_errors_as_failures("deploy status", "deploy status"):
         statuses = collect(name, store=StateStore(state_dir), endpoints=endpoints)
+    if doctor:
+        from orchestrator.cli.doctor import emit
+        from orchestrator.doctor.deployed import doctor_deployment
+
+        with Endpoints() as endpoints:
+            report = doctor_deployment(name, store=StateStore(state_dir), endpoints=endpoints)
+        if not as_json:
+            click.echo(format_table(statuses))
+        emit(report, as_json=as_json, statuses=[s.model_dump(mode="json") for s in statuses])
+        return
     if as_json:
         click.echo(json.dumps([s.model_dump(mode="json") for s in statuses], indent=2))
     else:

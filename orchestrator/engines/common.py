@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from orchestrator.engines.network_env import rdma_environment
 from orchestrator.errors import PlanError
 from orchestrator.plan import NodeSummary, Plan, Replica, Role
 from orchestrator.spec import (
@@ -519,6 +520,7 @@ def engine_spec(
         else []
     )
     rdma = needs_rdma(plan, place.replica, place.simulate)
+    env.update(rdma_environment(place.node, rdma=rdma))
     spec = ServiceSpec(
         name=name or place.name,
         node=place.node.name,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from orchestrator.errors import CatalogError, HardwareError
+from orchestrator.errors import CatalogError, DockerUnavailableError, HardwareError
 from orchestrator.hardware.formats import INVENTORY_KIND, SCHEMA_VERSION
 from orchestrator.hardware.model import Cluster, Fabric, Node
 from orchestrator.hardware.nodes import DEFAULT_DOCKER, catalog_gpu, inventory_node, shorthand_node
@@ -60,7 +60,10 @@ class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     docker: str | None = None
-    gpus: str | None = Field(default=None, description="shorthand, e.g. 8xH100-80GB-SXM")
+    gpus: str | None = Field(
+        default=None,
+        description="shorthand, e.g. 8xH100-80GB-SXM, or `detect` (through the node's Docker)",
+    )
     inventory: str | dict[str, Any] | None = Field(
         default=None, description="a `deploy detect --json` document, inline or a relative path"
     )
@@ -197,6 +200,15 @@ def _build_node(
         "rdma_devices": fields["rdma_devices"][0],
     }
     numa_nodes = fields["numa_nodes"][0]
+    if gpus == "detect":
+        # Found through the node's Docker endpoint, cached (`deploy detect --cluster` refreshes).
+        from orchestrator.doctor.inventory_cache import detected_inventory
+
+        try:
+            found = detected_inventory(entry.name, common["docker"])
+        except (HardwareError, DockerUnavailableError) as error:
+            raise lines.error(at("gpus"), error.message, error.hint) from error
+        return _inventory_node(found, common, numa_nodes, lines, at("gpus"))
     if gpus is not None:
         from orchestrator.catalog import parse_gpu_spec
 
@@ -206,12 +218,20 @@ def _build_node(
             raise lines.error(at("gpus"), str(error)) from error
         return shorthand_node(gpu=spec, count=count or 1, numa_nodes=numa_nodes or 1, **common)
     detected = _load_inventory(inventory, base, lines, at("inventory"))
+    return _inventory_node(detected, common, numa_nodes, lines, at("inventory"))
+
+
+def _inventory_node(
+    detected: NodeInventory,
+    common: dict[str, Any],
+    numa_nodes: int | None,
+    lines: LineMap,
+    where: tuple[str | int, ...],
+) -> Node:
     try:
         gpu_spec = catalog_gpu(detected, "GPU")
     except HardwareError as error:
-        raise lines.error(
-            at("inventory"), error.message.removeprefix("GPU: "), error.hint
-        ) from error
+        raise lines.error(where, error.message.removeprefix("GPU: "), error.hint) from error
     node = inventory_node(detected, gpu=gpu_spec, **common)
     return node.model_copy(update={"numa_nodes": numa_nodes}) if numa_nodes else node
 

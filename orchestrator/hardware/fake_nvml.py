@@ -172,10 +172,22 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, handle: FakeHandle, version: Any = None) -> Any:
         memory = pynvml.c_nvmlMemory_t()
-        memory.total = int(_value(self._gpu(handle)["memory_total"]))
-        memory.used = 0
-        memory.free = memory.total
+        gpu = self._gpu(handle)
+        memory.total = int(_value(gpu["memory_total"]))
+        # Memory held by other processes (and the driver's reservation), when recorded.
+        memory.used = int(_value(gpu.get("memory_used", 0)))
+        memory.free = memory.total - memory.used
         return memory
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeHandle) -> list[Any]:
+        """Recorded `processes: [{"pid", "used_memory"}]` as pynvml's process structures."""
+        processes = []
+        for recorded in _value(self._gpu(handle).get("processes", [])):
+            info = pynvml.c_nvmlProcessInfo_v3_t()
+            info.pid = int(recorded["pid"])
+            info.usedGpuMemory = int(recorded["used_memory"])
+            processes.append(info)
+        return processes
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: FakeHandle) -> tuple[int, int]:
         major, minor = _value(self._gpu(handle)["compute_capability"])

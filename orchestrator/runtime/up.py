@@ -81,6 +81,7 @@ def run_up(
     watch: bool = False,
     stop: threading.Event | None = None,
     options: SupervisorOptions | None = None,
+    doctor: bool = True,
 ) -> UpResult:
     host_env = dict(os.environ)
     if simulate:
@@ -92,6 +93,21 @@ def run_up(
     store = StateStore(state_dir)
     files_dir = render_files(plan, services, store.files_dir(plan.name))
     with Endpoints() as endpoints:
+        # The pre-flight (deploy doctor's fast subset) refuses a start on a broken node.
+        from orchestrator.doctor.gate import preflight, skipped_message
+
+        if doctor:
+            running = store.load(plan.name) is not None
+            preflight(
+                plan,
+                services,
+                endpoints=endpoints,
+                simulate=simulate,
+                running=running,
+                command=f"deploy doctor {plan.model.name}{' --simulate' if simulate else ''}",
+            )
+        elif reporter is not None:
+            reporter.message(skipped_message())
         supervisor = Supervisor(
             plan.name,
             services,

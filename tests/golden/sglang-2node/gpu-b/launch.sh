@@ -36,7 +36,7 @@ docker_serve_0_rank1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=9e6187da4256 \
+    --label ai.deploy.spec-hash=7d5a69507cfa \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -48,6 +48,7 @@ docker_serve_0_rank1() {
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.11 \
     --health-cmd 'kill -0 1' \
@@ -71,6 +72,7 @@ bare_serve_0_rank1() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     SGLANG_HOST_IP=192.0.2.11 \
     python3 -m sglang.launch_server \

@@ -36,7 +36,7 @@ docker_serve_0_ray0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-ray0 \
-    --label ai.deploy.spec-hash=26e43608378b \
+    --label ai.deploy.spec-hash=3f6e947271a8 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -48,6 +48,7 @@ docker_serve_0_ray0() {
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.10 \
     --health-cmd 'kill -0 1' \
@@ -67,6 +68,7 @@ bare_serve_0_ray0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.10 \
     ray start \
@@ -88,7 +90,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=5fa95ed3dca0 \
+    --label ai.deploy.spec-hash=1192a4ceab12 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -100,6 +102,7 @@ docker_serve_0() {
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env RAY_ADDRESS=192.0.2.10:6379 \
     --env VLLM_HOST_IP=192.0.2.10 \
@@ -125,6 +128,7 @@ bare_serve_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     RAY_ADDRESS=192.0.2.10:6379 \
     VLLM_HOST_IP=192.0.2.10 \

@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=daaf7d1e500d \
+    --label ai.deploy.spec-hash=cea58de231de \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -48,6 +48,7 @@ docker_prefill_0() {
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.10 \
     --env VLLM_MOONCAKE_BOOTSTRAP_PORT=8998 \
@@ -72,6 +73,7 @@ bare_prefill_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.10 \
     VLLM_MOONCAKE_BOOTSTRAP_PORT=8998 \

@@ -36,7 +36,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=318addb9a082 \
+    --label ai.deploy.spec-hash=838ced26705f \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -48,6 +48,7 @@ docker_decode_0() {
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_7:1 \
     --env VLLM_HOST_IP=192.0.2.11 \
@@ -74,6 +75,7 @@ bare_decode_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_7:1 \
     VLLM_HOST_IP=192.0.2.11 \
