@@ -238,10 +238,12 @@ class _Script:
 
     def context(self, slug: str) -> dict[str, Any]:
         per_node: dict[str, int] = {}
-        gpus: dict[str, int] = {}
+        # GPUs by id: services that share GPUs (a Ray head and vLLM's API server) count once.
+        gpu_ids: dict[str, set[int]] = {}
         for spec in self.services:
             per_node[spec.node] = per_node.get(spec.node, 0) + 1
-            gpus[spec.node] = gpus.get(spec.node, 0) + len(spec.gpus or [])
+            gpu_ids.setdefault(spec.node, set()).update(spec.gpus or [])
+        gpus = {node: len(ids) for node, ids in gpu_ids.items()}
         directives = [
             f"--job-name={slug}",
             f"--nodes={len(self.nodes)}",

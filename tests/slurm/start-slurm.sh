@@ -36,6 +36,8 @@ sed -e "s|@HOST@|$host|g" -e "s|@DIR@|$dir|g" -e "s|@CTLD_PORT@|${DEPLOY_SLURMCT
     -e "s|@SLURMD_PORT2@|$(( ${DEPLOY_SLURMD_PORT:-6818} + 1 ))|g" \
     "$here/slurm.conf.in" >"$conf.new"
 mv "$conf.new" "$conf"
+sed -e "s|@DIR@|$dir|g" "$here/gres.conf" >"$dir/gres.conf"
+for gpu in 0 1 2 3 4 5 6 7; do : >>"$dir/gpu$gpu"; done
 
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 running "$dir/slurmctld.pid" || /usr/sbin/slurmctld -f "$conf"

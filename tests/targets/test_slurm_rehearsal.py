@@ -185,8 +185,26 @@ def _teardown(cli_runner: Any, state: Path, name: str, job: str) -> None:
 
 def test_single_node_through_slurm(cli_runner: Any, slurm_env: Path) -> None:
     name = "slurm-one"
-    job = _rehearse(cli_runner, slurm_env, name, "qwen3-8b", "--gpus", "1xH100")
+    plan = ["qwen3-8b", "--gpus", "1xH100"]
+    job = _rehearse(cli_runner, slurm_env, name, *plan)
     assert [step for step, _ in _steps(job)] == [f"{job}.0", f"{job}.batch"]
+    # `up` again with the same plan finds the running job instead of submitting another.
+    again = _deploy(
+        cli_runner,
+        "up",
+        *plan,
+        "--name",
+        name,
+        "--simulate",
+        "--time-limit",
+        "10",
+        "--state-dir",
+        str(slurm_env),
+        "--target",
+        "slurm",
+    )
+    assert again.exit_code == 0
+    assert again.stdout == f"{name} is ready (Slurm job {job}): http://127.0.0.1:8000\n"
     _teardown(cli_runner, slurm_env, name, job)
 
 
@@ -253,6 +271,42 @@ def test_a_rank_that_dies_fails_up_with_its_output(
         "slurm",
     )
     assert down.exit_code == 0
+
+
+GOLDEN_SCRIPTS = sorted((REPO_ROOT / "tests" / "golden" / "slurm").glob("*/job.sbatch"))
+
+
+@pytest.mark.parametrize("script", GOLDEN_SCRIPTS, ids=[p.parent.name for p in GOLDEN_SCRIPTS])
+def test_golden_scripts_are_accepted_by_slurmctld(
+    script: Path, slurm_env: Path, tmp_path: Path
+) -> None:
+    """The controller checks the directives (nodes, tasks, GPUs, time) without queueing."""
+    result = subprocess.run(
+        ["sbatch", "--test-only", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"Job \d+ to start at .* on nodes deploy-test-node", result.stderr)
+
+
+def test_slurmctld_refuses_what_the_nodes_cannot_hold(slurm_env: Path, tmp_path: Path) -> None:
+    script = (REPO_ROOT / "tests" / "golden" / "slurm" / "vllm-tp8" / "job.sbatch").read_text()
+    too_many = tmp_path / "job.sbatch"
+    too_many.write_text(script.replace("--gpus-per-node=8", "--gpus-per-node=9"))
+    result = subprocess.run(
+        ["sbatch", "--test-only", str(too_many)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Requested node configuration is not available" in result.stderr
 
 
 def test_a_missing_slurm_client_is_one_line_with_the_fix(tmp_path: Path) -> None:
