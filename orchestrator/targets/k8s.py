@@ -2,8 +2,8 @@
 
 - a multi-node engine instance is one LeaderWorkerSet (`size` = its nodes; the leader runs
   rank 0, workers take their rank from `LWS_WORKER_INDEX` and reach rank 0 at
-  `LWS_LEADER_ADDRESS`; the group is recreated when any pod restarts, and workers start once
-  the leader is ready);
+  `LWS_LEADER_ADDRESS`; the group is recreated when any pod restarts; workers are created with
+  the leader, not once it is ready: rank 0 serves HTTP only after every rank has joined);
 - a single-node engine instance, the router and the load balancer are Deployments;
 - every instance with an HTTP port gets a Service, and addresses of other instances in a
   command line (router upstreams, PD bootstrap hosts) become those Services' names.
@@ -310,7 +310,10 @@ class _Manifests:
             "metadata": self.metadata(name, group),
             "spec": {
                 "replicas": 1,
-                "startupPolicy": "LeaderReady",
+                # Workers start with the leader: rank 0 answers its HTTP probes only once every
+                # rank has joined, so LeaderReady (workers created once the leader is Ready)
+                # would never create them. Workers wait for rank 0 at the rendezvous anyway.
+                "startupPolicy": "LeaderCreated",
                 "leaderWorkerTemplate": {
                     "size": len(group.ranks),
                     "restartPolicy": "RecreateGroupOnPodRestart",

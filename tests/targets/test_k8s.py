@@ -106,7 +106,8 @@ def test_manifests_are_consistent_with_the_plan(engine: str, layout: str, tmp_pa
                 assert startup["httpGet"] == readiness["httpGet"]
         if workload["kind"] == "LeaderWorkerSet":
             spec = workload["spec"]
-            assert spec["startupPolicy"] == "LeaderReady"
+            # The leader's readiness (HTTP) needs its workers: they must not wait for it.
+            assert spec["startupPolicy"] == "LeaderCreated"
             assert spec["leaderWorkerTemplate"]["restartPolicy"] == "RecreateGroupOnPodRestart"
             size = spec["leaderWorkerTemplate"]["size"]
             replica = next(p for r in plan.roles for p in r.replicas if len(p.slices) == size)
