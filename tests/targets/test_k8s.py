@@ -4,6 +4,7 @@ consistent with the plan (ranks, rendezvous, probes, GPUs, secrets)."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,54 @@ def test_an_api_key_is_a_secret_reference(tmp_path: Path) -> None:
 def test_ray_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--distributed-backend mp"):
         render("k8s", "vllm", "2node-ray", tmp_path)
+
+
+def test_wide_dp_across_nodes_computes_each_workers_first_rank(
+    tmp_path: Path, k8s_schemas: Schemas
+) -> None:
+    """vLLM's DP across nodes gives node r `--data-parallel-start-rank r × local`: LWS has one
+    worker template, so the shell computes it from the worker index."""
+    from orchestrator.engines import build_services
+    from orchestrator.plan import Parallelism
+    from orchestrator.targets.render import render_target
+    from orchestrator.targets.settings import TargetSettings
+    from tests.render.conftest import ALL8, make_plan, replica, role
+
+    par = Parallelism(tp=1, dp=24, ep=24, attn_dp=24)
+    plan = make_plan(
+        engine="vllm",
+        model="deepseek-r1",
+        node_count=3,
+        gpus_per_node=8,
+        roles=[role("serve", "deepseek-r1", par, [replica(0, (0, ALL8), (1, ALL8), (2, ALL8))])],
+    )
+    services = build_services(plan)
+    starts = [s.command[s.command.index("--data-parallel-start-rank") + 1] for s in services[1:]]
+    assert starts == ["8", "16"]
+    documents = _documents(render_target("k8s", plan, services, tmp_path, TargetSettings()))
+    lws = next(doc for doc in documents if doc["kind"] == "LeaderWorkerSet")
+    assert not k8s_schemas.errors(lws)
+    templates = lws["spec"]["leaderWorkerTemplate"]
+    assert templates["size"] == 3
+    worker = templates["workerTemplate"]["spec"]["containers"][0]
+    assert worker["command"] == [
+        "/bin/sh",
+        "-c",
+        'exec "$$@" --data-parallel-start-rank "$$((LWS_WORKER_INDEX * 8))"',
+        "sh",
+        "vllm",
+        "serve",
+    ]
+    args = worker["args"]
+    assert "--data-parallel-start-rank" not in args
+    assert args[args.index("--data-parallel-address") + 1] == "$(LWS_LEADER_ADDRESS)"
+    # What the shell runs for worker 2, once Kubernetes has expanded `$$` to `$`.
+    script = worker["command"][2].replace("$$", "$")
+    result = subprocess.run(
+        ["sh", "-c", script.replace("exec ", "echo "), "sh", "vllm", "serve"],
+        env={"LWS_WORKER_INDEX": "2", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == "vllm serve --data-parallel-start-rank 16\n"
