@@ -87,6 +87,7 @@ def up(
             keep,
             as_json,
             dry_run=dry_run,
+            watch=watch,
         )
         return
     if dry_run:

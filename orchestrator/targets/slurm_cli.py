@@ -24,9 +24,17 @@ def up_slurm(
     as_json: bool,
     *,
     dry_run: bool = False,
+    watch: bool = False,
 ) -> None:
+    from orchestrator.errors import InputError
     from orchestrator.targets import slurm_runtime
     from orchestrator.targets.settings import load_settings
+
+    if watch:
+        raise InputError(
+            "--watch supervises compose deployments; Slurm supervises its own jobs",
+            "drop --watch, and follow the job with `deploy logs --target slurm -f`",
+        )
 
     settings = load_settings(cluster, overrides).slurm
     if dry_run:  # the batch script `up` would submit

@@ -129,3 +129,23 @@ def test_a_foreign_directory_is_refused(cli_runner: Any, tmp_path: Path) -> None
         f"error: {tmp_path} is not empty and holds no earlier render (no deploy plan.json); "
         "pass a new or empty directory to --out\n"
     )
+
+
+def test_slurm_commands_without_a_job(cli_runner: Any, tmp_path: Path) -> None:
+    state = ["--state-dir", str(tmp_path), "--target", "slurm"]
+    watch = cli_runner.invoke(cli, ["up", "qwen3-8b", "--gpus", "1xH100", "--watch", *state])
+    assert watch.exit_code == 2
+    assert watch.output == (
+        "error: --watch supervises compose deployments; Slurm supervises its own jobs; drop "
+        "--watch, and follow the job with `deploy logs --target slurm -f`\n"
+    )
+    status = cli_runner.invoke(cli, ["status", *state])
+    assert (status.exit_code, status.output) == (0, "no Slurm deployments\n")
+    down = cli_runner.invoke(cli, ["down", "--name", "absent", *state])
+    assert (down.exit_code, down.output) == (0, "nothing to remove for absent\n")
+    logs = cli_runner.invoke(cli, ["logs", "--name", "absent", *state])
+    assert logs.exit_code == 2
+    assert logs.output == (
+        f"error: no Slurm deployment named 'absent' in {tmp_path / 'slurm'}; start it with "
+        "`deploy up --target slurm`, or pass --state-dir\n"
+    )
