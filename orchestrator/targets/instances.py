@@ -10,6 +10,7 @@ knows then: LWS's leader address or a Service name (Kubernetes), a node address 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable
@@ -74,7 +75,8 @@ def node_addresses(plan: Plan) -> dict[str, str]:
 Resolver = Callable[[str | None, int | None], str]
 
 
-def _address_pattern(addresses: list[str]) -> re.Pattern[str]:
+@functools.cache
+def _address_pattern(addresses: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = "|".join(
         re.escape(address) for address in sorted(addresses, key=len, reverse=True)
     )
@@ -85,7 +87,7 @@ def rewrite(value: str, plan: Plan, resolve: Resolver) -> str:
     """`value` with every node address (and loopback) replaced by `resolve`'s answer; a port
     after the address is kept."""
     by_address = node_addresses(plan)
-    pattern = _address_pattern([*by_address, LOOPBACK])
+    pattern = _address_pattern((*by_address, LOOPBACK))
 
     def replace(match: re.Match[str]) -> str:
         address, port = match.group(1), match.group(2)
