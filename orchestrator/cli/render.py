@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.options import plan_options
+from orchestrator.targets.options import settings_options, target_option
 
 
 @click.command("render")
@@ -24,17 +25,28 @@ from orchestrator.cli.options import plan_options
     is_flag=True,
     help="Render for the engine simulator image (no GPUs, no RDMA) to rehearse the layout.",
 )
-def render(out_dir: Path, simulate: bool, **options: Any) -> None:
+@target_option()
+@settings_options
+def render(out_dir: Path, simulate: bool, target: str, **options: Any) -> None:
     """Write DIR/plan.json, DIR/<node>/compose.yaml and launch.sh, DIR/README.md."""
     from orchestrator.engines import build_services
     from orchestrator.errors import PlanError
     from orchestrator.planner import build_plan
     from orchestrator.render import render_deployment
     from orchestrator.request import PlanRequest
+    from orchestrator.targets.options import overrides
 
+    settings = overrides(options)
     plan = build_plan(PlanRequest.from_options(**options))
     if not plan.fits:
         hint = plan.suggestion or "add GPUs, lower --context, or quantize (deploy plan explains)"
         raise PlanError(f"{plan.model.name} does not fit the planned hardware", hint)
+    if target != "compose":
+        from orchestrator.targets.render import render_for_cli
+
+        paths = render_for_cli(target, plan, simulate, out_dir, options.get("cluster"), settings)
+        for path in paths:
+            click.echo(str(path))
+        return
     for path in render_deployment(plan, build_services(plan, simulate=simulate), out_dir):
         click.echo(str(path))

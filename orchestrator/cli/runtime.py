@@ -13,6 +13,10 @@ import click
 
 from orchestrator.cli.options import json_option, plan_options
 from orchestrator.errors import DeployError
+from orchestrator.targets.options import settings_options, target_option
+
+# `--target slurm` runs the deployment as a Slurm job (orchestrator/targets/slurm_runtime.py).
+runtime_target = target_option(("compose", "slurm"))
 
 
 class Interrupted(DeployError):
@@ -48,8 +52,11 @@ state_dir_option = click.option(
 @click.option(
     "--skip-doctor", is_flag=True, help="Start without the pre-flight checks of `deploy doctor`."
 )
+@runtime_target
+@settings_options
 @json_option
 def up(
+    target: str,
     dry_run: bool,
     simulate: bool,
     state_dir: Path | None,
@@ -65,9 +72,28 @@ def up(
     from orchestrator.engines import build_services
     from orchestrator.planner import build_plan
     from orchestrator.request import PlanRequest
+    from orchestrator.targets.options import overrides
 
+    settings = overrides(options)
     plan = build_plan(PlanRequest.from_options(**options))
     services = build_services(plan, simulate=simulate)
+    if target == "slurm":
+        from orchestrator.targets.slurm_cli import up_slurm
+
+        up_slurm(
+            plan,
+            services,
+            settings,
+            options.get("cluster"),
+            simulate,
+            state_dir,
+            timeout,
+            keep,
+            as_json,
+            dry_run=dry_run,
+            watch=watch,
+        )
+        return
     if dry_run:
         from orchestrator.dryrun import format_dry_run
 
@@ -121,9 +147,17 @@ def up(
 @click.option("--name", help="One deployment (default: all, from state files and labels).")
 @state_dir_option
 @click.option("--doctor", is_flag=True, help="Also rerun `deploy doctor` on its nodes.")
+@runtime_target
 @json_option
-def status(name: str | None, state_dir: Path | None, doctor: bool, as_json: bool) -> None:
+def status(
+    name: str | None, state_dir: Path | None, doctor: bool, target: str, as_json: bool
+) -> None:
     """Services, state, health, restarts, uptime and GPU use of deployments."""
+    if target == "slurm":
+        from orchestrator.targets.slurm_cli import status_slurm
+
+        status_slurm(name, state_dir, as_json)
+        return
     from orchestrator.runtime.docker_ops import docker_errors_as_failures
     from orchestrator.runtime.endpoints import Endpoints
     from orchestrator.runtime.state import StateStore
@@ -153,10 +187,21 @@ def status(name: str | None, state_dir: Path | None, doctor: bool, as_json: bool
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
 @click.option("--tail", type=int, metavar="N", help="Only the last N lines of each service.")
 @state_dir_option
+@runtime_target
 def logs(
-    service: str | None, name: str | None, follow: bool, tail: int | None, state_dir: Path | None
+    service: str | None,
+    name: str | None,
+    follow: bool,
+    tail: int | None,
+    state_dir: Path | None,
+    target: str,
 ) -> None:
     """Show the logs of one SERVICE, or of every service of a deployment."""
+    if target == "slurm":
+        from orchestrator.targets.slurm_runtime import logs as slurm_logs
+
+        slurm_logs(service, name, state_dir, tail, follow, click.echo)
+        return
     from orchestrator.runtime.docker_ops import docker_errors_as_failures
     from orchestrator.runtime.endpoints import Endpoints
     from orchestrator.runtime.logs import show_logs
@@ -186,6 +231,7 @@ def logs(
 )
 @click.option("--keep-volumes", is_flag=True, help="Leave the volumes `up` created.")
 @state_dir_option
+@runtime_target
 @json_option
 def down(
     name: str | None,
@@ -193,9 +239,15 @@ def down(
     extra_endpoints: tuple[str, ...],
     keep_volumes: bool,
     state_dir: Path | None,
+    target: str,
     as_json: bool,
 ) -> None:
     """Stop and remove a deployment's containers (found by label), networks and state."""
+    if target == "slurm":
+        from orchestrator.targets.slurm_cli import down_slurm
+
+        down_slurm(name, all_deployments, state_dir, as_json)
+        return
     from orchestrator.runtime.docker_ops import docker_errors_as_failures
     from orchestrator.runtime.down import down as remove
     from orchestrator.runtime.endpoints import Endpoints

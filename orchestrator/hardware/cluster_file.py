@@ -108,6 +108,9 @@ class ClusterFile(BaseModel):
     fabric: Fabric = "ethernet"
     defaults: NodeDefaults | None = None
     nodes: list[NodeEntry] = Field(min_length=1)
+    # Settings of the Kubernetes and Slurm targets, checked by `orchestrator.targets.settings`.
+    kubernetes: dict[str, Any] | None = None
+    slurm: dict[str, Any] | None = None
 
 
 def _allowed_fields(path: tuple[str | int, ...]) -> list[str]:

@@ -1,0 +1,414 @@
+"""Kubernetes manifests from the same `ServiceSpec`s as the compose files.
+
+- a multi-node engine instance is one LeaderWorkerSet (`size` = its nodes; the leader runs
+  rank 0, workers take their rank from `LWS_WORKER_INDEX` and reach rank 0 at
+  `LWS_LEADER_ADDRESS`; the group is recreated when any pod restarts; workers are created with
+  the leader, not once it is ready: rank 0 serves HTTP only after every rank has joined);
+- a single-node engine instance, the router and the load balancer are Deployments;
+- every instance with an HTTP port gets a Service, and addresses of other instances in a
+  command line (router upstreams, PD bootstrap hosts) become those Services' names.
+
+The engine command lines are the renderers' own: only node addresses, rank numbers and secret
+references change spelling (`$(VAR)` is Kubernetes' expansion; literal `$` is doubled).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+from typing import Any
+
+from orchestrator.engines.common import HF_CACHE_SOURCE, RAY_ENTRYPOINT
+from orchestrator.errors import InputError
+from orchestrator.plan import Plan
+from orchestrator.spec import (
+    LABEL_DEPLOYMENT,
+    LABEL_PLAN_HASH,
+    LABEL_ROLE,
+    LABEL_SERVICE,
+    ServiceSpec,
+    is_secret_ref,
+)
+from orchestrator.targets.instances import (
+    OWN_ADDRESS_ENV,
+    Instance,
+    exposed_ports,
+    instances,
+    rewrite,
+    serving_instance,
+)
+from orchestrator.targets.settings import KubernetesSettings
+
+LWS_API = "leaderworkerset.x-k8s.io/v1"
+LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
+WORKER_INDEX = "$(LWS_WORKER_INDEX)"
+POD_IP = "$(POD_IP)"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "deploy"}
+_RANK_FLAGS = ("--node-rank",)
+_START_RANK = "--data-parallel-start-rank"
+_SIZE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
+
+
+def object_name(slug: str, service: str) -> str:
+    """A DNS-1035 label (Service names must start with a letter), at most 63 characters."""
+    name = f"{slug}-{service}".lower().replace(".", "-").replace("_", "-")
+    name = re.sub(r"-+", "-", name)
+    if not name[0].isalpha():
+        name = "d-" + name
+    if len(name) > 52:  # LWS appends -<group>-<index> to pod names
+        raise InputError(
+            f"the Kubernetes name {name!r} is too long",
+            "pass a shorter --name for the deployment",
+        )
+    return name
+
+
+def quantity(size: str) -> str:
+    """A compose size (16g, 64m) as a Kubernetes quantity (16Gi, 64Mi)."""
+    match = _SIZE.match(size)
+    if not match:
+        raise InputError(f"cannot read the size {size!r}", "use a size such as 16g")
+    suffix = {"": "", "k": "Ki", "m": "Mi", "g": "Gi"}[match.group(2).lower()]
+    return match.group(1) + suffix
+
+
+def escape(value: str) -> str:
+    """Kubernetes expands `$(VAR)` in command, args and env values: keep literal dollars."""
+    return value.replace("$", "$$")
+
+
+class _Manifests:
+    """The manifests of one deployment; see the module docstring."""
+
+    def __init__(
+        self, plan: Plan, services: list[ServiceSpec], settings: KubernetesSettings, slug: str
+    ) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.slug = slug
+        self.groups = instances(services)
+        self.secret = settings.secret or f"{slug}-secrets"
+        self.secrets = sorted({name for spec in services for name in spec.secret_env})
+        for spec in services:
+            if spec.entrypoint and tuple(spec.entrypoint[: len(RAY_ENTRYPOINT)]) == RAY_ENTRYPOINT:
+                raise InputError(
+                    "a Ray cluster (--distributed-backend ray) is not rendered for Kubernetes",
+                    "use --distributed-backend mp, whose ranks LeaderWorkerSet runs",
+                )
+
+    # ----------------------------------------------------------------------------------------
+    # Words
+
+    def service_name(self, group: Instance) -> str:
+        return object_name(self.slug, group.name)
+
+    def _resolver(self, spec: ServiceSpec, group: Instance) -> Any:
+        def resolve(node: str | None, port: int | None) -> str:
+            if node is None:  # loopback: a bind address, or a front reaching its own node
+                if port is None:
+                    return POD_IP
+                node = spec.node
+            if group.multi_node and node == group.head.node:
+                return LEADER_ADDRESS
+            if node == spec.node and port is None:
+                return POD_IP
+            target = serving_instance(self.groups, node, port, asking=spec)
+            if target is group:
+                return POD_IP
+            return self.service_name(target)
+
+        return resolve
+
+    def word(self, value: str, spec: ServiceSpec, group: Instance) -> str:
+        if is_secret_ref(value, spec.secret_env):
+            return f"$({value[2:-1]})"
+        return rewrite(escape(value), self.plan, self._resolver(spec, group))
+
+    def words(self, spec: ServiceSpec, group: Instance, *, worker: bool) -> list[str]:
+        words = list(spec.command)
+        out: list[str] = []
+        skip = False
+        for position, value in enumerate(words):
+            if skip:
+                skip = False
+                continue
+            previous = words[position - 1] if position else ""
+            if worker and previous in _RANK_FLAGS:
+                out.append(WORKER_INDEX)
+            elif worker and value == _START_RANK:
+                skip = True  # computed by the shell wrapper from the worker index
+            else:
+                out.append(self.word(value, spec, group))
+        return out
+
+    def environment(self, spec: ServiceSpec, group: Instance, words: list[str]) -> list[Any]:
+        env: list[dict[str, Any]] = []
+        plain = []
+        for key, value in spec.environment.items():
+            if key in OWN_ADDRESS_ENV:
+                plain.append({"name": key, "value": POD_IP})
+            elif is_secret_ref(value, spec.secret_env):
+                plain.append({"name": key, "value": f"$({value[2:-1]})"})
+            else:
+                plain.append({"name": key, "value": self.word(value, spec, group)})
+        uses_pod_ip = any(POD_IP in item["value"] for item in plain) or any(
+            POD_IP in word for word in words
+        )
+        if uses_pod_ip:
+            env.append({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
+        for name in spec.secret_env:
+            ref: dict[str, Any] = {"name": self.secret, "key": name}
+            if name == "HF_TOKEN":
+                ref["optional"] = True  # public models need no token
+            env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
+        return env + plain
+
+    # ----------------------------------------------------------------------------------------
+    # Pods
+
+    def labels(self, group: Instance) -> dict[str, str]:
+        return {
+            LABEL_DEPLOYMENT: self.slug,
+            LABEL_SERVICE: group.name,
+            LABEL_ROLE: group.role,
+            LABEL_PLAN_HASH: self.plan.plan_hash(),
+            **MANAGED_BY,
+        }
+
+    def selector(self, group: Instance) -> dict[str, str]:
+        return {LABEL_DEPLOYMENT: self.slug, LABEL_SERVICE: group.name}
+
+    def probes(self, spec: ServiceSpec) -> dict[str, Any]:
+        probe = spec.probe
+        if probe.kind != "http" or probe.port is None:
+            return {}
+        action = {"httpGet": {"path": probe.path or "/", "port": probe.port}}
+        timing = {"timeoutSeconds": probe.timeout_s}
+        # Loading weights can take many minutes: the startup probe covers the whole budget,
+        # and readiness and liveness only start counting once it has passed.
+        startup = {
+            **action,
+            **timing,
+            "periodSeconds": probe.interval_s,
+            "failureThreshold": math.ceil(probe.start_period_s / probe.interval_s) + probe.retries,
+        }
+        steady = {**action, **timing, "periodSeconds": probe.interval_s}
+        return {
+            "startupProbe": startup,
+            "readinessProbe": {**steady, "failureThreshold": probe.retries},
+            "livenessProbe": {**steady, "failureThreshold": probe.retries},
+        }
+
+    def container(self, spec: ServiceSpec, group: Instance, *, worker: bool) -> dict[str, Any]:
+        args = self.words(spec, group, worker=worker)
+        entrypoint = [escape(word) for word in spec.entrypoint or []]
+        if worker and _START_RANK in spec.command:
+            start = int(spec.command[spec.command.index(_START_RANK) + 1])
+            local = start // spec.rank
+            script = f'exec "$$@" {_START_RANK} "$$((LWS_WORKER_INDEX * {local}))"'
+            entrypoint = ["/bin/sh", "-c", script, "sh", *entrypoint]
+        container: dict[str, Any] = {"name": spec.role, "image": spec.image}
+        if entrypoint:
+            container["command"] = entrypoint
+        container["args"] = args
+        env = self.environment(spec, group, args)
+        if env:
+            container["env"] = env
+        ports = exposed_ports(spec)
+        if ports:
+            container["ports"] = [{"containerPort": port} for port in ports]
+        limits: dict[str, Any] = {}
+        if spec.gpus:
+            limits["nvidia.com/gpu"] = len(spec.gpus)
+        if spec.devices:
+            limits[self.settings.rdma_resource] = 1
+        if limits:
+            container["resources"] = {"limits": limits}
+        container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+        for name, mount in self.mounts(spec):
+            volume_mount = {"name": name, "mountPath": mount.target, "readOnly": mount.read_only}
+            if name == "config":  # one file of the ConfigMap, at the path the spec names
+                volume_mount["subPath"] = mount.source.rsplit("/", 1)[-1]
+            container["volumeMounts"].append(volume_mount)
+        if spec.cap_add:
+            container["securityContext"] = {"capabilities": {"add": sorted(spec.cap_add)}}
+        container.update(self.probes(spec))
+        return container
+
+    def mounts(self, spec: ServiceSpec) -> list[tuple[str, Any]]:
+        named = []
+        for index, mount in enumerate(spec.mounts):
+            if mount.source == HF_CACHE_SOURCE:
+                named.append(("hf-cache", mount))
+            elif mount.source.startswith("./"):
+                named.append(("config", mount))
+            else:
+                named.append((f"model-{index}", mount))
+        return named
+
+    def volumes(self, spec: ServiceSpec, group: Instance) -> list[dict[str, Any]]:
+        volumes: list[dict[str, Any]] = [
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": quantity(spec.shm_size)}}
+        ]
+        for name, mount in self.mounts(spec):
+            if name == "hf-cache":
+                cache = self.settings.hf_cache
+                if cache.host_path:
+                    source: dict[str, Any] = {
+                        "hostPath": {"path": cache.host_path, "type": "DirectoryOrCreate"}
+                    }
+                else:
+                    source = {"persistentVolumeClaim": {"claimName": cache.pvc or "hf-cache"}}
+                volumes.append({"name": name, **source})
+            elif name == "config":
+                volumes.append(
+                    {"name": name, "configMap": {"name": self.service_name(group) + "-config"}}
+                )
+            else:
+                volumes.append(
+                    {"name": name, "hostPath": {"path": mount.source, "type": "Directory"}}
+                )
+        return volumes
+
+    def pod(self, spec: ServiceSpec, group: Instance, *, worker: bool) -> dict[str, Any]:
+        labels = self.labels(group)
+        pod: dict[str, Any] = {}
+        if self.settings.host_network:
+            pod["hostNetwork"] = True
+            pod["dnsPolicy"] = "ClusterFirstWithHostNet"
+        pod["containers"] = [self.container(spec, group, worker=worker)]
+        pod["volumes"] = self.volumes(spec, group)
+        return {"metadata": {"labels": labels}, "spec": pod}
+
+    def metadata(self, name: str, group: Instance) -> dict[str, Any]:
+        return {"name": name, "namespace": self.settings.namespace, "labels": self.labels(group)}
+
+    # ----------------------------------------------------------------------------------------
+    # Objects
+
+    def workload(self, group: Instance) -> dict[str, Any]:
+        name = self.service_name(group)
+        if not group.multi_node:
+            return {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": self.metadata(name, group),
+                "spec": {
+                    "replicas": 1,
+                    # GPUs are not shared: stop the old pod before starting its replacement.
+                    "strategy": {"type": "Recreate"},
+                    "selector": {"matchLabels": self.selector(group)},
+                    "template": self.pod(group.head, group, worker=False),
+                },
+            }
+        self.check_workers(group)
+        return {
+            "apiVersion": LWS_API,
+            "kind": "LeaderWorkerSet",
+            "metadata": self.metadata(name, group),
+            "spec": {
+                "replicas": 1,
+                # Workers start with the leader: rank 0 answers its HTTP probes only once every
+                # rank has joined, so LeaderReady (workers created once the leader is Ready)
+                # would never create them. Workers wait for rank 0 at the rendezvous anyway.
+                "startupPolicy": "LeaderCreated",
+                "leaderWorkerTemplate": {
+                    "size": len(group.ranks),
+                    "restartPolicy": "RecreateGroupOnPodRestart",
+                    "leaderTemplate": self.pod(group.head, group, worker=False),
+                    "workerTemplate": self.pod(group.ranks[1], group, worker=True),
+                },
+            },
+        }
+
+    def check_workers(self, group: Instance) -> None:
+        """LWS stamps every worker from one template: ranks 1.. must agree once their rank
+        number is written as the worker index."""
+        template = self.container(group.ranks[1], group, worker=True)
+        for spec in group.ranks[2:]:
+            if self.container(spec, group, worker=True) != template:
+                raise InputError(
+                    f"the ranks of {group.name} differ beyond their rank number",
+                    "pin --tp so every node of the instance holds the same number of GPUs",
+                )
+
+    def service(self, group: Instance) -> dict[str, Any] | None:
+        ports = exposed_ports(group.head)
+        if not ports:
+            return None
+        selector = self.selector(group)
+        if group.multi_node:
+            selector[LWS_WORKER_INDEX_LABEL] = "0"
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": self.metadata(self.service_name(group), group),
+            "spec": {
+                "selector": selector,
+                "ports": [
+                    {"name": f"port-{port}", "port": port, "targetPort": port} for port in ports
+                ],
+            },
+        }
+
+    def config_map(self, group: Instance, nginx_conf: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": self.metadata(self.service_name(group) + "-config", group),
+            "data": {"nginx.conf": nginx_conf},
+        }
+
+    def namespace(self) -> dict[str, Any] | None:
+        if self.settings.namespace == "default":
+            return None
+        return {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": self.settings.namespace, "labels": dict(MANAGED_BY)},
+        }
+
+
+def nginx_for_k8s(plan: Plan, services: list[ServiceSpec], slug: str) -> Any:
+    """nginx's upstreams as the engines' Service names (pods reach each other through them)."""
+    from orchestrator.engines.routers import nginx_settings
+
+    settings = nginx_settings(plan, services)
+    if settings is None:
+        return None
+    by_name = {group.name: group for group in instances(services)}
+    upstreams = [
+        replace(upstream, host=object_name(slug, by_name[upstream.service].name))
+        for upstream in settings.upstreams
+    ]
+    port = settings.listen.rsplit(":", 1)[-1]
+    return replace(settings, upstreams=upstreams, listen=port)
+
+
+def manifests(
+    plan: Plan, services: list[ServiceSpec], settings: KubernetesSettings, slug: str
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(file name, documents) per file of DIR/k8s/, in apply order."""
+    from orchestrator.render import environment
+
+    builder = _Manifests(plan, services, settings, slug)
+    files: list[tuple[str, list[dict[str, Any]]]] = []
+    namespace = builder.namespace()
+    if namespace is not None:
+        files.append(("00-namespace.yaml", [namespace]))
+    nginx = nginx_for_k8s(plan, services, slug)
+    for group in builder.groups:
+        documents: list[dict[str, Any]] = []
+        if group.role == "lb" and nginx is not None:
+            header = {"deployment": plan.name, "node": "kubernetes", "plan_hash": plan.plan_hash()}
+            text = environment().get_template("nginx.conf.j2").render(nginx=nginx, **header)
+            documents.append(builder.config_map(group, text))
+        documents.append(builder.workload(group))
+        service = builder.service(group)
+        if service is not None:
+            documents.append(service)
+        prefix = "20" if group.role in ("router", "lb") else "10"
+        files.append((f"{prefix}-{group.name}.yaml", documents))
+    return files
