@@ -14,7 +14,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,14 @@ from orchestrator.runtime.events import DeathWatch
 from orchestrator.runtime.probes import entry_url, http_check, probe_url
 from orchestrator.runtime.progress import QuietReporter, Reporter, Row
 from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
-from orchestrator.runtime.units import Member, Unit, backoff_delay, build_units, dependency_depth
+from orchestrator.runtime.units import (
+    Member,
+    Unit,
+    backoff_delay,
+    build_units,
+    dependency_depth,
+    failures_in_window,
+)
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
 
 
@@ -50,10 +57,10 @@ class ServiceGaveUp(RuntimeFailure):
 @dataclass
 class SupervisorOptions:
     timeout_s: float | None = None  # None: the slowest unit's startup budget plus a margin
-    max_restarts: int = 3  # restarts of one unit before giving up (reset once stable)
+    max_restarts: int = 3  # failures of one unit inside `restart_window_s` before giving up
+    restart_window_s: float = 600.0
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
-    stable_after_s: float = 120.0  # ready this long: the restart count starts over
     poll_s: float = 0.25
     with_gpus: bool = True
     log_tail: int = 20
@@ -102,6 +109,7 @@ class Supervisor:
         self.url: str | None = None
         self._deaths = DeathWatch(self.name, self.endpoints.client)
         self._previous: DeploymentState | None = None
+        self.on_tick: Callable[[], None] | None = None  # called once per loop (heartbeats)
 
     # ----------------------------------------------------------------- public API
     def up(self) -> str | None:
@@ -137,6 +145,19 @@ class Supervisor:
                 self._deaths.start(node.docker for node in self.nodes.values())
                 deadline = time.monotonic() + duration_s if duration_s is not None else None
                 self._loop(until_ready=False, deadline=deadline, stop=stop or threading.Event())
+        finally:
+            self._deaths.stop()
+            self._save()
+
+    def resume(self, *, stop: threading.Event) -> None:
+        """Adopt a running deployment (keeping containers whose spec matches, starting what
+        is missing, e.g. after a daemon restart) and supervise it until `stop`. Nothing is
+        torn down on the way out: the deployment is the user's until `deploy down`."""
+        try:
+            with docker_errors_as_failures(self.name, "deploy status"):
+                self._prepare()
+                self._deaths.start(node.docker for node in self.nodes.values())
+                self._loop(until_ready=False, deadline=None, stop=stop)
         finally:
             self._deaths.stop()
             self._save()
@@ -257,6 +278,7 @@ class Supervisor:
                     began = started_at(member.container) or time.time()
                     member.tracker.reset(now - max(0.0, time.time() - began))
                     member.started_at = self._previous_started(member.spec.name)
+                    member.docker_restarts = int(member.container.attrs.get("RestartCount") or 0)
                     self.kept.append(member.spec.name)
                 unit.state = "running"
         self.replaced = sorted(set(self.replaced))
@@ -299,6 +321,8 @@ class Supervisor:
         self, *, until_ready: bool, deadline: float | None, stop: threading.Event | None
     ) -> None:
         while True:
+            if self.on_tick is not None:
+                self.on_tick()
             now = time.monotonic()
             self._start_due_units(now)
             self._check_units(now)
@@ -394,6 +418,7 @@ class Supervisor:
                 "check ports, GPUs and devices on that node",
             ) from error
         member.container = container
+        member.docker_restarts = 0
         member.verdict = "starting"
         member.tracker.reset()
         member.started_at = time.time()
@@ -416,11 +441,6 @@ class Supervisor:
                     unit.state = "ready"
                     unit.since = now
                     unit.ready_since = now
-                elif (
-                    unit.ready_since is not None
-                    and now - unit.ready_since >= self.options.stable_after_s
-                ):
-                    unit.restarts = 0
             elif unit.state == "ready":
                 unit.state = "running"  # a rank lost readiness but not (yet) its budget
                 unit.since = now
@@ -436,6 +456,20 @@ class Supervisor:
             status = container.status
         except Exception:
             status = "removed"
+        if member.spec.restarted_by == "docker" and status != "removed":
+            count = int(container.attrs.get("RestartCount") or 0)
+            if count > member.docker_restarts:
+                # Docker's policy already restarts it; count the crash against the budget.
+                member.docker_restarts = count
+                member.restarted_by_docker = True
+                code = container.attrs.get("State", {}).get("ExitCode", "?")
+                member.verdict = "dead"
+                member.tracker.detail = f"exited, exit code {code}"
+                return
+            if status == "restarting":
+                member.verdict = "starting"
+                member.tracker.detail = "Docker is restarting it"
+                return
         alive = status == "running"
         if not alive:
             code = container.attrs.get("State", {}).get("ExitCode", "?")
@@ -445,6 +479,13 @@ class Supervisor:
             return
         if member.spec.probe.kind == "process":
             member.verdict = member.tracker.observe(alive=True, ok=True, detail="running")
+            return
+        if member.spec.probe.kind == "peer":
+            # Docker runs the rank's own check (rank 0 reachable); "unhealthy" = group lost.
+            health = container.attrs.get("State", {}).get("Health", {}).get("Status", "")
+            ok = health != "unhealthy"
+            detail = "running" if ok else "lost its group (rank 0 does not answer)"
+            member.verdict = member.tracker.observe(alive=True, ok=ok, detail=detail)
             return
         url = probe_url(member.spec, member.node)
         if url is not None:
@@ -468,8 +509,11 @@ class Supervisor:
             secrets = [self.host_env.get(name, "") for name in failed.spec.secret_env]
             unit.last_logs = log_tail(failed.container, self.options.log_tail, secrets)
             unit.last_logs_service = failed.spec.name
-        unit.restarts += 1
+        unit.restarts = failures_in_window(unit, now, self.options.restart_window_s)
         unit.total_restarts += 1
+        if failed.restarted_by_docker and len(unit.members) == 1:
+            self._docker_restarted(unit, failed, now)
+            return
         # Take the whole unit down: peers of a dead rank hang in their collectives.
         jobs = [(m.node.docker, m.container.id) for m in unit.members if m.container is not None]
         if jobs:
@@ -492,6 +536,29 @@ class Supervisor:
         self.reporter.message(
             f"{unit.last_failure}; restarting {who} in {delay:.0f}s "
             f"(restart {unit.restarts} of {self.options.max_restarts})"
+        )
+        self._save()
+
+    def _docker_restarted(self, unit: Unit, member: Member, now: float) -> None:
+        """Docker's policy brought the container back: keep it, unless the budget is spent,
+        in which case stop it (so Docker stops restarting it) and give up."""
+        member.restarted_by_docker = False
+        if unit.restarts > self.options.max_restarts:
+            with contextlib.suppress(Exception):
+                member.container.stop(timeout=10)
+            unit.state = "failed"
+            self._save()
+            self._give_up(unit)
+        member.verdict = "starting"
+        member.tracker.reset()
+        member.started_at = time.time()
+        unit.state = "running"
+        unit.since = now
+        unit.ready_since = None
+        self.reporter.message(
+            f"{unit.last_failure}; Docker restarted it (failure {unit.restarts} of "
+            f"{self.options.max_restarts} allowed "
+            f"in {self.options.restart_window_s:.0f}s)"
         )
         self._save()
 

@@ -63,6 +63,11 @@ class EngineServer:
             if s.engine == "sglang" and s.disaggregation_mode == "prefill":
                 sockets.append(bind_socket(s.host, s.bootstrap_port))
                 control.ports["bootstrap"] = sockets[1].getsockname()[1]
+        if s.rendezvous_port is not None:
+            # Peers' health checks connect here, as they would reach torch's TCPStore.
+            store = bind_socket("0.0.0.0", s.rendezvous_port)
+            store.listen()
+            sockets.append(store)
         control.bound.set()
         self._log_loading()
         if await control.sleep(self.behaviour.load_seconds):
@@ -78,7 +83,7 @@ class EngineServer:
             await control.wait_stop()  # the engine never reports ready, so uvicorn never listens
             return
         self._runners.append(await start_site(self._app(control), sockets[0]))
-        if len(sockets) > 1:
+        if "bootstrap" in control.ports:
             self._runners.append(await start_site(self._bootstrap_app(control), sockets[1]))
             self.log.info(f"Bootstrap server started on port {control.ports['bootstrap']}")
         self._log_listening(control.ports["http"])

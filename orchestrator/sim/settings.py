@@ -188,6 +188,8 @@ class EngineSettings:
     skip_warmup: bool = False
     access_log: bool = True
     server_args: Mapping[str, object] = field(default_factory=dict)
+    # Rank 0 of a multi-node instance: the port its peers rendezvous on (and health-check).
+    rendezvous_port: int | None = None
 
     @property
     def http(self) -> bool:

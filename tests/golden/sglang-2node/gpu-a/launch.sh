@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_rank0() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-rank0 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
     --label ai.deploy.plan-hash=5eb8bb65e566 \
@@ -36,7 +36,7 @@ docker_serve_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=b6779f4ac05f \
+    --label ai.deploy.spec-hash=390eb473ebaf \
     --network host \
     --ipc host \
     --shm-size 16g \

@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=9386c9ee8018 \
+    --label ai.deploy.spec-hash=70117a30b1d4 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -104,7 +104,7 @@ docker_router() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=604bed9cf25a \
+    --label ai.deploy.spec-hash=1ca886d97fd2 \
     --network host \
     --ipc private \
     --shm-size 64m \

@@ -36,7 +36,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=de1b2eb95377 \
+    --label ai.deploy.spec-hash=14a040c17d47 \
     --network host \
     --ipc host \
     --shm-size 16g \

@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_ray0() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-ray0 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
     --label ai.deploy.plan-hash=9439c275391c \
@@ -36,7 +36,7 @@ docker_serve_0_ray0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-ray0 \
-    --label ai.deploy.spec-hash=26e43608378b \
+    --label ai.deploy.spec-hash=90dea24afa17 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -80,7 +80,7 @@ docker_serve_0() {
   wait_healthy llama-3-1-405b-serve-0-ray0 1780
   docker run --detach \
     --name llama-3-1-405b-serve-0 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
     --label ai.deploy.plan-hash=9439c275391c \
@@ -88,7 +88,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=5fa95ed3dca0 \
+    --label ai.deploy.spec-hash=c6533d736ecf \
     --network host \
     --ipc host \
     --shm-size 16g \

@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_ray1() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-ray1 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-b \
     --label ai.deploy.plan-hash=9439c275391c \
@@ -36,7 +36,7 @@ docker_serve_0_ray1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-ray1 \
-    --label ai.deploy.spec-hash=fb1d4f846550 \
+    --label ai.deploy.spec-hash=2fa8d70157b7 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -50,7 +50,7 @@ docker_serve_0_ray1() {
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.11 \
-    --health-cmd 'kill -0 1' \
+    --health-cmd 'python3 -c '"'"'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()'"'"' 192.0.2.10 6379' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \

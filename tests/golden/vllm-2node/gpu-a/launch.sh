@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_rank0() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-rank0 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
     --label ai.deploy.plan-hash=13362811a37c \
@@ -36,7 +36,7 @@ docker_serve_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=cf8d1aa4475a \
+    --label ai.deploy.spec-hash=f4aad5455c9e \
     --network host \
     --ipc host \
     --shm-size 16g \

@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=daaf7d1e500d \
+    --label ai.deploy.spec-hash=88a8e1bac385 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -98,7 +98,7 @@ docker_router() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=eaffab960aa1 \
+    --label ai.deploy.spec-hash=85409ce90930 \
     --network host \
     --ipc private \
     --shm-size 64m \

@@ -36,7 +36,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=4de907f6e40c \
+    --label ai.deploy.spec-hash=014b1527e465 \
     --network host \
     --ipc host \
     --shm-size 16g \

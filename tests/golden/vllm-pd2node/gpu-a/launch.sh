@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=991c260748f2 \
+    --label ai.deploy.spec-hash=f07fef551397 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -102,7 +102,7 @@ docker_router() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=b64329613dde \
+    --label ai.deploy.spec-hash=1285ee31a930 \
     --network host \
     --ipc private \
     --shm-size 64m \

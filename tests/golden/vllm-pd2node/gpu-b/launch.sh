@@ -36,7 +36,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=318addb9a082 \
+    --label ai.deploy.spec-hash=3f23ba33cb1c \
     --network host \
     --ipc host \
     --shm-size 16g \
