@@ -508,7 +508,10 @@ def engine_spec(
         serves_http = place.rank == 0
     probe = http_probe(probe_path, place.port, start) if serves_http else process_probe(start)
     group = f"{place.role.name}-{place.replica.index}" if place.nnodes > 1 else None
-    peer = group_peer(argv.args) if place.rank > 0 and not serves_http else None
+    # The rank reaches rank 0's address only from the node's own network: a rehearsal's
+    # bridge-networked rank would look for it inside its own container.
+    reachable = place.host_network or not place.simulate
+    peer = group_peer(argv.args) if place.rank > 0 and not serves_http and reachable else None
     if peer is not None:
         probe = Probe(kind="peer", host=peer[0], port=peer[1], start_period_s=start)
     ports = (

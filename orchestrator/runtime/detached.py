@@ -115,14 +115,19 @@ def spawn(
             close_fds=True,
             cwd="/",
         )
+    # Wait until it has adopted the deployment (or says why not), so `status` right after
+    # `up` shows it supervising.
     deadline = time.monotonic() + 60
+    record = None
     while time.monotonic() < deadline:
         record = read_record(store, name)
-        if record is not None and record.pid == process.pid:
+        if record is not None and record.pid == process.pid and record.state != "starting":
             return record
         if process.poll() is not None:
             break
         time.sleep(0.1)
+    if record is not None and record.pid == process.pid and process.poll() is None:
+        return record
     tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
     from orchestrator.errors import RuntimeFailure
 

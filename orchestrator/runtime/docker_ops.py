@@ -64,19 +64,21 @@ def ensure_image(client: Any, image: str, node: str, note: Callable[[str], None]
         return
     except docker.errors.ImageNotFound:
         pass
+    if image.startswith("deploy-sim"):
+        # The simulator image is built locally, never pulled: no registry has it.
+        raise RuntimeFailure(
+            f"the simulator image {image} is not on node {node}",
+            "build it with `deploy sim image` (offline), and `docker save "
+            f"{image} | docker -H <node endpoint> load` for each other node",
+        )
     note(f"pulling {image} on {node} ...")
     try:
         client.images.pull(image)
     except Exception as error:
-        hint = (
-            "build it with docker/build-sim-image.sh (and `docker save | docker load` it onto "
-            "every node)"
-            if image.startswith("deploy-sim")
-            else "pull or load it on that node (docker pull / docker load)"
-        )
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         raise RuntimeFailure(
-            f"image {image} is not on node {node} and cannot be pulled ({reason})", hint
+            f"image {image} is not on node {node} and cannot be pulled ({reason})",
+            "pull or load it on that node (docker pull / docker load)",
         ) from error
 
 

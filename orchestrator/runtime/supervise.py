@@ -38,12 +38,13 @@ class _Heartbeat:
     def beat(
         self, state: str | None = None, detail: str | None = None, force: bool = False
     ) -> None:
+        changed = (state, detail) != (self.state, self.detail)
         if state is not None:
             self.state = state
         if detail is not None:
             self.detail = detail
         now = time.time()
-        if not force and now - self._last < HEARTBEAT_EVERY_S:
+        if not force and not changed and now - self._last < HEARTBEAT_EVERY_S:
             return
         self._last = now
         record = SupervisorRecord(

@@ -22,6 +22,7 @@ from typing import Any
 
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
+from orchestrator.runtime import kept_logs
 from orchestrator.runtime.docker_ops import (
     docker_errors_as_failures,
     ensure_image,
@@ -31,8 +32,10 @@ from orchestrator.runtime.docker_ops import (
 )
 from orchestrator.runtime.endpoints import Endpoints, normalize
 from orchestrator.runtime.events import DeathWatch
-from orchestrator.runtime.probes import entry_url, http_check, probe_url
-from orchestrator.runtime.progress import QuietReporter, Reporter, Row
+from orchestrator.runtime.interrupts import shielded
+from orchestrator.runtime.member_check import check_member, rows_of
+from orchestrator.runtime.probes import entry_url
+from orchestrator.runtime.progress import QuietReporter, Reporter
 from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
 from orchestrator.runtime.units import (
     Member,
@@ -63,7 +66,7 @@ class SupervisorOptions:
     backoff_max_s: float = 30.0
     poll_s: float = 0.25
     with_gpus: bool = True
-    log_tail: int = 20
+    log_tail: int = 200  # lines read from a failed service: enough for the classifier
     keep_on_failure: bool = False  # leave what this run created on failure or Ctrl-C
 
 
@@ -126,11 +129,15 @@ class Supervisor:
             return self.url
         except BaseException:
             self._deaths.stop()
-            if not self.options.keep_on_failure:
-                self.teardown_created()
-                if self._previous is None and not self.kept:
-                    self.store.delete(self.name)
-                else:
+            # A second Ctrl-C (or SIGTERM/SIGHUP) must not cut the cleanup short.
+            with shielded(self.reporter.message):
+                if not self.options.keep_on_failure:
+                    self.teardown_created()
+                    if self._previous is None and not self.kept:
+                        self.store.delete(self.name)
+                    else:
+                        self._save()
+                else:  # kept: recorded, so `status`, `logs` and `down` know all of it
                     self._save()
             raise
         finally:
@@ -326,7 +333,7 @@ class Supervisor:
             now = time.monotonic()
             self._start_due_units(now)
             self._check_units(now)
-            self.reporter.update(self._rows())
+            self.reporter.update(rows_of(self.units))
             if until_ready and all(unit.ready for unit in self.units.values()):
                 self.url = entry_url(self.specs, self.nodes)
                 return
@@ -428,10 +435,10 @@ class Supervisor:
         members = [m for u in running for m in u.members]
         if len(members) > 1:
             with ThreadPoolExecutor(max_workers=min(16, len(members))) as pool:
-                list(pool.map(self._check_member, members))
+                list(pool.map(check_member, members))
         else:
             for member in members:
-                self._check_member(member)
+                check_member(member)
         for unit in running:
             verdicts = {m.verdict for m in unit.members}
             if verdicts & {"dead", "unhealthy"}:
@@ -444,57 +451,6 @@ class Supervisor:
             elif unit.state == "ready":
                 unit.state = "running"  # a rank lost readiness but not (yet) its budget
                 unit.since = now
-
-    def _check_member(self, member: Member) -> None:
-        container = member.container
-        if container is None:
-            member.verdict = "dead"
-            member.tracker.detail = "no container"
-            return
-        try:
-            container.reload()
-            status = container.status
-        except Exception:
-            status = "removed"
-        if member.spec.restarted_by == "docker" and status != "removed":
-            count = int(container.attrs.get("RestartCount") or 0)
-            if count > member.docker_restarts:
-                # Docker's policy already restarts it; count the crash against the budget.
-                member.docker_restarts = count
-                member.restarted_by_docker = True
-                code = container.attrs.get("State", {}).get("ExitCode", "?")
-                member.verdict = "dead"
-                member.tracker.detail = f"exited, exit code {code}"
-                return
-            if status == "restarting":
-                member.verdict = "starting"
-                member.tracker.detail = "Docker is restarting it"
-                return
-        alive = status == "running"
-        if not alive:
-            code = container.attrs.get("State", {}).get("ExitCode", "?")
-            oom = container.attrs.get("State", {}).get("OOMKilled", False)
-            detail = "killed by the OOM killer" if oom else f"{status}, exit code {code}"
-            member.verdict = member.tracker.observe(alive=False, ok=False, detail=detail)
-            return
-        if member.spec.probe.kind == "process":
-            member.verdict = member.tracker.observe(alive=True, ok=True, detail="running")
-            return
-        if member.spec.probe.kind == "peer":
-            # Docker runs the rank's own check (rank 0 reachable); "unhealthy" = group lost.
-            health = container.attrs.get("State", {}).get("Health", {}).get("Status", "")
-            ok = health != "unhealthy"
-            detail = "running" if ok else "lost its group (rank 0 does not answer)"
-            member.verdict = member.tracker.observe(alive=True, ok=ok, detail=detail)
-            return
-        url = probe_url(member.spec, member.node)
-        if url is not None:
-            ok, detail = http_check(url, min(member.spec.probe.timeout_s, 2.0))
-        else:
-            # No port the host can reach: fall back to the container's own healthcheck.
-            health = container.attrs.get("State", {}).get("Health", {}).get("Status", "")
-            ok, detail = health == "healthy", f"docker health: {health or 'none'}"
-        member.verdict = member.tracker.observe(alive=True, ok=ok, detail=detail)
 
     def _handle_failure(self, unit: Unit, now: float) -> None:
         failed = next(m for m in unit.members if m.verdict in ("dead", "unhealthy"))
@@ -564,6 +520,10 @@ class Supervisor:
 
     def _give_up(self, unit: Unit) -> None:
         last = unit.last_logs[-1] if unit.last_logs else "(no log output)"
+        if unit.last_logs:
+            kept_logs.keep(
+                self.store, self.name, unit.last_logs_service or unit.key, unit.last_logs
+            )
         raise ServiceGaveUp(
             f"{unit.key} failed {unit.restarts} times, giving up: {unit.last_failure}; "
             f"last log line: {last}",
@@ -578,9 +538,21 @@ class Supervisor:
         for unit in waiting[:3]:
             detail = unit.members[0].tracker.detail if unit.members else ""
             parts.append(f"{unit.key} ({unit.state}: {detail})")
-        raise RuntimeFailure(
+        # The log of the first waiting service, read before its container is removed.
+        service, lines = "", []
+        for member in (m for unit in waiting for m in unit.members):
+            if member.container is not None:
+                secrets = [self.host_env.get(name, "") for name in member.spec.secret_env]
+                service = member.spec.name
+                lines = log_tail(member.container, self.options.log_tail, secrets)
+                kept_logs.keep(self.store, self.name, service, lines)
+                break
+        raise ServiceGaveUp(
             f"deployment {self.name} not ready in time; waiting for {', '.join(parts)}",
-            "raise --timeout for large models, or check `deploy logs`",
+            f"raise --timeout for large models; `deploy logs --name {self.name}` shows the "
+            "kept log",
+            service=service or (waiting[0].key if waiting else self.name),
+            log_tail=lines,
         )
 
     # ----------------------------------------------------------------- helpers
@@ -591,28 +563,6 @@ class Supervisor:
         with contextlib.suppress(Exception):  # already removed
             self.endpoints.client(endpoint).api.remove_container(container_id, force=True)
         self.created_ids.pop(container_id, None)
-
-    def _rows(self) -> list[Row]:
-        rows = []
-        for unit in self.units.values():
-            for member in unit.members:
-                state = unit.state
-                if state in ("running", "ready"):
-                    state = member.verdict
-                detail = member.tracker.detail
-                if unit.state == "backoff":
-                    detail = unit.last_failure
-                rows.append(
-                    Row(
-                        service=member.spec.name,
-                        node=member.node.name,
-                        state=state,
-                        detail=detail,
-                        restarts=unit.total_restarts,
-                        since=unit.since,
-                    )
-                )
-        return rows
 
     def _save(self) -> None:
         records = {}

@@ -377,11 +377,13 @@ class EngineServer:
         if gen.model is not None and self.settings.engine == "vllm" and gen.model not in names:
             return self._error(404, f"The model `{gen.model}` does not exist.", "model")
         builder = ResponseBuilder(self.settings.engine, chat, gen.model or names[0], gen)
+        transfer = body.get("kv_transfer_params")
+        # A decode instance handed the prefill's KV blocks does not prefill the prompt again.
+        remote = isinstance(transfer, dict) and bool(transfer.get("do_remote_prefill"))
         if not gen.stream:
             async with self._running(gen, arrival) as start:
-                await self._produce(gen, start, arrival)
+                await self._produce(gen, start, arrival, remote_prefill=remote)
             result = builder.full_response(output_text(gen.output_tokens, gen.seed))
-            transfer = body.get("kv_transfer_params")
             if self.settings.engine == "vllm" and isinstance(transfer, dict):
                 result["kv_transfer_params"] = self._kv_transfer_answer(transfer)
             return web.json_response(result)
@@ -397,7 +399,7 @@ class EngineServer:
             await response.write(sse(builder.token_chunk(token, index, index + 1)))
 
         async with self._running(gen, arrival) as start:
-            await self._produce(gen, start, arrival, emit)
+            await self._produce(gen, start, arrival, emit, remote_prefill=remote)
             if gen.include_usage:
                 await response.write(sse(builder.usage_chunk()))
             await response.write(sse("[DONE]"))
@@ -500,7 +502,13 @@ class EngineServer:
                 self._slots.release()
 
     async def _produce(
-        self, gen: GenerationRequest, start: float, arrival: float, emit: Emit | None = None
+        self,
+        gen: GenerationRequest,
+        start: float,
+        arrival: float,
+        emit: Emit | None = None,
+        *,
+        remote_prefill: bool = False,
     ) -> None:
         """Produce the tokens on schedule, calling `emit(index)` for each; keeps the metrics."""
         loop = asyncio.get_running_loop()
@@ -521,6 +529,10 @@ class EngineServer:
                 now = loop.time()
                 if index == 0:
                     m.prompt_tokens += gen.prompt_tokens
+                    # Transferred KV covers the prompt but its last token, computed here.
+                    local = min(1, gen.prompt_tokens) if remote_prefill else gen.prompt_tokens
+                    m.prompt_by_source["local_compute"] += local
+                    m.prompt_by_source["external_kv_transfer"] += gen.prompt_tokens - local
                     m.ttft.observe(now - arrival)
                 else:
                     m.itl.observe(now - previous)
