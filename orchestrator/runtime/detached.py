@@ -163,6 +163,8 @@ def describe(record: SupervisorRecord | None, now: float | None = None) -> str:
     now = time.time() if now is None else now
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started_at))
     if not record.alive():
+        if record.state == "gave-up":
+            return f"supervisor: gave up ({record.detail}); fix it and run `deploy up` again"
         return f"supervisor: not running (pid {record.pid} is gone; run `deploy up` again)"
     age = now - record.heartbeat_at
     stale = f", no heartbeat for {age:.0f}s" if age > STALE_AFTER_S else ""
