@@ -62,6 +62,11 @@ state_dir_option = click.option(
     help="Supervise from this terminal instead of a detached supervisor; Ctrl-C detaches.",
 )
 @click.option(
+    "--copy-images",
+    is_flag=True,
+    help="Copy images a node lacks from one that has them (docker save | load), e.g. deploy-sim.",
+)
+@click.option(
     "--replan",
     is_flag=True,
     help="If a start fails for lack of memory, apply the planner's re-plan and start once more.",
@@ -76,6 +81,7 @@ def up(
     max_restarts: int,
     restart_window: float,
     foreground: bool,
+    copy_images: bool,
     replan: bool,
     as_json: bool,
     **options: Any,
@@ -116,7 +122,9 @@ def up(
                     reporter=reporter,
                     watch=foreground,
                     options=SupervisorOptions(
-                        max_restarts=max_restarts, restart_window_s=restart_window
+                        max_restarts=max_restarts,
+                        restart_window_s=restart_window,
+                        copy_images=copy_images,
                     ),
                 )
             break

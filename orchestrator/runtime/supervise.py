@@ -9,6 +9,7 @@ the daemon restart stopped (groups have no Docker restart policy) is started aga
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -48,19 +49,13 @@ class _Heartbeat:
             return
         self._last = now
         record = SupervisorRecord(
-            pid=_pid(),
+            pid=os.getpid(),
             started_at=self.started_at,
             heartbeat_at=now,
             state=self.state,
             detail=self.detail,
         )
         write_record(self.store, self.name, record)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,11 +26,13 @@ from orchestrator.runtime import kept_logs
 from orchestrator.runtime.docker_ops import (
     docker_errors_as_failures,
     ensure_image,
+    has_image,
+    image_source,
     labelled_containers,
     log_tail,
     started_at,
 )
-from orchestrator.runtime.endpoints import Endpoints, normalize
+from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
 from orchestrator.runtime.events import DeathWatch
 from orchestrator.runtime.interrupts import shielded
 from orchestrator.runtime.member_check import check_member, rows_of
@@ -68,6 +70,7 @@ class SupervisorOptions:
     with_gpus: bool = True
     log_tail: int = 200  # lines read from a failed service: enough for the classifier
     keep_on_failure: bool = False  # leave what this run created on failure or Ctrl-C
+    copy_images: bool = False  # copy images a node lacks from one that has them (save | load)
 
 
 class Supervisor:
@@ -227,8 +230,13 @@ class Supervisor:
 
     def _check_images(self) -> None:
         needed = sorted({(m.node.docker, m.spec.image, m.node.name) for m in self._members()})
+        sources = [local_endpoint(), *sorted({n.docker for n in self.nodes.values()})]
         for endpoint, image, node in needed:
-            ensure_image(self.endpoints.client(endpoint), image, node, self.reporter.message)
+            client = self.endpoints.client(endpoint)
+            source = None
+            if self.options.copy_images and not has_image(client, image):
+                source = image_source(self.endpoints, image, endpoint, sources)
+            ensure_image(client, image, node, self.reporter.message, copy_from=source)
 
     def _existing_containers(self) -> dict[str, list[tuple[str, Any]]]:
         """service name -> [(endpoint, container)] for this deployment, found by label."""

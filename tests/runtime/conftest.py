@@ -74,6 +74,35 @@ def sim_image(docker_client: Any) -> str:
     return SIM_IMAGE
 
 
+_SECOND_DAEMON: dict[str, Any] = {}
+
+
+def restart_second_daemon() -> None:
+    """Stop the second dockerd (as `systemctl restart docker` would: its containers stop)
+    and start it again on the same socket and data; returns once it answers."""
+    import docker
+
+    old = _SECOND_DAEMON["process"]
+    old.terminate()
+    old.wait(timeout=120)
+    process = subprocess.Popen(
+        _SECOND_DAEMON["command"], stdout=_SECOND_DAEMON["log"], stderr=subprocess.STDOUT
+    )
+    _SECOND_DAEMON["process"] = process
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            client = docker.DockerClient(base_url=_SECOND_DAEMON["endpoint"], timeout=30)
+            client.ping()
+            client.close()
+            return
+        except Exception:
+            if process.poll() is not None:
+                raise RuntimeError("the second dockerd did not come back") from None
+            time.sleep(0.5)
+    raise RuntimeError("the second dockerd did not answer within 120 s")
+
+
 @pytest.fixture(scope="session")
 def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> Iterator[str]:
     """A second dockerd on its own socket: the second "node" of two-node tests."""
@@ -92,32 +121,30 @@ def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> 
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, timeout=30)
     subprocess.run(["ip", "addr", "add", "10.213.255.1/24", "dev", bridge], check=True, timeout=30)
     subprocess.run(["ip", "link", "set", bridge, "up"], check=True, timeout=30)
-    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [
-            dockerd,
-            "--host",
-            endpoint,
-            "--data-root",
-            str(root / "data"),
-            "--exec-root",
-            str(root / "exec"),
-            "--pidfile",
-            str(root / "dockerd.pid"),
-            "--bridge",
-            bridge,
-            "--iptables=false",
-            "--ip-masq=false",
-            "--containerd-namespace",
-            f"d2-{root.name}",
-            "--containerd-plugins-namespace",
-            f"d2p-{root.name}",
-            "--default-address-pool",
-            "base=10.213.0.0/16,size=24",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = open(root / "dockerd.log", "ab")  # noqa: SIM115 - closed at teardown
+    command = [
+        dockerd,
+        "--host",
+        endpoint,
+        "--data-root",
+        str(root / "data"),
+        "--exec-root",
+        str(root / "exec"),
+        "--pidfile",
+        str(root / "dockerd.pid"),
+        "--bridge",
+        bridge,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--containerd-namespace",
+        f"d2-{root.name}",
+        "--containerd-plugins-namespace",
+        f"d2p-{root.name}",
+        "--default-address-pool",
+        "base=10.213.0.0/16,size=24",
+    ]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    _SECOND_DAEMON.update(command=command, process=process, log=log, endpoint=endpoint)
     client = None
     try:
         deadline = time.monotonic() + 60
@@ -148,9 +175,11 @@ def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> 
         yield endpoint
     finally:
         if client is not None:
-            for container in client.containers.list(all=True, ignore_removed=True):
-                container.remove(force=True)
+            with contextlib.suppress(Exception):  # a restart in a test may have dropped it
+                for container in client.containers.list(all=True, ignore_removed=True):
+                    container.remove(force=True)
             client.close()
+        process = _SECOND_DAEMON.get("process", process)
         process.terminate()
         try:
             process.wait(timeout=30)
