@@ -44,7 +44,7 @@ state_dir_option = click.option(
     type=click.IntRange(0, 100),
     default=3,
     show_default=True,
-    help="Restarts of a failing service (or engine group) before giving up.",
+    help="Failures of a service (or engine group) within --restart-window before giving up.",
 )
 @click.option(
     "--restart-window",
