@@ -5,7 +5,11 @@ Figures (goals):
   startup complete" log line, timestamped by dockerd) to `Supervisor.up()` returning (< 1 s);
 - death → restart: from `docker kill` of a service to its replacement container starting, for
   the first restart, which has no backoff (< 3 s);
-- `down` of an 8-container deployment (< 3 s).
+- `down` of an 8-container deployment (< 3 s);
+- with the detached supervisor (`up` has returned; nothing of it runs): `docker kill` of a
+  single engine → its replacement starting (< 3 s); a crash (SIGKILL of the engine's process
+  from the host) → Docker's `unless-stopped` restart (< 3 s); `docker kill` of rank 1 of a
+  two-rank group → every rank of the group started again (< 5 s).
 
 Needs a Docker daemon and `deploy-sim:latest` (docker/build-sim-image.sh); prints a note and
 exits 0 without them.
@@ -136,6 +140,97 @@ def bench_death_to_restart(client: Any, store: StateStore, pool: Endpoints) -> l
     return figures
 
 
+def detached_deployment(
+    name: str, specs: list[ServiceSpec], store: StateStore, pool: Endpoints
+) -> None:
+    from orchestrator.runtime import detached
+
+    supervisor(name, specs, store, pool).up()
+    detached.spawn(name, store, max_restarts=100, restart_window_s=600, with_gpus=False)
+
+
+def started(container: Any) -> float:
+    return docker_time(container.attrs["State"]["StartedAt"])
+
+
+def wait_new(client: Any, name: str, services: list[str], old_ids: set[str]) -> list[Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = containers(client, name)
+        news = [found.get(service) for service in services]
+        if all(c is not None and c.id not in old_ids and c.status == "running" for c in news):
+            return [c for c in news if c is not None]
+        time.sleep(0.05)
+    return []
+
+
+def bench_detached_kill(client: Any, store: StateStore, pool: Endpoints) -> list[float]:
+    figures = []
+    for _ in range(3):
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        try:
+            detached_deployment(name, [sim_spec("serve-0", 0.2)], store, pool)
+            old = containers(client, name)["serve-0"]
+            killed = time.time()
+            old.kill()
+            news = wait_new(client, name, ["serve-0"], {old.id})
+            if news:
+                figures.append(started(news[0]) - killed)
+        finally:
+            down(name, store=store, endpoints=pool)
+    return figures
+
+
+def bench_crash_docker_policy(client: Any, store: StateStore, pool: Endpoints) -> list[float]:
+    import os
+    import signal
+
+    figures = []
+    for _ in range(3):
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        try:
+            detached_deployment(name, [sim_spec("serve-0", 0.2)], store, pool)
+            container = containers(client, name)["serve-0"]
+            killed = time.time()
+            os.kill(container.attrs["State"]["Pid"], signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                container.reload()
+                if container.attrs["RestartCount"] >= 1 and container.status == "running":
+                    figures.append(started(container) - killed)
+                    break
+                time.sleep(0.05)
+        except PermissionError:
+            print("crash -> Docker restart: needs root to signal the container's process")
+            return figures
+        finally:
+            down(name, store=store, endpoints=pool)
+    return figures
+
+
+def bench_detached_group(client: Any, store: StateStore, pool: Endpoints) -> list[float]:
+    figures = []
+    for _ in range(3):
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        ranks = [
+            sim_spec(f"serve-0-rank{rank}", 0.2).model_copy(
+                update={"group": "serve-0", "rank": rank, "restart": "no"}
+            )
+            for rank in range(2)
+        ]
+        try:
+            detached_deployment(name, ranks, store, pool)
+            old = containers(client, name)
+            killed = time.time()
+            old["serve-0-rank1"].kill()
+            news = wait_new(client, name, sorted(old), {c.id for c in old.values()})
+            if news:
+                figures.append(max(started(c) for c in news) - killed)
+        finally:
+            down(name, store=store, endpoints=pool)
+    return figures
+
+
 def bench_down_8(client: Any, store: StateStore, pool: Endpoints) -> list[float]:
     figures = []
     for _ in range(3):
@@ -183,6 +278,21 @@ def main() -> int:
             "container death -> restart started", bench_death_to_restart(client, store, pool), 3.0
         )
         report("down of 8 containers", bench_down_8(client, store, pool), 3.0)
+        report(
+            "detached: docker kill -> replacement started",
+            bench_detached_kill(client, store, pool),
+            3.0,
+        )
+        report(
+            "detached: crash -> Docker policy restart",
+            bench_crash_docker_policy(client, store, pool),
+            3.0,
+        )
+        report(
+            "detached: rank killed -> whole group started",
+            bench_detached_group(client, store, pool),
+            5.0,
+        )
     return 0
 
 

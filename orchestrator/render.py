@@ -29,6 +29,7 @@ from orchestrator.engines.common import (
     secret_env,
 )
 from orchestrator.errors import InputError
+from orchestrator.group_health import restart_note
 from orchestrator.plan import Plan
 from orchestrator.spec import Mount, ServiceSpec, is_secret_ref
 
@@ -136,6 +137,7 @@ def _compose_service(
             "start_period": _duration(spec.probe.start_period_s),
         },
         "restart": spec.restart,
+        "restart_note": restart_note(spec.restart, spec.group),
         "labels": sorted((key, esc(value)) for key, value in spec.labels.items()),
         "depends_on": [name for name in spec.depends_on if name in node_names],
     }
@@ -489,8 +491,8 @@ def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[s
             "node": spec.node,
             "role": spec.role,
             "gpus": ",".join(str(gpu) for gpu in spec.gpus) if spec.gpus is not None else "-",
-            "port": str(spec.probe.port) if spec.probe.port else "-",
-            "probe": (f"GET {spec.probe.path}" if spec.probe.kind == "http" else "process running"),
+            "port": str(spec.probe.port) if spec.probe.kind == "http" and spec.probe.port else "-",
+            "probe": _probe_words(spec),
             "start": f"{spec.probe.start_period_s // 60} min",
         }
         for spec in services
@@ -526,4 +528,35 @@ def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[s
         "api_key_env": plan.request.api_key_env,
         "nginx": any(spec.role == "lb" for spec in services),
         "multi_node_public": len({spec.node for spec in services}) > 1,
+        "restarts": restart_lines(services),
     }
+
+
+def _probe_words(spec: ServiceSpec) -> str:
+    if spec.probe.kind == "http":
+        return f"GET {spec.probe.path}"
+    if spec.probe.kind == "peer":
+        return f"rank 0 answers on {spec.probe.host}:{spec.probe.port}"
+    return "process running"
+
+
+def restart_lines(services: list[ServiceSpec]) -> list[str]:
+    """Who restarts what, one line per restart group (the compose files say the same)."""
+    by_docker = [spec.name for spec in services if spec.restarted_by == "docker"]
+    groups: dict[str, list[str]] = {}
+    for spec in services:
+        if spec.restarted_by == "deploy":
+            groups.setdefault(spec.group or spec.name, []).append(spec.name)
+    lines = []
+    if by_docker:
+        lines.append(
+            f"Docker (`restart: unless-stopped`) restarts {', '.join(f'`{n}`' for n in by_docker)}"
+            ", also after a daemon restart or a reboot."
+        )
+    for group, names in groups.items():
+        lines.append(
+            f"deploy's supervisor restarts group `{group}` ({', '.join(f'`{n}`' for n in names)})"
+            ' whole (`restart: "no"` in compose): a rank that comes back alone cannot rejoin its'
+            " peers. Without deploy, restart the group with `docker compose up -d` on each of its nodes."
+        )
+    return lines

@@ -41,11 +41,13 @@ class FlagSource(Strict):
 
 class Probe(Strict):
     """How to tell the service is ready. `http`: GET path on port answers 200.
-    `process`: the container is running (headless ranks serve no HTTP)."""
+    `process`: the container is running. `peer`: a TCP connection to `host:port` (rank 0's
+    rendezvous endpoint) succeeds; headless ranks > 0 use it to notice a lost group."""
 
-    kind: Literal["http", "process"]
+    kind: Literal["http", "process", "peer"]
     path: str | None = None
     port: int | None = None
+    host: str | None = None
     # Weight loading can take many minutes: no restart for failing probes inside this window.
     start_period_s: int = Field(ge=0)
     interval_s: int = Field(default=10, ge=1)
@@ -88,12 +90,19 @@ class ServiceSpec(Strict):
     privileged: bool = False
     cap_add: list[str] = []
     probe: Probe
+    # Docker's restart policy; "no" means deploy's supervisor restarts it (with its group).
     restart: Literal["no", "on-failure", "unless-stopped", "always"] = "unless-stopped"
     labels: dict[str, str] = {}
     depends_on: list[str] = []
     # Services restarted together: all ranks of one multi-node engine instance.
     group: str | None = None
     flags: list[FlagSource] = []
+
+    @property
+    def restarted_by(self) -> Literal["docker", "deploy"]:
+        """Who brings this container back after a crash: Docker's policy, or deploy's
+        supervisor (multi-node groups, restarted whole)."""
+        return "deploy" if self.restart == "no" else "docker"
 
     def spec_hash(self) -> str:
         import hashlib

@@ -20,9 +20,13 @@ runtime_target = target_option(("compose", "slurm"))
 
 
 class Interrupted(DeployError):
-    """Ctrl-C during `up`: the usual exit status of a process stopped by SIGINT."""
+    """A signal stopped `up`: the usual exit status of a process stopped by it (128 + N)."""
 
-    exit_code = 130
+    def __init__(self, message: str, signal_name: str = "SIGINT") -> None:
+        import signal
+
+        super().__init__(message)
+        self.exit_code = 128 + int(signal.Signals[signal_name])
 
 
 state_dir_option = click.option(
@@ -44,10 +48,32 @@ state_dir_option = click.option(
     type=click.IntRange(0, 100),
     default=3,
     show_default=True,
-    help="Restarts of a failing service (or engine group) before giving up.",
+    help="Failures of a service (or engine group) within --restart-window before giving up.",
 )
 @click.option(
-    "--watch", is_flag=True, help="Keep supervising (restarts) after ready; Ctrl-C detaches."
+    "--restart-window",
+    type=click.FloatRange(1, None),
+    default=600,
+    show_default=True,
+    metavar="S",
+    help="Count failures over the last S seconds: a service healthy that long starts afresh.",
+)
+@click.option(
+    "--foreground",
+    "--watch",
+    "foreground",
+    is_flag=True,
+    help="Supervise from this terminal instead of a detached supervisor; Ctrl-C detaches.",
+)
+@click.option(
+    "--copy-images",
+    is_flag=True,
+    help="Copy images a node lacks from one that has them (docker save | load), e.g. deploy-sim.",
+)
+@click.option(
+    "--replan",
+    is_flag=True,
+    help="If a start fails for lack of memory, apply the planner's re-plan and start once more.",
 )
 @click.option(
     "--skip-doctor", is_flag=True, help="Start without the pre-flight checks of `deploy doctor`."
@@ -63,7 +89,10 @@ def up(
     keep: bool,
     timeout: float | None,
     max_restarts: int,
-    watch: bool,
+    restart_window: float,
+    foreground: bool,
+    copy_images: bool,
+    replan: bool,
     skip_doctor: bool,
     as_json: bool,
     **options: Any,
@@ -75,7 +104,8 @@ def up(
     from orchestrator.targets.options import overrides
 
     settings = overrides(options)
-    plan = build_plan(PlanRequest.from_options(**options))
+    request = PlanRequest.from_options(**options)
+    plan = build_plan(request)
     services = build_services(plan, simulate=simulate)
     if target == "slurm":
         from orchestrator.targets.slurm_cli import up_slurm
@@ -91,7 +121,7 @@ def up(
             keep,
             as_json,
             dry_run=dry_run,
-            watch=watch,
+            watch=foreground,
         )
         return
     if dry_run:
@@ -100,37 +130,62 @@ def up(
         click.echo(format_dry_run(plan, services))
         return
 
+    from orchestrator.runtime.diagnose import explain_failure
+    from orchestrator.runtime.interrupts import Interrupted as Signalled
+    from orchestrator.runtime.interrupts import signals_as_interrupts
     from orchestrator.runtime.progress import default_reporter
     from orchestrator.runtime.supervisor import ServiceGaveUp, SupervisorOptions
     from orchestrator.runtime.up import run_up
 
-    reporter = default_reporter(quiet=as_json)
-    try:
-        result = run_up(
-            plan,
-            services,
-            simulate=simulate,
-            state_dir=state_dir,
-            keep=keep,
-            timeout_s=timeout,
-            reporter=reporter,
-            watch=watch,
-            options=SupervisorOptions(max_restarts=max_restarts),
-            doctor=not skip_doctor,
-        )
-    except KeyboardInterrupt:
-        reporter.close()
-        done = "left what it started running (--keep)" if keep else "removed what it started"
-        raise Interrupted(f"interrupted: `deploy up` {done}") from None
-    except ServiceGaveUp as error:
-        reporter.close()
-        if error.log_tail:
-            click.echo(f"last {len(error.log_tail)} log lines of {error.service}:", err=True)
-            for line in error.log_tail:
-                click.echo(f"  {line}", err=True)
-        raise
-    finally:
-        reporter.close()
+    attempts = 2 if replan else 1
+    for attempt in range(attempts):
+        reporter = default_reporter(quiet=as_json)
+        try:
+            with signals_as_interrupts():
+                result = run_up(
+                    plan,
+                    services,
+                    simulate=simulate,
+                    state_dir=state_dir,
+                    keep=keep,
+                    timeout_s=timeout,
+                    reporter=reporter,
+                    watch=foreground,
+                    options=SupervisorOptions(
+                        max_restarts=max_restarts,
+                        restart_window_s=restart_window,
+                        copy_images=copy_images,
+                    ),
+                    doctor=not skip_doctor,
+                )
+            break
+        except KeyboardInterrupt as stopped:
+            reporter.close()
+            name = stopped.signal_name if isinstance(stopped, Signalled) else "SIGINT"
+            done = (
+                "left what it started running (--keep)"
+                if keep
+                else "removed what it started (containers, network, state)"
+            )
+            raise Interrupted(f"interrupted by {name}: `deploy up` {done}", name) from None
+        except ServiceGaveUp as error:
+            reporter.close()
+            shown = error.log_tail[-20:]
+            if shown:
+                click.echo(f"last {len(shown)} log lines of {error.service}:", err=True)
+                for line in shown:
+                    click.echo(f"  {line}", err=True)
+            explained = explain_failure(error, request, plan, simulate=simulate)
+            if explained is None:
+                raise
+            click.echo(explained.line(), err=True)
+            if explained.replan is None or attempt + 1 >= attempts:
+                raise explained.as_error(error) from None
+            click.echo(f"re-planning with {explained.replan.knobs} and starting again", err=True)
+            plan = explained.replan.plan
+            services = build_services(plan, simulate=simulate)
+        finally:
+            reporter.close()
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -141,6 +196,10 @@ def up(
         changes.append(f"{len(result.replaced)} replaced")
     summary = f" ({', '.join(changes)})" if changes else ""
     click.echo(f"{result.name} is ready{summary}: {result.url or '(no HTTP endpoint)'}")
+    if result.pd_check:
+        click.echo(result.pd_check, err=True)
+    if result.supervisor:
+        click.echo(f"supervised by {result.supervisor}", err=True)
 
 
 @click.command()
@@ -179,6 +238,14 @@ def status(
         click.echo(json.dumps([s.model_dump(mode="json") for s in statuses], indent=2))
     else:
         click.echo(format_table(statuses))
+    down = [f"{s.name}/{service}" for s in statuses for service in s.down()]
+    if down:
+        from orchestrator.errors import RuntimeFailure
+
+        raise RuntimeFailure(
+            f"{len(down)} service{'s' if len(down) > 1 else ''} down: {', '.join(down)}",
+            "`deploy logs SERVICE --name NAME` shows why; `deploy up` starts it again",
+        )
 
 
 @click.command()

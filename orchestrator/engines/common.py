@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 
 from orchestrator.engines.network_env import rdma_environment
 from orchestrator.errors import PlanError
+from orchestrator.group_health import group_peer, peer_check_command, restart_policy
 from orchestrator.plan import NodeSummary, Plan, Replica, Role
 from orchestrator.spec import (
     LABEL_DEPLOYMENT,
@@ -381,6 +382,9 @@ def healthcheck_test(probe: Probe) -> list[str]:
     simulator image; busybox `wget` in the nginx image; curl where an image has only curl."""
     if probe.kind == "process":
         return ["CMD-SHELL", "kill -0 1"]
+    if probe.kind == "peer" and probe.host and probe.port:
+        # A rank > 0 is healthy while rank 0's rendezvous endpoint answers: its group lives.
+        return ["CMD-SHELL", peer_check_command(probe.host, probe.port)]
     url = f"http://127.0.0.1:{probe.port}{probe.path}"
     timeout = max(1, probe.timeout_s - 1)
     python = (
@@ -512,6 +516,13 @@ def engine_spec(
     if serves_http is None:
         serves_http = place.rank == 0
     probe = http_probe(probe_path, place.port, start) if serves_http else process_probe(start)
+    group = f"{place.role.name}-{place.replica.index}" if place.nnodes > 1 else None
+    # The rank reaches rank 0's address only from the node's own network: a rehearsal's
+    # bridge-networked rank would look for it inside its own container.
+    reachable = place.host_network or not place.simulate
+    peer = group_peer(argv.args) if place.rank > 0 and not serves_http and reachable else None
+    if peer is not None:
+        probe = Probe(kind="peer", host=peer[0], port=peer[1], start_period_s=start)
     ports = (
         port_bindings(
             plan, place.node.name, place.port, host_network=place.host_network, is_front=False
@@ -538,7 +549,8 @@ def engine_spec(
         network_mode="host" if place.host_network else "bridge",
         probe=probe,
         depends_on=list(depends_on or []),
-        group=f"{place.role.name}-{place.replica.index}" if place.nnodes > 1 else None,
+        group=group,
+        restart=restart_policy(group),
         flags=argv.sources,
         devices=list(RDMA_DEVICES) if rdma else [],
         ulimits=dict(RDMA_ULIMITS) if rdma else {},

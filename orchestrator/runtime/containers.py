@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.group_health import peer_check_command
 from orchestrator.spec import (
     LABEL_DEPLOYMENT,
     LABEL_NODE,
@@ -143,6 +144,14 @@ def healthcheck_for(spec: ServiceSpec) -> dict[str, Any] | None:
     while curl is not guaranteed. Engines only.
     """
     probe = spec.probe
+    if probe.kind == "peer" and probe.host and probe.port:
+        return {
+            "test": ["CMD-SHELL", peer_check_command(probe.host, probe.port)],
+            "interval": probe.interval_s * _NS,
+            "timeout": probe.timeout_s * _NS,
+            "retries": probe.retries,
+            "start_period": probe.start_period_s * _NS,
+        }
     if probe.kind != "http" or probe.port is None or spec.role not in ENGINE_ROLES:
         # Router and nginx images may lack python3; the supervisor probes them from the host.
         return None
@@ -171,8 +180,9 @@ def create_kwargs(
     `with_gpus=False` drops the GPU device request (simulated deployments on hosts without
     the NVIDIA runtime); the intended GPU ids stay visible in a label. `network` is the
     deployment's bridge network, joined under the service name as a DNS alias.
-    Restarts are the supervisor's job (it restarts multi-node groups as a whole), so Docker's
-    restart policy is always "no".
+    Docker's restart policy is the spec's (`orchestrator.group_health.restart_policy`), the
+    same the compose file states: single containers restart by Docker, multi-node groups by
+    the supervisor, whole.
     """
     kwargs: dict[str, Any] = {
         "image": spec.image,
@@ -183,7 +193,7 @@ def create_kwargs(
         "detach": True,
         "ipc_mode": spec.ipc_mode,
         "privileged": spec.privileged,
-        "restart_policy": {"Name": "no"},
+        "restart_policy": {"Name": spec.restart},
     }
     if spec.entrypoint is not None:
         kwargs["entrypoint"] = list(spec.entrypoint)

@@ -55,28 +55,77 @@ def labelled_containers(
     return found, errors
 
 
-def ensure_image(client: Any, image: str, node: str, note: Callable[[str], None]) -> None:
-    """Pull `image` on a node that lacks it; one line naming the image and node if it cannot."""
+def has_image(client: Any, image: str) -> bool:
     import docker.errors
 
     try:
         client.images.get(image)
-        return
     except docker.errors.ImageNotFound:
-        pass
+        return False
+    return True
+
+
+def image_source(
+    pool: Endpoints, image: str, target: str, candidates: Iterable[str]
+) -> tuple[str, Any] | None:
+    """The first endpoint among `candidates` (not `target`) that answers and has `image`."""
+    from orchestrator.errors import DeployError
+
+    for endpoint in dict.fromkeys(candidates):
+        if endpoint == target:
+            continue
+        with contextlib.suppress(DeployError):
+            client = pool.client(endpoint)
+            if has_image(client, image):
+                return endpoint, client
+    return None
+
+
+def copy_image(source: Any, target: Any, image: str) -> None:
+    """`docker save IMAGE | docker -H TARGET load`, streamed between the two endpoints (over
+    ssh:// too), without a temporary file."""
+    chunks = source.images.get(image).save(named=True)
+    target.images.load(chunks)
+
+
+def ensure_image(
+    client: Any,
+    image: str,
+    node: str,
+    note: Callable[[str], None],
+    copy_from: tuple[str, Any] | None = None,
+) -> None:
+    """Make `image` present on a node: copy it from `copy_from` (an endpoint that has it) when
+    given, else pull it; one line naming the image and node if neither works."""
+    if has_image(client, image):
+        return
+    if copy_from is not None:
+        where, source = copy_from
+        note(f"copying {image} from {where} to {node} ...")
+        try:
+            copy_image(source, client, image)
+        except Exception as error:
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            raise RuntimeFailure(
+                f"could not copy {image} from {where} to node {node} ({reason})",
+                "check the disk space on that node, or load the image there by hand",
+            ) from error
+        return
+    if image.startswith("deploy-sim"):
+        # The simulator image is built locally, never pulled: no registry has it.
+        raise RuntimeFailure(
+            f"the simulator image {image} is not on node {node}",
+            "build it with `deploy sim image` (offline); `deploy up --copy-images` copies it "
+            "to the other nodes",
+        )
     note(f"pulling {image} on {node} ...")
     try:
         client.images.pull(image)
     except Exception as error:
-        hint = (
-            "build it with docker/build-sim-image.sh (and `docker save | docker load` it onto "
-            "every node)"
-            if image.startswith("deploy-sim")
-            else "pull or load it on that node (docker pull / docker load)"
-        )
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         raise RuntimeFailure(
-            f"image {image} is not on node {node} and cannot be pulled ({reason})", hint
+            f"image {image} is not on node {node} and cannot be pulled ({reason})",
+            "pull or load it on that node (docker pull / docker load)",
         ) from error
 
 

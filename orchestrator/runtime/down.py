@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import DockerUnavailableError, InputError
+from orchestrator.runtime import detached, kept_logs
 from orchestrator.runtime.containers import LABEL_CREATED
-from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints, normalize
+from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
 from orchestrator.runtime.state import StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT
 
@@ -47,7 +48,11 @@ def down(
     store = store if store is not None else StateStore()
     pool = endpoints if endpoints is not None else Endpoints()
     states = store.all() if all_deployments else [s for s in [store.load(name or "")] if s]
-    targets = {LOCAL_ENDPOINT, *(normalize(e) for e in extra_endpoints or [])}
+    # Stop the detached supervisors first, or they would restart what is being removed.
+    for supervised in {state.name for state in states} | ({name} if name else set()):
+        detached.stop(store, supervised)
+    local = local_endpoint()
+    targets = {local, *(normalize(e) for e in extra_endpoints or [])}
     for state in states:
         targets.update(state.endpoints())
     result = DownResult()
@@ -90,7 +95,7 @@ def down(
             "start dockerd and run `deploy down` again",
         )
     # The local socket is only a guess; an endpoint a state file names must be reached.
-    required = targets - {LOCAL_ENDPOINT} | {e for s in states for e in s.endpoints()}
+    required = targets - {local} | {e for s in states for e in s.endpoints()}
     missed = [endpoint for endpoint in result.unreachable if endpoint in required]
     if missed:
         # Keep the state files: they are how a later `down` finds what is left there.
@@ -98,7 +103,10 @@ def down(
             f"removed {result.containers} containers but could not reach {', '.join(missed)}",
             "start that daemon (or fix the ssh/tcp access) and run `deploy down` again",
         )
+    if name:
+        kept_logs.forget(store, name)
     for deployment in result.deployments:
+        kept_logs.forget(store, deployment)
         if store.delete(deployment):
             result.state_files += 1
     return result

@@ -19,18 +19,42 @@ from orchestrator.errors import DockerUnavailableError
 # docker.DockerClient; typed loosely because the SDK ships no type information.
 DockerClient = Any
 
+# The default socket: what a plan names for a node without an explicit endpoint. It stands
+# for "this machine's Docker", which `local_endpoint()` resolves as the docker CLI does.
 LOCAL_ENDPOINT = "unix:///var/run/docker.sock"
+_LOCAL_ALIASES = ("", "local", LOCAL_ENDPOINT, "/var/run/docker.sock")
 # Seconds for one API call; long-running streams (events, logs --follow) carry no timeout.
 API_TIMEOUT_S = 60
 
 
+def local_endpoint() -> str:
+    """This machine's Docker: `DOCKER_HOST`, `DOCKER_CONTEXT`, the current context, or the
+    default socket (see `orchestrator.runtime.docker_env`)."""
+    from orchestrator.runtime.docker_env import local_docker
+
+    resolved = local_docker()
+    if resolved.tls is not None:
+        _TLS[resolved.url] = resolved.tls
+    return normalize_explicit(resolved.url)
+
+
 def normalize(endpoint: str | None) -> str:
-    """`None`, '' and 'local' mean the local socket; a bare path becomes `unix://path`."""
-    if not endpoint or endpoint == "local":
-        return LOCAL_ENDPOINT
+    """`None`, '', 'local' and the default socket mean this machine's Docker (resolved from
+    the environment and contexts); a bare path becomes `unix://path`. Any other endpoint, such
+    as one a cluster file names, is used as given."""
+    if endpoint is None or endpoint in _LOCAL_ALIASES:
+        return local_endpoint()
+    return normalize_explicit(endpoint)
+
+
+def normalize_explicit(endpoint: str) -> str:
     if endpoint.startswith("/"):
         return f"unix://{endpoint}"
     return endpoint
+
+
+# TLS settings of tcp:// endpoints resolved from DOCKER_CERT_PATH or a context.
+_TLS: dict[str, Any] = {}
 
 
 def is_local(endpoint: str) -> bool:
@@ -73,12 +97,18 @@ def connect(endpoint: str, *, timeout: int = API_TIMEOUT_S) -> DockerClient:
     url = normalize(endpoint)
     if "://" not in url or url.split("://", 1)[0] not in ("unix", "tcp", "ssh", "http", "https"):
         raise DockerUnavailableError(f"unsupported Docker endpoint '{endpoint}'", _hint(url))
+    base_url = url
     if url.startswith("ssh://"):
         _ssh_preflight(url)
+        base_url = ssh_url_with_port(url)
+    tls = _tls_config(_TLS.get(url))
     client = None
     try:
         client = docker.DockerClient(  # type: ignore[attr-defined]
-            base_url=url, timeout=timeout, use_ssh_client=url.startswith("ssh://")
+            base_url=base_url,
+            timeout=timeout,
+            use_ssh_client=url.startswith("ssh://"),
+            tls=tls if tls is not None else False,
         )
         client.ping()
     except Exception as error:  # the SDK raises DockerException, requests and OS errors alike
@@ -93,6 +123,42 @@ def connect(endpoint: str, *, timeout: int = API_TIMEOUT_S) -> DockerClient:
             f"cannot reach the Docker daemon at {url} ({reason})", hint
         ) from error
     return client
+
+
+def _tls_config(settings: Any) -> Any:
+    if settings is None:
+        return None
+    import docker.tls
+
+    cert = (settings.cert, settings.key) if settings.cert and settings.key else None
+    return docker.tls.TLSConfig(
+        client_cert=cert,
+        ca_cert=settings.ca,
+        verify=(settings.ca or True) if settings.verify else False,
+    )
+
+
+def ssh_url_with_port(url: str) -> str:
+    """`ssh://alias` with the port ssh itself would use for it (`ssh -G`, which reads
+    ~/.ssh/config). The Docker SDK turns a missing port into `-p 22`, which would override a
+    `Port` line of the alias; given the real port, its `ssh -p PORT alias` keeps the alias's
+    HostName, User and IdentityFile."""
+    import subprocess
+
+    target = _ssh_target(url)
+    if target[0] == "-p":
+        return url
+    try:
+        result = subprocess.run(
+            ["ssh", "-G", target[-1]], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return url
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key.lower() == "port" and value.strip().isdigit():
+            return f"{url.rstrip('/')}:{value.strip()}"
+    return url
 
 
 def _ssh_target(url: str) -> list[str]:

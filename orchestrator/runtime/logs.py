@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.errors import InputError
 from orchestrator.runtime.docker_ops import labelled_containers
-from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints
+from orchestrator.runtime.endpoints import Endpoints, local_endpoint
 from orchestrator.runtime.state import StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE
 
@@ -17,11 +17,12 @@ from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE
 def find_containers(name: str, *, store: StateStore, endpoints: Endpoints) -> dict[str, Any]:
     """service -> container, found by label on the state's endpoints and the local one."""
     state = store.load(name)
-    targets = {LOCAL_ENDPOINT} | set(state.endpoints() if state else [])
+    local = local_endpoint()
+    targets = {local} | set(state.endpoints() if state else [])
     found, errors = labelled_containers(endpoints, targets, f"{LABEL_DEPLOYMENT}={name}")
     for endpoint, error in errors.items():
         # The local socket is only a guess unless it is all there is; a state's node is not.
-        if endpoint != LOCAL_ENDPOINT or len(targets) == 1:
+        if endpoint != local or len(targets) == 1:
             raise error
     return {
         container.labels.get(LABEL_SERVICE, container.name): container for _, container in found
@@ -42,6 +43,28 @@ def _resolve_name(name: str | None, store: StateStore) -> str:
     raise InputError(f"say which deployment ({', '.join(names)})", "pass --name NAME")
 
 
+def _show_kept(
+    deployment: str,
+    service: str | None,
+    tail: int | None,
+    store: StateStore,
+    echo: Callable[[str], None],
+) -> bool:
+    """The lines `up` kept of services whose start failed (their containers are gone)."""
+    from orchestrator.runtime import kept_logs
+
+    found = kept_logs.kept(store, deployment)
+    if service is not None:
+        found = {service: found[service]} if service in found else {}
+    if not found:
+        return False
+    for name, lines in found.items():
+        echo(f"{name} failed to start; its last {len(lines)} log lines, kept by `deploy up`:")
+        for line in lines[-tail:] if tail else lines:
+            echo(line)
+    return True
+
+
 def show_logs(
     service: str | None,
     *,
@@ -56,6 +79,8 @@ def show_logs(
     pool = endpoints if endpoints is not None else Endpoints()
     deployment = _resolve_name(name, store)
     containers = find_containers(deployment, store=store, endpoints=pool)
+    if not containers and _show_kept(deployment, service, tail, store, echo):
+        return
     if not containers:
         raise InputError(
             f"no containers for deployment '{deployment}'", "start it with `deploy up`"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.errors import DockerUnavailableError, InputError
 from orchestrator.runtime.containers import LABEL_GPUS
 from orchestrator.runtime.docker_ops import labelled_containers, started_at
-from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints, is_local
+from orchestrator.runtime.endpoints import Endpoints, is_local, local_endpoint
 from orchestrator.runtime.probes import http_check, probe_url
 from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_NODE, LABEL_ROLE, LABEL_SERVICE, ServiceSpec
@@ -51,6 +51,11 @@ class DeploymentStatus(Strict):
     endpoint_url: str | None
     services: list[ServiceStatus]
     unreachable: list[str] = []
+    supervisor: str = ""  # who supervises it and since when
+
+    def down(self) -> list[str]:
+        """Services that are not running (a running one that is still loading is not down)."""
+        return [s.service for s in self.services if s.state != "running"]
 
 
 def gpu_usage(indices: list[int]) -> list[GpuUsage]:
@@ -113,7 +118,7 @@ def collect(
             states[name] = state
     else:
         states = {state.name: state for state in store.all()}
-    targets = {LOCAL_ENDPOINT} | {e for s in states.values() for e in s.endpoints()}
+    targets = {local_endpoint()} | {e for s in states.values() for e in s.endpoints()}
     label = LABEL_DEPLOYMENT if name is None else f"{LABEL_DEPLOYMENT}={name}"
     found: dict[str, dict[str, tuple[str, Any]]] = {}  # deployment -> service -> (endpoint, c)
     containers, errors = labelled_containers(pool, targets, label)
@@ -132,7 +137,13 @@ def collect(
             f"no deployment named '{name}'",
             "list them with `deploy status`, start with `deploy up`",
         )
-    return [_one(n, states.get(n), found.get(n, {}), unreachable) for n in names]
+    from orchestrator.runtime import detached
+
+    results = [_one(n, states.get(n), found.get(n, {}), unreachable) for n in names]
+    for result in results:
+        if result.name in states:
+            result.supervisor = detached.describe(detached.read_record(store, result.name))
+    return results
 
 
 def _one(
@@ -196,6 +207,8 @@ def format_table(statuses: list[DeploymentStatus]) -> str:
     lines: list[str] = []
     for status in statuses:
         lines.append(f"{status.name}  {status.endpoint_url or '(no endpoint)'}")
+        if status.supervisor:
+            lines.append(f"  {status.supervisor}")
         header = ("SERVICE", "NODE", "ROLE", "STATE", "HEALTH", "RESTARTS", "UPTIME", "GPU")
         table = [header]
         for svc in status.services:

@@ -14,7 +14,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +22,31 @@ from typing import Any
 
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
+from orchestrator.runtime import kept_logs
 from orchestrator.runtime.docker_ops import (
     docker_errors_as_failures,
     ensure_image,
+    has_image,
+    image_source,
     labelled_containers,
     log_tail,
     started_at,
 )
-from orchestrator.runtime.endpoints import Endpoints, normalize
+from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
 from orchestrator.runtime.events import DeathWatch
-from orchestrator.runtime.probes import entry_url, http_check, probe_url
-from orchestrator.runtime.progress import QuietReporter, Reporter, Row
+from orchestrator.runtime.interrupts import shielded
+from orchestrator.runtime.member_check import check_member, rows_of
+from orchestrator.runtime.probes import entry_url
+from orchestrator.runtime.progress import QuietReporter, Reporter
 from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
-from orchestrator.runtime.units import Member, Unit, backoff_delay, build_units, dependency_depth
+from orchestrator.runtime.units import (
+    Member,
+    Unit,
+    backoff_delay,
+    build_units,
+    dependency_depth,
+    failures_in_window,
+)
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
 
 
@@ -50,14 +62,15 @@ class ServiceGaveUp(RuntimeFailure):
 @dataclass
 class SupervisorOptions:
     timeout_s: float | None = None  # None: the slowest unit's startup budget plus a margin
-    max_restarts: int = 3  # restarts of one unit before giving up (reset once stable)
+    max_restarts: int = 3  # failures of one unit inside `restart_window_s` before giving up
+    restart_window_s: float = 600.0
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
-    stable_after_s: float = 120.0  # ready this long: the restart count starts over
     poll_s: float = 0.25
     with_gpus: bool = True
-    log_tail: int = 20
+    log_tail: int = 200  # lines read from a failed service: enough for the classifier
     keep_on_failure: bool = False  # leave what this run created on failure or Ctrl-C
+    copy_images: bool = False  # copy images a node lacks from one that has them (save | load)
 
 
 class Supervisor:
@@ -102,6 +115,7 @@ class Supervisor:
         self.url: str | None = None
         self._deaths = DeathWatch(self.name, self.endpoints.client)
         self._previous: DeploymentState | None = None
+        self.on_tick: Callable[[], None] | None = None  # called once per loop (heartbeats)
 
     # ----------------------------------------------------------------- public API
     def up(self) -> str | None:
@@ -118,11 +132,15 @@ class Supervisor:
             return self.url
         except BaseException:
             self._deaths.stop()
-            if not self.options.keep_on_failure:
-                self.teardown_created()
-                if self._previous is None and not self.kept:
-                    self.store.delete(self.name)
-                else:
+            # A second Ctrl-C (or SIGTERM/SIGHUP) must not cut the cleanup short.
+            with shielded(self.reporter.message):
+                if not self.options.keep_on_failure:
+                    self.teardown_created()
+                    if self._previous is None and not self.kept:
+                        self.store.delete(self.name)
+                    else:
+                        self._save()
+                else:  # kept: recorded, so `status`, `logs` and `down` know all of it
                     self._save()
             raise
         finally:
@@ -137,6 +155,19 @@ class Supervisor:
                 self._deaths.start(node.docker for node in self.nodes.values())
                 deadline = time.monotonic() + duration_s if duration_s is not None else None
                 self._loop(until_ready=False, deadline=deadline, stop=stop or threading.Event())
+        finally:
+            self._deaths.stop()
+            self._save()
+
+    def resume(self, *, stop: threading.Event) -> None:
+        """Adopt a running deployment (keeping containers whose spec matches, starting what
+        is missing, e.g. after a daemon restart) and supervise it until `stop`. Nothing is
+        torn down on the way out: the deployment is the user's until `deploy down`."""
+        try:
+            with docker_errors_as_failures(self.name, "deploy status"):
+                self._prepare()
+                self._deaths.start(node.docker for node in self.nodes.values())
+                self._loop(until_ready=False, deadline=None, stop=stop)
         finally:
             self._deaths.stop()
             self._save()
@@ -199,8 +230,13 @@ class Supervisor:
 
     def _check_images(self) -> None:
         needed = sorted({(m.node.docker, m.spec.image, m.node.name) for m in self._members()})
+        sources = [local_endpoint(), *sorted({n.docker for n in self.nodes.values()})]
         for endpoint, image, node in needed:
-            ensure_image(self.endpoints.client(endpoint), image, node, self.reporter.message)
+            client = self.endpoints.client(endpoint)
+            source = None
+            if self.options.copy_images and not has_image(client, image):
+                source = image_source(self.endpoints, image, endpoint, sources)
+            ensure_image(client, image, node, self.reporter.message, copy_from=source)
 
     def _existing_containers(self) -> dict[str, list[tuple[str, Any]]]:
         """service name -> [(endpoint, container)] for this deployment, found by label."""
@@ -257,6 +293,7 @@ class Supervisor:
                     began = started_at(member.container) or time.time()
                     member.tracker.reset(now - max(0.0, time.time() - began))
                     member.started_at = self._previous_started(member.spec.name)
+                    member.docker_restarts = int(member.container.attrs.get("RestartCount") or 0)
                     self.kept.append(member.spec.name)
                 unit.state = "running"
         self.replaced = sorted(set(self.replaced))
@@ -299,10 +336,12 @@ class Supervisor:
         self, *, until_ready: bool, deadline: float | None, stop: threading.Event | None
     ) -> None:
         while True:
+            if self.on_tick is not None:
+                self.on_tick()
             now = time.monotonic()
             self._start_due_units(now)
             self._check_units(now)
-            self.reporter.update(self._rows())
+            self.reporter.update(rows_of(self.units))
             if until_ready and all(unit.ready for unit in self.units.values()):
                 self.url = entry_url(self.specs, self.nodes)
                 return
@@ -394,6 +433,7 @@ class Supervisor:
                 "check ports, GPUs and devices on that node",
             ) from error
         member.container = container
+        member.docker_restarts = 0
         member.verdict = "starting"
         member.tracker.reset()
         member.started_at = time.time()
@@ -403,10 +443,10 @@ class Supervisor:
         members = [m for u in running for m in u.members]
         if len(members) > 1:
             with ThreadPoolExecutor(max_workers=min(16, len(members))) as pool:
-                list(pool.map(self._check_member, members))
+                list(pool.map(check_member, members))
         else:
             for member in members:
-                self._check_member(member)
+                check_member(member)
         for unit in running:
             verdicts = {m.verdict for m in unit.members}
             if verdicts & {"dead", "unhealthy"}:
@@ -416,44 +456,9 @@ class Supervisor:
                     unit.state = "ready"
                     unit.since = now
                     unit.ready_since = now
-                elif (
-                    unit.ready_since is not None
-                    and now - unit.ready_since >= self.options.stable_after_s
-                ):
-                    unit.restarts = 0
             elif unit.state == "ready":
                 unit.state = "running"  # a rank lost readiness but not (yet) its budget
                 unit.since = now
-
-    def _check_member(self, member: Member) -> None:
-        container = member.container
-        if container is None:
-            member.verdict = "dead"
-            member.tracker.detail = "no container"
-            return
-        try:
-            container.reload()
-            status = container.status
-        except Exception:
-            status = "removed"
-        alive = status == "running"
-        if not alive:
-            code = container.attrs.get("State", {}).get("ExitCode", "?")
-            oom = container.attrs.get("State", {}).get("OOMKilled", False)
-            detail = "killed by the OOM killer" if oom else f"{status}, exit code {code}"
-            member.verdict = member.tracker.observe(alive=False, ok=False, detail=detail)
-            return
-        if member.spec.probe.kind == "process":
-            member.verdict = member.tracker.observe(alive=True, ok=True, detail="running")
-            return
-        url = probe_url(member.spec, member.node)
-        if url is not None:
-            ok, detail = http_check(url, min(member.spec.probe.timeout_s, 2.0))
-        else:
-            # No port the host can reach: fall back to the container's own healthcheck.
-            health = container.attrs.get("State", {}).get("Health", {}).get("Status", "")
-            ok, detail = health == "healthy", f"docker health: {health or 'none'}"
-        member.verdict = member.tracker.observe(alive=True, ok=ok, detail=detail)
 
     def _handle_failure(self, unit: Unit, now: float) -> None:
         failed = next(m for m in unit.members if m.verdict in ("dead", "unhealthy"))
@@ -468,8 +473,11 @@ class Supervisor:
             secrets = [self.host_env.get(name, "") for name in failed.spec.secret_env]
             unit.last_logs = log_tail(failed.container, self.options.log_tail, secrets)
             unit.last_logs_service = failed.spec.name
-        unit.restarts += 1
+        unit.restarts = failures_in_window(unit, now, self.options.restart_window_s)
         unit.total_restarts += 1
+        if failed.restarted_by_docker and len(unit.members) == 1:
+            self._docker_restarted(unit, failed, now)
+            return
         # Take the whole unit down: peers of a dead rank hang in their collectives.
         jobs = [(m.node.docker, m.container.id) for m in unit.members if m.container is not None]
         if jobs:
@@ -495,8 +503,35 @@ class Supervisor:
         )
         self._save()
 
+    def _docker_restarted(self, unit: Unit, member: Member, now: float) -> None:
+        """Docker's policy brought the container back: keep it, unless the budget is spent,
+        in which case stop it (so Docker stops restarting it) and give up."""
+        member.restarted_by_docker = False
+        if unit.restarts > self.options.max_restarts:
+            with contextlib.suppress(Exception):
+                member.container.stop(timeout=10)
+            unit.state = "failed"
+            self._save()
+            self._give_up(unit)
+        member.verdict = "starting"
+        member.tracker.reset()
+        member.started_at = time.time()
+        unit.state = "running"
+        unit.since = now
+        unit.ready_since = None
+        self.reporter.message(
+            f"{unit.last_failure}; Docker restarted it (failure {unit.restarts} of "
+            f"{self.options.max_restarts} allowed "
+            f"in {self.options.restart_window_s:.0f}s)"
+        )
+        self._save()
+
     def _give_up(self, unit: Unit) -> None:
         last = unit.last_logs[-1] if unit.last_logs else "(no log output)"
+        if unit.last_logs:
+            kept_logs.keep(
+                self.store, self.name, unit.last_logs_service or unit.key, unit.last_logs
+            )
         raise ServiceGaveUp(
             f"{unit.key} failed {unit.restarts} times, giving up: {unit.last_failure}; "
             f"last log line: {last}",
@@ -511,9 +546,21 @@ class Supervisor:
         for unit in waiting[:3]:
             detail = unit.members[0].tracker.detail if unit.members else ""
             parts.append(f"{unit.key} ({unit.state}: {detail})")
-        raise RuntimeFailure(
+        # The log of the first waiting service, read before its container is removed.
+        service, lines = "", []
+        for member in (m for unit in waiting for m in unit.members):
+            if member.container is not None:
+                secrets = [self.host_env.get(name, "") for name in member.spec.secret_env]
+                service = member.spec.name
+                lines = log_tail(member.container, self.options.log_tail, secrets)
+                kept_logs.keep(self.store, self.name, service, lines)
+                break
+        raise ServiceGaveUp(
             f"deployment {self.name} not ready in time; waiting for {', '.join(parts)}",
-            "raise --timeout for large models, or check `deploy logs`",
+            f"raise --timeout for large models; `deploy logs --name {self.name}` shows the "
+            "kept log",
+            service=service or (waiting[0].key if waiting else self.name),
+            log_tail=lines,
         )
 
     # ----------------------------------------------------------------- helpers
@@ -524,28 +571,6 @@ class Supervisor:
         with contextlib.suppress(Exception):  # already removed
             self.endpoints.client(endpoint).api.remove_container(container_id, force=True)
         self.created_ids.pop(container_id, None)
-
-    def _rows(self) -> list[Row]:
-        rows = []
-        for unit in self.units.values():
-            for member in unit.members:
-                state = unit.state
-                if state in ("running", "ready"):
-                    state = member.verdict
-                detail = member.tracker.detail
-                if unit.state == "backoff":
-                    detail = unit.last_failure
-                rows.append(
-                    Row(
-                        service=member.spec.name,
-                        node=member.node.name,
-                        state=state,
-                        detail=detail,
-                        restarts=unit.total_restarts,
-                        since=unit.since,
-                    )
-                )
-        return rows
 
     def _save(self) -> None:
         records = {}

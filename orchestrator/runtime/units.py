@@ -26,6 +26,9 @@ class Member:
     container: Any = None  # docker.models.containers.Container
     verdict: Verdict = "starting"
     started_at: float = 0.0  # wall clock, for the state file
+    # Docker's RestartCount when last seen: a rise is a crash Docker's own policy restarted.
+    docker_restarts: int = 0
+    restarted_by_docker: bool = False  # the current death is being restarted by Docker
 
 
 @dataclass
@@ -34,7 +37,8 @@ class Unit:
     members: list[Member]
     depends_on: set[str] = field(default_factory=set)  # unit keys
     state: str = "waiting"  # waiting | backoff | running | ready | failed
-    restarts: int = 0  # consecutive, for the bound
+    restarts: int = 0  # failures inside the restart window, for the bound
+    failures: list[float] = field(default_factory=list)  # monotonic times, inside the window
     total_restarts: int = 0
     next_start_at: float = 0.0
     ready_since: float | None = None
@@ -46,6 +50,13 @@ class Unit:
     @property
     def ready(self) -> bool:
         return self.state == "ready"
+
+
+def failures_in_window(unit: Unit, now: float, window_s: float) -> int:
+    """Record a failure at `now` and count those in the last `window_s` seconds: a unit that
+    ran well for a while starts with a fresh budget, however many crashes it had before."""
+    unit.failures = [t for t in unit.failures if now - t < window_s] + [now]
+    return len(unit.failures)
 
 
 def backoff_delay(restart: int, base_s: float, max_s: float) -> float:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.runtime import detached
 from orchestrator.runtime.endpoints import Endpoints
+from orchestrator.runtime.lock import deployment_lock
 from orchestrator.runtime.progress import Reporter
 from orchestrator.runtime.state import NodeInfo, StateStore
 from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
@@ -30,6 +32,8 @@ class UpResult:
     kept: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     state_file: str = ""
+    supervisor: str = ""  # who supervises now: the detached process, or this terminal
+    pd_check: str = ""  # the result of the prefill/decode check, for PD deployments
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -39,6 +43,8 @@ class UpResult:
             "kept": self.kept,
             "replaced": self.replaced,
             "state_file": self.state_file,
+            "supervisor": self.supervisor,
+            "pd_check": self.pd_check,
         }
 
 
@@ -82,7 +88,11 @@ def run_up(
     stop: threading.Event | None = None,
     options: SupervisorOptions | None = None,
     doctor: bool = True,
+    detach: bool = True,
 ) -> UpResult:
+    """Start `services` and return once ready. Then, by default (`detach`), a detached
+    supervisor process keeps the deployment alive after this returns; `watch` supervises in
+    this process instead (`up --foreground`) until `stop` or Ctrl-C."""
     host_env = dict(os.environ)
     if simulate:
         services = with_sim_knobs(services, host_env)
@@ -91,8 +101,10 @@ def run_up(
     options.with_gpus = not simulate
     options.keep_on_failure = keep
     store = StateStore(state_dir)
-    files_dir = render_files(plan, services, store.files_dir(plan.name))
-    with Endpoints() as endpoints:
+    with contextlib.ExitStack() as held:
+        held.enter_context(deployment_lock(store, plan.name))
+        files_dir = render_files(plan, services, store.files_dir(plan.name))
+        endpoints = held.enter_context(Endpoints())
         # The pre-flight (deploy doctor's fast subset) refuses a start on a broken node.
         from orchestrator.doctor.gate import preflight, skipped_message
 
@@ -108,6 +120,8 @@ def run_up(
             )
         elif reporter is not None:
             reporter.message(skipped_message())
+        # The previous supervisor would fight this `up` over the containers it replaces.
+        detached.stop(store, plan.name)
         supervisor = Supervisor(
             plan.name,
             services,
@@ -130,9 +144,29 @@ def run_up(
             replaced=sorted(supervisor.replaced),
             state_file=str(store.path(plan.name)),
         )
+        if url is not None:
+            from orchestrator.runtime.pd_check import check_pd
+
+            key = host_env.get(plan.request.api_key_env or "") or None
+            checked = check_pd(services, supervisor.nodes, url, key)
+            if checked is not None:
+                result.pd_check = checked.message
         if watch:
-            if reporter is not None:
-                reporter.message(f"{plan.name} is up at {url}; supervising (Ctrl-C to detach)")
-            with contextlib.suppress(KeyboardInterrupt):  # detach: the deployment keeps running
-                supervisor.watch(stop=stop)
+            result.supervisor = f"this terminal (pid {os.getpid()}, --foreground)"
+        elif detach:
+            record = detached.spawn(
+                plan.name,
+                store,
+                max_restarts=options.max_restarts,
+                restart_window_s=options.restart_window_s,
+                with_gpus=options.with_gpus,
+            )
+            result.supervisor = f"pid {record.pid} (log: {detached.log_path(store, plan.name)})"
+        if not watch:
+            return result
+        # The lock stays held while this terminal supervises: a second `up` would fight it.
+        if reporter is not None:
+            reporter.message(f"{plan.name} is up at {url}; supervising (Ctrl-C to detach)")
+        with contextlib.suppress(KeyboardInterrupt):  # detach: the deployment keeps running
+            supervisor.watch(stop=stop)
         return result

@@ -248,7 +248,31 @@ def _vllm(tokens: list[str], env: Mapping[str, str], *, positional_allowed: bool
         max_concurrency=int(concurrency) if concurrency and concurrency.isdigit() else None,
         access_log="--disable-uvicorn-access-log" not in parsed.flags,
         server_args=_server_args(parsed, model, "model"),
+        rendezvous_port=_vllm_rendezvous(parsed),
     )
+
+
+def _vllm_rendezvous(parsed: _Parsed) -> int | None:
+    """Rank 0 of a multi-node instance hosts the group's rendezvous: torch's TCPStore on
+    `--master-port`, or the DP coordinator on `--data-parallel-rpc-port`."""
+    if "--headless" in parsed.flags:
+        return None
+    if _int(parsed, "--nnodes", 1) > 1 and _int(parsed, "--node-rank", 0) == 0:
+        return _port(parsed, "--master-port", 29501)
+    if parsed.last("--data-parallel-address") and parsed.last("--data-parallel-size-local"):
+        return _port(parsed, "--data-parallel-rpc-port", 29550)
+    return None
+
+
+def _sglang_rendezvous(parsed: _Parsed) -> int | None:
+    """Rank 0 hosts torch's TCPStore at `--dist-init-addr` for the instance's lifetime."""
+    address = parsed.last("--dist-init-addr")
+    if not address or _int(parsed, "--nnodes", 1) <= 1 or _int(parsed, "--node-rank", 0) != 0:
+        return None
+    port = address.rpartition(":")[2]
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise SimConfigError(f"--dist-init-addr {address!r}: use HOST:PORT")
+    return int(port)
 
 
 def _sglang(tokens: list[str], *, positional_allowed: bool) -> EngineSettings:
@@ -279,6 +303,7 @@ def _sglang(tokens: list[str], *, positional_allowed: bool) -> EngineSettings:
         max_concurrency=int(concurrency) if concurrency and concurrency.isdigit() else None,
         skip_warmup="--skip-server-warmup" in parsed.flags,
         server_args=_server_args(parsed, model, "model_path"),
+        rendezvous_port=_sglang_rendezvous(parsed),
     )
 
 

@@ -63,6 +63,11 @@ class EngineServer:
             if s.engine == "sglang" and s.disaggregation_mode == "prefill":
                 sockets.append(bind_socket(s.host, s.bootstrap_port))
                 control.ports["bootstrap"] = sockets[1].getsockname()[1]
+        if s.rendezvous_port is not None:
+            # Peers' health checks connect here, as they would reach torch's TCPStore.
+            store = bind_socket("0.0.0.0", s.rendezvous_port)
+            store.listen()
+            sockets.append(store)
         control.bound.set()
         self._log_loading()
         if await control.sleep(self.behaviour.load_seconds):
@@ -78,7 +83,7 @@ class EngineServer:
             await control.wait_stop()  # the engine never reports ready, so uvicorn never listens
             return
         self._runners.append(await start_site(self._app(control), sockets[0]))
-        if len(sockets) > 1:
+        if "bootstrap" in control.ports:
             self._runners.append(await start_site(self._bootstrap_app(control), sockets[1]))
             self.log.info(f"Bootstrap server started on port {control.ports['bootstrap']}")
         self._log_listening(control.ports["http"])
@@ -372,11 +377,13 @@ class EngineServer:
         if gen.model is not None and self.settings.engine == "vllm" and gen.model not in names:
             return self._error(404, f"The model `{gen.model}` does not exist.", "model")
         builder = ResponseBuilder(self.settings.engine, chat, gen.model or names[0], gen)
+        transfer = body.get("kv_transfer_params")
+        # A decode instance handed the prefill's KV blocks does not prefill the prompt again.
+        remote = isinstance(transfer, dict) and bool(transfer.get("do_remote_prefill"))
         if not gen.stream:
             async with self._running(gen, arrival) as start:
-                await self._produce(gen, start, arrival)
+                await self._produce(gen, start, arrival, remote_prefill=remote)
             result = builder.full_response(output_text(gen.output_tokens, gen.seed))
-            transfer = body.get("kv_transfer_params")
             if self.settings.engine == "vllm" and isinstance(transfer, dict):
                 result["kv_transfer_params"] = self._kv_transfer_answer(transfer)
             return web.json_response(result)
@@ -392,7 +399,7 @@ class EngineServer:
             await response.write(sse(builder.token_chunk(token, index, index + 1)))
 
         async with self._running(gen, arrival) as start:
-            await self._produce(gen, start, arrival, emit)
+            await self._produce(gen, start, arrival, emit, remote_prefill=remote)
             if gen.include_usage:
                 await response.write(sse(builder.usage_chunk()))
             await response.write(sse("[DONE]"))
@@ -495,7 +502,13 @@ class EngineServer:
                 self._slots.release()
 
     async def _produce(
-        self, gen: GenerationRequest, start: float, arrival: float, emit: Emit | None = None
+        self,
+        gen: GenerationRequest,
+        start: float,
+        arrival: float,
+        emit: Emit | None = None,
+        *,
+        remote_prefill: bool = False,
     ) -> None:
         """Produce the tokens on schedule, calling `emit(index)` for each; keeps the metrics."""
         loop = asyncio.get_running_loop()
@@ -516,6 +529,10 @@ class EngineServer:
                 now = loop.time()
                 if index == 0:
                     m.prompt_tokens += gen.prompt_tokens
+                    # Transferred KV covers the prompt but its last token, computed here.
+                    local = min(1, gen.prompt_tokens) if remote_prefill else gen.prompt_tokens
+                    m.prompt_by_source["local_compute"] += local
+                    m.prompt_by_source["external_kv_transfer"] += gen.prompt_tokens - local
                     m.ttft.observe(now - arrival)
                 else:
                     m.itl.observe(now - previous)

@@ -118,6 +118,15 @@ class EngineMetrics:
     waiting: int = 0
     kv_tokens_in_use: int = 0
     prompt_tokens: int = 0
+    # vLLM's vllm:prompt_tokens_by_source: where each prompt token's KV came from. A PD decode
+    # instance receives the prompt's KV from its prefill instance ("external_kv_transfer").
+    prompt_by_source: dict[str, int] = field(
+        default_factory=lambda: {
+            "local_compute": 0,
+            "local_cache_hit": 0,
+            "external_kv_transfer": 0,
+        }
+    )
     generation_tokens: int = 0
     finished: dict[str, int] = field(default_factory=lambda: {"length": 0, "stop": 0, "abort": 0})
     ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
@@ -171,6 +180,12 @@ class EngineMetrics:
             "Number of generation tokens processed.",
             self.generation_tokens,
         )
+        lines.append("# HELP vllm:prompt_tokens_by_source_total Number of prompt tokens by source.")
+        lines.append("# TYPE vllm:prompt_tokens_by_source_total counter")
+        for source, count in self.prompt_by_source.items():
+            lines.append(
+                f'vllm:prompt_tokens_by_source_total{{{labels},source="{source}"}} {count}'
+            )
         lines.append("# HELP vllm:request_success_total Count of successfully processed requests.")
         lines.append("# TYPE vllm:request_success_total counter")
         for reason, count in self.finished.items():

@@ -67,6 +67,15 @@ async def serve(program: Program, behaviour: Behaviour, control: Control, sink: 
         runnable.log.error(runnable.start_failure_line())
         control.bound.set()
         return 1
+    if faults.fail and isinstance(program, EngineSettings):
+        from orchestrator.sim.start_failures import failure_lines
+
+        lines = failure_lines(faults.fail, program, behaviour)
+        if lines is not None:
+            for line in lines:
+                runnable.log.error(line)
+            control.bound.set()
+            return 1
     watcher = asyncio.ensure_future(_fault_timer(faults, runnable, control))
     main = asyncio.ensure_future(runnable.run(control))
     stop = asyncio.ensure_future(control.wait_stop())

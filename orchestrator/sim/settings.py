@@ -44,6 +44,7 @@ class Faults:
     hang_after: float | None = None
     never_ready: bool = False
     exit_on_start: bool = False
+    fail: str | None = None  # a start failure of `orchestrator.sim.start_failures`
 
     @classmethod
     def parse(cls, text: str | None) -> Faults:
@@ -55,6 +56,7 @@ class Faults:
         hang_after: float | None = None
         never_ready = False
         exit_on_start = False
+        fail: str | None = None
         for raw in (text or "").split(","):
             item = raw.strip()
             if not item or item == "none":
@@ -70,12 +72,20 @@ class Faults:
                 never_ready = True
             elif name == "exit-on-start" and not value:
                 exit_on_start = True
+            elif name == "fail":
+                from orchestrator.sim.start_failures import CAUSES
+
+                if value not in CAUSES:
+                    raise SimConfigError(
+                        f"unknown start failure '{value}'; use fail= one of {', '.join(CAUSES)}"
+                    )
+                fail = value
             else:
                 raise SimConfigError(
                     f"unknown simulator fault '{item}'; use crash-after=SECONDS, hang, "
-                    "hang-after=SECONDS, never-ready or exit-on-start"
+                    "hang-after=SECONDS, never-ready, exit-on-start or fail=CAUSE"
                 )
-        return cls(crash_after, hang_after, never_ready, exit_on_start)
+        return cls(crash_after, hang_after, never_ready, exit_on_start, fail)
 
     def describe(self) -> str:
         parts = []
@@ -87,6 +97,8 @@ class Faults:
             parts.append("never-ready")
         if self.exit_on_start:
             parts.append("exit-on-start")
+        if self.fail:
+            parts.append(f"fail={self.fail}")
         return ",".join(parts) or "none"
 
 
@@ -188,6 +200,8 @@ class EngineSettings:
     skip_warmup: bool = False
     access_log: bool = True
     server_args: Mapping[str, object] = field(default_factory=dict)
+    # Rank 0 of a multi-node instance: the port its peers rendezvous on (and health-check).
+    rendezvous_port: int | None = None
 
     @property
     def http(self) -> bool:

@@ -108,7 +108,10 @@ def test_vllm_ray_runs_a_cluster_and_one_engine_on_the_head_node() -> None:
         "--node-ip-address=192.0.2.11",
     ]
     assert head.image == serve.image == worker.image == "vllm/vllm-openai:v0.33.0"
-    assert [head.probe.kind, worker.probe.kind] == ["process", "process"]
+    assert head.probe.kind == "process"
+    # The worker is healthy while the head's GCS answers: it notices a lost cluster.
+    assert (worker.probe.kind, worker.probe.host, worker.probe.port) == ("peer", "192.0.2.10", 6379)
+    assert head.restart == worker.restart == serve.restart == "no"
     assert not runs_engine(head) and runs_engine(serve)
     assert serve.entrypoint == ["vllm", "serve"]
     assert _value(serve, "--distributed-executor-backend") == "ray"

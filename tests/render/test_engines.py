@@ -91,7 +91,8 @@ def test_vllm_tp_pp_across_nodes_has_rendezvous_and_headless_worker() -> None:
     assert worker.environment["VLLM_HOST_IP"] == "192.0.2.11"
     assert "--headless" in worker.command and "--headless" not in head.command
     assert "--port" not in worker.command
-    assert worker.probe.kind == "process" and head.probe.kind == "http"
+    assert (worker.probe.kind, worker.probe.host) == ("peer", "192.0.2.10")
+    assert head.probe.kind == "http"
     assert worker.node == "gpu-b"
 
 
@@ -350,6 +351,12 @@ def test_secret_references_resolve_for_the_docker_api() -> None:
 
 def test_healthchecks() -> None:
     services = _by_name(build_services(scenario("vllm", "2node")))
-    assert healthcheck_test(services["serve-0-rank1"].probe) == ["CMD-SHELL", "kill -0 1"]
+    rank1 = services["serve-0-rank1"]
+    assert rank1.probe.kind == "peer" and rank1.probe.port == _value_of(rank1, "--master-port")
+    assert healthcheck_test(rank1.probe)[1].startswith("python3 -c ")
     test = healthcheck_test(services["serve-0-rank0"].probe)
     assert test[0] == "CMD-SHELL" and "http://127.0.0.1:8000/health" in test[1]
+
+
+def _value_of(spec: ServiceSpec, flag: str) -> int:
+    return int(spec.command[spec.command.index(flag) + 1])

@@ -5,6 +5,7 @@ Without a reachable daemon the tests skip with a reason, except in CI, where the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,35 @@ def sim_image(docker_client: Any) -> str:
     return SIM_IMAGE
 
 
+_SECOND_DAEMON: dict[str, Any] = {}
+
+
+def restart_second_daemon() -> None:
+    """Stop the second dockerd (as `systemctl restart docker` would: its containers stop)
+    and start it again on the same socket and data; returns once it answers."""
+    import docker
+
+    old = _SECOND_DAEMON["process"]
+    old.terminate()
+    old.wait(timeout=120)
+    process = subprocess.Popen(
+        _SECOND_DAEMON["command"], stdout=_SECOND_DAEMON["log"], stderr=subprocess.STDOUT
+    )
+    _SECOND_DAEMON["process"] = process
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            client = docker.DockerClient(base_url=_SECOND_DAEMON["endpoint"], timeout=30)
+            client.ping()
+            client.close()
+            return
+        except Exception:
+            if process.poll() is not None:
+                raise RuntimeError("the second dockerd did not come back") from None
+            time.sleep(0.5)
+    raise RuntimeError("the second dockerd did not answer within 120 s")
+
+
 @pytest.fixture(scope="session")
 def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> Iterator[str]:
     """A second dockerd on its own socket: the second "node" of two-node tests."""
@@ -90,32 +121,30 @@ def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> 
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, timeout=30)
     subprocess.run(["ip", "addr", "add", "10.213.255.1/24", "dev", bridge], check=True, timeout=30)
     subprocess.run(["ip", "link", "set", bridge, "up"], check=True, timeout=30)
-    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [
-            dockerd,
-            "--host",
-            endpoint,
-            "--data-root",
-            str(root / "data"),
-            "--exec-root",
-            str(root / "exec"),
-            "--pidfile",
-            str(root / "dockerd.pid"),
-            "--bridge",
-            bridge,
-            "--iptables=false",
-            "--ip-masq=false",
-            "--containerd-namespace",
-            f"d2-{root.name}",
-            "--containerd-plugins-namespace",
-            f"d2p-{root.name}",
-            "--default-address-pool",
-            "base=10.213.0.0/16,size=24",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = open(root / "dockerd.log", "ab")  # noqa: SIM115 - closed at teardown
+    command = [
+        dockerd,
+        "--host",
+        endpoint,
+        "--data-root",
+        str(root / "data"),
+        "--exec-root",
+        str(root / "exec"),
+        "--pidfile",
+        str(root / "dockerd.pid"),
+        "--bridge",
+        bridge,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--containerd-namespace",
+        f"d2-{root.name}",
+        "--containerd-plugins-namespace",
+        f"d2p-{root.name}",
+        "--default-address-pool",
+        "base=10.213.0.0/16,size=24",
+    ]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    _SECOND_DAEMON.update(command=command, process=process, log=log, endpoint=endpoint)
     client = None
     try:
         deadline = time.monotonic() + 60
@@ -146,9 +175,11 @@ def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> 
         yield endpoint
     finally:
         if client is not None:
-            for container in client.containers.list(all=True, ignore_removed=True):
-                container.remove(force=True)
+            with contextlib.suppress(Exception):  # a restart in a test may have dropped it
+                for container in client.containers.list(all=True, ignore_removed=True):
+                    container.remove(force=True)
             client.close()
+        process = _SECOND_DAEMON.get("process", process)
         process.terminate()
         try:
             process.wait(timeout=30)
@@ -178,6 +209,9 @@ def deployment(docker_client: Any, request: Any) -> Iterator[str]:
     yield name
     from orchestrator.spec import LABEL_DEPLOYMENT
 
+    # A detached supervisor `up` left would restart what is removed below: stop it first.
+    stop_supervisors_of(name)
+
     extra = getattr(request.node, "extra_endpoints", [])
     clients = [docker_client]
     import docker
@@ -190,6 +224,34 @@ def deployment(docker_client: Any, request: Any) -> Iterator[str]:
             container.remove(force=True)
         for network in client.networks.list(filters={"label": f"{LABEL_DEPLOYMENT}={name}"}):
             network.remove()
+
+
+def supervisor_pids(name: str) -> list[int]:
+    """Pids of detached supervisors of deployment `name` (found by their command line)."""
+    from orchestrator.runtime.detached import MODULE
+
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if MODULE.encode() in words and name.encode() in words:
+            pids.append(int(entry.name))
+    return pids
+
+
+def stop_supervisors_of(name: str) -> None:
+    import signal
+
+    for pid in supervisor_pids(name):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while supervisor_pids(name) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -251,3 +313,87 @@ def server_spec(
         group=group,
         depends_on=depends_on or [],
     )
+
+
+@dataclass(frozen=True)
+class SshNode:
+    """A real sshd on 127.0.0.1 in front of the second Docker Engine, reached by a Host alias
+    whose Port, User and IdentityFile live only in the alias's ssh config."""
+
+    alias: str
+    port: int
+    config: Path
+    bin_dir: Path  # holds an `ssh` that reads `config`; put it first on PATH
+
+
+@pytest.fixture(scope="session")
+def ssh_node(second_daemon: str, tmp_path_factory: Any) -> Iterator[SshNode]:
+    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
+    ssh = shutil.which("ssh")
+    keygen = shutil.which("ssh-keygen")
+    if sshd is None or ssh is None or keygen is None:
+        _unavailable("the ssh rehearsal needs sshd, ssh and ssh-keygen (openssh-server)")
+    root = Path(tmp_path_factory.mktemp("sshd"))
+    for key in ("host_ed25519", "id_ed25519"):
+        subprocess.run(
+            [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)],
+            check=True,
+            timeout=60,
+        )
+    (root / "authorized_keys").write_text((root / "id_ed25519.pub").read_text())
+    # Every session talks to the second daemon, as a remote node's own docker would.
+    dial = root / "session.sh"
+    dial.write_text(
+        f'#!/bin/sh\nexport DOCKER_HOST={second_daemon}\nexec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n'
+    )
+    dial.chmod(0o755)
+    port = free_port()
+    (root / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_ed25519\n"
+        f"PidFile {root}/sshd.pid\nAuthorizedKeysFile {root}/authorized_keys\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+        f"ForceCommand {dial}\n"
+    )
+    alias = "deploy-node-b"
+    user = os.environ.get("USER") or "root"
+    config = root / "ssh_config"
+    config.write_text(
+        f"Host {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n"
+        f"  IdentityFile {root}/id_ed25519\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+        "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+    )
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec {ssh} -F {config} "$@"\n')
+    wrapper.chmod(0o755)
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation dir
+    log = open(root / "sshd.log", "wb")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen([sshd, "-D", "-e", "-f", str(root / "sshd_config")], stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while time.monotonic() < deadline and process.poll() is None:
+            probe = subprocess.run(
+                [str(wrapper), "-o", "BatchMode=yes", alias, "docker", "version"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            if probe.returncode == 0:
+                ready = True
+                break
+            time.sleep(0.5)
+        if not ready:
+            tail = (root / "sshd.log").read_text(errors="replace")[-400:]
+            _unavailable(f"sshd on 127.0.0.1:{port} did not let the test key in: {tail}")
+        yield SshNode(alias=alias, port=port, config=config, bin_dir=bin_dir)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()

@@ -160,6 +160,10 @@ def test_pd_deployment_with_its_router(
     )
     assert result.exit_code == 0, result.output
     assert sorted(services(docker_client, deployment)) == ["decode-0", "prefill-0", "router"]
+    # `up` sent one request through the router: prefilled once, KV moved, no second prefill.
+    check = next(line for line in result.stderr.splitlines() if "PD check" in line)
+    assert check.startswith("PD check: ") and " recomputed there" in check, check
+    assert check.endswith("transferred to decode, 1 recomputed there"), check
     import urllib.request
 
     request = urllib.request.Request(
@@ -342,6 +346,9 @@ def test_ctrl_c_during_up_removes_what_it_started(
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130
-    assert stderr.splitlines()[-1] == "error: interrupted: `deploy up` removed what it started"
+    assert stderr.splitlines()[-1] == (
+        "error: interrupted by SIGINT: `deploy up` removed what it started (containers, "
+        "network, state)"
+    )
     assert services(docker_client, deployment) == {}
     assert not (state_dir / f"{deployment}.json").exists()

@@ -83,7 +83,8 @@ def test_full_engine_spec_maps_to_every_docker_field() -> None:
     assert kwargs["ipc_mode"] == "host"
     assert "shm_size" not in kwargs  # ignored by Docker with the host IPC namespace
     assert kwargs["privileged"] is False
-    assert kwargs["restart_policy"] == {"Name": "no"}
+    # The spec's policy, as the compose file states it (single containers: Docker's).
+    assert kwargs["restart_policy"] == {"Name": "unless-stopped"}
     assert kwargs["network"] == "deploy-qwen"
     assert kwargs["hostname"] == "serve-0-rank0"
     labels = kwargs["labels"]

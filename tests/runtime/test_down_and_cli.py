@@ -111,6 +111,9 @@ def test_status_and_logs(
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == f"{deployment}  {supervisor.url}"
+    # Started by the library, not `deploy up`: no detached supervisor watches it.
+    assert lines[1] == "  supervisor: none (run `deploy up` again to supervise it)"
+    del lines[1]
     assert lines[1].split() == [
         "SERVICE",
         "NODE",

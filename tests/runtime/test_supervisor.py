@@ -189,7 +189,8 @@ def test_secrets_are_masked_in_the_log_tail_of_a_failure(
             endpoints,
             host_env={"DEPLOY_TEST_KEY": secret},
         )
-    assert caught.value.log_tail == ["args: api_key=***"]
+    # Docker's policy restarted the same container: its log holds every attempt.
+    assert set(caught.value.log_tail) == {"args: api_key=***"}
     assert str(caught.value).startswith("serve-0 failed 3 times, giving up: serve-0 exited, ")
     assert "last log line: args: api_key=***;" in str(caught.value)
     assert secret not in str(caught.value)

@@ -37,7 +37,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=5c052c65f345 \
+    --label ai.deploy.spec-hash=78b42e794779 \
     --publish 0.0.0.0:30000:30000 \
     --ipc host \
     --shm-size 16g \

@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=32d6e81373cc \
+    --label ai.deploy.spec-hash=0e8f7cbcc6d7 \
     --publish 127.0.0.1:30000:30000 \
     --ipc host \
     --shm-size 16g \

@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=fd459c5e49d9 \
+    --label ai.deploy.spec-hash=4a976601f726 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -91,7 +91,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=2098fd102615 \
+    --label ai.deploy.spec-hash=b74286ebf4fe \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -146,7 +146,7 @@ docker_router() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=459cbebad9b4 \
+    --label ai.deploy.spec-hash=d5f671eddb8b \
     --network host \
     --ipc private \
     --shm-size 64m \

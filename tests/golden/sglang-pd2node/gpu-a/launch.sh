@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan 36ab5e78e051.
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan 0677283b2837.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,12 +31,12 @@ docker_prefill_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=36ab5e78e051 \
+    --label ai.deploy.plan-hash=0677283b2837 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=7ccd1f0ae2b4 \
+    --label ai.deploy.spec-hash=70117a30b1d4 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -48,7 +48,6 @@ docker_prefill_0() {
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
-    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.10 \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30100/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30100/ready || wget -q -O /dev/null http://127.0.0.1:30100/ready' \
@@ -76,7 +75,6 @@ bare_prefill_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
-    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     SGLANG_HOST_IP=192.0.2.10 \
     python3 -m sglang.launch_server \
@@ -101,12 +99,12 @@ docker_router() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=36ab5e78e051 \
+    --label ai.deploy.plan-hash=0677283b2837 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=604bed9cf25a \
+    --label ai.deploy.spec-hash=1ca886d97fd2 \
     --network host \
     --ipc private \
     --shm-size 64m \

@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=7690c507142e \
+    --label ai.deploy.spec-hash=31bc0cfd2237 \
     --publish 127.0.0.1:30001:30001 \
     --ipc host \
     --shm-size 16g \
@@ -85,7 +85,7 @@ docker_serve_1() {
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=bc522b40692e \
+    --label ai.deploy.spec-hash=72d0d1da18a4 \
     --publish 127.0.0.1:30002:30002 \
     --ipc host \
     --shm-size 16g \
@@ -136,7 +136,7 @@ docker_lb() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
     --label ai.deploy.service=lb \
-    --label ai.deploy.spec-hash=6350e5f09031 \
+    --label ai.deploy.spec-hash=15ecbee21e4f \
     --network host \
     --ipc private \
     --shm-size 64m \

@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=90f641d8d9f8 \
+    --label ai.deploy.spec-hash=d810aa58a290 \
     --publish 127.0.0.1:30000:30000 \
     --ipc host \
     --shm-size 16g \

@@ -37,7 +37,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=7ef75aeba41e \
+    --label ai.deploy.spec-hash=c0b90c44d412 \
     --publish 0.0.0.0:8000:8000 \
     --ipc host \
     --shm-size 16g \

@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=b443f45caa9f \
+    --label ai.deploy.spec-hash=f19c11578f8c \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
     --shm-size 16g \

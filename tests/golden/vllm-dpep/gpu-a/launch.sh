@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=560b84c5640c \
+    --label ai.deploy.spec-hash=e7e2fb989164 \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
     --shm-size 16g \

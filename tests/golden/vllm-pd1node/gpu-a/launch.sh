@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=905eb2617d7b \
+    --label ai.deploy.spec-hash=d03ee574edeb \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -91,7 +91,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=921935bfa0a4 \
+    --label ai.deploy.spec-hash=7624201cfdf2 \
     --network host \
     --ipc host \
     --shm-size 16g \
@@ -148,7 +148,7 @@ docker_router() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=7dc47058f37a \
+    --label ai.deploy.spec-hash=0693cca3ace3 \
     --network host \
     --ipc private \
     --shm-size 64m \

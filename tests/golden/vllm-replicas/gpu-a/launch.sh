@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=1b482acc71e1 \
+    --label ai.deploy.spec-hash=b8a8be2aa0b5 \
     --publish 127.0.0.1:8001:8001 \
     --ipc host \
     --shm-size 16g \
@@ -83,7 +83,7 @@ docker_serve_1() {
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=5f8f870ac55b \
+    --label ai.deploy.spec-hash=56dd94ebc2d0 \
     --publish 127.0.0.1:8002:8002 \
     --ipc host \
     --shm-size 16g \
@@ -132,7 +132,7 @@ docker_lb() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
     --label ai.deploy.service=lb \
-    --label ai.deploy.spec-hash=add45c362797 \
+    --label ai.deploy.spec-hash=bd12bfcc972e \
     --network host \
     --ipc private \
     --shm-size 64m \

@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=7fb39168d9d5 \
+    --label ai.deploy.spec-hash=feb592d5f1f4 \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
     --shm-size 16g \

@@ -1,0 +1,42 @@
+"""Log lines of services that failed to start, kept in the state directory
+(`logs/NAME/SERVICE.log`) after their containers are removed, so `deploy logs` can still show
+them. Secrets are masked before the lines get here (`docker_ops.log_tail`)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from orchestrator.runtime.state import StateStore, validate_name
+
+
+def directory(store: StateStore, name: str) -> Path:
+    return store.directory / "logs" / validate_name(name)
+
+
+def keep(store: StateStore, name: str, service: str, lines: list[str]) -> Path:
+    folder = directory(store, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{service}.log"
+    fd, tmp = tempfile.mkstemp(prefix=f".{service}.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{line}\n" for line in lines))
+    os.replace(tmp, path)
+    return path
+
+
+def kept(store: StateStore, name: str) -> dict[str, list[str]]:
+    folder = directory(store, name)
+    if not folder.is_dir():
+        return {}
+    return {
+        path.stem: path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for path in sorted(folder.glob("*.log"))
+    }
+
+
+def forget(store: StateStore, name: str) -> None:
+    import shutil
+
+    shutil.rmtree(directory(store, name), ignore_errors=True)
