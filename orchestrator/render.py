@@ -28,9 +28,10 @@ from orchestrator.engines.common import (
     healthcheck_test,
     secret_env,
 )
+from orchestrator.engines.jit_cache import is_home_path
 from orchestrator.errors import InputError
 from orchestrator.plan import Plan
-from orchestrator.spec import Mount, ServiceSpec, is_secret_ref
+from orchestrator.spec import LOG_OPTIONS, Mount, ServiceSpec, is_secret_ref
 
 _YAML_ESCAPES = {
     **{chr(code): f"\\u{code:04x}" for code in range(0x7F, 0xA0)},
@@ -42,6 +43,7 @@ _YAML_ESCAPE_RE = re.compile("[" + "".join(_YAML_ESCAPES) + "]")
 _SAFE_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # What a render writes inside each node's directory: the files a re-render may replace or drop.
 _NODE_FILES = ("compose.yaml", "launch.sh", "nginx.conf")
+LOG_ROTATION = {"driver": "json-file", "options": sorted(LOG_OPTIONS.items())}
 
 
 class ShellRaw(str):
@@ -123,7 +125,9 @@ def _compose_service(
         "devices": [f"{device}:{device}" for device in spec.devices],
         "network_mode": spec.network_mode if spec.network_mode == "host" else None,
         "ipc": spec.ipc_mode,
-        "shm_size": spec.shm_size,
+        # Docker ignores shm_size when the container shares the host's IPC namespace.
+        "shm_size": None if spec.ipc_mode == "host" else spec.shm_size,
+        "logging": LOG_ROTATION,
         "ulimits": sorted(spec.ulimits.items()),
         "cap_add": sorted(spec.cap_add),
         "privileged": spec.privileged,
@@ -156,7 +160,7 @@ def _compose_volume(mount: Mount, esc: Callable[[str], str]) -> dict[str, Any]:
     """Long syntax, except for the Hugging Face cache: the short form creates a missing host
     directory in every compose implementation (the long form's `create_host_path` is refused
     by docker-compose 1.x); its source holds no `:` that the short form could misread."""
-    if mount.source == HF_CACHE_SOURCE:
+    if mount.source == HF_CACHE_SOURCE or is_home_path(mount.source):
         short = f"{mount.source}:{mount.target}" + (":ro" if mount.read_only else "")
         return {"short": short}
     return {
@@ -177,7 +181,9 @@ def _docker_run(spec: ServiceSpec, slug: str, secrets: list[str]) -> list[list[s
     for port in spec.ports:
         lines.append(["--publish", f"{port.host_ip}:{port.host}:{port.container}"])
     lines.append(["--ipc", spec.ipc_mode])
-    lines.append(["--shm-size", spec.shm_size])
+    if spec.ipc_mode != "host":
+        lines.append(["--shm-size", spec.shm_size])
+    lines += [["--log-opt", f"{key}={value}"] for key, value in LOG_ROTATION["options"]]
     if spec.gpus is not None:
         lines.append(["--gpus", '"device=' + ",".join(str(gpu) for gpu in spec.gpus) + '"'])
     lines += [["--ulimit", f"{name}={limit}"] for name, limit in sorted(spec.ulimits.items())]
@@ -191,6 +197,9 @@ def _docker_run(spec: ServiceSpec, slug: str, secrets: list[str]) -> list[list[s
             volume: str = ShellRaw(
                 f'"${{HF_HOME:-$HOME/.cache/huggingface}}:{mount.target}{suffix}"'
             )
+        elif is_home_path(mount.source):
+            relative = shlex.quote(f"{mount.source[2:]}:{mount.target}{suffix}")
+            volume = ShellRaw(f'"$HOME"/{relative}')
         elif mount.source.startswith("./"):
             relative = shlex.quote(f"{mount.source[2:]}:{mount.target}{suffix}")
             volume = ShellRaw(f'"$HERE"/{relative}')
@@ -223,7 +232,7 @@ def _bare_metal(spec: ServiceSpec, secrets: list[str]) -> list[list[str]]:
     CUDA_VISIBLE_DEVICES, and the bind address the container's port publication had."""
     argv = [*(spec.entrypoint or []), *spec.command]
     for mount in spec.mounts:
-        if mount.source.startswith("${") or mount.source.startswith("./"):
+        if mount.source.startswith(("${", "./", "~/")):
             continue
         argv = [
             mount.source + word[len(mount.target) :]

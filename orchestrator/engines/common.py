@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from orchestrator.engines.jit_cache import jit_cache_mounts
+from orchestrator.engines.privileges import runs_deepep
 from orchestrator.errors import PlanError
 from orchestrator.plan import NodeSummary, Plan, Replica, Role
 from orchestrator.spec import (
@@ -239,7 +241,23 @@ def upstream_host(plan: Plan, engine_node: str) -> str:
     instances (SGLang's bootstrap host): across nodes that must be a routable address."""
     if engine_node == front_node(plan) and not cross_node_disaggregation(plan):
         return "127.0.0.1"
-    return node_summary(plan, engine_node).address
+    node = node_summary(plan, engine_node)
+    if is_placeholder_address(node):
+        from orchestrator.errors import InputError
+
+        raise InputError(
+            f"the front on {front_node(plan)} needs the address of node {node.name}, and "
+            "--nodes without a cluster file names it only by a placeholder that nginx and the "
+            "router cannot resolve",
+            "pass --cluster FILE with each node's address (see profiles/clusters/)",
+        )
+    return node.address
+
+
+def is_placeholder_address(node: NodeSummary) -> bool:
+    """The stand-in `--gpus ... --nodes N` gives a node without a cluster file: its address is
+    its generated name (node1, node2, ...), which no resolver knows."""
+    return node.address == node.name and re.fullmatch(r"node[0-9]+", node.name) is not None
 
 
 def cross_node_disaggregation(plan: Plan) -> bool:
@@ -261,12 +279,15 @@ def reached_from_other_node(plan: Plan, node: str) -> bool:
 
 def bind_address(plan: Plan, node: str, simulate: bool) -> str:
     """`--host` of an engine's HTTP server. Inside a bridge container 0.0.0.0 is required (the
-    port publication decides exposure); with host networking the engine listens on all
-    interfaces only when a client on another machine must reach it."""
+    port publication decides exposure). With host networking: all interfaces only for an
+    endpoint users reach directly with --public; the node's cluster address when a front or a
+    peer on another node must reach it; loopback otherwise."""
     if not uses_host_network(plan, simulate):
         return "0.0.0.0"
-    if reached_from_other_node(plan, node) or (plan.request.public and not has_front(plan)):
+    if plan.request.public and not has_front(plan):
         return "0.0.0.0"
+    if reached_from_other_node(plan, node):
+        return node_summary(plan, node).address
     return "127.0.0.1"
 
 
@@ -359,8 +380,13 @@ def start_period_s(plan: Plan, role: Role, gpus_here: int, nodes: int) -> int:
     return int(math.ceil(seconds / 60.0) * 60)
 
 
-def http_probe(path: str, port: int, start_period: int) -> Probe:
-    return Probe(kind="http", path=path, port=port, start_period_s=start_period)
+def http_probe(path: str, port: int, start_period: int, host: str = "127.0.0.1") -> Probe:
+    return Probe(kind="http", path=path, port=port, start_period_s=start_period, host=host)
+
+
+def probe_host(bind: str) -> str:
+    """Where a health check inside the container reaches a server bound to `bind`."""
+    return "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
 
 
 def process_probe(start_period: int) -> Probe:
@@ -372,7 +398,7 @@ def healthcheck_test(probe: Probe) -> list[str]:
     simulator image; busybox `wget` in the nginx image; curl where an image has only curl."""
     if probe.kind == "process":
         return ["CMD-SHELL", "kill -0 1"]
-    url = f"http://127.0.0.1:{probe.port}{probe.path}"
+    url = f"http://{probe.host}:{probe.port}{probe.path}"
     timeout = max(1, probe.timeout_s - 1)
     python = (
         f'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout={timeout})" '
@@ -502,7 +528,11 @@ def engine_spec(
     start = start_period_s(plan, place.role, len(place.gpus), place.nnodes)
     if serves_http is None:
         serves_http = place.rank == 0
-    probe = http_probe(probe_path, place.port, start) if serves_http else process_probe(start)
+    probe = (
+        http_probe(probe_path, place.port, start, probe_host(place.bind))
+        if serves_http
+        else process_probe(start)
+    )
     ports = (
         port_bindings(
             plan, place.node.name, place.port, host_network=place.host_network, is_front=False
@@ -511,6 +541,8 @@ def engine_spec(
         else []
     )
     rdma = needs_rdma(plan, place.replica, place.simulate)
+    if not place.simulate:
+        mounts = [*mounts, *jit_cache_mounts(plan.engine.name)]
     spec = ServiceSpec(
         name=name or place.name,
         node=place.node.name,
@@ -533,5 +565,6 @@ def engine_spec(
         devices=list(RDMA_DEVICES) if rdma else [],
         ulimits=dict(RDMA_ULIMITS) if rdma else {},
         cap_add=["IPC_LOCK"] if rdma else [],
+        privileged=rdma and runs_deepep(plan.engine.name, argv.args),
     )
     return finish(spec, plan)

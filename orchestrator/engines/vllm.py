@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import (
     RAY_ENTRYPOINT,
     Argv,
@@ -33,6 +32,7 @@ from orchestrator.engines.common import (
     served_model_name,
 )
 from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
+from orchestrator.engines.recipes import apply_recipes
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
 from orchestrator.spec import FlagOrigin, Mount, ServiceSpec, secret_ref
@@ -44,15 +44,6 @@ DP_RPC_PORT = 29550  # vLLM's default --data-parallel-rpc-port
 NIXL_SIDE_CHANNEL_PORT = 5600  # VLLM_NIXL_SIDE_CHANNEL_PORT default; each DP rank adds 1
 MOONCAKE_BOOTSTRAP_PORT = 8998  # VLLM_MOONCAKE_BOOTSTRAP_PORT default (prefill side)
 RAY_PORT = 6379  # the Ray head's GCS port in vLLM's run_cluster.sh
-
-# One flag, several spellings: (first version with this spelling, spelling), oldest first.
-# 0.33.0 paired every --enable-X with --disable-X; before it the negative was --no-enable-X.
-SPELLINGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "no-log-requests": (
-        ("0.0.0", "--no-enable-log-requests"),
-        ("0.33.0", "--disable-log-requests"),
-    ),
-}
 
 MEMORY_SPELLING = MemorySpelling(
     context_flag="--max-model-len",
@@ -94,14 +85,6 @@ MANAGED = frozenset(
         "--api-key",
     }
 )
-
-
-def spelling(concept: str, version: str) -> str:
-    chosen = ""
-    for first, spelt in SPELLINGS[concept]:
-        if version_tuple(version) >= version_tuple(first):
-            chosen = spelt
-    return chosen
 
 
 def build(plan: Plan, simulate: bool) -> list[ServiceSpec]:
@@ -206,14 +189,12 @@ def _service(
     else:
         _parallel_flags(place, argv)
     add_memory_flags(place, argv, MEMORY_SPELLING)
-    argv.flag(
-        spelling("no-log-requests", plan.engine.version),
-        origin="deploy",
-        why="per-request logs flood at serving rates",
-    )
+    # Per-request logging is off by default in every pinned version (`--enable-log-requests`
+    # turns it on), so no `--disable-log-requests` is rendered.
     env: dict[str, str] = {}
     if is_disaggregated(plan):
         env.update(_pd_flags(place, argv))
+    env.update(apply_recipes(place, argv))
     if plan.request.api_key_env and plan.request.api_key_env != "VLLM_API_KEY":
         # vLLM reads its key from VLLM_API_KEY; the value is a reference, never the secret.
         env["VLLM_API_KEY"] = secret_ref(plan.request.api_key_env)

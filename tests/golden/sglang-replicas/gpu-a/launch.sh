@@ -36,12 +36,17 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=7690c507142e \
+    --label ai.deploy.spec-hash=2c0959c254b6 \
     --publish 127.0.0.1:30001:30001 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30001/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30001/ready || wget -q -O /dev/null http://127.0.0.1:30001/ready' \
     --health-interval 10s \
@@ -85,12 +90,17 @@ docker_serve_1() {
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=bc522b40692e \
+    --label ai.deploy.spec-hash=6010aead61b4 \
     --publish 127.0.0.1:30002:30002 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30002/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30002/ready || wget -q -O /dev/null http://127.0.0.1:30002/ready' \
     --health-interval 10s \
@@ -136,10 +146,12 @@ docker_lb() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
     --label ai.deploy.service=lb \
-    --label ai.deploy.spec-hash=6350e5f09031 \
+    --label ai.deploy.spec-hash=3e3b8e0aa772 \
     --network host \
     --ipc private \
     --shm-size 64m \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --volume "$HERE"/nginx.conf:/etc/nginx/nginx.conf:ro \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/health || wget -q -O /dev/null http://127.0.0.1:30000/health' \
     --health-interval 10s \

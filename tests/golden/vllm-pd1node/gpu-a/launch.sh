@@ -36,12 +36,16 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=905eb2617d7b \
+    --label ai.deploy.spec-hash=eb7eca154031 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env UCX_NET_DEVICES=all \
     --env VLLM_NIXL_SIDE_CHANNEL_HOST=192.0.2.10 \
@@ -59,7 +63,6 @@ docker_prefill_0() {
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_producer","kv_load_failure_policy":"fail"}'
 }
 
@@ -76,7 +79,6 @@ bare_prefill_0() {
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_producer","kv_load_failure_policy":"fail"}'
 }
 
@@ -91,12 +93,16 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=921935bfa0a4 \
+    --label ai.deploy.spec-hash=a89e75dd6685 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env UCX_NET_DEVICES=all \
     --env VLLM_NIXL_SIDE_CHANNEL_HOST=192.0.2.10 \
@@ -114,7 +120,6 @@ docker_decode_0() {
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_consumer","kv_load_failure_policy":"fail"}'
 }
 
@@ -131,7 +136,6 @@ bare_decode_0() {
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_consumer","kv_load_failure_policy":"fail"}'
 }
 
@@ -148,10 +152,12 @@ docker_router() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=7dc47058f37a \
+    --label ai.deploy.spec-hash=e593a02fe27e \
     --network host \
     --ipc private \
     --shm-size 64m \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
     --health-interval 10s \
     --health-timeout 5s \

@@ -36,12 +36,16 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=1b482acc71e1 \
+    --label ai.deploy.spec-hash=8055bd4b445e \
     --publish 127.0.0.1:8001:8001 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8001/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8001/health || wget -q -O /dev/null http://127.0.0.1:8001/health' \
     --health-interval 10s \
@@ -55,8 +59,7 @@ docker_serve_0() {
     --port 8001 \
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 bare_serve_0() {
@@ -68,8 +71,7 @@ bare_serve_0() {
     --port 8001 \
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 docker_serve_1() {
@@ -83,12 +85,16 @@ docker_serve_1() {
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=5f8f870ac55b \
+    --label ai.deploy.spec-hash=e6fa9c7955bd \
     --publish 127.0.0.1:8002:8002 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8002/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8002/health || wget -q -O /dev/null http://127.0.0.1:8002/health' \
     --health-interval 10s \
@@ -102,8 +108,7 @@ docker_serve_1() {
     --port 8002 \
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 bare_serve_1() {
@@ -115,8 +120,7 @@ bare_serve_1() {
     --port 8002 \
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 docker_lb() {
@@ -132,10 +136,12 @@ docker_lb() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
     --label ai.deploy.service=lb \
-    --label ai.deploy.spec-hash=add45c362797 \
+    --label ai.deploy.spec-hash=5e1335b264ac \
     --network host \
     --ipc private \
     --shm-size 64m \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --volume "$HERE"/nginx.conf:/etc/nginx/nginx.conf:ro \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
     --health-interval 10s \
