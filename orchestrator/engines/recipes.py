@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
+from string import Template
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,6 +43,10 @@ class RecipeFlag(_Strict):
     per_attn_dp_rank: int | None = Field(default=None, ge=1)
     # The value is the number of DP ranks on this node (vLLM: one API server per local rank).
     local_dp_ranks: bool = False
+    # Redundant expert slots: at least this many, rounded up so that routed + redundant experts
+    # divide evenly over the EP ranks (both engines place the same number on every rank).
+    # Substituted for `$redundant_experts` in `value`, or the value itself when `value` is None.
+    redundant_experts_at_least: int | None = Field(default=None, ge=1)
     why: str
 
 
@@ -143,6 +148,8 @@ class Situation:
     attention_dp: int
     disaggregated: bool
     local_dp_ranks: int
+    ep: int
+    routed_experts: int | None
 
 
 def situation(place: Placement) -> Situation:
@@ -164,7 +171,29 @@ def situation(place: Placement) -> Situation:
         attention_dp=par.attn_dp if par.attn_dp > 1 else (par.dp if par.ep > 1 else 1),
         disaggregated=is_disaggregated(plan),
         local_dp_ranks=max(1, len(place.gpus) // max(1, per_rank)),
+        ep=par.ep if plan.engine.name == "sglang" else par.tp * par.dp,
+        routed_experts=routed_experts(place),
     )
+
+
+def routed_experts(place: Placement) -> int | None:
+    """Routed experts per MoE layer, from the model's profile; None when it cannot be read."""
+    from orchestrator.catalog import find_model
+    from orchestrator.errors import DeployError
+
+    model = place.plan.model
+    if not model.is_moe:
+        return None
+    try:
+        profile = find_model(model.local_path or model.name)
+    except DeployError:
+        return None
+    return profile.moe.num_experts if profile.moe is not None else None
+
+
+def redundant_experts(at_least: int, routed: int, ep: int) -> int:
+    """The smallest count >= `at_least` with (routed + count) divisible by the EP size."""
+    return at_least + (-(routed + at_least)) % ep
 
 
 def experts_across_nodes(place: Placement) -> bool:
@@ -207,7 +236,22 @@ def matching(place: Placement) -> list[Recipe]:
     return [recipe for recipe in load_recipes() if applies(recipe, here)]
 
 
+class Unavailable(Exception):
+    """A computed value cannot be computed for this model (the flag is left out)."""
+
+
 def flag_value(item: RecipeFlag, here: Situation) -> str | None:
+    if item.redundant_experts_at_least is not None:
+        if here.routed_experts is None:
+            raise Unavailable
+        count = str(
+            redundant_experts(item.redundant_experts_at_least, here.routed_experts, here.ep)
+        )
+        return (
+            count
+            if item.value is None
+            else Template(item.value).substitute(redundant_experts=count)
+        )
     if item.per_attn_dp_rank is not None:
         return str(item.per_attn_dp_rank * max(1, here.attention_dp))
     if item.local_dp_ranks:
@@ -238,9 +282,13 @@ def apply_recipes(place: Placement, argv: Argv) -> dict[str, str]:
             taken = {source.flag for source in argv.sources}
             if spellings & (taken | user):
                 continue  # deploy's layout, an earlier recipe or the user decides
+            try:
+                value = flag_value(item, here)
+            except Unavailable:
+                continue  # e.g. the expert count of a model outside the catalog
             argv.flag(
                 item.flag,
-                flag_value(item, here),
+                value,
                 origin="recipe",
                 why=f"{item.why} ({recipe.title}: {recipe.source})",
             )
