@@ -434,16 +434,23 @@ def _start_steps(plan: Plan, services: list[ServiceSpec], slug: str) -> list[dic
             "loaded and the server answers."
         )
         return [{"nodes": nodes, "command": compose, "why": why}]
+    spans = any(len(replica.slices) > 1 for role in plan.roles for replica in role.replicas)
     if fronts:
         last = fronts[0].node
         first = [name for name in nodes if name != last]
+        first_why = (
+            "engine ranks on these nodes wait for their rank-0 peers at the rendezvous "
+            "address (and the other way round), so start every engine node within a few "
+            "minutes of each other; their order does not matter."
+            if spans
+            else "each of these nodes runs whole engine instances of its own (no rendezvous "
+            "with other nodes); start them in any order."
+        )
         return [
             {
                 "nodes": first,
                 "command": compose,
-                "why": "engine ranks on these nodes wait for their rank-0 peers at the rendezvous "
-                "address (and the other way round), so start every engine node within a few "
-                "minutes of each other; their order does not matter.",
+                "why": first_why,
             },
             {
                 "nodes": [last],
@@ -519,7 +526,10 @@ def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[s
         }
         for spec in roles.values()
     ]
+    from orchestrator.readme_nodes import readme_extras
+
     return {
+        **readme_extras(plan, services),
         "plan": plan,
         "start_formula": start_formula(plan),
         "deployment": plan.name,
