@@ -157,6 +157,9 @@ class Request(Strict):
     # None: vLLM uses NIXL, SGLang picks Mooncake on RDMA nodes and NIXL elsewhere.
     kv_connector: Literal["nixl", "mooncake"] | None = None
     distributed_backend: Literal["mp", "ray"] = "mp"
+    # GiB/s for a first start that downloads the checkpoint; None: the stated default; 0: the
+    # weights are already in every node's cache.
+    download_gib_per_s: float | None = None
 
     @model_serializer(mode="wrap")
     def _omit_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -167,6 +170,8 @@ class Request(Strict):
             data.pop("kv_connector", None)
         if data.get("distributed_backend") == "mp":
             data.pop("distributed_backend", None)
+        if data.get("download_gib_per_s") is None:
+            data.pop("download_gib_per_s", None)
         return data
 
 

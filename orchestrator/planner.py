@@ -128,6 +128,7 @@ def build_plan(request: PlanRequest) -> Plan:
             api_key_env=request.api_key_env,
             kv_connector=request.kv_connector,
             distributed_backend=request.distributed_backend,
+            download_gib_per_s=request.download_rate,
         ),
         parallelism=resolution.parallelism,
         roles=resolution.roles,

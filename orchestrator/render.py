@@ -25,6 +25,7 @@ from typing import Any
 
 from orchestrator.engines.common import (
     HF_CACHE_SOURCE,
+    SIM_IMAGE,
     healthcheck_test,
     secret_env,
 )
@@ -478,10 +479,17 @@ def _endpoint(plan: Plan, services: list[ServiceSpec]) -> tuple[str, str]:
     return entry.node, f"http://{host}:{entry.probe.port}"
 
 
-def start_formula(plan: Plan) -> str:
-    from orchestrator.engines import common
+def start_formula(plan: Plan, simulate: bool = False) -> str:
+    from orchestrator.engines import cold_start, common
 
-    parts = [
+    parts = []
+    if cold_start.download_s(plan, simulate) > 0:
+        parts.append(
+            f"the checkpoint (about {cold_start.checkpoint_gib(plan):.0f} GiB) downloaded at "
+            f"{cold_start.download_rate(plan):g} GiB/s when the node's Hugging Face cache lacks "
+            "it (`--download-rate`; re-render with `--download-rate 0` once every node holds it)"
+        )
+    parts += [
         f"weights per node ÷ {common.LOAD_RATE_GIB_PER_S} GiB/s (a cold disk or network "
         "filesystem)",
         f"{common.ENGINE_START_S} s engine start",
@@ -531,7 +539,9 @@ def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[s
     return {
         **readme_extras(plan, services),
         "plan": plan,
-        "start_formula": start_formula(plan),
+        "start_formula": start_formula(
+            plan, simulate=any(spec.image == SIM_IMAGE for spec in services)
+        ),
         "deployment": plan.name,
         "slug": slug,
         "plan_hash": plan.plan_hash(),

@@ -46,6 +46,9 @@ class PlanRequest(BaseModel):
     api_key_env: str | None = None
     kv_connector: Literal["nixl", "mooncake"] | None = None
     distributed_backend: Literal["mp", "ray"] = "mp"
+    # GiB/s a node downloads the checkpoint at when its Hugging Face cache lacks it (start
+    # periods cover it); 0: weights are pre-fetched. None: the stated default.
+    download_rate: float | None = Field(default=None, ge=0)
 
     @classmethod
     def from_options(cls, **options: Any) -> "PlanRequest":

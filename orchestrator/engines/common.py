@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from orchestrator.engines.cold_start import download_s
 from orchestrator.engines.jit_cache import jit_cache_mounts
 from orchestrator.engines.privileges import runs_deepep
 from orchestrator.errors import PlanError
@@ -369,9 +370,12 @@ def weights_gib_on_node(role: Role, gpus_here: int) -> float:
     return role.memory.weights_gib_per_gpu * gpus_here
 
 
-def start_period_s(plan: Plan, role: Role, gpus_here: int, nodes: int) -> int:
-    """Seconds before failed probes count: see the constants above for the formula."""
-    seconds = weights_gib_on_node(role, gpus_here) / LOAD_RATE_GIB_PER_S
+def start_period_s(
+    plan: Plan, role: Role, gpus_here: int, nodes: int, download_s: float = 0.0
+) -> int:
+    """Seconds before failed probes count: see the constants above for the formula, plus the
+    checkpoint's download on a first start (`cold_start.download_s`)."""
+    seconds = download_s + weights_gib_on_node(role, gpus_here) / LOAD_RATE_GIB_PER_S
     seconds += ENGINE_START_S + CUDA_GRAPHS_S
     if plan.engine.name == "sglang":
         seconds += SGLANG_WARMUP_S
@@ -525,7 +529,9 @@ def engine_spec(
         env.update(multi_node_environment(plan, place.node, plan.engine.name))
     if place.simulate:
         env.update(simulation_environment(plan, place.role, len(place.gpus)))
-    start = start_period_s(plan, place.role, len(place.gpus), place.nnodes)
+    start = start_period_s(
+        plan, place.role, len(place.gpus), place.nnodes, download_s(plan, place.simulate)
+    )
     if serves_http is None:
         serves_http = place.rank == 0
     probe = (

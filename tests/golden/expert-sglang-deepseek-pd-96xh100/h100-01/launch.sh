@@ -36,7 +36,7 @@ docker_prefill_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank0 \
-    --label ai.deploy.spec-hash=6a0dab6df0d6 \
+    --label ai.deploy.spec-hash=2b1f44701690 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -60,7 +60,7 @@ docker_prefill_0_rank0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1380s \
+    --health-start-period 3900s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-V3 \
@@ -131,7 +131,7 @@ bare_prefill_0_rank0() {
 }
 
 docker_router() {
-  wait_healthy deepseek-v3-prefill-0-rank0 1420
+  wait_healthy deepseek-v3-prefill-0-rank0 3940
   docker run --detach \
     --name deepseek-v3-router \
     --restart unless-stopped \

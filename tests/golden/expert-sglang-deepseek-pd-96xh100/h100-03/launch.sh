@@ -36,7 +36,7 @@ docker_prefill_0_rank2() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank2 \
-    --label ai.deploy.spec-hash=38becb6e99fa \
+    --label ai.deploy.spec-hash=575b1f19b150 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -60,7 +60,7 @@ docker_prefill_0_rank2() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1380s \
+    --health-start-period 3900s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-V3 \

@@ -36,7 +36,7 @@ docker_decode_0_rank2() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank2 \
-    --label ai.deploy.spec-hash=2d405719ad4d \
+    --label ai.deploy.spec-hash=117f6b3811f2 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -60,7 +60,7 @@ docker_decode_0_rank2() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1080s \
+    --health-start-period 3600s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-V3 \

@@ -36,7 +36,7 @@ docker_decode_0_rank3() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank3 \
-    --label ai.deploy.spec-hash=9fb4ff4ad772 \
+    --label ai.deploy.spec-hash=5f297455d5de \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -60,7 +60,7 @@ docker_decode_0_rank3() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1080s \
+    --health-start-period 3600s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-V3 \

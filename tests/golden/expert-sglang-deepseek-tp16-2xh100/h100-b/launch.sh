@@ -36,7 +36,7 @@ docker_serve_0_rank1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=a809e674f199 \
+    --label ai.deploy.spec-hash=fb699c489453 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -59,7 +59,7 @@ docker_serve_0_rank1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1560s \
+    --health-start-period 4080s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-R1 \

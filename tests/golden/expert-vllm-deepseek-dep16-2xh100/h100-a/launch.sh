@@ -36,7 +36,7 @@ docker_serve_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=bc71fc155f16 \
+    --label ai.deploy.spec-hash=e24da0d24131 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -59,7 +59,7 @@ docker_serve_0_rank0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 2040s \
+    --health-start-period 4560s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-V3 \
     --served-model-name deepseek-v3 \

@@ -36,7 +36,7 @@ docker_serve_0_rank1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=70bc7c963b02 \
+    --label ai.deploy.spec-hash=c7c7cd759de6 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -59,7 +59,7 @@ docker_serve_0_rank1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 2040s \
+    --health-start-period 4560s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-V3 \
     --tensor-parallel-size 1 \

@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=96b14ab5eb83 \
+    --label ai.deploy.spec-hash=1f0565a778d9 \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -51,7 +51,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 420s \
+    --health-start-period 660s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve openai/gpt-oss-120b \
     --served-model-name gpt-oss-120b \

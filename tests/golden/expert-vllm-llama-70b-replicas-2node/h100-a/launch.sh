@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=ecf8dd178a6e \
+    --label ai.deploy.spec-hash=371caac533d7 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -51,7 +51,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 720s \
+    --health-start-period 1260s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
@@ -75,7 +75,7 @@ bare_serve_0() {
 }
 
 docker_lb() {
-  wait_healthy llama-3-1-70b-serve-0 760
+  wait_healthy llama-3-1-70b-serve-0 1300
   docker run --detach \
     --name llama-3-1-70b-lb \
     --restart unless-stopped \

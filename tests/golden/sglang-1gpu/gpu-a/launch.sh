@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=a0717e4c8321 \
+    --label ai.deploy.spec-hash=31b5e66416c4 \
     --publish 127.0.0.1:30000:30000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,7 +52,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \

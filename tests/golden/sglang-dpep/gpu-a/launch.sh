@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=751f4f51af74 \
+    --label ai.deploy.spec-hash=62610394834e \
     --publish 127.0.0.1:30000:30000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,7 +52,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 2820s \
+    --health-start-period 5340s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-R1 \

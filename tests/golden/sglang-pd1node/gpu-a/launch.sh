@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=a4010ca2b200 \
+    --label ai.deploy.spec-hash=8ca01f4da6a2 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,7 +52,7 @@ docker_prefill_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
@@ -96,7 +96,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=f683df5196f1 \
+    --label ai.deploy.spec-hash=8a4c53695eaa \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -112,7 +112,7 @@ docker_decode_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
@@ -144,8 +144,8 @@ bare_decode_0() {
 }
 
 docker_router() {
-  wait_healthy llama-3-1-8b-prefill-0 340
-  wait_healthy llama-3-1-8b-decode-0 340
+  wait_healthy llama-3-1-8b-prefill-0 400
+  wait_healthy llama-3-1-8b-decode-0 400
   docker run --detach \
     --name llama-3-1-8b-router \
     --restart unless-stopped \

@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=8f4c6d480ee5 \
+    --label ai.deploy.spec-hash=02e67a0fe53f \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -59,7 +59,7 @@ docker_prefill_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 780s \
+    --health-start-period 1320s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-70B-Instruct \
@@ -98,7 +98,7 @@ bare_prefill_0() {
 }
 
 docker_router() {
-  wait_healthy llama-3-1-70b-prefill-0 820
+  wait_healthy llama-3-1-70b-prefill-0 1360
   docker run --detach \
     --name llama-3-1-70b-router \
     --restart unless-stopped \

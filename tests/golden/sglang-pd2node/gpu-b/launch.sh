@@ -36,7 +36,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=765a5c093260 \
+    --label ai.deploy.spec-hash=48999c031b45 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -59,7 +59,7 @@ docker_decode_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 780s \
+    --health-start-period 1320s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-70B-Instruct \

@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=2c0959c254b6 \
+    --label ai.deploy.spec-hash=32fe2bf3cf0e \
     --publish 127.0.0.1:30001:30001 \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,7 +52,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
@@ -90,7 +90,7 @@ docker_serve_1() {
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=6010aead61b4 \
+    --label ai.deploy.spec-hash=21dc1bde696d \
     --publish 127.0.0.1:30002:30002 \
     --ipc host \
     --log-opt max-file=5 \
@@ -106,7 +106,7 @@ docker_serve_1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
@@ -134,8 +134,8 @@ bare_serve_1() {
 }
 
 docker_lb() {
-  wait_healthy llama-3-1-8b-serve-0 340
-  wait_healthy llama-3-1-8b-serve-1 340
+  wait_healthy llama-3-1-8b-serve-0 400
+  wait_healthy llama-3-1-8b-serve-1 400
   docker run --detach \
     --name llama-3-1-8b-lb \
     --restart unless-stopped \

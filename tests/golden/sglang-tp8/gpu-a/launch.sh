@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=6f7af75c3454 \
+    --label ai.deploy.spec-hash=51e2d54a7d35 \
     --publish 127.0.0.1:30000:30000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,7 +52,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 780s \
+    --health-start-period 1320s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-70B-Instruct \

@@ -37,7 +37,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=9621fee94cc5 \
+    --label ai.deploy.spec-hash=9cae63cdc501 \
     --publish 0.0.0.0:8000:8000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -54,7 +54,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \

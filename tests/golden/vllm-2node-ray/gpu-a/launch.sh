@@ -36,7 +36,7 @@ docker_serve_0_ray0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-ray0 \
-    --label ai.deploy.spec-hash=d5e574de02c5 \
+    --label ai.deploy.spec-hash=86cc97941bbd \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -58,7 +58,7 @@ docker_serve_0_ray0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint ray \
     vllm/vllm-openai:v0.33.0 start \
     --block \
@@ -81,7 +81,7 @@ bare_serve_0_ray0() {
 }
 
 docker_serve_0() {
-  wait_healthy llama-3-1-405b-serve-0-ray0 1780
+  wait_healthy llama-3-1-405b-serve-0-ray0 4840
   docker run --detach \
     --name llama-3-1-405b-serve-0 \
     --restart unless-stopped \
@@ -92,7 +92,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=79c50172b6f4 \
+    --label ai.deploy.spec-hash=be9c287b7d88 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -115,7 +115,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-405B-Instruct \
     --served-model-name llama-3.1-405b \

@@ -36,7 +36,7 @@ docker_serve_0_ray1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-ray1 \
-    --label ai.deploy.spec-hash=759a4413e4b4 \
+    --label ai.deploy.spec-hash=5392b65f5b05 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -58,7 +58,7 @@ docker_serve_0_ray1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint ray \
     vllm/vllm-openai:v0.33.0 start \
     --block \

@@ -36,7 +36,7 @@ docker_serve_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=b94ebf6ece58 \
+    --label ai.deploy.spec-hash=5d2d78a493a5 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -58,7 +58,7 @@ docker_serve_0_rank0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-405B-Instruct \
     --served-model-name llama-3.1-405b \

@@ -36,7 +36,7 @@ docker_serve_0_rank1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=ae6a81f85d0e \
+    --label ai.deploy.spec-hash=9bc2c9df2dd3 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -58,7 +58,7 @@ docker_serve_0_rank1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-405B-Instruct \
     --tensor-parallel-size 8 \

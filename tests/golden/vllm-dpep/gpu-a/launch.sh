@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=32804c43e627 \
+    --label ai.deploy.spec-hash=111e6d8c570a \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -51,7 +51,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 2760s \
+    --health-start-period 5280s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-R1 \
     --served-model-name deepseek-r1 \

@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=eb7eca154031 \
+    --label ai.deploy.spec-hash=cabd9d0212bc \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -54,7 +54,7 @@ docker_prefill_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -93,7 +93,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=a89e75dd6685 \
+    --label ai.deploy.spec-hash=ae3b37bb9179 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -111,7 +111,7 @@ docker_decode_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -140,8 +140,8 @@ bare_decode_0() {
 }
 
 docker_router() {
-  wait_healthy llama-3-1-8b-prefill-0 280
-  wait_healthy llama-3-1-8b-decode-0 280
+  wait_healthy llama-3-1-8b-prefill-0 340
+  wait_healthy llama-3-1-8b-decode-0 340
   docker run --detach \
     --name llama-3-1-8b-router \
     --restart unless-stopped \

@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=e46facc8cd58 \
+    --label ai.deploy.spec-hash=ba29ac29f123 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -59,7 +59,7 @@ docker_prefill_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 720s \
+    --health-start-period 1260s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
@@ -89,7 +89,7 @@ bare_prefill_0() {
 }
 
 docker_router() {
-  wait_healthy llama-3-1-70b-prefill-0 760
+  wait_healthy llama-3-1-70b-prefill-0 1300
   docker run --detach \
     --name llama-3-1-70b-router \
     --restart unless-stopped \

@@ -36,7 +36,7 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=44be2b553263 \
+    --label ai.deploy.spec-hash=d180e67e5842 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -61,7 +61,7 @@ docker_prefill_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 720s \
+    --health-start-period 1260s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
@@ -93,7 +93,7 @@ bare_prefill_0() {
 }
 
 docker_router() {
-  wait_healthy llama-3-1-70b-prefill-0 760
+  wait_healthy llama-3-1-70b-prefill-0 1300
   docker run --detach \
     --name llama-3-1-70b-router \
     --restart unless-stopped \

@@ -36,7 +36,7 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=9a97263ffc9c \
+    --label ai.deploy.spec-hash=3a01d7925520 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -61,7 +61,7 @@ docker_decode_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 720s \
+    --health-start-period 1260s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \

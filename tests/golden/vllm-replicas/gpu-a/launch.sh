@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=8055bd4b445e \
+    --label ai.deploy.spec-hash=a1ac46bd297b \
     --publish 127.0.0.1:8001:8001 \
     --ipc host \
     --log-opt max-file=5 \
@@ -51,7 +51,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -85,7 +85,7 @@ docker_serve_1() {
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=e6fa9c7955bd \
+    --label ai.deploy.spec-hash=e340f2717357 \
     --publish 127.0.0.1:8002:8002 \
     --ipc host \
     --log-opt max-file=5 \
@@ -100,7 +100,7 @@ docker_serve_1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -124,8 +124,8 @@ bare_serve_1() {
 }
 
 docker_lb() {
-  wait_healthy llama-3-1-8b-serve-0 280
-  wait_healthy llama-3-1-8b-serve-1 280
+  wait_healthy llama-3-1-8b-serve-0 340
+  wait_healthy llama-3-1-8b-serve-1 340
   docker run --detach \
     --name llama-3-1-8b-lb \
     --restart unless-stopped \
