@@ -70,7 +70,8 @@ class RecipeMatch(_Strict):
     experts_across_nodes: bool | None = None
     attention_dp: bool | None = None
     disaggregated: bool | None = None
-    head_rank_only: bool = False
+    # Only the containers that run an API server (rank 0, or every node of a hybrid-LB pool).
+    api_ranks_only: bool = False
 
 
 class Recipe(_Strict):
@@ -144,6 +145,7 @@ class Situation:
     goal: str
     role: str
     rank: int
+    serves_api: bool
     experts_across_nodes: bool
     attention_dp: int
     disaggregated: bool
@@ -167,6 +169,7 @@ def situation(place: Placement) -> Situation:
         goal=plan.request.goal,
         role=place.role.name,
         rank=place.rank,
+        serves_api=serves_api(place),
         experts_across_nodes=experts_across_nodes(place),
         attention_dp=par.attn_dp if par.attn_dp > 1 else (par.dp if par.ep > 1 else 1),
         disaggregated=is_disaggregated(plan),
@@ -196,6 +199,16 @@ def redundant_experts(at_least: int, routed: int, ep: int) -> int:
     return at_least + (-(routed + at_least)) % ep
 
 
+def serves_api(place: Placement) -> bool:
+    if place.rank == 0:
+        return True
+    if place.plan.engine.name != "vllm":
+        return False
+    from orchestrator.engines.vllm import hybrid_lb
+
+    return hybrid_lb(place)
+
+
 def experts_across_nodes(place: Placement) -> bool:
     """The experts of one instance span nodes: the all-to-all crosses the fabric (DeepEP)."""
     par = place.role.parallelism
@@ -222,7 +235,7 @@ def applies(recipe: Recipe, here: Situation) -> bool:
         or match.experts_across_nodes == here.experts_across_nodes,
         match.attention_dp is None or match.attention_dp == (here.attention_dp > 1),
         match.disaggregated is None or match.disaggregated == here.disaggregated,
-        not match.head_rank_only or here.rank == 0,
+        not match.api_ranks_only or here.serves_api,
     )
     return all(checks)
 

@@ -80,6 +80,7 @@ MANAGED = frozenset(
         "--master-addr",
         "--master-port",
         "--headless",
+        "--data-parallel-hybrid-lb",
         "--kv-transfer-config",
         "--distributed-executor-backend",
         "--api-key",
@@ -174,7 +175,7 @@ def _service(
     plan = place.plan
     argv = Argv()
     argv.positional(model, "model", "the model to serve", "MODEL")
-    headless = place.rank > 0
+    headless = place.rank > 0 and not hybrid_lb(place)
     if not headless:
         argv.flag(
             "--served-model-name",
@@ -211,7 +212,17 @@ def _service(
         mounts=mounts,
         name=name,
         depends_on=depends,
+        serves_http=not headless,
     )
+
+
+def hybrid_lb(place: Placement) -> bool:
+    """A data-parallel prefill or decode pool spanning nodes runs vLLM's hybrid load balancing:
+    one API endpoint per node, each balancing over its own DP ranks, and the PD router spreads
+    requests over the nodes (vLLM's data_parallel_deployment.md, "Hybrid LB"; the DEP recipes
+    in vllm-project/recipes add --data-parallel-hybrid-lb). Without it, rank 0's node runs
+    the API servers of every rank of the pool."""
+    return is_disaggregated(place.plan) and place.nnodes > 1 and place.role.parallelism.dp > 1
 
 
 def _ray_parallel_flags(place: Placement, argv: Argv) -> None:
@@ -300,7 +311,19 @@ def _multi_node_dp(place: Placement, argv: Argv) -> None:
         origin=_default_or_deploy(place.rendezvous_port(DP_RPC_PORT), DP_RPC_PORT),
         why="DP coordination port of this instance",
     )
-    if place.rank > 0:
+    if hybrid_lb(place):
+        argv.flag(
+            "--data-parallel-hybrid-lb",
+            origin="deploy",
+            why="an API endpoint on every node of the pool; the router balances over the nodes",
+        )
+        argv.flag(
+            "--data-parallel-start-rank",
+            sum(locals_[: place.rank]),
+            origin="deploy",
+            why="first DP rank on this node",
+        )
+    elif place.rank > 0:
         argv.flag(
             "--data-parallel-start-rank",
             sum(locals_[: place.rank]),

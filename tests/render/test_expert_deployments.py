@@ -273,6 +273,83 @@ VLLM_DEP = Expert(
     },
 )
 
+VLLM_PD_HYBRID = Expert(
+    name="vllm-deepseek-pd-hybrid-lb-96xh100",
+    args=[
+        "deepseek-v3",
+        "--engine",
+        "vllm",
+        "--disagg",
+        "--cluster",
+        str(CLUSTERS / "twelve-node-h100-ib.yaml"),
+        "--prefill-gpus",
+        "32",
+        "--decode-gpus",
+        "64",
+        "--tp",
+        "1",
+        "--goal",
+        "throughput",
+    ],
+    source="https://github.com/vllm-project/vllm/blob/main/docs/serving/"
+    "data_parallel_deployment.md (Hybrid LB) and "
+    "https://github.com/vllm-project/vllm/blob/main/docs/serving/expert_parallel_deployment.md",
+    published=(
+        "hybrid LB: add --data-parallel-hybrid-lb on every node, with "
+        "--data-parallel-size-local and --data-parallel-start-rank, not with --headless; an "
+        "external LB in front of the per-node API servers; prefill uses "
+        "deepep_high_throughput, decode deepep_low_latency (PD section of the EP guide); "
+        "--kv-transfer-config with NixlConnector"
+    ),
+    services=[
+        Service(
+            node="h100-01",
+            name="prefill-0-rank0",
+            flags={
+                "--all2all-backend": "deepep_high_throughput",
+                "--data-parallel-size": "32",
+                "--data-parallel-size-local": "8",
+                "--data-parallel-hybrid-lb": None,
+                "--data-parallel-start-rank": "0",
+                "--api-server-count": "8",
+                "--host": "192.0.2.21",
+            },
+            absent=("--headless",),
+            privileged=True,
+        ),
+        Service(
+            node="h100-06",
+            name="decode-0-rank1",
+            flags={
+                "--all2all-backend": "deepep_low_latency",
+                "--data-parallel-size": "64",
+                "--data-parallel-size-local": "8",
+                "--data-parallel-hybrid-lb": None,
+                "--data-parallel-start-rank": "8",
+                "--api-server-count": "8",
+                "--host": "192.0.2.26",
+                "--port": "8200",
+                "--enable-eplb": None,
+                "--eplb-config": '{"num_redundant_experts":64}',
+                "--enable-dbo": None,
+            },
+            absent=("--headless",),
+            privileged=True,
+        ),
+        Service(
+            node="h100-01",
+            name="router",
+            flags={"--vllm-pd-disaggregation": None, "--host": "127.0.0.1"},
+        ),
+    ],
+    not_matched={
+        '"kv_role":"kv_both"': "producer on prefill, consumer on decode, so a failed KV load "
+        "is an error rather than a recompute",
+        '"num_redundant_experts":32': "64 on EP64: routed + redundant experts must divide "
+        "over the EP ranks (288 does not divide by 64)",
+    },
+)
+
 GPT_OSS = Expert(
     name="vllm-gpt-oss-120b-h100",
     args=["gpt-oss-120b", "--engine", "vllm", "--gpus", "1xH100", "--tp", "1"],
@@ -337,7 +414,7 @@ REPLICAS = Expert(
     },
 )
 
-EXPERTS = [LMSYS_PD, SGLANG_TP16, VLLM_DEP, GPT_OSS, REPLICAS]
+EXPERTS = [LMSYS_PD, SGLANG_TP16, VLLM_DEP, VLLM_PD_HYBRID, GPT_OSS, REPLICAS]
 
 
 def _render(expert: Expert, out: Path) -> None:
