@@ -102,6 +102,7 @@ LMSYS_PD = Expert(
                 "--ep-num-redundant-experts": "32",
                 "--ep-dispatch-algorithm": "dynamic",
                 "--eplb-algorithm": "deepseek",
+                "--enable-eplb": None,
                 "--disaggregation-ib-device": "mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,"
                 "mlx5_6,mlx5_7",
                 "--host": "192.0.2.21",
@@ -129,6 +130,7 @@ LMSYS_PD = Expert(
                 # 256 + 64 = 320 experts divide over 64 ranks; 256 + 32 would not
                 "--ep-num-redundant-experts": "64",
                 "--eplb-algorithm": "deepseek",
+                "--enable-eplb": None,
                 "--host": "192.0.2.25",
             },
             absent=("--ep-dispatch-algorithm", "--chunked-prefill-size"),
@@ -143,7 +145,8 @@ LMSYS_PD = Expert(
         "--cuda-graph-bs 256": "removed in SGLang 0.5.20; --cuda-graph-bs-decode 256",
         "--mem-fraction-static 0.82/0.81": "the fraction of deploy's memory plan",
         "--disable-radix-cache, --max-total-tokens, --context-length": "benchmark settings",
-        "--deepep-config, --init-expert-location": "files tuned on the LMSYS cluster",
+        "--deepep-config, --init-expert-location": "files tuned on the LMSYS cluster; "
+        "--enable-eplb rebalances online instead",
         "--decode-log-interval, --watchdog-timeout, --page-size 1": "debugging; default",
         "--host 0.0.0.0": "deploy binds the node's cluster address",
         "--dist-init-addr 10.5.55.1:5757": "the head node's address, port 20100/20200 per pool",

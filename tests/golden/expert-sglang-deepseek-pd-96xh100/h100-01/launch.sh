@@ -36,7 +36,7 @@ docker_prefill_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank0 \
-    --label ai.deploy.spec-hash=2b1f44701690 \
+    --label ai.deploy.spec-hash=422c6a86e50f \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -87,6 +87,7 @@ docker_prefill_0_rank0() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 32 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode normal \
     --ep-dispatch-algorithm dynamic \
     --chunked-prefill-size 524288 \
@@ -124,6 +125,7 @@ bare_prefill_0_rank0() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 32 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode normal \
     --ep-dispatch-algorithm dynamic \
     --chunked-prefill-size 524288 \

@@ -36,7 +36,7 @@ docker_prefill_0_rank1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank1 \
-    --label ai.deploy.spec-hash=c589fd09a17e \
+    --label ai.deploy.spec-hash=e70409b6b1d5 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -84,6 +84,7 @@ docker_prefill_0_rank1() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 32 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode normal \
     --ep-dispatch-algorithm dynamic \
     --chunked-prefill-size 524288 \
@@ -118,6 +119,7 @@ bare_prefill_0_rank1() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 32 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode normal \
     --ep-dispatch-algorithm dynamic \
     --chunked-prefill-size 524288 \

@@ -36,7 +36,7 @@ docker_decode_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank0 \
-    --label ai.deploy.spec-hash=f279be70ae5a \
+    --label ai.deploy.spec-hash=71e2a9d3fc48 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -86,6 +86,7 @@ docker_decode_0_rank0() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 64 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode low_latency \
     --cuda-graph-bs-decode 256 \
     --max-running-requests 16384
@@ -121,6 +122,7 @@ bare_decode_0_rank0() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 64 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode low_latency \
     --cuda-graph-bs-decode 256 \
     --max-running-requests 16384

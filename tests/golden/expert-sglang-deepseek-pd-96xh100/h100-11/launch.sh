@@ -36,7 +36,7 @@ docker_decode_0_rank6() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank6 \
-    --label ai.deploy.spec-hash=66969df9451b \
+    --label ai.deploy.spec-hash=1adda4de25e1 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -83,6 +83,7 @@ docker_decode_0_rank6() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 64 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode low_latency \
     --cuda-graph-bs-decode 256 \
     --max-running-requests 16384
@@ -115,6 +116,7 @@ bare_decode_0_rank6() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 64 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode low_latency \
     --cuda-graph-bs-decode 256 \
     --max-running-requests 16384

@@ -36,7 +36,7 @@ docker_decode_0_rank7() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank7 \
-    --label ai.deploy.spec-hash=82cda406be0f \
+    --label ai.deploy.spec-hash=3cc474b048ea \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -83,6 +83,7 @@ docker_decode_0_rank7() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 64 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode low_latency \
     --cuda-graph-bs-decode 256 \
     --max-running-requests 16384
@@ -115,6 +116,7 @@ bare_decode_0_rank7() {
     --enable-two-batch-overlap \
     --ep-num-redundant-experts 64 \
     --eplb-algorithm deepseek \
+    --enable-eplb \
     --deepep-mode low_latency \
     --cuda-graph-bs-decode 256 \
     --max-running-requests 16384
