@@ -240,12 +240,7 @@ def applies(recipe: Recipe, here: Situation) -> bool:
     return all(checks)
 
 
-def matching(place: Placement) -> list[Recipe]:
-    if place.simulate:
-        # The simulator reads only the layout flags; recipe flags would make a rehearsal
-        # differ from what it checks, so they are shown by the real render only.
-        return []
-    here = situation(place)
+def matching(here: Situation) -> list[Recipe]:
     return [recipe for recipe in load_recipes() if applies(recipe, here)]
 
 
@@ -284,12 +279,18 @@ def apply_recipes(place: Placement, argv: Argv) -> dict[str, str]:
     """Add the matching recipes' flags to `argv`; return their environment."""
     from orchestrator.engines.common import flag_name, split_user_args
 
+    if place.simulate:
+        # The simulator reads only the layout flags; recipe flags would make a rehearsal
+        # differ from what it checks, so they are shown by the real render only.
+        return {}
     plan = place.plan
-    user = {flag_name(group[0]) for group in split_user_args(plan.request.engine_args)}
-    here = situation(place) if not place.simulate else None
+    # `--eplb-config.num_redundant_experts 8` (vLLM's dotted form) sets `--eplb-config` too.
+    user = {
+        flag_name(group[0]).split(".", 1)[0] for group in split_user_args(plan.request.engine_args)
+    }
+    here = situation(place)
     env: dict[str, str] = {}
-    for recipe in matching(place):
-        assert here is not None
+    for recipe in matching(here):
         for item in recipe.flags:
             spellings = _same_setting(plan.engine.name, plan.engine.version, item.flag)
             taken = {source.flag for source in argv.sources}

@@ -97,6 +97,14 @@ def test_a_user_negation_removes_a_recipe_switch(tmp_path: Path) -> None:
     assert "--enable-dbo" not in negated and "--disable-dbo" in negated
 
 
+def test_a_dotted_user_setting_replaces_the_recipe_json(tmp_path: Path) -> None:
+    args = [*DEP16, "--engine-arg=--eplb-config.num_redundant_experts=16"]
+    command = _command(tmp_path, args, "h100-a", "serve-0-rank0")
+    assert "--eplb-config" not in command
+    assert "--eplb-config.num_redundant_experts=16" in command
+    assert "--enable-eplb" in command
+
+
 def test_recipes_match_the_model_family_not_its_distills(tmp_path: Path) -> None:
     args = ["deepseek-r1-distill-llama-70b", "--gpus", "8xH100", "--tp", "8"]
     assert "--trust-remote-code" not in _command(tmp_path, args, "local", "serve-0")
