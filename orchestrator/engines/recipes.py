@@ -279,10 +279,7 @@ def apply_recipes(place: Placement, argv: Argv) -> dict[str, str]:
     """Add the matching recipes' flags to `argv`; return their environment."""
     from orchestrator.engines.common import flag_name, split_user_args
 
-    if place.simulate:
-        # The simulator reads only the layout flags; recipe flags would make a rehearsal
-        # differ from what it checks, so they are shown by the real render only.
-        return {}
+    # A rehearsal (`--simulate`) gets the same recipe flags: it runs the real command lines.
     plan = place.plan
     # `--eplb-config.num_redundant_experts 8` (vLLM's dotted form) sets `--eplb-config` too.
     user = {
