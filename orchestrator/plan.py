@@ -199,6 +199,9 @@ class Request(Strict):
     request_rate: float | None = None
     slo_ttft_ms: float | None = None
     slo_tpot_ms: float | None = None
+    # GiB/s for a first start that downloads the checkpoint; None: the stated default; 0: the
+    # weights are already in every node's cache.
+    download_gib_per_s: float | None = None
 
     @model_serializer(mode="wrap")
     def _omit_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -212,6 +215,8 @@ class Request(Strict):
             data.pop("kv_connector", None)
         if data.get("distributed_backend") == "mp":
             data.pop("distributed_backend", None)
+        if data.get("download_gib_per_s") is None:
+            data.pop("download_gib_per_s", None)
         return data
 
 

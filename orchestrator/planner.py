@@ -163,6 +163,7 @@ def build_plan(request: PlanRequest) -> Plan:
             request_rate=request.request_rate,
             slo_ttft_ms=work.slo_ttft_ms,
             slo_tpot_ms=work.slo_tpot_ms,
+            download_gib_per_s=request.download_rate,
         ),
         parallelism=resolution.parallelism,
         roles=resolution.roles,

@@ -25,13 +25,15 @@ from typing import Any
 
 from orchestrator.engines.common import (
     HF_CACHE_SOURCE,
+    SIM_IMAGE,
     healthcheck_test,
     secret_env,
 )
+from orchestrator.engines.jit_cache import is_home_path
 from orchestrator.errors import InputError
 from orchestrator.group_health import restart_note
 from orchestrator.plan import Plan
-from orchestrator.spec import Mount, ServiceSpec, is_secret_ref
+from orchestrator.spec import LOG_OPTIONS, Mount, ServiceSpec, is_secret_ref
 
 _YAML_ESCAPES = {
     **{chr(code): f"\\u{code:04x}" for code in range(0x7F, 0xA0)},
@@ -43,6 +45,7 @@ _YAML_ESCAPE_RE = re.compile("[" + "".join(_YAML_ESCAPES) + "]")
 _SAFE_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # What a render writes inside each node's directory: the files a re-render may replace or drop.
 _NODE_FILES = ("compose.yaml", "launch.sh", "nginx.conf")
+LOG_ROTATION = {"driver": "json-file", "options": sorted(LOG_OPTIONS.items())}
 
 
 class ShellRaw(str):
@@ -124,7 +127,9 @@ def _compose_service(
         "devices": [f"{device}:{device}" for device in spec.devices],
         "network_mode": spec.network_mode if spec.network_mode == "host" else None,
         "ipc": spec.ipc_mode,
-        "shm_size": spec.shm_size,
+        # Docker ignores shm_size when the container shares the host's IPC namespace.
+        "shm_size": None if spec.ipc_mode == "host" else spec.shm_size,
+        "logging": LOG_ROTATION,
         "ulimits": sorted(spec.ulimits.items()),
         "cap_add": sorted(spec.cap_add),
         "privileged": spec.privileged,
@@ -158,7 +163,7 @@ def _compose_volume(mount: Mount, esc: Callable[[str], str]) -> dict[str, Any]:
     """Long syntax, except for the Hugging Face cache: the short form creates a missing host
     directory in every compose implementation (the long form's `create_host_path` is refused
     by docker-compose 1.x); its source holds no `:` that the short form could misread."""
-    if mount.source == HF_CACHE_SOURCE:
+    if mount.source == HF_CACHE_SOURCE or is_home_path(mount.source):
         short = f"{mount.source}:{mount.target}" + (":ro" if mount.read_only else "")
         return {"short": short}
     return {
@@ -179,7 +184,9 @@ def _docker_run(spec: ServiceSpec, slug: str, secrets: list[str]) -> list[list[s
     for port in spec.ports:
         lines.append(["--publish", f"{port.host_ip}:{port.host}:{port.container}"])
     lines.append(["--ipc", spec.ipc_mode])
-    lines.append(["--shm-size", spec.shm_size])
+    if spec.ipc_mode != "host":
+        lines.append(["--shm-size", spec.shm_size])
+    lines += [["--log-opt", f"{key}={value}"] for key, value in LOG_ROTATION["options"]]
     if spec.gpus is not None:
         lines.append(["--gpus", '"device=' + ",".join(str(gpu) for gpu in spec.gpus) + '"'])
     lines += [["--ulimit", f"{name}={limit}"] for name, limit in sorted(spec.ulimits.items())]
@@ -193,6 +200,9 @@ def _docker_run(spec: ServiceSpec, slug: str, secrets: list[str]) -> list[list[s
             volume: str = ShellRaw(
                 f'"${{HF_HOME:-$HOME/.cache/huggingface}}:{mount.target}{suffix}"'
             )
+        elif is_home_path(mount.source):
+            relative = shlex.quote(f"{mount.source[2:]}:{mount.target}{suffix}")
+            volume = ShellRaw(f'"$HOME"/{relative}')
         elif mount.source.startswith("./"):
             relative = shlex.quote(f"{mount.source[2:]}:{mount.target}{suffix}")
             volume = ShellRaw(f'"$HERE"/{relative}')
@@ -225,7 +235,7 @@ def _bare_metal(spec: ServiceSpec, secrets: list[str]) -> list[list[str]]:
     CUDA_VISIBLE_DEVICES, and the bind address the container's port publication had."""
     argv = [*(spec.entrypoint or []), *spec.command]
     for mount in spec.mounts:
-        if mount.source.startswith("${") or mount.source.startswith("./"):
+        if mount.source.startswith(("${", "./", "~/")):
             continue
         argv = [
             mount.source + word[len(mount.target) :]
@@ -427,16 +437,23 @@ def _start_steps(plan: Plan, services: list[ServiceSpec], slug: str) -> list[dic
             "loaded and the server answers."
         )
         return [{"nodes": nodes, "command": compose, "why": why}]
+    spans = any(len(replica.slices) > 1 for role in plan.roles for replica in role.replicas)
     if fronts:
         last = fronts[0].node
         first = [name for name in nodes if name != last]
+        first_why = (
+            "engine ranks on these nodes wait for their rank-0 peers at the rendezvous "
+            "address (and the other way round), so start every engine node within a few "
+            "minutes of each other; their order does not matter."
+            if spans
+            else "each of these nodes runs whole engine instances of its own (no rendezvous "
+            "with other nodes); start them in any order."
+        )
         return [
             {
                 "nodes": first,
                 "command": compose,
-                "why": "engine ranks on these nodes wait for their rank-0 peers at the rendezvous "
-                "address (and the other way round), so start every engine node within a few "
-                "minutes of each other; their order does not matter.",
+                "why": first_why,
             },
             {
                 "nodes": [last],
@@ -464,10 +481,17 @@ def _endpoint(plan: Plan, services: list[ServiceSpec]) -> tuple[str, str]:
     return entry.node, f"http://{host}:{entry.probe.port}"
 
 
-def start_formula(plan: Plan) -> str:
-    from orchestrator.engines import common
+def start_formula(plan: Plan, simulate: bool = False) -> str:
+    from orchestrator.engines import cold_start, common
 
-    parts = [
+    parts = []
+    if cold_start.download_s(plan, simulate) > 0:
+        parts.append(
+            f"the checkpoint (about {cold_start.checkpoint_gib(plan):.0f} GiB) downloaded at "
+            f"{cold_start.download_rate(plan):g} GiB/s when the node's Hugging Face cache lacks "
+            "it (`--download-rate`; re-render with `--download-rate 0` once every node holds it)"
+        )
+    parts += [
         f"weights per node ÷ {common.LOAD_RATE_GIB_PER_S} GiB/s (a cold disk or network "
         "filesystem)",
         f"{common.ENGINE_START_S} s engine start",
@@ -512,9 +536,14 @@ def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[s
         }
         for spec in roles.values()
     ]
+    from orchestrator.readme_nodes import readme_extras
+
     return {
+        **readme_extras(plan, services),
         "plan": plan,
-        "start_formula": start_formula(plan),
+        "start_formula": start_formula(
+            plan, simulate=any(spec.image == SIM_IMAGE for spec in services)
+        ),
         "deployment": plan.name,
         "slug": slug,
         "plan_hash": plan.plan_hash(),

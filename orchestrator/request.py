@@ -51,6 +51,9 @@ class PlanRequest(BaseModel):
     osl: int | None = None
     request_rate: float | None = None
     slo: str | None = Field(default=None, description="e.g. ttft=2s,tpot=50ms")
+    # GiB/s a node downloads the checkpoint at when its Hugging Face cache lacks it (start
+    # periods cover it); 0: weights are pre-fetched. None: the stated default.
+    download_rate: float | None = Field(default=None, ge=0)
 
     @classmethod
     def from_options(cls, **options: Any) -> "PlanRequest":

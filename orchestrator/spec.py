@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FlagOrigin = Literal["resolver", "model", "engine-default", "user", "deploy"]
+FlagOrigin = Literal["resolver", "model", "engine-default", "user", "deploy", "recipe"]
 
 LABEL_PREFIX = "ai.deploy"
 LABEL_DEPLOYMENT = f"{LABEL_PREFIX}.deployment"
@@ -24,6 +24,11 @@ LABEL_REPLICA = f"{LABEL_PREFIX}.replica"
 LABEL_PLAN_HASH = f"{LABEL_PREFIX}.plan-hash"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_SERVICE = f"{LABEL_PREFIX}.service"
+
+
+# Log rotation for every container (compose, launch.sh and `deploy up` alike): engines log each
+# scheduler step, and Docker's json-file driver keeps everything unless told to rotate.
+LOG_OPTIONS = {"max-file": "5", "max-size": "100m"}
 
 
 class Strict(BaseModel):
@@ -47,7 +52,9 @@ class Probe(Strict):
     kind: Literal["http", "process", "peer"]
     path: str | None = None
     port: int | None = None
-    host: str | None = None
+    # `http`: the address the server listens on, as seen inside its container (its bind
+    # address); `peer`: rank 0's rendezvous address.
+    host: str = "127.0.0.1"
     # Weight loading can take many minutes: no restart for failing probes inside this window.
     start_period_s: int = Field(ge=0)
     interval_s: int = Field(default=10, ge=1)

@@ -116,6 +116,13 @@ def plan_options(func: F) -> F:
             show_default=True,
             help="vLLM across nodes: native multiprocessing, or a Ray cluster.",
         ),
+        click.option(
+            "--download-rate",
+            type=click.FloatRange(min=0),
+            metavar="GIB_PER_S",
+            help="GiB/s a node downloads the checkpoint at on a first start (health-check start "
+            "periods cover it; default 0.25); 0 when every node's cache already holds it.",
+        ),
         click.option("--name", help="Deployment name (default: derived from the model)."),
         click.option(
             "--engine-arg",

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from orchestrator.engines.network_env import rdma_environment
+from orchestrator.engines.cold_start import download_s
+from orchestrator.engines.jit_cache import jit_cache_mounts
+from orchestrator.engines.privileges import runs_deepep
 from orchestrator.errors import PlanError
 from orchestrator.group_health import group_peer, peer_check_command, restart_policy
 from orchestrator.plan import NodeSummary, Plan, Replica, Role
@@ -241,7 +244,23 @@ def upstream_host(plan: Plan, engine_node: str) -> str:
     instances (SGLang's bootstrap host): across nodes that must be a routable address."""
     if engine_node == front_node(plan) and not cross_node_disaggregation(plan):
         return "127.0.0.1"
-    return node_summary(plan, engine_node).address
+    node = node_summary(plan, engine_node)
+    if is_placeholder_address(node):
+        from orchestrator.errors import InputError
+
+        raise InputError(
+            f"the front on {front_node(plan)} needs the address of node {node.name}, and "
+            "--nodes without a cluster file names it only by a placeholder that nginx and the "
+            "router cannot resolve",
+            "pass --cluster FILE with each node's address (see profiles/clusters/)",
+        )
+    return node.address
+
+
+def is_placeholder_address(node: NodeSummary) -> bool:
+    """The stand-in `--gpus ... --nodes N` gives a node without a cluster file: its address is
+    its generated name (node1, node2, ...), which no resolver knows."""
+    return node.address == node.name and re.fullmatch(r"node[0-9]+", node.name) is not None
 
 
 def cross_node_disaggregation(plan: Plan) -> bool:
@@ -263,12 +282,15 @@ def reached_from_other_node(plan: Plan, node: str) -> bool:
 
 def bind_address(plan: Plan, node: str, simulate: bool) -> str:
     """`--host` of an engine's HTTP server. Inside a bridge container 0.0.0.0 is required (the
-    port publication decides exposure); with host networking the engine listens on all
-    interfaces only when a client on another machine must reach it."""
+    port publication decides exposure). With host networking: all interfaces only for an
+    endpoint users reach directly with --public; the node's cluster address when a front or a
+    peer on another node must reach it; loopback otherwise."""
     if not uses_host_network(plan, simulate):
         return "0.0.0.0"
-    if reached_from_other_node(plan, node) or (plan.request.public and not has_front(plan)):
+    if plan.request.public and not has_front(plan):
         return "0.0.0.0"
+    if reached_from_other_node(plan, node):
+        return node_summary(plan, node).address
     return "127.0.0.1"
 
 
@@ -358,9 +380,12 @@ def weights_gib_on_node(role: Role, gpus_here: int) -> float:
     return role.memory.weights_gib_per_gpu * gpus_here
 
 
-def start_period_s(plan: Plan, role: Role, gpus_here: int, nodes: int) -> int:
-    """Seconds before failed probes count: see the constants above for the formula."""
-    seconds = weights_gib_on_node(role, gpus_here) / LOAD_RATE_GIB_PER_S
+def start_period_s(
+    plan: Plan, role: Role, gpus_here: int, nodes: int, download_s: float = 0.0
+) -> int:
+    """Seconds before failed probes count: see the constants above for the formula, plus the
+    checkpoint's download on a first start (`cold_start.download_s`)."""
+    seconds = download_s + weights_gib_on_node(role, gpus_here) / LOAD_RATE_GIB_PER_S
     seconds += ENGINE_START_S + CUDA_GRAPHS_S
     if plan.engine.name == "sglang":
         seconds += SGLANG_WARMUP_S
@@ -369,8 +394,13 @@ def start_period_s(plan: Plan, role: Role, gpus_here: int, nodes: int) -> int:
     return int(math.ceil(seconds / 60.0) * 60)
 
 
-def http_probe(path: str, port: int, start_period: int) -> Probe:
-    return Probe(kind="http", path=path, port=port, start_period_s=start_period)
+def http_probe(path: str, port: int, start_period: int, host: str = "127.0.0.1") -> Probe:
+    return Probe(kind="http", path=path, port=port, start_period_s=start_period, host=host)
+
+
+def probe_host(bind: str) -> str:
+    """Where a health check inside the container reaches a server bound to `bind`."""
+    return "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
 
 
 def process_probe(start_period: int) -> Probe:
@@ -385,7 +415,7 @@ def healthcheck_test(probe: Probe) -> list[str]:
     if probe.kind == "peer" and probe.host and probe.port:
         # A rank > 0 is healthy while rank 0's rendezvous endpoint answers: its group lives.
         return ["CMD-SHELL", peer_check_command(probe.host, probe.port)]
-    url = f"http://127.0.0.1:{probe.port}{probe.path}"
+    url = f"http://{probe.host}:{probe.port}{probe.path}"
     timeout = max(1, probe.timeout_s - 1)
     python = (
         f'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout={timeout})" '
@@ -512,10 +542,16 @@ def engine_spec(
         env.update(multi_node_environment(plan, place.node, plan.engine.name))
     if place.simulate:
         env.update(simulation_environment(plan, place.role, len(place.gpus)))
-    start = start_period_s(plan, place.role, len(place.gpus), place.nnodes)
+    start = start_period_s(
+        plan, place.role, len(place.gpus), place.nnodes, download_s(plan, place.simulate)
+    )
     if serves_http is None:
         serves_http = place.rank == 0
-    probe = http_probe(probe_path, place.port, start) if serves_http else process_probe(start)
+    probe = (
+        http_probe(probe_path, place.port, start, probe_host(place.bind))
+        if serves_http
+        else process_probe(start)
+    )
     group = f"{place.role.name}-{place.replica.index}" if place.nnodes > 1 else None
     # The rank reaches rank 0's address only from the node's own network: a rehearsal's
     # bridge-networked rank would look for it inside its own container.
@@ -532,6 +568,8 @@ def engine_spec(
     )
     rdma = needs_rdma(plan, place.replica, place.simulate)
     env.update(rdma_environment(place.node, rdma=rdma))
+    if not place.simulate:
+        mounts = [*mounts, *jit_cache_mounts(plan.engine.name)]
     spec = ServiceSpec(
         name=name or place.name,
         node=place.node.name,
@@ -555,5 +593,6 @@ def engine_spec(
         devices=list(RDMA_DEVICES) if rdma else [],
         ulimits=dict(RDMA_ULIMITS) if rdma else {},
         cap_add=["IPC_LOCK"] if rdma else [],
+        privileged=rdma and runs_deepep(plan.engine.name, argv.args),
     )
     return finish(spec, plan)

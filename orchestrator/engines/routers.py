@@ -70,12 +70,9 @@ def build(plan: Plan, engines: list[ServiceSpec], simulate: bool) -> list[Servic
 
 
 def _heads(engines: list[ServiceSpec], role: str) -> list[ServiceSpec]:
-    # A Ray cluster's nodes are rank services too, but only the engine serves HTTP.
-    return [
-        spec
-        for spec in engines
-        if spec.role == role and spec.rank == 0 and spec.probe.kind == "http"
-    ]
+    # Every service of the role that serves HTTP: rank 0 of each instance, and every node of
+    # a hybrid-LB pool (vLLM). A Ray cluster's nodes serve none (process probes).
+    return [spec for spec in engines if spec.role == role and spec.probe.kind == "http"]
 
 
 def _url(plan: Plan, spec: ServiceSpec) -> str:

@@ -28,6 +28,7 @@ from orchestrator.engines.common import (
     served_model_name,
 )
 from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
+from orchestrator.engines.recipes import apply_recipes
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
 from orchestrator.spec import Mount, ServiceSpec, secret_ref
@@ -114,6 +115,7 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
     argv.flag("--enable-metrics", origin="deploy", why="Prometheus /metrics is off by default")
     if is_disaggregated(plan):
         _pd_flags(place, argv)
+    environment = apply_recipes(place, argv)
     if plan.request.api_key_env and place.rank == 0:
         # A reference to the host variable: compose interpolates it, the supervisor resolves it
         # when it creates the container; no rendered file holds the key.
@@ -128,7 +130,7 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
         place,
         entrypoint=list(ENTRYPOINT),
         argv=argv,
-        environment={},
+        environment=environment,
         probe_path=READY_PATH,
         mounts=mounts,
     )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import (
     RAY_ENTRYPOINT,
     REVISION_WHY,
@@ -34,6 +33,7 @@ from orchestrator.engines.common import (
     served_model_name,
 )
 from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
+from orchestrator.engines.recipes import apply_recipes
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
 from orchestrator.spec import FlagOrigin, Mount, ServiceSpec, secret_ref
@@ -45,15 +45,6 @@ DP_RPC_PORT = 29550  # vLLM's default --data-parallel-rpc-port
 NIXL_SIDE_CHANNEL_PORT = 5600  # VLLM_NIXL_SIDE_CHANNEL_PORT default; each DP rank adds 1
 MOONCAKE_BOOTSTRAP_PORT = 8998  # VLLM_MOONCAKE_BOOTSTRAP_PORT default (prefill side)
 RAY_PORT = 6379  # the Ray head's GCS port in vLLM's run_cluster.sh
-
-# One flag, several spellings: (first version with this spelling, spelling), oldest first.
-# 0.33.0 paired every --enable-X with --disable-X; before it the negative was --no-enable-X.
-SPELLINGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "no-log-requests": (
-        ("0.0.0", "--no-enable-log-requests"),
-        ("0.33.0", "--disable-log-requests"),
-    ),
-}
 
 MEMORY_SPELLING = MemorySpelling(
     context_flag="--max-model-len",
@@ -90,19 +81,12 @@ MANAGED = frozenset(
         "--master-addr",
         "--master-port",
         "--headless",
+        "--data-parallel-hybrid-lb",
         "--kv-transfer-config",
         "--distributed-executor-backend",
         "--api-key",
     }
 )
-
-
-def spelling(concept: str, version: str) -> str:
-    chosen = ""
-    for first, spelt in SPELLINGS[concept]:
-        if version_tuple(version) >= version_tuple(first):
-            chosen = spelt
-    return chosen
 
 
 def build(plan: Plan, simulate: bool) -> list[ServiceSpec]:
@@ -194,7 +178,7 @@ def _service(
     argv.positional(model, "model", "the model to serve", "MODEL")
     if plan.model.revision and plan.model.local_path is None:
         argv.flag("--revision", plan.model.revision, origin="model", why=REVISION_WHY)
-    headless = place.rank > 0
+    headless = place.rank > 0 and not hybrid_lb(place)
     if not headless:
         argv.flag(
             "--served-model-name",
@@ -209,14 +193,12 @@ def _service(
     else:
         _parallel_flags(place, argv)
     add_memory_flags(place, argv, MEMORY_SPELLING)
-    argv.flag(
-        spelling("no-log-requests", plan.engine.version),
-        origin="deploy",
-        why="per-request logs flood at serving rates",
-    )
+    # Per-request logging is off by default in every pinned version (`--enable-log-requests`
+    # turns it on), so no `--disable-log-requests` is rendered.
     env: dict[str, str] = {}
     if is_disaggregated(plan):
         env.update(_pd_flags(place, argv))
+    env.update(apply_recipes(place, argv))
     if plan.request.api_key_env and plan.request.api_key_env != "VLLM_API_KEY":
         # vLLM reads its key from VLLM_API_KEY; the value is a reference, never the secret.
         env["VLLM_API_KEY"] = secret_ref(plan.request.api_key_env)
@@ -233,7 +215,17 @@ def _service(
         mounts=mounts,
         name=name,
         depends_on=depends,
+        serves_http=not headless,
     )
+
+
+def hybrid_lb(place: Placement) -> bool:
+    """A data-parallel prefill or decode pool spanning nodes runs vLLM's hybrid load balancing:
+    one API endpoint per node, each balancing over its own DP ranks, and the PD router spreads
+    requests over the nodes (vLLM's data_parallel_deployment.md, "Hybrid LB"; the DEP recipes
+    in vllm-project/recipes add --data-parallel-hybrid-lb). Without it, rank 0's node runs
+    the API servers of every rank of the pool."""
+    return is_disaggregated(place.plan) and place.nnodes > 1 and place.role.parallelism.dp > 1
 
 
 def _ray_parallel_flags(place: Placement, argv: Argv) -> None:
@@ -322,7 +314,19 @@ def _multi_node_dp(place: Placement, argv: Argv) -> None:
         origin=_default_or_deploy(place.rendezvous_port(DP_RPC_PORT), DP_RPC_PORT),
         why="DP coordination port of this instance",
     )
-    if place.rank > 0:
+    if hybrid_lb(place):
+        argv.flag(
+            "--data-parallel-hybrid-lb",
+            origin="deploy",
+            why="an API endpoint on every node of the pool; the router balances over the nodes",
+        )
+        argv.flag(
+            "--data-parallel-start-rank",
+            sum(locals_[: place.rank]),
+            origin="deploy",
+            why="first DP rank on this node",
+        )
+    elif place.rank > 0:
         argv.flag(
             "--data-parallel-start-rank",
             sum(locals_[: place.rank]),

@@ -25,6 +25,7 @@ from orchestrator.spec import (
     LABEL_ROLE,
     LABEL_SERVICE,
     LABEL_SPEC_HASH,
+    LOG_OPTIONS,
     ServiceSpec,
     resolved_command,
     resolved_environment,
@@ -194,6 +195,7 @@ def create_kwargs(
         "ipc_mode": spec.ipc_mode,
         "privileged": spec.privileged,
         "restart_policy": {"Name": spec.restart},
+        "log_config": {"Type": "json-file", "Config": dict(LOG_OPTIONS)},
     }
     if spec.entrypoint is not None:
         kwargs["entrypoint"] = list(spec.entrypoint)

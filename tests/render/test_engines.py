@@ -51,7 +51,10 @@ def test_single_gpu_vllm_service() -> None:
     assert spec.probe.kind == "http" and spec.probe.path == "/health" and spec.probe.port == 8000
     assert spec.secret_env == ["HF_TOKEN"]
     assert [(m.source, m.target) for m in spec.mounts] == [
-        (HF_CACHE_SOURCE, "/root/.cache/huggingface")
+        (HF_CACHE_SOURCE, "/root/.cache/huggingface"),
+        ("~/.cache/deploy-jit/vllm/vllm", "/root/.cache/vllm"),
+        ("~/.cache/deploy-jit/vllm/flashinfer", "/root/.cache/flashinfer"),
+        ("~/.cache/deploy-jit/vllm/triton", "/root/.triton"),
     ]
     assert spec.labels[LABEL_DEPLOYMENT] == plan.name
     assert spec.labels[LABEL_PLAN_HASH] == plan.plan_hash()
@@ -230,7 +233,9 @@ def test_sglang_pd_across_nodes_uses_routable_addresses_and_rdma() -> None:
         "--decode",
         "http://192.0.2.11:30200",
     ]
-    assert _value(prefill, "--host") == "0.0.0.0"
+    # The router and decode reach prefill on its node's cluster address, never all interfaces.
+    assert _value(prefill, "--host") == "192.0.2.10"
+    assert prefill.probe.host == "192.0.2.10"
     assert router.entrypoint == ["python3", "-m", "sglang_router.launch_router"]
     assert router.image == "lmsysorg/sglang:v0.5.23"
     assert prefill.devices == ["/dev/infiniband"]

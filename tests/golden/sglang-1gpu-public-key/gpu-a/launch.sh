@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan d6c825d6dfea.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan dea9626416d5.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,24 +32,29 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=d6c825d6dfea \
+    --label ai.deploy.plan-hash=dea9626416d5 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=78b42e794779 \
+    --label ai.deploy.spec-hash=d0c5fd4a2835 \
     --publish 0.0.0.0:30000:30000 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --env SERVE_KEY \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/ready || wget -q -O /dev/null http://127.0.0.1:30000/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 009f5c565d37.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 8afc5e1e33c6.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,23 +31,28 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=009f5c565d37 \
+    --label ai.deploy.plan-hash=8afc5e1e33c6 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=0e8f7cbcc6d7 \
+    --label ai.deploy.spec-hash=31b5e66416c4 \
     --publish 127.0.0.1:30000:30000 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/ready || wget -q -O /dev/null http://127.0.0.1:30000/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \

@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_rank0() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-rank0 \
-    --restart no \
+    --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
     --label ai.deploy.plan-hash=5eb8bb65e566 \
@@ -36,16 +36,21 @@ docker_serve_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=390eb473ebaf \
+    --label ai.deploy.spec-hash=73f4f9dc6da4 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
@@ -54,7 +59,7 @@ docker_serve_0_rank0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1800s \
+    --health-start-period 4860s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-405B-Instruct \

@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_rank1() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-rank1 \
-    --restart no \
+    --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-b \
     --label ai.deploy.plan-hash=5eb8bb65e566 \
@@ -36,25 +36,30 @@ docker_serve_0_rank1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=d55a391253dc \
+    --label ai.deploy.spec-hash=bfb3567215ad \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.11 \
-    --health-cmd 'python3 -c '"'"'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()'"'"' 192.0.2.10 20000' \
+    --health-cmd 'kill -0 1' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1800s \
+    --health-start-period 4860s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-405B-Instruct \

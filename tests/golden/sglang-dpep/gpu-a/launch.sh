@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "gpu-a", plan abd29903db2d.
+# Rendered by deploy: deployment "deepseek-r1", node "gpu-a", plan be177552ca18.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,23 +31,28 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=abd29903db2d \
+    --label ai.deploy.plan-hash=be177552ca18 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=70b119e7df67 \
+    --label ai.deploy.spec-hash=62610394834e \
     --publish 127.0.0.1:30000:30000 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/ready || wget -q -O /dev/null http://127.0.0.1:30000/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 2820s \
+    --health-start-period 5340s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-R1 \
@@ -59,7 +64,8 @@ docker_serve_0() {
     --ep-size 8 \
     --context-length 32768 \
     --mem-fraction-static 0.9 \
-    --enable-metrics
+    --enable-metrics \
+    --trust-remote-code
 }
 
 bare_serve_0() {
@@ -75,7 +81,8 @@ bare_serve_0() {
     --ep-size 8 \
     --context-length 32768 \
     --mem-fraction-static 0.9 \
-    --enable-metrics
+    --enable-metrics \
+    --trust-remote-code
 }
 
 case "${1:-docker}" in

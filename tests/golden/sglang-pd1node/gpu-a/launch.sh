@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan f93f41ea2d79.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan aae6dc0ba0f4.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,23 +31,28 @@ docker_prefill_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=f93f41ea2d79 \
+    --label ai.deploy.plan-hash=aae6dc0ba0f4 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=4a976601f726 \
+    --label ai.deploy.spec-hash=8ca01f4da6a2 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30100/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30100/ready || wget -q -O /dev/null http://127.0.0.1:30100/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
@@ -86,23 +91,28 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=f93f41ea2d79 \
+    --label ai.deploy.plan-hash=aae6dc0ba0f4 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=b74286ebf4fe \
+    --label ai.deploy.spec-hash=8a4c53695eaa \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30200/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30200/ready || wget -q -O /dev/null http://127.0.0.1:30200/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
@@ -134,22 +144,24 @@ bare_decode_0() {
 }
 
 docker_router() {
-  wait_healthy llama-3-1-8b-prefill-0 340
-  wait_healthy llama-3-1-8b-decode-0 340
+  wait_healthy llama-3-1-8b-prefill-0 400
+  wait_healthy llama-3-1-8b-decode-0 400
   docker run --detach \
     --name llama-3-1-8b-router \
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=f93f41ea2d79 \
+    --label ai.deploy.plan-hash=aae6dc0ba0f4 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=d5f671eddb8b \
+    --label ai.deploy.spec-hash=ac7047289b0f \
     --network host \
     --ipc private \
     --shm-size 64m \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/health || wget -q -O /dev/null http://127.0.0.1:30000/health' \
     --health-interval 10s \
     --health-timeout 5s \

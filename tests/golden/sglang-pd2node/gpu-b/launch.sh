@@ -36,30 +36,35 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=14a040c17d47 \
+    --label ai.deploy.spec-hash=48999c031b45 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.11 \
-    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30200/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30200/ready || wget -q -O /dev/null http://127.0.0.1:30200/ready' \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://192.0.2.11:30200/ready 2>/dev/null || curl -fsS -o /dev/null http://192.0.2.11:30200/ready || wget -q -O /dev/null http://192.0.2.11:30200/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 780s \
+    --health-start-period 1320s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
-    --host 0.0.0.0 \
+    --host 192.0.2.11 \
     --port 30200 \
     --tp-size 8 \
     --context-length 32768 \
@@ -79,7 +84,7 @@ bare_decode_0() {
     python3 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
-    --host 0.0.0.0 \
+    --host 192.0.2.11 \
     --port 30200 \
     --tp-size 8 \
     --context-length 32768 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 384fdb47f648.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 89548c7b581c.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,23 +31,28 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=384fdb47f648 \
+    --label ai.deploy.plan-hash=89548c7b581c \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=31bc0cfd2237 \
+    --label ai.deploy.spec-hash=32fe2bf3cf0e \
     --publish 127.0.0.1:30001:30001 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30001/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30001/ready || wget -q -O /dev/null http://127.0.0.1:30001/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
@@ -80,23 +85,28 @@ docker_serve_1() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=384fdb47f648 \
+    --label ai.deploy.plan-hash=89548c7b581c \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=72d0d1da18a4 \
+    --label ai.deploy.spec-hash=21dc1bde696d \
     --publish 127.0.0.1:30002:30002 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30002/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30002/ready || wget -q -O /dev/null http://127.0.0.1:30002/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 360s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
@@ -124,22 +134,24 @@ bare_serve_1() {
 }
 
 docker_lb() {
-  wait_healthy llama-3-1-8b-serve-0 340
-  wait_healthy llama-3-1-8b-serve-1 340
+  wait_healthy llama-3-1-8b-serve-0 400
+  wait_healthy llama-3-1-8b-serve-1 400
   docker run --detach \
     --name llama-3-1-8b-lb \
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=384fdb47f648 \
+    --label ai.deploy.plan-hash=89548c7b581c \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
     --label ai.deploy.service=lb \
-    --label ai.deploy.spec-hash=15ecbee21e4f \
+    --label ai.deploy.spec-hash=3e3b8e0aa772 \
     --network host \
     --ipc private \
     --shm-size 64m \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --volume "$HERE"/nginx.conf:/etc/nginx/nginx.conf:ro \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/health || wget -q -O /dev/null http://127.0.0.1:30000/health' \
     --health-interval 10s \

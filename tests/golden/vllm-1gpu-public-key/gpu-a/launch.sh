@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan e23b431b09ad.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 332e27cb1e1a.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,17 +32,21 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=e23b431b09ad \
+    --label ai.deploy.plan-hash=332e27cb1e1a \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=c0b90c44d412 \
+    --label ai.deploy.spec-hash=9cae63cdc501 \
     --publish 0.0.0.0:8000:8000 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env SERVE_KEY \
     --env "VLLM_API_KEY=${SERVE_KEY}" \
@@ -50,7 +54,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -58,8 +62,7 @@ docker_serve_0() {
     --port 8000 \
     --tensor-parallel-size 1 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 bare_serve_0() {
@@ -72,8 +75,7 @@ bare_serve_0() {
     --port 8000 \
     --tensor-parallel-size 1 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 case "${1:-docker}" in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan d7f51349853f.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan e58aa88072da.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,23 +31,27 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=d7f51349853f \
+    --label ai.deploy.plan-hash=e58aa88072da \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=f19c11578f8c \
+    --label ai.deploy.spec-hash=342cc9f84051 \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -55,8 +59,7 @@ docker_serve_0() {
     --port 8000 \
     --tensor-parallel-size 1 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 bare_serve_0() {
@@ -68,8 +71,7 @@ bare_serve_0() {
     --port 8000 \
     --tensor-parallel-size 1 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 case "${1:-docker}" in

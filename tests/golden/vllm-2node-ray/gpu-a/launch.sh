@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_ray0() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-ray0 \
-    --restart no \
+    --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
     --label ai.deploy.plan-hash=9439c275391c \
@@ -36,16 +36,20 @@ docker_serve_0_ray0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-ray0 \
-    --label ai.deploy.spec-hash=90dea24afa17 \
+    --label ai.deploy.spec-hash=86cc97941bbd \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
@@ -54,7 +58,7 @@ docker_serve_0_ray0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint ray \
     vllm/vllm-openai:v0.33.0 start \
     --block \
@@ -77,10 +81,10 @@ bare_serve_0_ray0() {
 }
 
 docker_serve_0() {
-  wait_healthy llama-3-1-405b-serve-0-ray0 1780
+  wait_healthy llama-3-1-405b-serve-0-ray0 4840
   docker run --detach \
     --name llama-3-1-405b-serve-0 \
-    --restart no \
+    --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
     --label ai.deploy.plan-hash=9439c275391c \
@@ -88,16 +92,20 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=c6533d736ecf \
+    --label ai.deploy.spec-hash=be9c287b7d88 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
@@ -107,7 +115,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-405B-Instruct \
     --served-model-name llama-3.1-405b \
@@ -117,8 +125,7 @@ docker_serve_0() {
     --pipeline-parallel-size 2 \
     --distributed-executor-backend ray \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 bare_serve_0() {
@@ -136,8 +143,7 @@ bare_serve_0() {
     --pipeline-parallel-size 2 \
     --distributed-executor-backend ray \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 case "${1:-docker}" in

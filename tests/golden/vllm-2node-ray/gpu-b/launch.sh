@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_ray1() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-ray1 \
-    --restart no \
+    --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-b \
     --label ai.deploy.plan-hash=9439c275391c \
@@ -36,25 +36,29 @@ docker_serve_0_ray1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-ray1 \
-    --label ai.deploy.spec-hash=2fa8d70157b7 \
+    --label ai.deploy.spec-hash=5392b65f5b05 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.11 \
-    --health-cmd 'python3 -c '"'"'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()'"'"' 192.0.2.10 6379' \
+    --health-cmd 'kill -0 1' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint ray \
     vllm/vllm-openai:v0.33.0 start \
     --block \

@@ -28,7 +28,7 @@ wait_healthy() {
 docker_serve_0_rank0() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-rank0 \
-    --restart no \
+    --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
     --label ai.deploy.plan-hash=13362811a37c \
@@ -36,16 +36,20 @@ docker_serve_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=f4aad5455c9e \
+    --label ai.deploy.spec-hash=5d2d78a493a5 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
@@ -54,7 +58,7 @@ docker_serve_0_rank0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 1740s \
+    --health-start-period 4800s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-405B-Instruct \
     --served-model-name llama-3.1-405b \
@@ -67,8 +71,7 @@ docker_serve_0_rank0() {
     --master-addr 192.0.2.10 \
     --master-port 29501 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 bare_serve_0_rank0() {
@@ -88,8 +91,7 @@ bare_serve_0_rank0() {
     --master-addr 192.0.2.10 \
     --master-port 29501 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 case "${1:-docker}" in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "gpu-a", plan d69a62bc38a1.
+# Rendered by deploy: deployment "deepseek-r1", node "gpu-a", plan a5be86a6b12e.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,23 +31,27 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=d69a62bc38a1 \
+    --label ai.deploy.plan-hash=a5be86a6b12e \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=e7e2fb989164 \
+    --label ai.deploy.spec-hash=111e6d8c570a \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 2760s \
+    --health-start-period 5280s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-R1 \
     --served-model-name deepseek-r1 \
@@ -58,7 +62,7 @@ docker_serve_0() {
     --enable-expert-parallel \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --trust-remote-code
 }
 
 bare_serve_0() {
@@ -73,7 +77,7 @@ bare_serve_0() {
     --enable-expert-parallel \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --trust-remote-code
 }
 
 case "${1:-docker}" in

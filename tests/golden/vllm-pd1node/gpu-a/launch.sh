@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan b344ae4d9d52.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 42c77893e992.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,17 +31,21 @@ docker_prefill_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=b344ae4d9d52 \
+    --label ai.deploy.plan-hash=42c77893e992 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=d03ee574edeb \
+    --label ai.deploy.spec-hash=cabd9d0212bc \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env UCX_NET_DEVICES=all \
     --env VLLM_NIXL_SIDE_CHANNEL_HOST=192.0.2.10 \
@@ -50,7 +54,7 @@ docker_prefill_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -59,7 +63,6 @@ docker_prefill_0() {
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_producer","kv_load_failure_policy":"fail"}'
 }
 
@@ -76,7 +79,6 @@ bare_prefill_0() {
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_producer","kv_load_failure_policy":"fail"}'
 }
 
@@ -86,17 +88,21 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=b344ae4d9d52 \
+    --label ai.deploy.plan-hash=42c77893e992 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=7624201cfdf2 \
+    --label ai.deploy.spec-hash=ae3b37bb9179 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env UCX_NET_DEVICES=all \
     --env VLLM_NIXL_SIDE_CHANNEL_HOST=192.0.2.10 \
@@ -105,7 +111,7 @@ docker_decode_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -114,7 +120,6 @@ docker_decode_0() {
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_consumer","kv_load_failure_policy":"fail"}'
 }
 
@@ -131,27 +136,28 @@ bare_decode_0() {
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_consumer","kv_load_failure_policy":"fail"}'
 }
 
 docker_router() {
-  wait_healthy llama-3-1-8b-prefill-0 280
-  wait_healthy llama-3-1-8b-decode-0 280
+  wait_healthy llama-3-1-8b-prefill-0 340
+  wait_healthy llama-3-1-8b-decode-0 340
   docker run --detach \
     --name llama-3-1-8b-router \
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=b344ae4d9d52 \
+    --label ai.deploy.plan-hash=42c77893e992 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=0693cca3ace3 \
+    --label ai.deploy.spec-hash=e593a02fe27e \
     --network host \
     --ipc private \
     --shm-size 64m \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
     --health-interval 10s \
     --health-timeout 5s \

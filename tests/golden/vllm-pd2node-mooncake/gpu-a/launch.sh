@@ -36,35 +36,38 @@ docker_prefill_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=88a8e1bac385 \
+    --label ai.deploy.spec-hash=ba29ac29f123 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.10 \
     --env VLLM_MOONCAKE_BOOTSTRAP_PORT=8998 \
-    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8100/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8100/health || wget -q -O /dev/null http://127.0.0.1:8100/health' \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://192.0.2.10:8100/health 2>/dev/null || curl -fsS -o /dev/null http://192.0.2.10:8100/health || wget -q -O /dev/null http://192.0.2.10:8100/health' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 720s \
+    --health-start-period 1260s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
-    --host 0.0.0.0 \
+    --host 192.0.2.10 \
     --port 8100 \
     --tensor-parallel-size 8 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"MooncakeConnector","kv_role":"kv_producer"}'
 }
 
@@ -77,17 +80,16 @@ bare_prefill_0() {
     VLLM_MOONCAKE_BOOTSTRAP_PORT=8998 \
     vllm serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
-    --host 0.0.0.0 \
+    --host 192.0.2.10 \
     --port 8100 \
     --tensor-parallel-size 8 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"MooncakeConnector","kv_role":"kv_producer"}'
 }
 
 docker_router() {
-  wait_healthy llama-3-1-70b-prefill-0 760
+  wait_healthy llama-3-1-70b-prefill-0 1300
   docker run --detach \
     --name llama-3-1-70b-router \
     --restart unless-stopped \
@@ -98,10 +100,12 @@ docker_router() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
     --label ai.deploy.service=router \
-    --label ai.deploy.spec-hash=85409ce90930 \
+    --label ai.deploy.spec-hash=eafdb3218dad \
     --network host \
     --ipc private \
     --shm-size 64m \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
     --health-interval 10s \
     --health-timeout 5s \

@@ -36,34 +36,37 @@ docker_decode_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=014b1527e465 \
+    --label ai.deploy.spec-hash=d70061353e70 \
     --network host \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3,4,5,6,7"' \
     --ulimit memlock=-1 \
     --ulimit stack=67108864 \
     --cap-add IPC_LOCK \
     --device /dev/infiniband \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.11 \
-    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8200/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8200/health || wget -q -O /dev/null http://127.0.0.1:8200/health' \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://192.0.2.11:8200/health 2>/dev/null || curl -fsS -o /dev/null http://192.0.2.11:8200/health || wget -q -O /dev/null http://192.0.2.11:8200/health' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 720s \
+    --health-start-period 1260s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
-    --host 0.0.0.0 \
+    --host 192.0.2.11 \
     --port 8200 \
     --tensor-parallel-size 8 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"MooncakeConnector","kv_role":"kv_consumer"}'
 }
 
@@ -75,12 +78,11 @@ bare_decode_0() {
     VLLM_HOST_IP=192.0.2.11 \
     vllm serve meta-llama/Llama-3.1-70B-Instruct \
     --served-model-name llama-3.1-70b \
-    --host 0.0.0.0 \
+    --host 192.0.2.11 \
     --port 8200 \
     --tensor-parallel-size 8 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --disable-log-requests \
     --kv-transfer-config '{"kv_connector":"MooncakeConnector","kv_role":"kv_consumer"}'
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan cc0894c970a7.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 5cfbeff05413.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,23 +31,27 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=cc0894c970a7 \
+    --label ai.deploy.plan-hash=5cfbeff05413 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=b8a8be2aa0b5 \
+    --label ai.deploy.spec-hash=a1ac46bd297b \
     --publish 127.0.0.1:8001:8001 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=0,1,2,3"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8001/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8001/health || wget -q -O /dev/null http://127.0.0.1:8001/health' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -55,8 +59,7 @@ docker_serve_0() {
     --port 8001 \
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 bare_serve_0() {
@@ -68,8 +71,7 @@ bare_serve_0() {
     --port 8001 \
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 docker_serve_1() {
@@ -78,23 +80,27 @@ docker_serve_1() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=cc0894c970a7 \
+    --label ai.deploy.plan-hash=5cfbeff05413 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=56dd94ebc2d0 \
+    --label ai.deploy.spec-hash=e340f2717357 \
     --publish 127.0.0.1:8002:8002 \
     --ipc host \
-    --shm-size 16g \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --gpus '"device=4,5,6,7"' \
     --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8002/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8002/health || wget -q -O /dev/null http://127.0.0.1:8002/health' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 240s \
+    --health-start-period 300s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -102,8 +108,7 @@ docker_serve_1() {
     --port 8002 \
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 bare_serve_1() {
@@ -115,27 +120,28 @@ bare_serve_1() {
     --port 8002 \
     --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --gpu-memory-utilization 0.9 \
-    --disable-log-requests
+    --gpu-memory-utilization 0.9
 }
 
 docker_lb() {
-  wait_healthy llama-3-1-8b-serve-0 280
-  wait_healthy llama-3-1-8b-serve-1 280
+  wait_healthy llama-3-1-8b-serve-0 340
+  wait_healthy llama-3-1-8b-serve-1 340
   docker run --detach \
     --name llama-3-1-8b-lb \
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=cc0894c970a7 \
+    --label ai.deploy.plan-hash=5cfbeff05413 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
     --label ai.deploy.service=lb \
-    --label ai.deploy.spec-hash=bd12bfcc972e \
+    --label ai.deploy.spec-hash=5e1335b264ac \
     --network host \
     --ipc private \
     --shm-size 64m \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
     --volume "$HERE"/nginx.conf:/etc/nginx/nginx.conf:ro \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
     --health-interval 10s \

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan 82fbd2bf240f.
+# The same services as compose.yaml beside this file, as plain commands.
+#
+#   ./launch.sh [docker]       start this node's services with `docker run`, in order
+#   ./launch.sh bare SERVICE   run one service directly on this host, in the foreground
+#   ./launch.sh list           list this node's services
+#
+# Secrets come from the environment (see ../.env.example); none is written here.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+
+wait_healthy() {
+  # wait_healthy CONTAINER SECONDS: until Docker reports the container healthy.
+  local deadline=$((SECONDS + $2)) status
+  while true; do
+    status="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || true)"
+    [ "$status" = healthy ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "launch.sh: $1 is not healthy after $2 s (status: ${status:-missing}); see: docker logs $1" >&2
+      return 1
+    fi
+    sleep 5
+  done
+}
+
+docker_serve_0_rank0() {
+  docker run --detach \
+    --name deepseek-r1-serve-0-rank0 \
+    --restart unless-stopped \
+    --label ai.deploy.deployment=deepseek-r1 \
+    --label ai.deploy.node=h100-a \
+    --label ai.deploy.plan-hash=82fbd2bf240f \
+    --label ai.deploy.rank=0 \
+    --label ai.deploy.replica=0 \
+    --label ai.deploy.role=serve \
+    --label ai.deploy.service=serve-0-rank0 \
+    --label ai.deploy.spec-hash=ad2431262767 \
+    --network host \
+    --ipc host \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
+    --gpus '"device=0,1,2,3,4,5,6,7"' \
+    --ulimit memlock=-1 \
+    --ulimit stack=67108864 \
+    --cap-add IPC_LOCK \
+    --device /dev/infiniband \
+    --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/sglang/sglang:/root/.cache/sglang \
+    --volume "$HOME"/.cache/deploy-jit/sglang/deep_gemm:/root/.cache/deep_gemm \
+    --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
+    --env HF_TOKEN \
+    --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_SOCKET_IFNAME=ib0 \
+    --env SGLANG_HOST_IP=192.0.2.10 \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/ready || wget -q -O /dev/null http://127.0.0.1:30000/ready' \
+    --health-interval 10s \
+    --health-timeout 5s \
+    --health-retries 3 \
+    --health-start-period 4080s \
+    --entrypoint python3 \
+    lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
+    --model-path deepseek-ai/DeepSeek-R1 \
+    --served-model-name deepseek-r1 \
+    --host 127.0.0.1 \
+    --port 30000 \
+    --tp-size 16 \
+    --nnodes 2 \
+    --node-rank 0 \
+    --dist-init-addr 192.0.2.10:20000 \
+    --context-length 32768 \
+    --mem-fraction-static 0.804 \
+    --enable-metrics \
+    --trust-remote-code
+}
+
+bare_serve_0_rank0() {
+  exec env \
+    CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
+    GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_SOCKET_IFNAME=ib0 \
+    SGLANG_HOST_IP=192.0.2.10 \
+    python3 -m sglang.launch_server \
+    --model-path deepseek-ai/DeepSeek-R1 \
+    --served-model-name deepseek-r1 \
+    --host 127.0.0.1 \
+    --port 30000 \
+    --tp-size 16 \
+    --nnodes 2 \
+    --node-rank 0 \
+    --dist-init-addr 192.0.2.10:20000 \
+    --context-length 32768 \
+    --mem-fraction-static 0.804 \
+    --enable-metrics \
+    --trust-remote-code
+}
+
+case "${1:-docker}" in
+  docker)
+    docker_serve_0_rank0
+    ;;
+  bare)
+    case "${2:-}" in
+      serve-0-rank0) bare_serve_0_rank0 ;;
+      *) echo "usage: $0 bare SERVICE (one of: serve-0-rank0)" >&2; exit 2 ;;
+    esac
+    ;;
+  list)
+    echo serve-0-rank0
+    ;;
+  *) echo "usage: $0 [docker | bare SERVICE | list]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Rendered by deploy: deployment "deepseek-v3", node "h100-a", plan f34002a407e3.
+# The same services as compose.yaml beside this file, as plain commands.
+#
+#   ./launch.sh [docker]       start this node's services with `docker run`, in order
+#   ./launch.sh bare SERVICE   run one service directly on this host, in the foreground
+#   ./launch.sh list           list this node's services
+#
+# Secrets come from the environment (see ../.env.example); none is written here.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+
+wait_healthy() {
+  # wait_healthy CONTAINER SECONDS: until Docker reports the container healthy.
+  local deadline=$((SECONDS + $2)) status
+  while true; do
+    status="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || true)"
+    [ "$status" = healthy ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "launch.sh: $1 is not healthy after $2 s (status: ${status:-missing}); see: docker logs $1" >&2
+      return 1
+    fi
+    sleep 5
+  done
+}
+
+docker_serve_0_rank0() {
+  docker run --detach \
+    --name deepseek-v3-serve-0-rank0 \
+    --restart unless-stopped \
+    --label ai.deploy.deployment=deepseek-v3 \
+    --label ai.deploy.node=h100-a \
+    --label ai.deploy.plan-hash=f34002a407e3 \
+    --label ai.deploy.rank=0 \
+    --label ai.deploy.replica=0 \
+    --label ai.deploy.role=serve \
+    --label ai.deploy.service=serve-0-rank0 \
+    --label ai.deploy.spec-hash=e24da0d24131 \
+    --network host \
+    --ipc host \
+    --log-opt max-file=5 \
+    --log-opt max-size=100m \
+    --gpus '"device=0,1,2,3,4,5,6,7"' \
+    --ulimit memlock=-1 \
+    --ulimit stack=67108864 \
+    --cap-add IPC_LOCK \
+    --device /dev/infiniband \
+    --privileged \
+    --volume "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
+    --volume "$HOME"/.cache/deploy-jit/vllm/vllm:/root/.cache/vllm \
+    --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
+    --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
+    --env HF_TOKEN \
+    --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_SOCKET_IFNAME=ib0 \
+    --env VLLM_HOST_IP=192.0.2.10 \
+    --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
+    --health-interval 10s \
+    --health-timeout 5s \
+    --health-retries 3 \
+    --health-start-period 4560s \
+    --entrypoint vllm \
+    vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-V3 \
+    --served-model-name deepseek-v3 \
+    --host 127.0.0.1 \
+    --port 8000 \
+    --tensor-parallel-size 1 \
+    --data-parallel-size 16 \
+    --data-parallel-size-local 8 \
+    --data-parallel-address 192.0.2.10 \
+    --data-parallel-rpc-port 29550 \
+    --enable-expert-parallel \
+    --all2all-backend deepep_low_latency \
+    --max-model-len 32768 \
+    --gpu-memory-utilization 0.9 \
+    --trust-remote-code \
+    --enable-eplb \
+    --eplb-config '{"num_redundant_experts":32}' \
+    --api-server-count 8 \
+    --enable-dbo
+}
+
+bare_serve_0_rank0() {
+  exec env \
+    CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
+    GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_SOCKET_IFNAME=ib0 \
+    VLLM_HOST_IP=192.0.2.10 \
+    vllm serve deepseek-ai/DeepSeek-V3 \
+    --served-model-name deepseek-v3 \
+    --host 127.0.0.1 \
+    --port 8000 \
+    --tensor-parallel-size 1 \
+    --data-parallel-size 16 \
+    --data-parallel-size-local 8 \
+    --data-parallel-address 192.0.2.10 \
+    --data-parallel-rpc-port 29550 \
+    --enable-expert-parallel \
+    --all2all-backend deepep_low_latency \
+    --max-model-len 32768 \
+    --gpu-memory-utilization 0.9 \
+    --trust-remote-code \
+    --enable-eplb \
+    --eplb-config '{"num_redundant_experts":32}' \
+    --api-server-count 8 \
+    --enable-dbo
+}
+
+case "${1:-docker}" in
+  docker)
+    docker_serve_0_rank0
+    ;;
+  bare)
+    case "${2:-}" in
+      serve-0-rank0) bare_serve_0_rank0 ;;
+      *) echo "usage: $0 bare SERVICE (one of: serve-0-rank0)" >&2; exit 2 ;;
+    esac
+    ;;
+  list)
+    echo serve-0-rank0
+    ;;
+  *) echo "usage: $0 [docker | bare SERVICE | list]" >&2; exit 2 ;;
+esac
