@@ -26,6 +26,7 @@ from orchestrator.request import PlanRequest
 from orchestrator.resolver import resolve
 from orchestrator.resolver_context import Workload
 from orchestrator.schema import ModelProfile
+from orchestrator.secrets_policy import exposure_warnings
 
 DEFAULT_CONTEXT = 32768
 
@@ -135,7 +136,11 @@ def build_plan(request: PlanRequest) -> Plan:
         fits=resolution.fits,
         rationale=resolution.rationale,
         alternatives=resolution.alternatives,
-        warnings=[*resolution.warnings, *_backend_warnings(request, resolution.roles)],
+        warnings=[
+            *resolution.warnings,
+            *_backend_warnings(request, resolution.roles),
+            *exposure_warnings(request.public, request.api_key_env),
+        ],
         suggestion=resolution.suggestion,
     )
 

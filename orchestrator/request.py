@@ -11,7 +11,7 @@
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.plan import EngineName, Goal
 
@@ -46,6 +46,20 @@ class PlanRequest(BaseModel):
     api_key_env: str | None = None
     kv_connector: Literal["nixl", "mooncake"] | None = None
     distributed_backend: Literal["mp", "ray"] = "mp"
+
+    @field_validator("model")
+    @classmethod
+    def _bounded_model(cls, value: str) -> str:
+        from orchestrator.input_limits import validate_model_reference
+
+        return validate_model_reference(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _valid_variable(cls, value: str | None) -> str | None:
+        from orchestrator.secrets_policy import validate_variable_name
+
+        return None if value is None else validate_variable_name(value)
 
     @classmethod
     def from_options(cls, **options: Any) -> "PlanRequest":

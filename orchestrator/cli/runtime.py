@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from orchestrator.cli.options import json_option, plan_options
+from orchestrator.cli.options import allow_missing_secret_option, json_option, plan_options
 from orchestrator.errors import DeployError
 
 
@@ -45,8 +46,10 @@ state_dir_option = click.option(
 @click.option(
     "--watch", is_flag=True, help="Keep supervising (restarts) after ready; Ctrl-C detaches."
 )
+@allow_missing_secret_option
 @json_option
 def up(
+    allow_missing_secrets: tuple[str, ...],
     dry_run: bool,
     simulate: bool,
     state_dir: Path | None,
@@ -66,8 +69,11 @@ def up(
     services = build_services(plan, simulate=simulate)
     if dry_run:
         from orchestrator.dryrun import format_dry_run
+        from orchestrator.secrets_policy import missing_secret_warnings
 
         click.echo(format_dry_run(plan, services))
+        for warning in missing_secret_warnings(plan, os.environ, allow_missing_secrets):
+            click.echo(f"warning: {warning}", err=True)
         return
 
     from orchestrator.runtime.progress import default_reporter
@@ -86,6 +92,7 @@ def up(
             reporter=reporter,
             watch=watch,
             options=SupervisorOptions(max_restarts=max_restarts),
+            allow_missing_secrets=allow_missing_secrets,
         )
     except KeyboardInterrupt:
         reporter.close()

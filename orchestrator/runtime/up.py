@@ -81,8 +81,13 @@ def run_up(
     watch: bool = False,
     stop: threading.Event | None = None,
     options: SupervisorOptions | None = None,
+    allow_missing_secrets: tuple[str, ...] = (),
 ) -> UpResult:
+    from orchestrator.secrets_policy import check_secrets
+
     host_env = dict(os.environ)
+    # Before anything is written or started: an endpoint asked to be protected never runs open.
+    check_secrets(plan, host_env, allow_missing_secrets)
     if simulate:
         services = with_sim_knobs(services, host_env)
     options = options or SupervisorOptions()
