@@ -27,6 +27,11 @@ state_dir_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Where deployments are recorded (default: $XDG_STATE_HOME/deploy or ~/.local/state/deploy).",
 )
+all_owners_option = click.option(
+    "--all-owners",
+    is_flag=True,
+    help="Also act on deployments of other state directories and users (default: only this one's).",
+)
 
 
 @click.command()
@@ -47,9 +52,11 @@ state_dir_option = click.option(
     "--watch", is_flag=True, help="Keep supervising (restarts) after ready; Ctrl-C detaches."
 )
 @allow_missing_secret_option
+@all_owners_option
 @json_option
 def up(
     allow_missing_secrets: tuple[str, ...],
+    all_owners: bool,
     dry_run: bool,
     simulate: bool,
     state_dir: Path | None,
@@ -91,7 +98,7 @@ def up(
             timeout_s=timeout,
             reporter=reporter,
             watch=watch,
-            options=SupervisorOptions(max_restarts=max_restarts),
+            options=SupervisorOptions(max_restarts=max_restarts, all_owners=all_owners),
             allow_missing_secrets=allow_missing_secrets,
         )
     except KeyboardInterrupt:
@@ -122,16 +129,20 @@ def up(
 @click.command()
 @click.option("--name", help="One deployment (default: all, from state files and labels).")
 @state_dir_option
+@all_owners_option
 @json_option
-def status(name: str | None, state_dir: Path | None, as_json: bool) -> None:
+def status(name: str | None, state_dir: Path | None, all_owners: bool, as_json: bool) -> None:
     """Services, state, health, restarts, uptime and GPU use of deployments."""
     from orchestrator.runtime.docker_ops import docker_errors_as_failures
     from orchestrator.runtime.endpoints import Endpoints
     from orchestrator.runtime.state import StateStore
     from orchestrator.runtime.status import collect, format_table
 
+    store = StateStore(state_dir)
     with Endpoints() as endpoints, docker_errors_as_failures("deploy status", "deploy status"):
-        statuses = collect(name, store=StateStore(state_dir), endpoints=endpoints)
+        statuses = collect(name, store=store, endpoints=endpoints, all_owners=all_owners)
+    for problem in store.problems:
+        click.echo(f"warning: {problem}", err=True)
     if as_json:
         click.echo(json.dumps([s.model_dump(mode="json") for s in statuses], indent=2))
     else:
@@ -177,6 +188,7 @@ def logs(
 )
 @click.option("--keep-volumes", is_flag=True, help="Leave the volumes `up` created.")
 @state_dir_option
+@all_owners_option
 @json_option
 def down(
     name: str | None,
@@ -184,6 +196,7 @@ def down(
     extra_endpoints: tuple[str, ...],
     keep_volumes: bool,
     state_dir: Path | None,
+    all_owners: bool,
     as_json: bool,
 ) -> None:
     """Stop and remove a deployment's containers (found by label), networks and state."""
@@ -192,14 +205,24 @@ def down(
     from orchestrator.runtime.endpoints import Endpoints
     from orchestrator.runtime.state import StateStore
 
+    store = StateStore(state_dir)
     with Endpoints() as endpoints, docker_errors_as_failures("deploy down", "deploy down"):
         result = remove(
             name,
             all_deployments=all_deployments,
-            store=StateStore(state_dir),
+            store=store,
             endpoints=endpoints,
             extra_endpoints=list(extra_endpoints),
             remove_volumes=not keep_volumes,
+            all_owners=all_owners,
+        )
+    for problem in store.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if result.other_owners:
+        click.echo(
+            f"note: left {', '.join(result.other_owners)} of other state directories "
+            "(--all-owners removes them too)",
+            err=True,
         )
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2))
