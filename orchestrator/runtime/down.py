@@ -91,6 +91,7 @@ def down(
             list(executor.map(_remove, jobs))
     result.containers = len(jobs)
     created = {"label": [label["label"], f"{LABEL_CREATED}=true"]}
+
     def owned(items: list[Any]) -> list[Any]:
         return items if all_owners else split_owned(items, store)[0]
 
