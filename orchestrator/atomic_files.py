@@ -46,7 +46,13 @@ def os_error(error: OSError, shown: Callable[[str], str] = str) -> InputError:
 def resolve_target(target: Path) -> Path:
     """The directory to replace. A symlink to a directory is followed (the link stays); a
     dangling one, or a path under a file, is refused in one line."""
-    target = Path(os.path.abspath(target))
+    try:
+        return _resolve(Path(os.path.abspath(target)))
+    except OSError as error:  # a name over NAME_MAX, a loop of links, an unreadable parent
+        raise os_error(error) from None
+
+
+def _resolve(target: Path) -> Path:
     if target.is_symlink():
         if not target.exists():
             raise InputError(

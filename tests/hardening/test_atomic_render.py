@@ -150,3 +150,12 @@ def test_a_read_only_filesystem_leaves_the_earlier_render_intact(tmp_path: Path)
         f"error: cannot write {tmp_path / 'mnt' / 'out'}: Read-only file system; "
         "the file system is read-only: write elsewhere\n"
     )
+
+
+def test_an_over_long_out_name_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / ("o" * 300)
+    result = CliRunner().invoke(cli, [*RENDER, "--out", str(out)])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: cannot write {out}: File name too long; use a shorter path or name\n",
+    )
