@@ -74,7 +74,8 @@ def down(
     foreign: list[Any] = []
     for client in clients.values():
         listed = client.containers.list(all=True, ignore_removed=True, filters=label)
-        mine, others = (listed, []) if all_owners else split_owned(listed, store)
+        recorded = {state.name for state in states}
+        mine, others = (listed, []) if all_owners else split_owned(listed, store, recorded=recorded)
         foreign += others
         for container in mine:
             names.add(container.labels.get(LABEL_DEPLOYMENT, ""))
@@ -93,7 +94,8 @@ def down(
     created = {"label": [label["label"], f"{LABEL_CREATED}=true"]}
 
     def owned(items: list[Any]) -> list[Any]:
-        return items if all_owners else split_owned(items, store)[0]
+        recorded = {state.name for state in states}
+        return items if all_owners else split_owned(items, store, recorded=recorded)[0]
 
     for client in clients.values():
         for network in owned(client.networks.list(filters=created)):

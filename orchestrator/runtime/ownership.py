@@ -11,13 +11,13 @@ not a security boundary: whoever can reach the socket can do anything.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator.errors import InputError
 from orchestrator.runtime.state import StateStore
-from orchestrator.spec import LABEL_PREFIX
+from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_PREFIX
 
 LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 LABEL_STATE_DIR = f"{LABEL_PREFIX}.state-dir"
@@ -65,13 +65,20 @@ def labels_of(item: Any) -> dict[str, str]:
 
 
 def split_owned(
-    items: Iterable[T], store: StateStore, labels: Any = labels_of
+    items: Iterable[T],
+    store: StateStore,
+    labels: Any = labels_of,
+    recorded: Collection[str] = (),
 ) -> tuple[list[T], list[T]]:
-    """(the caller's, everyone else's), by the state-directory label of each item."""
+    """(the caller's, everyone else's), by the state-directory label of each item. An item
+    with no owner labels (made by a deploy that did not write them) is the caller's when its
+    deployment is `recorded` in the caller's state directory."""
     mine: list[T] = []
     foreign: list[T] = []
     for item in items:
-        (mine if belongs(labels(item), store) else foreign).append(item)
+        values = labels(item)
+        adopted = LABEL_STATE_DIR not in values and values.get(LABEL_DEPLOYMENT) in recorded
+        (mine if adopted or belongs(values, store) else foreign).append(item)
     return mine, foreign
 
 
@@ -94,7 +101,8 @@ def claim(
     `name`: all of them when they are the caller's (or with --all-owners); else a conflict."""
     if all_owners:
         return found
-    _, foreign = split_owned(found, store, lambda pair: labels_of(pair[1]))
+    recorded = [name] if store.path(name).is_file() else []
+    _, foreign = split_owned(found, store, lambda pair: labels_of(pair[1]), recorded)
     if foreign:
         raise conflict(name, labels_of(foreign[0][1]), store)
     return found

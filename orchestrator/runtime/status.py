@@ -124,7 +124,9 @@ def collect(
     found: dict[str, dict[str, tuple[str, Any]]] = {}  # deployment -> service -> (endpoint, c)
     containers, errors = labelled_containers(pool, targets, label)
     if not all_owners:
-        containers = split_owned(containers, store, lambda pair: labels_of(pair[1]))[0]
+        containers = split_owned(
+            containers, store, lambda pair: labels_of(pair[1]), recorded=set(states)
+        )[0]
     unreachable = list(errors)
     for endpoint, container in containers:
         deployment = container.labels.get(LABEL_DEPLOYMENT, "")

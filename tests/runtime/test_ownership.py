@@ -155,3 +155,29 @@ def test_a_corrupt_state_file_is_reported_and_the_others_still_listed(
         "delete it; `deploy down --name broken` still finds the containers by label\n"
     )
     assert result.stderr.count("\n") == 1
+
+
+def test_containers_without_owner_labels_belong_to_the_state_directory_that_records_them(
+    docker_client: Any,
+    sim_image: str,
+    deployment: str,
+    tmp_path: Path,
+    cli_runner: CliRunner,
+) -> None:
+    from orchestrator.runtime.state import DeploymentState, NodeInfo
+
+    # What a deploy that wrote no owner labels left behind: a container labelled by name only.
+    docker_client.containers.create(
+        sim_image, command=["true"], name=f"{deployment}-old", labels={LABEL_DEPLOYMENT: deployment}
+    )
+    other = str(tmp_path / "other")
+    left = cli_runner.invoke(cli, ["down", "--name", deployment, "--state-dir", other])
+    assert left.exit_code == 2 and "belongs to no recorded owner" in left.stderr
+    recorded = StateStore(tmp_path / "recorded")
+    recorded.save(DeploymentState(name=deployment, specs=[], nodes=[NodeInfo(name="node0")]))
+    removed = cli_runner.invoke(
+        cli, ["down", "--name", deployment, "--state-dir", str(recorded.directory)]
+    )
+    assert removed.exit_code == 0, removed.output
+    assert removed.stdout == f"removed {deployment}: 1 containers, 0 networks, 0 volumes\n"
+    assert labelled(docker_client, "containers", deployment) == []
