@@ -55,6 +55,8 @@ class FlagSpec:
     error_on_use: str | None
     required: bool
     repeatable: bool  # append-style actions collect every occurrence
+    value_kind: str | None = None  # "int", "float", "human_int": what the converter accepts
+    value_words: tuple[str, ...] = ()  # words it accepts besides numbers ("auto", "None")
 
     @property
     def canonical(self) -> str:
@@ -220,6 +222,8 @@ def _spec_from_dict(item: dict[str, Any]) -> FlagSpec:
         error_on_use=item.get("error_on_use"),
         required=bool(item.get("required")),
         repeatable=item.get("action") in ("_AppendAction", "_ExtendAction", "_CountAction"),
+        value_kind=item.get("value"),
+        value_words=tuple(item.get("value_words", ())),
     )
 
 
@@ -351,6 +355,10 @@ class _Walk:
             )
         if spec.json == "object" or (spec.json == "object_or_string" and value.lstrip()[:1] == "{"):
             _require_json_object(spelling, value, self._who())
+        if spec.value_kind is not None and spec.choices is None:
+            from orchestrator.flag_values import check_value_kind
+
+            check_value_kind(spec.value_kind, spelling, value, self._who(), spec.value_words)
 
     def _record_use(self, spec: FlagSpec, spelling: str) -> None:
         if spec.error_on_use:

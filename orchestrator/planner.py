@@ -26,6 +26,7 @@ from orchestrator.planning.resolver import resolve
 from orchestrator.planning.resolver.context import Workload
 from orchestrator.request import PlanRequest
 from orchestrator.schema import ModelProfile
+from orchestrator.secrets_policy import exposure_warnings
 
 DEFAULT_CONTEXT = 32768
 # The prefill token budget, as each engine spells it (a user's --engine-arg wins).
@@ -175,6 +176,7 @@ def build_plan(request: PlanRequest) -> Plan:
             *model_warnings,
             *resolution.warnings,
             *_backend_warnings(request, resolution.roles),
+            *exposure_warnings(request.public, request.api_key_env),
         ],
         suggestion=resolution.suggestion,
         prediction=resolution.prediction,

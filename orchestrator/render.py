@@ -20,7 +20,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from orchestrator.engines.common import (
@@ -46,6 +46,7 @@ _SAFE_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # What a render writes inside each node's directory: the files a re-render may replace or drop.
 _NODE_FILES = ("compose.yaml", "launch.sh", "nginx.conf")
 LOG_ROTATION = {"driver": "json-file", "options": sorted(LOG_OPTIONS.items())}
+_TOP_FILES = ("plan.json", "README.md", ".env.example")
 
 
 class ShellRaw(str):
@@ -309,10 +310,35 @@ def environment() -> Any:
 
 
 def render_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) -> list[Path]:
-    """Write every file of the deployment under `out_dir`; return their paths, in order."""
+    """Write every file of the deployment under `out_dir`; return their paths, in order.
+
+    The files are written to a temporary sibling that is then renamed to `out_dir`, so a
+    failure leaves an earlier render untouched; the user's own files in it are carried over."""
+    from orchestrator.atomic_files import os_error, replace_directory, resolve_target
+
+    final = resolve_target(out_dir)
+    try:
+        _check_out_dir(final)
+    except OSError as error:
+        raise os_error(error) from None
+    written = replace_directory(
+        final, lambda stage: _write_deployment(plan, services, stage), _is_users_file
+    )
+    return [out_dir / path for path in written]
+
+
+def _is_users_file(relative: PurePosixPath) -> bool:
+    """Whether a file of an earlier render is the user's (kept) rather than one deploy writes."""
+    parts = relative.parts
+    if len(parts) == 1:
+        return parts[0] not in _TOP_FILES
+    return not (len(parts) == 2 and parts[1] in _NODE_FILES)
+
+
+def _write_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) -> list[Path]:
+    """Write the files under `out_dir` (a fresh directory); return their relative paths."""
     from orchestrator.engines.routers import nginx_settings
 
-    earlier = _check_out_dir(out_dir)
     env = environment()
     refs = _refs(plan)
     secrets = secret_env(plan)
@@ -321,10 +347,13 @@ def render_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) ->
     written: list[Path] = []
 
     def write(path: Path, text: str, executable: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        if executable:
-            path.chmod(0o755)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            if executable:
+                path.chmod(0o755)
+        except OSError as error:  # a failed write() names no file: name it for the error line
+            raise OSError(error.errno, error.strerror, str(path)) from error
         written.append(path)
 
     write(
@@ -376,9 +405,7 @@ def render_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) ->
                 out_dir / node.name / "nginx.conf",
                 env.get_template("nginx.conf.j2").render(nginx=nginx, **header),
             )
-    if earlier:
-        _remove_stale(out_dir, written)
-    return written
+    return [path.relative_to(out_dir) for path in written]
 
 
 def _check_out_dir(out_dir: Path) -> bool:
@@ -399,19 +426,6 @@ def _check_out_dir(out_dir: Path) -> bool:
             "pass a new or empty directory to --out",
         )
     return True
-
-
-def _remove_stale(out_dir: Path, written: list[Path]) -> None:
-    """Drop node files an earlier render wrote that this one did not (a node or the load
-    balancer the new plan no longer has), and node directories left empty by that."""
-    keep = set(written)
-    for node_dir in sorted(path for path in out_dir.iterdir() if path.is_dir()):
-        stale = [node_dir / name for name in _NODE_FILES if node_dir / name not in keep]
-        stale = [path for path in stale if path.is_file()]
-        for path in stale:
-            path.unlink()
-        if stale and not any(node_dir.iterdir()):
-            node_dir.rmdir()
 
 
 def _wait_seconds(services: list[ServiceSpec], name: str) -> int:

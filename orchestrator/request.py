@@ -11,7 +11,7 @@
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.plan import EngineName, Goal
 
@@ -54,6 +54,20 @@ class PlanRequest(BaseModel):
     # GiB/s a node downloads the checkpoint at when its Hugging Face cache lacks it (start
     # periods cover it); 0: weights are pre-fetched. None: the stated default.
     download_rate: float | None = Field(default=None, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _bounded_model(cls, value: str) -> str:
+        from orchestrator.input_limits import validate_model_reference
+
+        return validate_model_reference(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _valid_variable(cls, value: str | None) -> str | None:
+        from orchestrator.secrets_policy import validate_variable_name
+
+        return None if value is None else validate_variable_name(value)
 
     @classmethod
     def from_options(cls, **options: Any) -> "PlanRequest":

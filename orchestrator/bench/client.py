@@ -29,6 +29,8 @@ from orchestrator.errors import BenchError
 if TYPE_CHECKING:
     import aiohttp
 
+    from orchestrator.bench.bounds import Credentials
+
 # A non-empty text (completions) or content / reasoning delta (chat). The match runs to the
 # end of its line, so a line counts once however many such fields it carries. Only event
 # streams are scanned (the content type is checked first), where every line with JSON is a
@@ -39,9 +41,14 @@ _DONE = re.compile(rb"^data:[ \t]*\[DONE\]", re.MULTILINE)
 
 
 def make_session(
-    max_connections: int, request_timeout: float, api_key: str | None
+    max_connections: int,
+    request_timeout: float,
+    api_key: str | None,
+    credentials: Credentials | None = None,
+    trust_env: bool = False,
 ) -> aiohttp.ClientSession:
-    """The one session every request shares; call inside the running event loop."""
+    """The one session every request shares; call inside the running event loop. With
+    `trust_env`, HTTP(S)_PROXY and NO_PROXY apply (for servers that are not on loopback)."""
     import aiohttp
 
     connector = aiohttp.TCPConnector(
@@ -54,9 +61,15 @@ def make_session(
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    if credentials is not None:
+        import base64
+
+        pair = f"{credentials.user}:{credentials.password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
     return aiohttp.ClientSession(
         connector=connector,
         headers=headers,
+        trust_env=trust_env,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
@@ -173,13 +186,23 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
 
 
-async def first_model(session: aiohttp.ClientSession, base_url: str) -> str:
+async def first_model(session: aiohttp.ClientSession, base_url: str, data: Any = None) -> str:
     """The first id of `/v1/models`; a one-line error when the server cannot be reached."""
-    data = await get_json(session, base_url + "/v1/models")
+    if data is None:
+        data = await get_json(session, base_url + "/v1/models")
     models = data.get("data") if isinstance(data, dict) else None
     if not isinstance(models, list) or not models or not isinstance(models[0], dict):
         raise BenchError(f"{base_url}/v1/models lists no model", "pass --model NAME")
     return str(models[0].get("id"))
+
+
+async def model_listing(session: aiohttp.ClientSession, base_url: str) -> Any:
+    """`/v1/models` as JSON when the server answers it, else None (the model was named)."""
+    await check_reachable(session, base_url)
+    try:
+        return await get_json(session, base_url + "/v1/models")
+    except BenchError:
+        return None
 
 
 async def check_reachable(session: aiohttp.ClientSession, base_url: str) -> None:
@@ -203,7 +226,9 @@ async def get_json(session: aiohttp.ClientSession, url: str, *, must_be_ok: bool
                 raise BenchError(f"{url} answered HTTP {response.status}", "pass --model NAME")
             return await response.json(content_type=None)
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
-        reason = _one_line(str(error)) or type(error).__name__
+        from orchestrator.bench.bounds import redact
+
+        reason = redact(_one_line(str(error))) or type(error).__name__
         raise BenchError(
             f"cannot reach {url}: {reason}", "check the URL and that the server is up"
         ) from None

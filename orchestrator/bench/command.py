@@ -55,6 +55,7 @@ class BenchArgs:
     max_loop_lag_ms: float = 5.0
     max_client_cpu: float = 90.0
     event_loop: str = "asyncio"
+    no_proxy: bool = False
 
 
 def resolve_url(deployment: str | None, url: str | None, state_dir: Path | None = None) -> str:
@@ -72,7 +73,10 @@ def resolve_url(deployment: str | None, url: str | None, state_dir: Path | None 
 
 
 def build_options(args: BenchArgs) -> BenchOptions:
-    base_url = resolve_url(args.deployment, args.url, args.state_dir)
+    from orchestrator.bench.bounds import check_concurrency, check_lengths, split_credentials
+
+    clean_url, credentials = split_credentials(args.url) if args.url else (None, None)
+    base_url = resolve_url(args.deployment, clean_url, args.state_dir)
     if args.requests is not None and args.duration is not None:
         raise BenchError("--requests and --duration both given", "choose one per level")
     if args.requests is not None and args.requests < 1:
@@ -101,14 +105,24 @@ def build_options(args: BenchArgs) -> BenchOptions:
     else:
         text = DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
         concurrency = parse_levels(text, "--concurrency")
+    check_concurrency(concurrency)
+    check_lengths(args.input_len, args.output_len)
     api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
+    key_env = args.api_key_env or recorded_key_env(args.deployment, args.state_dir)
+    if key_env:
+        api_key = os.environ.get(key_env)
         if not api_key:
+            recorded = "" if args.api_key_env else f"deployment {args.deployment} was started "
+            recorded += "" if args.api_key_env else f"with --api-key-env {key_env}, but the "
             raise BenchError(
-                f"environment variable {args.api_key_env} is not set or empty",
-                f"export {args.api_key_env}=<key>",
+                f"{recorded}environment variable {key_env} is not set or empty",
+                f"export {key_env}=<key>",
             )
+    if api_key and credentials is not None:
+        raise BenchError(
+            "--url carries a user and password and an API key is given too",
+            "use one: drop user:password@ from --url, or the API key",
+        )
     for name, value in (("--input-len", args.input_len), ("--output-len", args.output_len)):
         if value is not None and value < 1:
             raise BenchError(f"{name} must be at least 1")
@@ -135,6 +149,8 @@ def build_options(args: BenchArgs) -> BenchOptions:
         request_timeout=args.timeout,
         ignore_eos=args.ignore_eos,
         api_key=api_key,
+        credentials=credentials,
+        no_proxy=args.no_proxy,
         slo=slo,
         rule=Rule(min_gain=args.min_gain / 100, max_latency_growth=args.max_latency_growth / 100),
         limits=Limits(
@@ -145,8 +161,21 @@ def build_options(args: BenchArgs) -> BenchOptions:
     )
 
 
+def recorded_key_env(deployment: str | None, state_dir: Path | None) -> str | None:
+    """The API-key variable a deployment was started with (`deploy up --api-key-env`)."""
+    if deployment is None:
+        return None
+    from orchestrator.runtime.state import StateStore
+
+    state = StateStore(state_dir).load(deployment)
+    request = (state.plan or {}).get("request") if state is not None else None
+    value = request.get("api_key_env") if isinstance(request, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def run_command(args: BenchArgs) -> str:
-    """Run the benchmark; returns what to print on stdout."""
+    """Run the benchmark; returns what to print on stdout. Raises `BenchFailed` (carrying
+    that output) when a level failed."""
     from orchestrator.bench.report import table, to_json
     from orchestrator.bench.runner import run_bench
 
@@ -176,7 +205,13 @@ def run_command(args: BenchArgs) -> str:
                 f"cannot write the results to {where} ({error.strerror or error})",
                 "pass a writable --out directory",
             ) from None
-    return to_json(result) if args.as_json else table(result)
+    output = to_json(result) if args.as_json else table(result)
+    failures = [level.failure for level in result.levels if level.failure is not None]
+    if failures:
+        from orchestrator.bench.bounds import BenchFailed
+
+        raise BenchFailed(failures, output)
+    return output
 
 
 def write_outputs(result: BenchResult, out: Path) -> list[Path]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from orchestrator.bench.bounds import Credentials, redact
 from orchestrator.bench.metrics import Slo
 from orchestrator.bench.recommend import Rule
 from orchestrator.bench.selfcheck import Limits
@@ -33,6 +34,8 @@ class BenchOptions:
     request_timeout: float = 600.0
     ignore_eos: bool = True
     api_key: str | None = field(default=None, repr=False)  # never printed with the options
+    credentials: Credentials | None = field(default=None, repr=False)  # from user:pass@ in --url
+    no_proxy: bool = False  # ignore HTTP(S)_PROXY even for remote servers
     slo: Slo = field(default_factory=Slo)
     rule: Rule = field(default_factory=Rule)
     limits: Limits = field(default_factory=Limits)
@@ -125,7 +128,7 @@ def normalise_url(url: str) -> str:
     """Base URL without a trailing `/v1` or slash; must be http(s)."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise BenchError(f"URL {url!r} must start with http:// or https://")
+        raise BenchError(f"URL {redact(url)!r} must start with http:// or https://")
     if url.endswith("/v1"):
         url = url[: -len("/v1")]
     return url

@@ -7,7 +7,9 @@ Knee. Walk consecutive usable levels a -> b. With d = log2(load_b / load_a) doub
 (levels 1,2,4,... give d = 1), the step is normalised per doubling:
 - throughput gain  g = (T_b / T_a) ** (1 / d) - 1, with T the output-token throughput;
 - latency growth   r = (L_b / L_a) ** (1 / d) - 1, for L = p90 TTFT and L = p90 TPOT,
-  counted only when L_b - L_a is also above `latency_floor_ms` (noise on small values).
+  counted only when L_b - L_a is also above `latency_floor_ms` (noise on small values) and
+  above the two levels' event-loop lag p99 together: each time stamp the client takes can be
+  late by that lag, so a smaller difference is the client's timing noise, not the server's.
 The first step with g < `min_gain` (throughput stopped growing) or r > `max_latency_growth`
 (latency turned up) puts the knee at its lower level a. No such step: no knee within the
 levels measured (the highest usable level is reported as the last one that still scaled).
@@ -45,6 +47,7 @@ class LevelView:
     load: float  # concurrency or rate
     metrics: LevelMetrics
     client_bound: bool
+    timing_noise_ms: float = 0.0  # the client's event-loop lag p99 over the level
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,8 @@ def find_knee(levels: Sequence[LevelView], rule: Rule) -> tuple[float | None, st
             ("p90 TTFT", _p90(a.metrics.ttft), _p90(b.metrics.ttft)),
             ("p90 TPOT", _p90(a.metrics.tpot), _p90(b.metrics.tpot)),
         ):
-            if la is None or lb is None or la <= 0 or lb - la <= rule.latency_floor_ms:
+            floor = max(rule.latency_floor_ms, a.timing_noise_ms + b.timing_noise_ms)
+            if la is None or lb is None or la <= 0 or lb - la <= floor:
                 continue
             growth = (lb / la) ** (1 / doublings) - 1
             if growth > rule.max_latency_growth:

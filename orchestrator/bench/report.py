@@ -68,7 +68,9 @@ def level_dict(level: LevelResult) -> dict[str, Any]:
             "capped_by_concurrency": c.capped,
             "client_bound": c.client_bound,
             "reasons": list(c.reasons),
+            "contention": list(c.contention),
         },
+        "failure": level.failure.line() if level.failure is not None else None,
         "error_examples": _error_examples(level),
     }
 
@@ -138,6 +140,8 @@ def table(result: BenchResult) -> str:
         m = level.metrics
         errors = sum(m.errors.values())
         note = "client-bound: " + "; ".join(level.check.reasons) if level.check.client_bound else ""
+        if level.failure is not None:
+            note = f"FAILED: {level.failure.failed}/{level.failure.counted} requests failed"
         row = [
             f"{level.load:g}",
             f"{m.request_throughput:.2f}",

@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 import math
 import platform
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from orchestrator.bench.client import check_reachable, first_model, make_session
+from orchestrator.bench.bounds import (
+    LevelFailure,
+    check_fits_context,
+    connection_cap,
+    level_failure,
+    served_context,
+    use_proxy,
+)
+from orchestrator.bench.client import first_model, get_json, make_session, model_listing
 from orchestrator.bench.loadgen import LevelRun, LevelSpec, Progress, run_level
 from orchestrator.bench.metrics import LevelMetrics, summarise
 from orchestrator.bench.options import BenchOptions
@@ -18,8 +27,10 @@ from orchestrator.bench.records import RequestRecord
 from orchestrator.bench.selfcheck import ClientCheck, assess
 from orchestrator.bench.workload import (
     ENDPOINT_PATHS,
+    SYNTHETIC_PROMPTS,
     PreparedRequest,
     cycle,
+    lazy_synthetic,
     load_dataset,
     prepare,
     synthetic_items,
@@ -35,6 +46,7 @@ class LevelResult:
     check: ClientCheck
     records: list[RequestRecord]
     cancelled: int
+    failure: LevelFailure | None = None  # most requests failed: an error, not a measurement
 
 
 @dataclass(slots=True)
@@ -84,6 +96,21 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def _requests(options: BenchOptions, model: str) -> Iterator[PreparedRequest]:
+    """Request bodies in order, without end: a dataset's, or synthetic prompts made lazily."""
+    if options.dataset is not None:
+        return cycle(_prepared(options, model))
+    return lazy_synthetic(
+        options.input_len,
+        options.output_len,
+        SYNTHETIC_PROMPTS,
+        options.seed,
+        model=model,
+        endpoint=options.endpoint,
+        ignore_eos=options.ignore_eos,
+    )
+
+
 def _prepared(options: BenchOptions, model: str) -> list[PreparedRequest]:
     if options.dataset is not None:
         items = load_dataset(options.dataset, options.output_len)
@@ -97,15 +124,30 @@ async def _run(options: BenchOptions, sink: ProgressSink | None) -> BenchResult:
 
     if options.dataset is not None:  # a malformed dataset fails before any network traffic
         _prepared(options, options.model or "model")
-    max_connections = 0 if options.rates and not options.concurrency else max(options.concurrency)
-    session = make_session(max_connections, options.request_timeout, options.api_key)
+    uncapped = options.rates and not options.concurrency
+    max_connections = connection_cap() if uncapped else max(options.concurrency)
+    session = make_session(
+        max_connections,
+        options.request_timeout,
+        options.api_key,
+        options.credentials,
+        trust_env=use_proxy(options.base_url, options.no_proxy),
+    )
     async with session:
         if options.model is None:
-            model = await first_model(session, options.base_url)
+            listing = await get_json(session, options.base_url + "/v1/models")
+            model = await first_model(session, options.base_url, listing)
         else:
-            await check_reachable(session, options.base_url)
+            listing = await model_listing(session, options.base_url)
             model = options.model
-        requests = cycle(_prepared(options, model))
+        check_fits_context(
+            model,
+            served_context(listing, model),
+            options.input_len,
+            options.output_len,
+            synthetic=options.dataset is None,
+        )
+        requests = _requests(options, model)
         url = options.base_url + ENDPOINT_PATHS[options.endpoint]
         result = BenchResult(
             options=options,
@@ -132,7 +174,12 @@ async def _run(options: BenchOptions, sink: ProgressSink | None) -> BenchResult:
             result.levels.append(level)
             if sink is not None:
                 sink.level_finished(level)
-    views = [LevelView(lv.load, lv.metrics, lv.check.client_bound) for lv in result.levels]
+            if level.failure is not None:
+                break  # the server is failing: higher levels would only measure that
+    views = [
+        LevelView(lv.load, lv.metrics, lv.check.client_bound, lv.check.loop_lag_p99_ms)
+        for lv in result.levels
+    ]
     result.recommendation = recommend(views, options.rule, slo_given=not options.slo.empty)
     return result
 
@@ -178,4 +225,8 @@ def _judge(options: BenchOptions, load: float, run: LevelRun) -> LevelResult:
         capped=run.capped,
         limits=options.limits,
     )
-    return LevelResult(load, run.spec, metrics, check, run.records, run.cancelled)
+    failure = level_failure(load, run.records)
+    if failure is not None:
+        # Failed requests end early and leave slots idle: that shortfall is the server's.
+        check = replace(check, client_bound=False, reasons=())
+    return LevelResult(load, run.spec, metrics, check, run.records, run.cancelled, failure)

@@ -8,8 +8,13 @@ Three signals, taken over each level's measurement window:
 - achieved against target load: time-averaged in-flight requests against the concurrency
   asked for, or requests started per second against the rate asked for.
 
-A level is client-bound when any limit below is crossed; its figures are the client's, not
-the server's, and the recommendation skips it.
+A level is client-bound when the client CPU limit is crossed, or when the loop lagged or the
+load fell short while the client was busy (at least `min_busy_fraction` of a core). A client
+that idles most of the window has capacity to spare: lag and shortfall then come from the
+machine (other processes holding the cores, as on a small shared host), not from the client,
+and are reported as contention without marking the level. Without that distinction a 2-core
+machine flags different levels on identical runs and the recommendation moves with the noise.
+A client-bound level's figures are the client's, not the server's; the recommendation skips it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ class Limits:
     max_cpu_fraction: float = 0.90  # of one core
     max_loop_lag_p99_ms: float = 5.0
     min_achieved_fraction: float = 0.90  # of the target concurrency or rate
+    # Lag or shortfall counts against the client only when it used this much of a core.
+    min_busy_fraction: float = 0.50
 
 
 @dataclass(slots=True)
@@ -88,6 +95,8 @@ class ClientCheck:
     capped: bool  # an open-loop rate was held back by the concurrency cap (not the client)
     client_bound: bool
     reasons: tuple[str, ...]
+    # Lag or shortfall seen while the client was mostly idle: the machine's, not the client's.
+    contention: tuple[str, ...] = ()
 
 
 def assess(
@@ -108,19 +117,26 @@ def assess(
     lag_mean = sum(lags_ms) / len(lags_ms) if lags_ms else 0.0
     lag_p99 = percentile(lags_ms, 99) if lags_ms else 0.0
     reasons = []
+    signs = []
     if cpu_fraction >= limits.max_cpu_fraction:
         reasons.append(
             f"client CPU {cpu_fraction:.0%} of a core (limit {limits.max_cpu_fraction:.0%})"
         )
     if lag_p99 > limits.max_loop_lag_p99_ms:
-        reasons.append(
+        signs.append(
             f"event loop lag p99 {lag_p99:.1f} ms (limit {limits.max_loop_lag_p99_ms:g} ms)"
         )
     if not capped and target > 0 and achieved < limits.min_achieved_fraction * target:
-        reasons.append(
+        signs.append(
             f"achieved {achieved:.1f} of {target:g} {unit} "
             f"(limit {limits.min_achieved_fraction:.0%})"
         )
+    busy = cpu_fraction >= limits.min_busy_fraction
+    contention: list[str] = []
+    if busy:
+        reasons += signs
+    elif signs:
+        contention = [f"{sign} with the client at {cpu_fraction:.0%} of a core" for sign in signs]
     return ClientCheck(
         cpu_fraction=cpu_fraction,
         user_s=end.user - begin.user,
@@ -133,4 +149,5 @@ def assess(
         capped=capped,
         client_bound=bool(reasons),
         reasons=tuple(reasons),
+        contention=tuple(contention),
     )

@@ -176,6 +176,44 @@ def synthetic_items(input_len: int, output_len: int, count: int, seed: int = 0) 
     return items
 
 
+# Distinct synthetic prompts, cycled; and the bytes of them kept in memory. Past that budget
+# (prompts of hundreds of thousands of tokens) each body is rebuilt when it is sent: its cost
+# is small next to the server's prefill of the same prompt, and memory stays flat.
+SYNTHETIC_PROMPTS = 64
+CACHE_BYTES = 64 * 2**20
+
+
+def lazy_synthetic(
+    input_len: int,
+    output_len: int,
+    count: int,
+    seed: int,
+    *,
+    model: str,
+    endpoint: str,
+    ignore_eos: bool,
+) -> Iterator[PreparedRequest]:
+    """Synthetic request bodies, made one at a time as the load asks for them: prompt i is
+    drawn from its own seeded generator, so a run is reproducible however far it goes."""
+    if input_len < 1 or output_len < 1:
+        raise BenchError("--input-len and --output-len must be at least 1")
+    cache: dict[int, PreparedRequest] = {}
+    keep = input_len * 8 * count <= CACHE_BYTES  # about 8 bytes per word in the body
+    index = 0
+    while True:
+        slot = index % count
+        prepared = cache.get(slot)
+        if prepared is None:
+            rng = random.Random(seed * 1_000_003 + slot)
+            words = [rng.choice(_WORDS) for _ in range(input_len - 1)]
+            item = WorkItem(" ".join([_NUMBER_MARK, *words]), None, output_len, input_len)
+            (prepared,) = prepare([item], model=model, endpoint=endpoint, ignore_eos=ignore_eos)
+            if keep:
+                cache[slot] = prepared
+        yield prepared
+        index += 1
+
+
 def load_dataset(path: Path, default_output_len: int) -> list[WorkItem]:
     """Read `{"prompt": ..., "output_len": ...}` or `{"messages": [...], ...}` lines."""
     try:

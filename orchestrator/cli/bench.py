@@ -116,12 +116,22 @@ from orchestrator.cli.options import json_option
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed for prompts and arrivals."
 )
+@click.option(
+    "--no-proxy",
+    is_flag=True,
+    help="Ignore HTTP(S)_PROXY for a remote server (loopback is always reached directly).",
+)
 @json_option
 def bench(**params: object) -> None:
     """Measure throughput and latency against concurrency and recommend a level.
 
     DEPLOYMENT names a running deployment; or pass --url for any OpenAI-compatible server.
     """
+    from orchestrator.bench.bounds import BenchFailed
     from orchestrator.bench.command import BenchArgs, run_command
 
-    click.echo(run_command(BenchArgs(**params)))  # type: ignore[arg-type]
+    try:
+        click.echo(run_command(BenchArgs(**params)))  # type: ignore[arg-type]
+    except BenchFailed as failed:
+        click.echo(failed.output)  # what was measured, then the error line
+        raise

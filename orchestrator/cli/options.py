@@ -145,3 +145,14 @@ def plan_options(func: F) -> F:
 
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+def allow_missing_secret_option(func: F) -> F:
+    """--allow-missing-secret VAR: render or start although VAR is unset (deliberately)."""
+    return click.option(
+        "--allow-missing-secret",
+        "allow_missing_secrets",
+        multiple=True,
+        metavar="VAR",
+        help="Go on although VAR (e.g. the --api-key-env variable) is unset (repeatable).",
+    )(func)

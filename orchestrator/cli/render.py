@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from orchestrator.cli.options import plan_options
+from orchestrator.cli.options import allow_missing_secret_option, plan_options
 from orchestrator.targets.options import settings_options, target_option
 
 
@@ -27,17 +28,26 @@ from orchestrator.targets.options import settings_options, target_option
 )
 @target_option()
 @settings_options
-def render(out_dir: Path, simulate: bool, target: str, **options: Any) -> None:
+@allow_missing_secret_option
+def render(
+    out_dir: Path,
+    simulate: bool,
+    target: str,
+    allow_missing_secrets: tuple[str, ...],
+    **options: Any,
+) -> None:
     """Write DIR/plan.json, DIR/<node>/compose.yaml and launch.sh, DIR/README.md."""
     from orchestrator.engines import build_services
     from orchestrator.errors import PlanError
     from orchestrator.planner import build_plan
     from orchestrator.render import render_deployment
     from orchestrator.request import PlanRequest
+    from orchestrator.secrets_policy import check_secrets
     from orchestrator.targets.options import overrides
 
     settings = overrides(options)
     plan = build_plan(PlanRequest.from_options(**options))
+    check_secrets(plan, os.environ, allow_missing_secrets)
     if not plan.fits:
         hint = plan.suggestion or "add GPUs, lower --context, or quantize (deploy plan explains)"
         raise PlanError(f"{plan.model.name} does not fit the planned hardware", hint)

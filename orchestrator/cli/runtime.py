@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from orchestrator.cli.options import json_option, plan_options
+from orchestrator.cli.options import allow_missing_secret_option, json_option, plan_options
 from orchestrator.errors import DeployError
 from orchestrator.targets.options import settings_options, target_option
 
@@ -33,6 +34,11 @@ state_dir_option = click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
     help="Where deployments are recorded (default: $XDG_STATE_HOME/deploy or ~/.local/state/deploy).",
+)
+all_owners_option = click.option(
+    "--all-owners",
+    is_flag=True,
+    help="Also act on deployments of other state directories and users (default: only this one's).",
 )
 
 
@@ -80,9 +86,13 @@ state_dir_option = click.option(
 )
 @runtime_target
 @settings_options
+@allow_missing_secret_option
+@all_owners_option
 @json_option
 def up(
     target: str,
+    allow_missing_secrets: tuple[str, ...],
+    all_owners: bool,
     dry_run: bool,
     simulate: bool,
     state_dir: Path | None,
@@ -126,8 +136,11 @@ def up(
         return
     if dry_run:
         from orchestrator.dryrun import format_dry_run
+        from orchestrator.secrets_policy import missing_secret_warnings
 
         click.echo(format_dry_run(plan, services))
+        for warning in missing_secret_warnings(plan, os.environ, allow_missing_secrets):
+            click.echo(f"warning: {warning}", err=True)
         return
 
     from orchestrator.runtime.diagnose import explain_failure
@@ -155,8 +168,10 @@ def up(
                         max_restarts=max_restarts,
                         restart_window_s=restart_window,
                         copy_images=copy_images,
+                        all_owners=all_owners,
                     ),
                     doctor=not skip_doctor,
+                    allow_missing_secrets=allow_missing_secrets,
                 )
             break
         except KeyboardInterrupt as stopped:
@@ -207,9 +222,15 @@ def up(
 @state_dir_option
 @click.option("--doctor", is_flag=True, help="Also rerun `deploy doctor` on its nodes.")
 @runtime_target
+@all_owners_option
 @json_option
 def status(
-    name: str | None, state_dir: Path | None, doctor: bool, target: str, as_json: bool
+    name: str | None,
+    state_dir: Path | None,
+    doctor: bool,
+    target: str,
+    all_owners: bool,
+    as_json: bool,
 ) -> None:
     """Services, state, health, restarts, uptime and GPU use of deployments."""
     if target == "slurm":
@@ -222,14 +243,17 @@ def status(
     from orchestrator.runtime.state import StateStore
     from orchestrator.runtime.status import collect, format_table
 
+    store = StateStore(state_dir)
     with Endpoints() as endpoints, docker_errors_as_failures("deploy status", "deploy status"):
-        statuses = collect(name, store=StateStore(state_dir), endpoints=endpoints)
+        statuses = collect(name, store=store, endpoints=endpoints, all_owners=all_owners)
+    for problem in store.problems:
+        click.echo(f"warning: {problem}", err=True)
     if doctor:
         from orchestrator.cli.doctor import emit
         from orchestrator.doctor.deployed import doctor_deployment
 
         with Endpoints() as endpoints:
-            report = doctor_deployment(name, store=StateStore(state_dir), endpoints=endpoints)
+            report = doctor_deployment(name, store=store, endpoints=endpoints)
         if not as_json:
             click.echo(format_table(statuses))
         emit(report, as_json=as_json, statuses=[s.model_dump(mode="json") for s in statuses])
@@ -299,6 +323,7 @@ def logs(
 @click.option("--keep-volumes", is_flag=True, help="Leave the volumes `up` created.")
 @state_dir_option
 @runtime_target
+@all_owners_option
 @json_option
 def down(
     name: str | None,
@@ -307,6 +332,7 @@ def down(
     keep_volumes: bool,
     state_dir: Path | None,
     target: str,
+    all_owners: bool,
     as_json: bool,
 ) -> None:
     """Stop and remove a deployment's containers (found by label), networks and state."""
@@ -320,14 +346,24 @@ def down(
     from orchestrator.runtime.endpoints import Endpoints
     from orchestrator.runtime.state import StateStore
 
+    store = StateStore(state_dir)
     with Endpoints() as endpoints, docker_errors_as_failures("deploy down", "deploy down"):
         result = remove(
             name,
             all_deployments=all_deployments,
-            store=StateStore(state_dir),
+            store=store,
             endpoints=endpoints,
             extra_endpoints=list(extra_endpoints),
             remove_volumes=not keep_volumes,
+            all_owners=all_owners,
+        )
+    for problem in store.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if result.other_owners:
+        click.echo(
+            f"note: left {', '.join(result.other_owners)} of other state directories "
+            "(--all-owners removes them too)",
+            err=True,
         )
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2))

@@ -18,6 +18,13 @@ from orchestrator.errors import HardwareError
 
 Path_ = tuple[str | int, ...]
 
+# Cluster and inventory files are a few kilobytes; these bounds are far above any real one and
+# far below what hurts: aliases can make a small file stand for an exponential tree ("billion
+# laughs"), and a self-referencing alias for an infinite one.
+MAX_DOCUMENT_BYTES = 4 * 2**20
+MAX_EXPANDED_NODES = 200_000
+MAX_DEPTH = 100
+
 
 @dataclass
 class LineMap:
@@ -79,7 +86,7 @@ def load_document(path: Path, label: str | None = None) -> tuple[Any, LineMap]:
 
     source = label or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_bounded(path, source)
     except OSError as error:
         raise HardwareError(
             f"{source}: cannot read the file ({error.strerror or error})",
@@ -91,7 +98,13 @@ def load_document(path: Path, label: str | None = None) -> tuple[Any, LineMap]:
         # libyaml when present: the pure-Python parser is several times slower (plan hot path).
         loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         root = yaml.compose(text, Loader=loader)
+        if root is not None:
+            _check_expansion(root, source)
         data = yaml.load(text, Loader=loader)
+    except RecursionError:
+        raise HardwareError(
+            f"{source}: the document is nested too deeply", f"keep it under {MAX_DEPTH} levels"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -103,6 +116,71 @@ def load_document(path: Path, label: str | None = None) -> tuple[Any, LineMap]:
     if root is not None:
         _walk(root, (), lines)
     return data, LineMap(source, lines)
+
+
+def _read_bounded(path: Path, source: str) -> str:
+    with path.open("rb") as handle:
+        data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise HardwareError(
+            f"{source}: the file is over {MAX_DOCUMENT_BYTES // 2**20} MiB",
+            "a cluster file describes nodes in a few kilobytes; check the path",
+        )
+    return data.decode("utf-8")
+
+
+def _check_expansion(root: Any, source: str) -> None:
+    """Refuse alias cycles, nesting over MAX_DEPTH, and documents whose aliases expand to more
+    than MAX_EXPANDED_NODES nodes, counting each shared node once per place it appears (what
+    the loaders and validators downstream would walk) without expanding anything."""
+    import yaml
+
+    sizes: dict[int, int] = {}  # id(node) -> nodes in its expansion
+    on_path: set[int] = set()
+    # Iterative post-order walk: (node, depth, children visited yet)
+    stack: list[tuple[Any, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, expanded = stack.pop()
+        key = id(node)
+        children = _children(node, yaml)
+        if expanded:
+            on_path.discard(key)
+            total = 1 + sum(sizes[id(child)] for child in children)
+            if total > MAX_EXPANDED_NODES:
+                raise HardwareError(
+                    f"{source}:{node.start_mark.line + 1}: aliases expand this document to over "
+                    f"{MAX_EXPANDED_NODES} values",
+                    "write the values out instead of nesting aliases",
+                )
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise HardwareError(
+                f"{source}:{node.start_mark.line + 1}: an alias refers to the value that "
+                "contains it (a recursive structure)",
+                "replace the alias with the values it stands for",
+            )
+        if depth > MAX_DEPTH:
+            raise HardwareError(
+                f"{source}:{node.start_mark.line + 1}: the document is nested over "
+                f"{MAX_DEPTH} levels deep",
+                "flatten it",
+            )
+        on_path.add(key)
+        stack.append((node, depth, True))
+        for child in children:
+            if id(child) not in sizes:
+                stack.append((child, depth + 1, False))
+
+
+def _children(node: Any, yaml: Any) -> list[Any]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def validation_error(

@@ -12,6 +12,13 @@ from orchestrator.errors import DockerUnavailableError, InputError
 from orchestrator.runtime import detached, kept_logs
 from orchestrator.runtime.containers import LABEL_CREATED
 from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
+from orchestrator.runtime.ownership import (
+    OwnershipConflict,
+    describe_owner,
+    labels_of,
+    split_owned,
+    state_dir_key,
+)
 from orchestrator.runtime.state import StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT
 
@@ -24,6 +31,8 @@ class DownResult:
     volumes: int = 0
     state_files: int = 0
     unreachable: list[str] = field(default_factory=list)
+    # Deployments found by label that belong to another state directory: left alone.
+    other_owners: list[str] = field(default_factory=list)
 
 
 def _label_filter(name: str | None) -> dict[str, str]:
@@ -38,10 +47,12 @@ def down(
     endpoints: Endpoints | None = None,
     extra_endpoints: list[str] | None = None,
     remove_volumes: bool = True,
+    all_owners: bool = False,
 ) -> DownResult:
     """Remove the containers (in parallel, forced), then networks and volumes `up` created.
 
-    `name=None` with `all_deployments=True` removes every deployment `deploy` labelled.
+    `name=None` with `all_deployments=True` removes every deployment of this state directory
+    (of every state directory and user with `all_owners`).
     """
     if name is None and not all_deployments:
         raise InputError("say which deployment to remove", "pass --name NAME or --all")
@@ -65,24 +76,41 @@ def down(
         except DockerUnavailableError:
             result.unreachable.append(endpoint)
     jobs: list[Any] = []
+    foreign: list[Any] = []
     for client in clients.values():
-        for container in client.containers.list(all=True, ignore_removed=True, filters=label):
+        listed = client.containers.list(all=True, ignore_removed=True, filters=label)
+        recorded = {state.name for state in states}
+        mine, others = (listed, []) if all_owners else split_owned(listed, store, recorded=recorded)
+        foreign += others
+        for container in mine:
             names.add(container.labels.get(LABEL_DEPLOYMENT, ""))
             jobs.append(container)
+    result.other_owners = sorted({labels_of(c).get(LABEL_DEPLOYMENT, "") for c in foreign} - names)
+    if name is not None and not jobs and not states and foreign:
+        raise OwnershipConflict(
+            f"deployment {name} belongs to {describe_owner(labels_of(foreign[0]))}, "
+            f"not to {state_dir_key(store)}",
+            "run `deploy down` with that --state-dir, or pass --all-owners to remove it anyway",
+        )
     if jobs:
         with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as executor:
             list(executor.map(_remove, jobs))
     result.containers = len(jobs)
     created = {"label": [label["label"], f"{LABEL_CREATED}=true"]}
+
+    def owned(items: list[Any]) -> list[Any]:
+        recorded = {state.name for state in states}
+        return items if all_owners else split_owned(items, store, recorded=recorded)[0]
+
     for client in clients.values():
-        for network in client.networks.list(filters=created):
+        for network in owned(client.networks.list(filters=created)):
             # Still used by a container of another tool: leave it.
             names.add(network.attrs.get("Labels", {}).get(LABEL_DEPLOYMENT, ""))
             with contextlib.suppress(Exception):
                 network.remove()
                 result.networks += 1
         if remove_volumes:
-            for volume in client.volumes.list(filters=created):
+            for volume in owned(client.volumes.list(filters=created)):
                 names.add((volume.attrs.get("Labels") or {}).get(LABEL_DEPLOYMENT, ""))
                 with contextlib.suppress(Exception):
                     volume.remove(force=True)

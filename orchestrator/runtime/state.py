@@ -82,6 +82,8 @@ def default_state_dir() -> Path:
 class StateStore:
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_state_dir()
+        # One line per state file `all()` skipped (unreadable or corrupt), for the CLI to print.
+        self.problems: list[str] = []
 
     def path(self, name: str) -> Path:
         return self.directory / f"{validate_name(name)}.json"
@@ -157,9 +159,15 @@ class StateStore:
         return sorted(path.stem for path in self.directory.glob("*.json") if _NAME.match(path.stem))
 
     def all(self) -> list[DeploymentState]:
+        """Every readable state file; a corrupt or unreadable one is skipped and described in
+        `problems`, so one bad file never hides the other deployments."""
         states = []
         for name in self.names():
-            state = self.load(name)
+            try:
+                state = self.load(name)
+            except InputError as error:
+                self.problems.append(f"skipped {error}")
+                continue
             if state is not None:
                 states.append(state)
         return states

@@ -18,6 +18,7 @@ from orchestrator.errors import DockerUnavailableError, InputError
 from orchestrator.runtime.containers import LABEL_GPUS
 from orchestrator.runtime.docker_ops import labelled_containers, started_at
 from orchestrator.runtime.endpoints import Endpoints, is_local, local_endpoint
+from orchestrator.runtime.ownership import labels_of, split_owned
 from orchestrator.runtime.probes import http_check, probe_url
 from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_NODE, LABEL_ROLE, LABEL_SERVICE, ServiceSpec
@@ -107,8 +108,13 @@ def _health(container: Any, spec: ServiceSpec | None, node: NodeInfo | None) -> 
 
 
 def collect(
-    name: str | None = None, *, store: StateStore | None = None, endpoints: Endpoints | None = None
+    name: str | None = None,
+    *,
+    store: StateStore | None = None,
+    endpoints: Endpoints | None = None,
+    all_owners: bool = False,
 ) -> list[DeploymentStatus]:
+    """Deployments of this state directory (of every one with `all_owners`)."""
     store = store if store is not None else StateStore()
     pool = endpoints if endpoints is not None else Endpoints()
     states: dict[str, DeploymentState] = {}
@@ -122,6 +128,10 @@ def collect(
     label = LABEL_DEPLOYMENT if name is None else f"{LABEL_DEPLOYMENT}={name}"
     found: dict[str, dict[str, tuple[str, Any]]] = {}  # deployment -> service -> (endpoint, c)
     containers, errors = labelled_containers(pool, targets, label)
+    if not all_owners:
+        containers = split_owned(
+            containers, store, lambda pair: labels_of(pair[1]), recorded=set(states)
+        )[0]
     unreachable = list(errors)
     for endpoint, container in containers:
         deployment = container.labels.get(LABEL_DEPLOYMENT, "")

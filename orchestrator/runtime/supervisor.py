@@ -23,6 +23,7 @@ from typing import Any
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
 from orchestrator.runtime import kept_logs
+from orchestrator.runtime import ownership
 from orchestrator.runtime.docker_ops import (
     docker_errors_as_failures,
     ensure_image,
@@ -71,6 +72,7 @@ class SupervisorOptions:
     log_tail: int = 200  # lines read from a failed service: enough for the classifier
     keep_on_failure: bool = False  # leave what this run created on failure or Ctrl-C
     copy_images: bool = False  # copy images a node lacks from one that has them (save | load)
+    all_owners: bool = False  # may replace a same-named deployment of another state directory
 
 
 class Supervisor:
@@ -246,6 +248,7 @@ class Supervisor:
         previous = set(self._previous.endpoints()) - current if self._previous else set()
         label = f"{LABEL_DEPLOYMENT}={self.name}"
         containers, errors = labelled_containers(self.endpoints, current | previous, label)
+        containers = ownership.claim(self.name, containers, self.store, self.options.all_owners)
         for endpoint, error in errors.items():
             if endpoint in current:
                 raise error
@@ -307,11 +310,20 @@ class Supervisor:
         import docker.errors
 
         bridge_endpoints = {m.node.docker for m in self._members() if m.spec.network_mode != "host"}
-        labels = {LABEL_DEPLOYMENT: self.name, ck.LABEL_CREATED: "true"}
+        labels = {
+            LABEL_DEPLOYMENT: self.name,
+            ck.LABEL_CREATED: "true",
+            **ownership.owner_labels(self.store),
+        }
         for endpoint in sorted(bridge_endpoints):
             client = self.endpoints.client(endpoint)
             network = ck.network_name(self.name)
-            if not client.networks.list(names=[network]):
+            # Docker's `names` filter matches substrings: deploy-a would find deploy-ab.
+            existing = [n for n in client.networks.list(names=[network]) if n.name == network]
+            ownership.claim(
+                self.name, [(endpoint, n) for n in existing], self.store, self.options.all_owners
+            )
+            if not existing:
                 created = client.networks.create(network, driver="bridge", labels=labels)
                 self.created_networks[endpoint] = created.id
         for member in self._members():
@@ -394,6 +406,7 @@ class Supervisor:
             with_gpus=self.options.with_gpus,
             network=network,
         )
+        kwargs["labels"].update(ownership.owner_labels(self.store))
         name = kwargs["name"]
         try:
             stale = client.containers.get(name)
@@ -408,6 +421,7 @@ class Supervisor:
                     f"{member.node.name}",
                     "remove or rename it (docker rm), or choose another --name",
                 )
+            ownership.claim(self.name, [("", stale)], self.store, self.options.all_owners)
             stale.remove(force=True)
         try:
             container = client.containers.create(**kwargs)

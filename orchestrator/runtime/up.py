@@ -89,11 +89,16 @@ def run_up(
     options: SupervisorOptions | None = None,
     doctor: bool = True,
     detach: bool = True,
+    allow_missing_secrets: tuple[str, ...] = (),
 ) -> UpResult:
     """Start `services` and return once ready. Then, by default (`detach`), a detached
     supervisor process keeps the deployment alive after this returns; `watch` supervises in
     this process instead (`up --foreground`) until `stop` or Ctrl-C."""
+    from orchestrator.secrets_policy import check_secrets
+
     host_env = dict(os.environ)
+    # Before anything is written or started: an endpoint asked to be protected never runs open.
+    check_secrets(plan, host_env, allow_missing_secrets)
     if simulate:
         services = with_sim_knobs(services, host_env)
     options = options or SupervisorOptions()

@@ -99,6 +99,12 @@ def _option(action: argparse.Action, registered: list[str], group: str | None) -
     json_kind = _json_kind(action)
     if json_kind:
         entry["json"] = json_kind
+    value_kind = _value_kind(action) if entry["takes_value"] and not json_kind else None
+    if value_kind:
+        entry["value"] = value_kind
+        words = _special_words(action)
+        if words:
+            entry["value_words"] = words
     deprecation = _deprecation(action)
     if deprecation is not None:
         entry["deprecated"] = True
@@ -197,6 +203,51 @@ def _json_kind(action: argparse.Action) -> str | None:
     if "valid JSON string" in help_text:
         return "object"
     return None
+
+
+# Sample words fed to an option's converter to learn what it takes: the parser itself is the
+# authority, so a value deploy refuses is one the engine's own parser would refuse at start.
+_PROBES = {"word": "abc", "int": "7", "fraction": "0.5", "suffixed": "2k"}
+
+
+def _value_kind(action: argparse.Action) -> str | None:
+    """'int', 'float' or 'human_int' (an int that also takes k/m/g suffixes) when the converter
+    refuses plain words; None for text, or when the converter cannot be probed."""
+    convert = action.type
+    if convert is None or isinstance(convert, str) or not callable(convert):
+        return None
+    accepted = {}
+    for name, word in _PROBES.items():
+        try:
+            result = convert(word)
+        except Exception:  # argparse turns any converter error into a usage error
+            accepted[name] = False
+            continue
+        accepted[name] = result is not None or name == "word"
+    if accepted["word"]:
+        return None
+    if accepted["int"] and accepted["suffixed"]:
+        return "human_int"
+    if accepted["int"] and accepted["fraction"]:
+        return "float"
+    if accepted["int"]:
+        return "int"
+    return None
+
+
+# Words a numeric converter may take besides numbers (vLLM: "auto", and "None" for optionals).
+_SPECIAL_WORDS = ("", "None", "none", "auto")
+
+
+def _special_words(action: argparse.Action) -> list[str]:
+    accepted = []
+    for word in _SPECIAL_WORDS:
+        try:
+            action.type(word)  # type: ignore[misc]
+        except Exception:
+            continue
+        accepted.append(word)
+    return accepted
 
 
 def _converters(function: Any, depth: int) -> list[Any]:

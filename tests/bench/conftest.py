@@ -33,6 +33,7 @@ class ServerConfig:
     api_key: str | None = None
     raw: list[bytes] | None = None  # send these pieces as the stream instead, 5 ms apart
     raw_type: str = "text/event-stream"
+    max_model_len: int | None = None  # reported by /v1/models, as vLLM and SGLang do
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TestServer:
     config: ServerConfig
     bodies: list[dict[str, Any]]
     stop: Any = None
+    authorizations: list[str] = field(default_factory=list)  # Authorization header per request
 
 
 def _chunk(text: str, chat: bool) -> bytes:
@@ -52,13 +54,16 @@ def _chunk(text: str, chat: bool) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-def _app(config: ServerConfig, bodies: list[dict[str, Any]]) -> web.Application:
+def _app(
+    config: ServerConfig, bodies: list[dict[str, Any]], authorizations: list[str] | None = None
+) -> web.Application:
     count = 0
 
     async def models(request: web.Request) -> web.Response:
         if config.api_key and request.headers.get("Authorization") != f"Bearer {config.api_key}":
             return web.json_response({"error": "no key"}, status=401)
-        return web.json_response({"data": [{"id": m} for m in config.models]})
+        extra = {"max_model_len": config.max_model_len} if config.max_model_len else {}
+        return web.json_response({"data": [{"id": m, **extra} for m in config.models]})
 
     async def generate(request: web.Request) -> web.StreamResponse:
         nonlocal count
@@ -68,6 +73,8 @@ def _app(config: ServerConfig, bodies: list[dict[str, Any]]) -> web.Application:
         start = loop.time()
         body = await request.json()
         bodies.append(body)
+        if authorizations is not None:
+            authorizations.append(request.headers.get("Authorization", ""))
         if config.api_key and request.headers.get("Authorization") != f"Bearer {config.api_key}":
             return web.json_response({"error": "no key"}, status=401)
         if config.http_error_every and number % config.http_error_every == 0:
@@ -116,13 +123,15 @@ def _app(config: ServerConfig, bodies: list[dict[str, Any]]) -> web.Application:
 
 def start_server(config: ServerConfig) -> TestServer:
     bodies: list[dict[str, Any]] = []
+    authorizations: list[str] = []
     ready = threading.Event()
     holder: dict[str, Any] = {}
 
     def serve() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        runner = web.AppRunner(_app(config, bodies), access_log=None, shutdown_timeout=0.1)
+        app = _app(config, bodies, authorizations)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())
@@ -146,7 +155,8 @@ def start_server(config: ServerConfig) -> TestServer:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
 
-    return TestServer(f"http://127.0.0.1:{holder['port']}", config, bodies, stop)
+    url = f"http://127.0.0.1:{holder['port']}"
+    return TestServer(url, config, bodies, stop, authorizations)
 
 
 @pytest.fixture
