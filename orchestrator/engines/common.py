@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from orchestrator.engines.network_env import rdma_environment
 from orchestrator.engines.cold_start import download_s
 from orchestrator.engines.jit_cache import jit_cache_mounts
+from orchestrator.engines.network_env import rdma_environment
 from orchestrator.engines.privileges import runs_deepep
 from orchestrator.errors import PlanError
 from orchestrator.group_health import group_peer, peer_check_command, restart_policy

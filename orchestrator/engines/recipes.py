@@ -181,7 +181,7 @@ def situation(place: Placement) -> Situation:
 
 def routed_experts(place: Placement) -> int | None:
     """Routed experts per MoE layer, from the model's profile; None when it cannot be read."""
-    from orchestrator.catalog import find_model
+    from orchestrator.models.lookup import find_model
     from orchestrator.errors import DeployError
 
     model = place.plan.model

@@ -22,8 +22,7 @@ from typing import Any
 
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
-from orchestrator.runtime import kept_logs
-from orchestrator.runtime import ownership
+from orchestrator.runtime import kept_logs, ownership
 from orchestrator.runtime.docker_ops import (
     docker_errors_as_failures,
     ensure_image,

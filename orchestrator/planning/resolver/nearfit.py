@@ -280,7 +280,7 @@ WEIGHT_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "mxfp4":
 
 def quantized_sibling(work: Workload) -> str | None:
     """A catalog checkpoint of the same architecture in fewer bits per weight, if one exists."""
-    from orchestrator.catalog import load_models
+    from orchestrator.models.catalog import load_models
 
     model = work.model
     bits = WEIGHT_BITS.get(model.checkpoint.format, 16)
