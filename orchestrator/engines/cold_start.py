@@ -29,9 +29,9 @@ def download_rate(plan: Plan) -> float:
 def checkpoint_gib(plan: Plan) -> float:
     """Size of the checkpoint as stored on the Hub (its own format, before any online
     quantization deploy asks the engine for)."""
-    from orchestrator.models.lookup import find_model
     from orchestrator.errors import DeployError
     from orchestrator.memory import weight_bytes_per_gpu
+    from orchestrator.models.lookup import find_model
     from orchestrator.plan import Parallelism
 
     try:

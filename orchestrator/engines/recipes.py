@@ -181,8 +181,8 @@ def situation(place: Placement) -> Situation:
 
 def routed_experts(place: Placement) -> int | None:
     """Routed experts per MoE layer, from the model's profile; None when it cannot be read."""
-    from orchestrator.models.lookup import find_model
     from orchestrator.errors import DeployError
+    from orchestrator.models.lookup import find_model
 
     model = place.plan.model
     if not model.is_moe:

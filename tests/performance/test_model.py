@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import find_gpu, find_model
+from orchestrator.catalog import find_gpu
+from orchestrator.models.lookup import find_model
 from orchestrator.memory import estimate
 from orchestrator.plan import Parallelism
 from orchestrator.planning.performance import CALIBRATED, Forecast, Instance, Traffic, forecast

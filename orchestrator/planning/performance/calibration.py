@@ -92,8 +92,8 @@ def _context(command: str, default: int) -> int:
 def _find_model(name: str) -> ModelProfile:
     """The catalog model, or the one a dated/instruct revision shares its architecture with
     (`Qwen3-235B-A22B-Instruct-2507` -> `qwen3-235b-a22b`, `DeepSeek-R1-0528` -> `deepseek-r1`)."""
-    from orchestrator.models.lookup import find_model
     from orchestrator.errors import CatalogError
+    from orchestrator.models.lookup import find_model
 
     base = name.split("/")[-1]
     while True:

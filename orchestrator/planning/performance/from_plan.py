@@ -13,8 +13,8 @@ GIB = 2**30
 def instance_of(plan: Plan) -> tuple[Instance, int] | None:
     """The serving role (decode when disaggregated) as an `Instance`, and its replica count."""
     from orchestrator.catalog import find_gpu
-    from orchestrator.models.lookup import find_model
     from orchestrator.errors import CatalogError
+    from orchestrator.models.lookup import find_model
 
     role = plan.role("serve") or plan.role("decode")
     if role is None or not role.replicas:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-03", plan ee2818aac227.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-03", plan aca63b1dd805.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -28,15 +28,15 @@ wait_healthy() {
 docker_prefill_0_rank2() {
   docker run --detach \
     --name deepseek-v3-prefill-0-rank2 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-03 \
-    --label ai.deploy.plan-hash=ee2818aac227 \
+    --label ai.deploy.plan-hash=aca63b1dd805 \
     --label ai.deploy.rank=2 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank2 \
-    --label ai.deploy.spec-hash=3b9ad7606520 \
+    --label ai.deploy.spec-hash=3933b6a7b7bf \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -54,9 +54,10 @@ docker_prefill_0_rank2() {
     --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.23 \
-    --health-cmd 'kill -0 1' \
+    --health-cmd 'python3 -c '"'"'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()'"'"' 192.0.2.21 20100' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
@@ -95,6 +96,7 @@ bare_prefill_0_rank2() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     SGLANG_HOST_IP=192.0.2.23 \
     python3 -m sglang.launch_server \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan 82fbd2bf240f.
+# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan e83cc4f3aee6.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -28,15 +28,15 @@ wait_healthy() {
 docker_serve_0_rank0() {
   docker run --detach \
     --name deepseek-r1-serve-0-rank0 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=82fbd2bf240f \
+    --label ai.deploy.plan-hash=e83cc4f3aee6 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=ad2431262767 \
+    --label ai.deploy.spec-hash=c08d73bc26b5 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -53,6 +53,7 @@ docker_serve_0_rank0() {
     --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.10 \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/ready || wget -q -O /dev/null http://127.0.0.1:30000/ready' \
@@ -80,6 +81,7 @@ bare_serve_0_rank0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     SGLANG_HOST_IP=192.0.2.10 \
     python3 -m sglang.launch_server \

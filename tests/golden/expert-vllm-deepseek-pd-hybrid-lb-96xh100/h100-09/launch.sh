@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-09", plan 57cc299fdf2c.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-09", plan a35d48d46376.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -28,15 +28,15 @@ wait_healthy() {
 docker_decode_0_rank4() {
   docker run --detach \
     --name deepseek-v3-decode-0-rank4 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-09 \
-    --label ai.deploy.plan-hash=57cc299fdf2c \
+    --label ai.deploy.plan-hash=a35d48d46376 \
     --label ai.deploy.rank=4 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank4 \
-    --label ai.deploy.spec-hash=d0e6d812c5da \
+    --label ai.deploy.spec-hash=db8d5d3b3e69 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -53,6 +53,7 @@ docker_decode_0_rank4() {
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_7:1 \
     --env VLLM_HOST_IP=192.0.2.29 \
@@ -91,6 +92,7 @@ bare_decode_0_rank4() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_7:1 \
     VLLM_HOST_IP=192.0.2.29 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-b", plan 0677283b2837.
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-b", plan 36ab5e78e051.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,12 +31,12 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-b \
-    --label ai.deploy.plan-hash=0677283b2837 \
+    --label ai.deploy.plan-hash=36ab5e78e051 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=48999c031b45 \
+    --label ai.deploy.spec-hash=184749ef4b1c \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -53,6 +53,7 @@ docker_decode_0() {
     --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.11 \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://192.0.2.11:30200/ready 2>/dev/null || curl -fsS -o /dev/null http://192.0.2.11:30200/ready || wget -q -O /dev/null http://192.0.2.11:30200/ready' \
@@ -79,6 +80,7 @@ bare_decode_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     SGLANG_HOST_IP=192.0.2.11 \
     python3 -m sglang.launch_server \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan 9439c275391c.
+# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan bccce28f0d82.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -28,15 +28,15 @@ wait_healthy() {
 docker_serve_0_ray0() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-ray0 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=9439c275391c \
+    --label ai.deploy.plan-hash=bccce28f0d82 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-ray0 \
-    --label ai.deploy.spec-hash=86cc97941bbd \
+    --label ai.deploy.spec-hash=e7a2b79d35ab \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,6 +52,7 @@ docker_serve_0_ray0() {
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.10 \
     --health-cmd 'kill -0 1' \
@@ -71,6 +72,7 @@ bare_serve_0_ray0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.10 \
     ray start \
@@ -84,15 +86,15 @@ docker_serve_0() {
   wait_healthy llama-3-1-405b-serve-0-ray0 4840
   docker run --detach \
     --name llama-3-1-405b-serve-0 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=9439c275391c \
+    --label ai.deploy.plan-hash=bccce28f0d82 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=be9c287b7d88 \
+    --label ai.deploy.spec-hash=0836c4b9f4d1 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -108,6 +110,7 @@ docker_serve_0() {
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env RAY_ADDRESS=192.0.2.10:6379 \
     --env VLLM_HOST_IP=192.0.2.10 \
@@ -132,6 +135,7 @@ bare_serve_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     RAY_ADDRESS=192.0.2.10:6379 \
     VLLM_HOST_IP=192.0.2.10 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan 13362811a37c.
+# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan e08a7fa765f5.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -28,15 +28,15 @@ wait_healthy() {
 docker_serve_0_rank0() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-rank0 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=13362811a37c \
+    --label ai.deploy.plan-hash=e08a7fa765f5 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=5d2d78a493a5 \
+    --label ai.deploy.spec-hash=9fc017cd35e5 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,6 +52,7 @@ docker_serve_0_rank0() {
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.10 \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:8000/health 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:8000/health || wget -q -O /dev/null http://127.0.0.1:8000/health' \
@@ -78,6 +79,7 @@ bare_serve_0_rank0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.10 \
     vllm serve meta-llama/Llama-3.1-405B-Instruct \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-b", plan 13362811a37c.
+# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-b", plan e08a7fa765f5.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -28,15 +28,15 @@ wait_healthy() {
 docker_serve_0_rank1() {
   docker run --detach \
     --name llama-3-1-405b-serve-0-rank1 \
-    --restart unless-stopped \
+    --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-b \
-    --label ai.deploy.plan-hash=13362811a37c \
+    --label ai.deploy.plan-hash=e08a7fa765f5 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=9bc2c9df2dd3 \
+    --label ai.deploy.spec-hash=09bf82d8547c \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,9 +52,10 @@ docker_serve_0_rank1() {
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.11 \
-    --health-cmd 'kill -0 1' \
+    --health-cmd 'python3 -c '"'"'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()'"'"' 192.0.2.10 29501' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
@@ -76,6 +77,7 @@ bare_serve_0_rank1() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.11 \
     vllm serve meta-llama/Llama-3.1-405B-Instruct \

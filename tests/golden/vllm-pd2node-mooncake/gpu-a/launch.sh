@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan cf5d06eec172.
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan c53fc0c19f12.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,12 +31,12 @@ docker_prefill_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=cf5d06eec172 \
+    --label ai.deploy.plan-hash=c53fc0c19f12 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=ba29ac29f123 \
+    --label ai.deploy.spec-hash=972a602fad5b \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,6 +52,7 @@ docker_prefill_0() {
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.10 \
     --env VLLM_MOONCAKE_BOOTSTRAP_PORT=8998 \
@@ -75,6 +76,7 @@ bare_prefill_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.10 \
     VLLM_MOONCAKE_BOOTSTRAP_PORT=8998 \
@@ -95,7 +97,7 @@ docker_router() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=cf5d06eec172 \
+    --label ai.deploy.plan-hash=c53fc0c19f12 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-b", plan cf5d06eec172.
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-b", plan c53fc0c19f12.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,12 +31,12 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-b \
-    --label ai.deploy.plan-hash=cf5d06eec172 \
+    --label ai.deploy.plan-hash=c53fc0c19f12 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0 \
-    --label ai.deploy.spec-hash=d70061353e70 \
+    --label ai.deploy.spec-hash=1ba9d0e77daf \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,6 +52,7 @@ docker_decode_0() {
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.11 \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://192.0.2.11:8200/health 2>/dev/null || curl -fsS -o /dev/null http://192.0.2.11:8200/health || wget -q -O /dev/null http://192.0.2.11:8200/health' \
@@ -74,6 +75,7 @@ bare_decode_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.11 \
     vllm serve meta-llama/Llama-3.1-70B-Instruct \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan 83f036307a79.
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan b42ab76fc47e.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,12 +31,12 @@ docker_prefill_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=83f036307a79 \
+    --label ai.deploy.plan-hash=b42ab76fc47e \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0 \
-    --label ai.deploy.spec-hash=d180e67e5842 \
+    --label ai.deploy.spec-hash=34c2f986049d \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,6 +52,7 @@ docker_prefill_0() {
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
     --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_7:1 \
     --env VLLM_HOST_IP=192.0.2.10 \
@@ -77,6 +78,7 @@ bare_prefill_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
     GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1,mlx5_4:1,mlx5_5:1,mlx5_6:1,mlx5_7:1 \
     VLLM_HOST_IP=192.0.2.10 \
@@ -99,7 +101,7 @@ docker_router() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=83f036307a79 \
+    --label ai.deploy.plan-hash=b42ab76fc47e \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \
