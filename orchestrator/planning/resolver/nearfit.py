@@ -12,6 +12,8 @@ Only knobs the user left at their defaults are turned, one set at a time from th
 3. the memory fraction up to 0.95 (the most that leaves room for NCCL and the CUDA context);
 4. an FP8 KV cache, where the GPU has FP8 (both engines store FP8 KV on Ada, Hopper and
    newer, and MI300), which halves the KV bytes per token;
+5. on vLLM, eager mode (`--enforce-eager`): no CUDA-graph pool, at the cost of launching every
+   kernel from the CPU each step;
 then the pairs, then all three. The first set with which some layout fits wins; each knob
 becomes an `Adjustment` with its reason and predicted cost.
 """
@@ -39,10 +41,17 @@ class Knobs:
     shorter_context: bool = False
     fp8_kv: bool = False
     small_batch: bool = False
+    eager: bool = False
 
     def count(self) -> int:
         return sum(
-            (self.fraction_cap is not None, self.shorter_context, self.fp8_kv, self.small_batch)
+            (
+                self.fraction_cap is not None,
+                self.shorter_context,
+                self.fp8_kv,
+                self.small_batch,
+                self.eager,
+            )
         )
 
 
@@ -62,6 +71,9 @@ def _knob_sets(work: Workload, context_asked: bool) -> list[Knobs]:
         singles.append(Knobs(fraction_cap=MAX_FRACTION))
     if fp8:
         singles.append(Knobs(fp8_kv=True))
+    eager = work.engine == "vllm" and not work.eager_asked and not work.enforce_eager
+    if eager:
+        singles.append(Knobs(fraction_cap=cap_or_none(fraction), eager=True))
     cap = MAX_FRACTION if fraction else None
     pairs = [
         Knobs(fraction_cap=cap, shorter_context=True) if cap and context else None,
@@ -69,12 +81,19 @@ def _knob_sets(work: Workload, context_asked: bool) -> list[Knobs]:
         Knobs(fraction_cap=cap, fp8_kv=True) if cap and fp8 else None,
         Knobs(fraction_cap=cap, shorter_context=context, fp8_kv=fp8),
         Knobs(fraction_cap=cap, shorter_context=context, fp8_kv=fp8, small_batch=batch),
+        Knobs(
+            fraction_cap=cap, shorter_context=context, fp8_kv=fp8, small_batch=batch, eager=eager
+        ),
     ]
     found: list[Knobs] = []
     for knobs in [*singles, *(p for p in pairs if p is not None)]:
         if knobs.count() and knobs not in found:
             found.append(knobs)
     return found
+
+
+def cap_or_none(fraction: bool) -> float | None:
+    return MAX_FRACTION if fraction else None
 
 
 def _batch_knob_applies(work: Workload) -> bool:
@@ -131,6 +150,8 @@ def _search(work: Workload, knobs: Knobs) -> tuple[Workload, Selection] | None:
         base = _variant(base, kv_cache_dtype="fp8")
     if knobs.small_batch:
         base = _variant(base, max_num_batched_tokens=SMALL_BATCHED_TOKENS)
+    if knobs.eager:
+        base = _variant(base, enforce_eager=True)
     contexts: list[int | None] = list(_contexts(base)) if knobs.shorter_context else [None]
     # Largest context first, then the smallest fraction that makes it fit.
     for context in contexts:
@@ -229,6 +250,18 @@ def adjustments(before: Workload, after: Workload, selection: Selection) -> list
                 ),
             )
         )
+    if after.enforce_eager and not before.enforce_eager:
+        found.append(
+            Adjustment(
+                knob="enforce_eager",
+                value="true",
+                default="false",
+                reason=(
+                    f"no CUDA-graph pool, so {layout} fits; cost: every kernel is launched from "
+                    f"the CPU each step (slower decode){predicted}"
+                ),
+            )
+        )
     if after.kv_cache_dtype != before.kv_cache_dtype:
         found.append(
             Adjustment(
@@ -265,6 +298,9 @@ def closest_knobs(work: Workload, *, context_asked: bool) -> str | None:
     if widest.small_batch:
         changes["max_num_batched_tokens"] = SMALL_BATCHED_TOKENS
         parts.append(f"{SMALL_BATCHED_TOKENS} batched tokens")
+    if widest.eager:
+        changes["enforce_eager"] = True
+        parts.append("eager mode")
     selection = select(_variant(work, **changes))
     memory = selection.chosen.memory
     if memory is None:
