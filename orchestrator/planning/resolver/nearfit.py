@@ -171,9 +171,35 @@ def _search(work: Workload, knobs: Knobs) -> tuple[Workload, Selection] | None:
     return None
 
 
+def _at_limit(work: Workload, knobs: Knobs) -> tuple[Workload, list[str]]:
+    """`work` with every knob of `knobs` turned all the way, and the knobs in words."""
+    changes: dict[str, object] = {}
+    parts = []
+    if knobs.fraction_cap is not None:
+        changes["memory_fraction"] = knobs.fraction_cap
+        parts.append(f"memory fraction {knobs.fraction_cap:g}")
+    if knobs.fp8_kv:
+        changes["kv_cache_dtype"] = "fp8"
+        parts.append("an FP8 KV cache")
+    if knobs.shorter_context:
+        changes["context"] = MIN_CONTEXT
+        parts.append(f"context {MIN_CONTEXT}")
+    if knobs.small_batch:
+        changes["max_num_batched_tokens"] = SMALL_BATCHED_TOKENS
+        parts.append(f"{SMALL_BATCHED_TOKENS} batched tokens")
+    if knobs.eager:
+        changes["enforce_eager"] = True
+        parts.append("eager mode")
+    return _variant(work, **changes), parts
+
+
 def near_fit(work: Workload, *, context_asked: bool) -> NearFit | None:
     """The mildest knob set with which a layout fits, or None."""
-    for knobs in _knob_sets(work, context_asked):
+    sets = _knob_sets(work, context_asked)
+    # Every knob only adds room: if all of them at their limits do not fit, none will.
+    if not sets or not select(_at_limit(work, max(sets, key=Knobs.count))[0]).fits:
+        return None
+    for knobs in sets:
         found = _search(work, knobs)
         if found is not None:
             adjusted, selection = found
@@ -284,24 +310,8 @@ def closest_knobs(work: Workload, *, context_asked: bool) -> str | None:
     if not sets:
         return None
     widest = max(sets, key=Knobs.count)
-    changes: dict[str, object] = {}
-    parts = []
-    if widest.fraction_cap is not None:
-        changes["memory_fraction"] = widest.fraction_cap
-        parts.append(f"memory fraction {widest.fraction_cap:g}")
-    if widest.fp8_kv:
-        changes["kv_cache_dtype"] = "fp8"
-        parts.append("an FP8 KV cache")
-    if widest.shorter_context:
-        changes["context"] = MIN_CONTEXT
-        parts.append(f"context {MIN_CONTEXT}")
-    if widest.small_batch:
-        changes["max_num_batched_tokens"] = SMALL_BATCHED_TOKENS
-        parts.append(f"{SMALL_BATCHED_TOKENS} batched tokens")
-    if widest.eager:
-        changes["enforce_eager"] = True
-        parts.append("eager mode")
-    selection = select(_variant(work, **changes))
+    limit, parts = _at_limit(work, widest)
+    selection = select(limit)
     memory = selection.chosen.memory
     if memory is None:
         return None
