@@ -343,6 +343,7 @@ def vllm_overhead(
     *,
     engine_version: str | None = None,
     max_num_batched_tokens: int | None = None,
+    enforce_eager: bool = False,
 ) -> Overhead:
     tokens = max_num_batched_tokens or default_max_num_batched_tokens("vllm", gpu)
     # Logits are gathered over the whole vocabulary on every TP rank.
@@ -355,7 +356,8 @@ def vllm_overhead(
         activation += tokens * model.moe.experts_per_token * width * BF16_BYTES
     non_torch = VLLM_NON_TORCH_MULTI if par.tp * par.pp > 1 else VLLM_NON_TORCH_SINGLE
     cudagraph = 0.0
-    if _uses_cudagraph_estimate(engine_version):
+    # --enforce-eager captures no CUDA graphs.
+    if _uses_cudagraph_estimate(engine_version) and not enforce_eager:
         cudagraph = VLLM_CUDAGRAPH_MOE if model.moe is not None else VLLM_CUDAGRAPH_DENSE
     return Overhead(activation, non_torch, cudagraph)
 
@@ -369,6 +371,7 @@ def overhead_bytes_per_gpu(
     memory_fraction: float | None = None,
     engine_version: str | None = None,
     max_num_batched_tokens: int | None = None,
+    enforce_eager: bool = False,
 ) -> float:
     """Memory per GPU that is neither weights nor KV cache.
 
@@ -382,6 +385,7 @@ def overhead_bytes_per_gpu(
             par,
             engine_version=engine_version,
             max_num_batched_tokens=max_num_batched_tokens,
+            enforce_eager=enforce_eager,
         ).total
     fraction = memory_fraction or default_memory_fraction(engine, gpu, par, engine_version)
     total = gpu.memory_gib * GIB
@@ -404,6 +408,7 @@ def kv_budget_bytes_per_gpu(
     memory_fraction: float,
     engine_version: str | None = None,
     max_num_batched_tokens: int | None = None,
+    enforce_eager: bool = False,
 ) -> tuple[float, float]:
     """(KV bytes available per GPU, overhead bytes per GPU)."""
     total = gpu.memory_gib * GIB
@@ -415,6 +420,7 @@ def kv_budget_bytes_per_gpu(
         memory_fraction=memory_fraction,
         engine_version=engine_version,
         max_num_batched_tokens=max_num_batched_tokens,
+        enforce_eager=enforce_eager,
     )
     if engine == "vllm":
         return total * memory_fraction - weights - overhead, overhead
@@ -509,6 +515,7 @@ def estimate(
     concurrency: int | None = None,
     block_size: int | None = None,
     max_num_batched_tokens: int | None = None,
+    enforce_eager: bool = False,
 ) -> MemoryEstimate:
     """Memory of one engine instance, per GPU, and how many `context`-token requests it holds.
 
@@ -535,6 +542,7 @@ def estimate(
         memory_fraction=fraction,
         engine_version=engine_version,
         max_num_batched_tokens=batch,
+        enforce_eager=enforce_eager,
     )
     block = block_size or _default_block_size(model, engine)
     capacity = kv_capacity(

@@ -31,6 +31,7 @@ from orchestrator.secrets_policy import exposure_warnings
 DEFAULT_CONTEXT = 32768
 # The prefill token budget, as each engine spells it (a user's --engine-arg wins).
 BATCHED_TOKEN_FLAGS = ("--max-num-batched-tokens", "--chunked-prefill-size")
+EAGER_FLAGS = ("--enforce-eager", "--disable-cuda-graph", "--compilation-config", "-O")
 
 
 def settle_context(model: ModelProfile, context: int | None) -> int:
@@ -107,6 +108,7 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
         batched_tokens_asked=any(
             arg.split("=")[0] in BATCHED_TOKEN_FLAGS for arg in request.engine_args
         ),
+        eager_asked=any(arg.split("=")[0] in EAGER_FLAGS for arg in request.engine_args),
     )
 
 

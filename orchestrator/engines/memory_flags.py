@@ -46,6 +46,9 @@ def add_memory_flags(place: Placement, argv: Argv, spelling: MemorySpelling) -> 
             why="FP8 KV cache so the layout fits" if chosen else "--kv-cache-dtype fp8",
         )
     for item in plan.adjustments:
+        if item.knob == "enforce_eager":
+            flag = "--enforce-eager" if plan.engine.name == "vllm" else "--disable-cuda-graph"
+            argv.flag(flag, origin="resolver", why="no CUDA-graph pool so the layout fits")
         if item.knob == "max_num_batched_tokens":
             flag = (
                 "--max-num-batched-tokens"

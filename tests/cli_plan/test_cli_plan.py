@@ -84,8 +84,8 @@ def test_does_not_fit_prints_plan_and_suggestion_and_exits_2() -> None:
     assert "plan: deepseek-r1 - DOES NOT FIT" in out
     assert out.splitlines()[-1] == (
         "suggestion: fits on 2 nodes of 8×H100-80GB-SXM or 8×H200-141GB-SXM; even with memory "
-        "fraction 0.95, an FP8 KV cache, context 4096, 2048 batched tokens the closest layout "
-        "(TP8) is short 6.1 GiB per GPU"
+        "fraction 0.95, an FP8 KV cache, context 4096, 2048 batched tokens, eager mode the "
+        "closest layout (TP8) is short 5.1 GiB per GPU"
     )
 
 

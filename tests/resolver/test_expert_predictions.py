@@ -117,8 +117,8 @@ def test_nothing_fits_names_the_closest_knobs_and_the_smallest_hardware() -> Non
     assert plan.suggestion is not None
     assert plan.suggestion.startswith("fits on 2 nodes of 8×H100-80GB-SXM")
     assert (
-        "even with memory fraction 0.95, an FP8 KV cache, context 4096, 2048 batched tokens"
-        in plan.suggestion
+        "even with memory fraction 0.95, an FP8 KV cache, context 4096, 2048 batched tokens, "
+        "eager mode" in plan.suggestion
     )
 
 
@@ -180,3 +180,23 @@ def test_disaggregated_pools_are_predicted_per_pool() -> None:
     assert plan.prediction.requests_per_s == pytest.approx(min(prefill_rate, decode_rate), rel=0.01)
     assert plan.prediction.tpot_ms == pytest.approx(decode_tpot, abs=0.05)
     assert plan.prediction.ttft_ms == pytest.approx(prefill_ttft + decode_tpot, abs=1.0)
+
+
+def test_eager_mode_is_the_last_knob_and_costs_decode_time() -> None:
+    # A100 has no FP8; context, fraction and step budget are the user's.
+    options = {
+        "model": "qwen3-32b",
+        "gpus": "1xA100-80GB",
+        "context": 18432,
+        "gpu_memory_utilization": 0.9,
+        "engine_args": ["--max-num-batched-tokens=8192"],
+    }
+    plan = build_plan(PlanRequest(**options))
+    assert plan.fits
+    [adjustment] = plan.adjustments
+    assert (adjustment.knob, adjustment.value) == ("enforce_eager", "true")
+    assert "slower decode" in adjustment.reason
+    shorter = build_plan(PlanRequest(**{**options, "context": 8192}))
+    assert shorter.adjustments == []
+    assert plan.prediction is not None and shorter.prediction is not None
+    assert plan.prediction.tpot_ms > shorter.prediction.tpot_ms

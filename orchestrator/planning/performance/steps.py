@@ -27,6 +27,9 @@ from orchestrator.planning.performance.links import (
 from orchestrator.schema import GpuSpec, ModelProfile
 
 ACTIVATION_BYTES = 2  # BF16 hidden states on the wire
+# Without CUDA graphs each layer's ~10 kernels are launched from the CPU, about 5 us each
+# (CUDA launch latency; the reason both engines capture decode graphs by default).
+EAGER_LAUNCH_S_PER_LAYER = 50e-6
 DISPATCH_BYTES = 1.5  # FP8 dispatch (1 byte) and BF16 combine (2 bytes), on average
 
 
@@ -47,6 +50,8 @@ class Instance:
     quantization: str | None = None
     # Prefill tokens per engine step (chunked prefill); None: the whole prompt in one step.
     max_num_batched_tokens: int | None = None
+    # No CUDA graphs: every kernel is launched from Python each step.
+    eager: bool = False
 
     @property
     def gpus(self) -> int:
@@ -208,6 +213,8 @@ def decode_step(inst: Instance, batch: float, context: float, eff: Efficiency) -
     weights_s = dense / bandwidth + expert_read / moe_bandwidth
     kv_s = kv_bytes / bandwidth
     overhead = layers * eff.layer_overhead_s + moe_layers * eff.moe_layer_overhead_s
+    if inst.eager:
+        overhead += layers * EAGER_LAUNCH_S_PER_LAYER
     comm = _comm_seconds(inst, micro, layers, moe_layers)
     stage = max(weights_s + kv_s, compute) + overhead + comm
     return StepCost(

@@ -34,6 +34,7 @@ class MemoryFunction(Protocol):
         engine_version: str | None = None,
         concurrency: int | None = None,
         max_num_batched_tokens: int | None = None,
+        enforce_eager: bool = False,
     ) -> MemoryEstimate: ...
 
 
@@ -108,6 +109,10 @@ class Workload:
     batched_tokens_asked: bool = False
     # "prefill" or "decode" for a disaggregated pool (its prediction does one phase).
     phase: str = "both"
+    # vLLM --enforce-eager: no CUDA graphs (less memory, slower steps); `eager_asked`: the
+    # user decided with --engine-arg.
+    enforce_eager: bool = False
+    eager_asked: bool = False
     _memo: dict[Shape, MemoryEstimate] = field(default_factory=dict, repr=False)
 
     @property
@@ -192,6 +197,7 @@ class Workload:
             memory_fraction=fraction,
             engine_version=self.engine_version,
             max_num_batched_tokens=self.max_num_batched_tokens,
+            enforce_eager=self.enforce_eager,
         )
 
     def with_cluster(
@@ -229,6 +235,8 @@ class Workload:
             max_num_batched_tokens=self.max_num_batched_tokens,
             batched_tokens_asked=self.batched_tokens_asked,
             phase=phase or self.phase,
+            enforce_eager=self.enforce_eager,
+            eager_asked=self.eager_asked,
             # Same GPU type: the per-shape estimates stay valid.
             _memo=self._memo if cluster.gpu == self.gpu else {},
         )

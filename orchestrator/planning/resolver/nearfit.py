@@ -12,6 +12,8 @@ Only knobs the user left at their defaults are turned, one set at a time from th
 3. the memory fraction up to 0.95 (the most that leaves room for NCCL and the CUDA context);
 4. an FP8 KV cache, where the GPU has FP8 (both engines store FP8 KV on Ada, Hopper and
    newer, and MI300), which halves the KV bytes per token;
+5. on vLLM, eager mode (`--enforce-eager`): no CUDA-graph pool, at the cost of launching every
+   kernel from the CPU each step;
 then the pairs, then all three. The first set with which some layout fits wins; each knob
 becomes an `Adjustment` with its reason and predicted cost.
 """
@@ -39,10 +41,17 @@ class Knobs:
     shorter_context: bool = False
     fp8_kv: bool = False
     small_batch: bool = False
+    eager: bool = False
 
     def count(self) -> int:
         return sum(
-            (self.fraction_cap is not None, self.shorter_context, self.fp8_kv, self.small_batch)
+            (
+                self.fraction_cap is not None,
+                self.shorter_context,
+                self.fp8_kv,
+                self.small_batch,
+                self.eager,
+            )
         )
 
 
@@ -62,6 +71,9 @@ def _knob_sets(work: Workload, context_asked: bool) -> list[Knobs]:
         singles.append(Knobs(fraction_cap=MAX_FRACTION))
     if fp8:
         singles.append(Knobs(fp8_kv=True))
+    eager = work.engine == "vllm" and not work.eager_asked and not work.enforce_eager
+    if eager:
+        singles.append(Knobs(fraction_cap=cap_or_none(fraction), eager=True))
     cap = MAX_FRACTION if fraction else None
     pairs = [
         Knobs(fraction_cap=cap, shorter_context=True) if cap and context else None,
@@ -69,12 +81,19 @@ def _knob_sets(work: Workload, context_asked: bool) -> list[Knobs]:
         Knobs(fraction_cap=cap, fp8_kv=True) if cap and fp8 else None,
         Knobs(fraction_cap=cap, shorter_context=context, fp8_kv=fp8),
         Knobs(fraction_cap=cap, shorter_context=context, fp8_kv=fp8, small_batch=batch),
+        Knobs(
+            fraction_cap=cap, shorter_context=context, fp8_kv=fp8, small_batch=batch, eager=eager
+        ),
     ]
     found: list[Knobs] = []
     for knobs in [*singles, *(p for p in pairs if p is not None)]:
         if knobs.count() and knobs not in found:
             found.append(knobs)
     return found
+
+
+def cap_or_none(fraction: bool) -> float | None:
+    return MAX_FRACTION if fraction else None
 
 
 def _batch_knob_applies(work: Workload) -> bool:
@@ -131,6 +150,8 @@ def _search(work: Workload, knobs: Knobs) -> tuple[Workload, Selection] | None:
         base = _variant(base, kv_cache_dtype="fp8")
     if knobs.small_batch:
         base = _variant(base, max_num_batched_tokens=SMALL_BATCHED_TOKENS)
+    if knobs.eager:
+        base = _variant(base, enforce_eager=True)
     contexts: list[int | None] = list(_contexts(base)) if knobs.shorter_context else [None]
     # Largest context first, then the smallest fraction that makes it fit.
     for context in contexts:
@@ -150,9 +171,35 @@ def _search(work: Workload, knobs: Knobs) -> tuple[Workload, Selection] | None:
     return None
 
 
+def _at_limit(work: Workload, knobs: Knobs) -> tuple[Workload, list[str]]:
+    """`work` with every knob of `knobs` turned all the way, and the knobs in words."""
+    changes: dict[str, object] = {}
+    parts = []
+    if knobs.fraction_cap is not None:
+        changes["memory_fraction"] = knobs.fraction_cap
+        parts.append(f"memory fraction {knobs.fraction_cap:g}")
+    if knobs.fp8_kv:
+        changes["kv_cache_dtype"] = "fp8"
+        parts.append("an FP8 KV cache")
+    if knobs.shorter_context:
+        changes["context"] = MIN_CONTEXT
+        parts.append(f"context {MIN_CONTEXT}")
+    if knobs.small_batch:
+        changes["max_num_batched_tokens"] = SMALL_BATCHED_TOKENS
+        parts.append(f"{SMALL_BATCHED_TOKENS} batched tokens")
+    if knobs.eager:
+        changes["enforce_eager"] = True
+        parts.append("eager mode")
+    return _variant(work, **changes), parts
+
+
 def near_fit(work: Workload, *, context_asked: bool) -> NearFit | None:
     """The mildest knob set with which a layout fits, or None."""
-    for knobs in _knob_sets(work, context_asked):
+    sets = _knob_sets(work, context_asked)
+    # Every knob only adds room: if all of them at their limits do not fit, none will.
+    if not sets or not select(_at_limit(work, max(sets, key=Knobs.count))[0]).fits:
+        return None
+    for knobs in sets:
         found = _search(work, knobs)
         if found is not None:
             adjusted, selection = found
@@ -229,6 +276,18 @@ def adjustments(before: Workload, after: Workload, selection: Selection) -> list
                 ),
             )
         )
+    if after.enforce_eager and not before.enforce_eager:
+        found.append(
+            Adjustment(
+                knob="enforce_eager",
+                value="true",
+                default="false",
+                reason=(
+                    f"no CUDA-graph pool, so {layout} fits; cost: every kernel is launched from "
+                    f"the CPU each step (slower decode){predicted}"
+                ),
+            )
+        )
     if after.kv_cache_dtype != before.kv_cache_dtype:
         found.append(
             Adjustment(
@@ -251,21 +310,8 @@ def closest_knobs(work: Workload, *, context_asked: bool) -> str | None:
     if not sets:
         return None
     widest = max(sets, key=Knobs.count)
-    changes: dict[str, object] = {}
-    parts = []
-    if widest.fraction_cap is not None:
-        changes["memory_fraction"] = widest.fraction_cap
-        parts.append(f"memory fraction {widest.fraction_cap:g}")
-    if widest.fp8_kv:
-        changes["kv_cache_dtype"] = "fp8"
-        parts.append("an FP8 KV cache")
-    if widest.shorter_context:
-        changes["context"] = MIN_CONTEXT
-        parts.append(f"context {MIN_CONTEXT}")
-    if widest.small_batch:
-        changes["max_num_batched_tokens"] = SMALL_BATCHED_TOKENS
-        parts.append(f"{SMALL_BATCHED_TOKENS} batched tokens")
-    selection = select(_variant(work, **changes))
+    limit, parts = _at_limit(work, widest)
+    selection = select(limit)
     memory = selection.chosen.memory
     if memory is None:
         return None

@@ -54,6 +54,7 @@ def predict(
         quantization=work.quantization,
         max_num_batched_tokens=work.max_num_batched_tokens
         or default_max_num_batched_tokens(work.engine, work.gpu),
+        eager=work.enforce_eager,
     )
     return forecast(
         instance,
