@@ -27,7 +27,9 @@ from orchestrator.errors import InputError
 from orchestrator.targets.slurm_runtime import SlurmCommands
 from tests.conftest import IN_CI, REPO_ROOT
 
-pytestmark = pytest.mark.slurm
+# Also `docker`: the simulator binds the engines' default ports on the host (8000), as the Docker
+# rehearsals do, so runs that leave those out (`-m "not docker"`) leave this out too.
+pytestmark = [pytest.mark.slurm, pytest.mark.docker]
 START = REPO_ROOT / "tests" / "slurm" / "start-slurm.sh"
 DEADLINE_S = 120
 
