@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.catalog import find_gpu
-from orchestrator.models.lookup import find_model
 from orchestrator.memory import estimate
+from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
 from orchestrator.planning.performance import CALIBRATED, Forecast, Instance, Traffic, forecast
 from orchestrator.planning.performance.calibration import cases, fit, median_error, rows
