@@ -17,7 +17,19 @@ from orchestrator.flags import known_versions, load_schema
 REPO = Path(__file__).resolve().parent.parent.parent
 TWO = str(REPO / "profiles" / "clusters" / "two-node-h100-ib.yaml")
 MANAGED = {"vllm": vllm.MANAGED, "sglang": sglang.MANAGED}
-DEP16 = ["deepseek-v3", "--engine", "vllm", "--cluster", TWO, "--tp", "1", "--dp", "16"]
+DEP16 = [
+    "deepseek-v3",
+    "--engine",
+    "vllm",
+    "--cluster",
+    TWO,
+    "--tp",
+    "1",
+    "--dp",
+    "16",
+    "--ep",
+    "16",
+]
 
 
 def _versions(engine: str, since: str | None) -> list[str]:

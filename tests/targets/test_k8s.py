@@ -141,7 +141,7 @@ def test_the_startup_probe_covers_the_load_budget(tmp_path: Path) -> None:
     leader = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
     startup = leader["startupProbe"]
     assert startup["failureThreshold"] * startup["periodSeconds"] >= budget
-    assert budget == 1740  # 756 GiB over two nodes at the documented load rate, plus start-up
+    assert budget == 4800  # load at the documented rate, plus a first download of the checkpoint
 
 
 def test_router_upstreams_become_service_names(tmp_path: Path) -> None:

@@ -76,12 +76,13 @@ def test_runtimes_wrap_the_same_program(tmp_path: Path) -> None:
     pyxis = _steps(_script(tmp_path / "p", "vllm", "1gpu"))["serve_0"]
     assert "--container-image=vllm/vllm-openai:v0.33.0" in pyxis
     assert (
-        '--container-mounts="${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface"'
-        in pyxis
+        '--container-mounts="${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface' in pyxis
     )
     apptainer = _steps(_script(tmp_path / "a", "vllm", "1gpu", runtime="apptainer"))["serve_0"]
     assert (
-        'apptainer exec --nv --bind "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface"'
+        'apptainer exec --nv --bind "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface'
+    ) in apptainer
+    assert (
         " docker://vllm/vllm-openai:v0.33.0 vllm serve meta-llama/Llama-3.1-8B-Instruct"
     ) in apptainer
     bare = _steps(_script(tmp_path / "b", "vllm", "1gpu", runtime="bare-metal"))["serve_0"]
