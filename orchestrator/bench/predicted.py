@@ -20,7 +20,13 @@ def predictions_for(
     state = StateStore(state_dir).load(deployment)
     if state is None or state.plan is None:
         return []
-    plan = Plan.model_validate(state.plan)
+    from pydantic import ValidationError
+
+    try:
+        plan = Plan.model_validate(state.plan)
+    except ValidationError:
+        # A state written by another version of deploy: bench measures without predictions.
+        return []
     found: list[dict[str, Any] | None] = []
     for level in result.levels:
         metrics, spec = level.metrics, level.spec

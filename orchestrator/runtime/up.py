@@ -107,8 +107,9 @@ def run_up(
     options.keep_on_failure = keep
     store = StateStore(state_dir)
     with contextlib.ExitStack() as held:
-        held.enter_context(deployment_lock(store, plan.name))
+        # Files first: an unwritable state directory is reported for the files it holds.
         files_dir = render_files(plan, services, store.files_dir(plan.name))
+        held.enter_context(deployment_lock(store, plan.name))
         endpoints = held.enter_context(Endpoints())
         # The pre-flight (deploy doctor's fast subset) refuses a start on a broken node.
         from orchestrator.doctor.gate import preflight, skipped_message

@@ -130,7 +130,10 @@ def test_a_model_only_a_newer_version_loads_is_refused() -> None:
 
 def _plan(**options: object) -> Plan:
     return build_plan(
-        PlanRequest.model_validate({"model": "deepseek-r1", "gpus": "8xH200", **options})
+        PlanRequest.model_validate(
+            # TP8: the MTP layer's weights are split eight ways, whatever the goal's default.
+            {"model": "deepseek-r1", "gpus": "8xH200", "tp": 8, "dp": 1, "ep": 1, **options}
+        )
     )
 
 

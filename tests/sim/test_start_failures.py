@@ -113,7 +113,8 @@ def test_vllm_kv_cache_shortfall_is_replanned_to_the_context_vllm_estimates(spaw
 
 
 def test_cuda_oom_while_loading_is_replanned_onto_more_gpus(spawn: Any) -> None:
-    request = PlanRequest(model="qwen3-8b", gpus="2xH100")
+    # Throughput: two TP1 replicas, so a loading OOM has room to re-plan onto TP2.
+    request = PlanRequest(model="qwen3-8b", gpus="2xH100", goal="throughput")
     plan = build_plan(request)
     assert plan.parallelism.tp == 1
     lines = run_failing(spawn, VLLM, "cuda-oom")
