@@ -4,6 +4,7 @@ policy, so the daemon restart left rank 1 stopped)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,15 @@ from orchestrator.runtime.state import StateStore
 from .conftest import restart_second_daemon
 from .test_cli_up import invoke, services
 
-pytestmark = pytest.mark.docker
+pytestmark = [
+    pytest.mark.docker,
+    # Restarting the second dockerd has been seen to take the primary daemon's docker0 bridge
+    # with it, which breaks every later bridge-network test of the run: opt in to run it alone.
+    pytest.mark.skipif(
+        os.environ.get("DEPLOY_TEST_DAEMON_RESTART") != "1",
+        reason="set DEPLOY_TEST_DAEMON_RESTART=1 and run this file alone",
+    ),
+]
 
 
 def test_the_group_comes_back_whole_after_its_nodes_daemon_restarts(
