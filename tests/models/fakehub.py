@@ -218,19 +218,19 @@ class FakeHub:
         *,
         head: bool,
     ) -> None:
+        # Logged before the reply leaves: a client that has its answer always finds it here.
+        sent = 0 if head else len(body)
+        with self._lock:
+            self.log.append(
+                Logged(handler.command, handler.path, handler.headers.get("Range"), status, sent)
+            )
         handler.send_response(status)
         for key, value in headers.items():
             handler.send_header(key, value)
         handler.send_header("Content-Length", headers.get("Content-Length", str(len(body))))
         handler.end_headers()
-        sent = 0
         if not head:
             handler.wfile.write(body)
-            sent = len(body)
-        with self._lock:
-            self.log.append(
-                Logged(handler.command, handler.path, handler.headers.get("Range"), status, sent)
-            )
 
     def _error(
         self,
