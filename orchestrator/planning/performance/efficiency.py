@@ -1,22 +1,29 @@
-"""The few physical efficiency factors of the performance model, with their calibrated values.
+"""The few physical efficiency factors of the performance model, and what each engine version
+enables. Everything else in the model is the model's and the GPU's own arithmetic.
 
-They are fitted on published measurements (benchmarks/bench_performance.py reproduces the
-fit, docs/performance.md explains it); everything else in the model is the model's and the
-GPU's own arithmetic.
+`Efficiency` is the one place the calibrated constants live: `CALIBRATED` holds the values
+fitted on published runs (benchmarks/bench_performance.py reproduces the fit, with its
+leave-one-source-out cross-validation; docs/performance.md explains each factor). A caller
+with its own measurements (per GPU type and engine version) builds another `Efficiency` with
+`dataclasses.replace` and passes it to `forecast`; `FACTOR_NAMES` lists the fields a fit may
+move and `FACTOR_BOUNDS` the physical range of each.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
 class Efficiency:
-    # Fraction of the HBM bandwidth a decode step's weight and KV reads reach.
+    # Fraction of the HBM bandwidth a decode step's dense weight and KV reads reach.
     hbm: float
-    # Fraction of the HBM bandwidth the routed experts' grouped GEMMs reach: a few tokens per
-    # expert make many small, poorly overlapped reads.
+    # Fraction of the HBM bandwidth the routed experts' grouped GEMMs reach with the current
+    # kernels (CUTLASS/FlashInfer/DeepGEMM grouped GEMM, tuned Triton configs: vLLM >= 0.10,
+    # SGLang >= 0.5).
     moe_hbm: float
+    # The same with the older generic Triton fused-MoE kernel (vLLM < 0.10, SGLang < 0.5).
+    moe_hbm_legacy: float
     # Fraction of the dense peak (BF16 or FP8) the GEMMs of a prefill (or a large batch) reach.
     compute: float
     # Fixed time per layer and step: kernel launches, norms, rotary, sampling share.
@@ -24,18 +31,111 @@ class Efficiency:
     # Extra fixed time per MoE layer and step: router top-k, token permutation, grouped GEMM
     # launches and the un-permutation.
     moe_layer_overhead_s: float
+    # CPU time per running request and step outside the forward pass (scheduling, sampling,
+    # detokenization, streaming); overlapped with the GPU when the engine schedules
+    # asynchronously (see ENGINE_FEATURES).
+    request_cpu_s: float
     # Time outside the engine's forward passes per request: HTTP, chat template, tokenizer,
     # scheduler admission and the first token's detokenization.
     frontend_s: float
 
 
-# Fitted by `orchestrator.planning.performance.calibration.fit` (grid search, median
-# absolute log error over output throughput, TPOT and TTFT of the dev observations).
+FACTOR_NAMES = tuple(f.name for f in fields(Efficiency))
+# The physical range of each factor: a fit never leaves it.
+FACTOR_BOUNDS: dict[str, tuple[float, float]] = {
+    "hbm": (0.4, 0.95),
+    "moe_hbm": (0.1, 0.95),
+    "moe_hbm_legacy": (0.05, 0.9),
+    "compute": (0.2, 0.85),
+    "layer_overhead_s": (0.0, 60e-6),
+    "moe_layer_overhead_s": (0.0, 400e-6),
+    "request_cpu_s": (0.0, 200e-6),
+    "frontend_s": (0.005, 0.2),
+}
+
+# Fitted by `orchestrator.planning.performance.calibration.fit` (coordinate descent on a
+# log-spaced grid inside FACTOR_BOUNDS; median absolute log error over output throughput,
+# TPOT and TTFT of the 58 published dev runs).
 CALIBRATED = Efficiency(
-    hbm=0.7,
-    moe_hbm=0.15,
-    compute=0.6,
-    layer_overhead_s=15e-6,
-    moe_layer_overhead_s=200e-6,
-    frontend_s=0.06,
+    hbm=0.553,
+    moe_hbm=0.176,
+    moe_hbm_legacy=0.0718,
+    compute=0.412,
+    layer_overhead_s=7.5e-06,
+    moe_layer_overhead_s=0.00015,
+    request_cpu_s=0.0,
+    frontend_s=0.03,
 )
+
+
+@dataclass(frozen=True)
+class EngineFeatures:
+    """What an engine version runs by default, as far as speed goes."""
+
+    # The grouped-GEMM kernel family of its MoE layers: "grouped" or "legacy" (Triton
+    # fused_moe with generic tile configs).
+    moe_kernels: str
+    # The CPU work of step n+1 overlaps the GPU work of step n.
+    async_scheduling: bool
+    source: str
+
+
+# (engine, first version it applies to) -> features; the newest entry at or below a version
+# applies. No version given: the newest.
+ENGINE_FEATURES: dict[tuple[str, tuple[int, ...]], EngineFeatures] = {
+    ("vllm", (0,)): EngineFeatures(
+        "legacy", False, "vLLM < 0.10: Triton fused_moe (fused_moe.py default configs)"
+    ),
+    ("vllm", (0, 10)): EngineFeatures(
+        "grouped",
+        False,
+        "vLLM 0.10: FlashInfer/CUTLASS grouped GEMM and DeepGEMM MoE backends "
+        "(model_executor/layers/fused_moe)",
+    ),
+    ("vllm", (0, 14)): EngineFeatures(
+        "grouped", True, "vLLM 0.14 release notes: async scheduling on by default"
+    ),
+    ("sglang", (0,)): EngineFeatures(
+        "legacy", False, "SGLang < 0.4: Triton fused_moe, no overlap scheduler"
+    ),
+    ("sglang", (0, 4)): EngineFeatures(
+        "legacy", True, "SGLang 0.4 release blog: zero-overhead (overlap) scheduler by default"
+    ),
+    ("sglang", (0, 5)): EngineFeatures(
+        "grouped",
+        True,
+        "SGLang 0.5: DeepGEMM/CUTLASS/FlashInfer MoE runners (srt/layers/moe)",
+    ),
+}
+
+
+def version_key(version: str | None) -> tuple[int, ...] | None:
+    """(0, 11, 0) from 'v0.11.0', '0.5.4.post2' or 'v0.7.4.dev181+g...'; None if unreadable."""
+    if not version:
+        return None
+    text = version.strip().lstrip("v").split()[0]
+    parts: list[int] = []
+    for piece in text.split("."):
+        digits = ""
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            break
+        parts.append(int(digits))
+        if len(digits) != len(piece):
+            break
+    return tuple(parts) or None
+
+
+def engine_features(engine: str, version: str | None) -> EngineFeatures:
+    key = version_key(version)
+    entries = sorted(
+        (first, features)
+        for (name, first), features in ENGINE_FEATURES.items()
+        if name == engine and (key is None or first <= key)
+    )
+    if not entries:
+        return EngineFeatures("grouped", True, "unknown engine: current defaults")
+    return entries[-1][1]

@@ -24,6 +24,7 @@ from orchestrator.planning.performance.steps import (
     decode_step,
     prefill_seconds,
     prefill_share_seconds,
+    tokens_per_step,
 )
 
 GIB = 2**30
@@ -71,7 +72,9 @@ def max_running(inst: Instance, kv_tokens: int, context: int) -> int:
     if inst.engine == "sglang":
         # SGLang: min(max(max_total_num_tokens / context_len * 512, 2048), 4096).
         return int(min(max(kv_tokens / max(context, 1) * 512, 2048), 4096))
-    per_pool = VLLM_MAX_NUM_SEQS_LARGE if inst.gpu.memory_gib >= 70 else VLLM_MAX_NUM_SEQS_SMALL
+    # vLLM (engine/arg_utils.py): the larger default on >= 70 GiB GPUs that are not A100s.
+    large = inst.gpu.memory_gib >= 70 and not inst.gpu.name.upper().startswith("A100")
+    per_pool = VLLM_MAX_NUM_SEQS_LARGE if large else VLLM_MAX_NUM_SEQS_SMALL
     return per_pool * inst.kv_pools
 
 
@@ -90,7 +93,9 @@ def _in_system(
         ttft = eff.frontend_s + prefill_seconds(inst, traffic.isl, eff)
         ttft += max(0.0, batch - 1) * share / 2
         return ttft, 0.0, "compute"
-    tpot = step.seconds + max(0.0, batch - 1) * share / max(traffic.osl, 1.0)
+    tpot = (step.seconds + max(0.0, batch - 1) * share / max(traffic.osl, 1.0)) / tokens_per_step(
+        inst
+    )
     alone = prefill_seconds(inst, traffic.isl, eff)
     # A prompt longer than the step's token budget is prefilled in chunks, one per step.
     budget = inst.max_num_batched_tokens
@@ -158,10 +163,20 @@ def forecast(
         ttft, tpot, bound = _in_system(inst, traffic, batch, eff)
         served = _rate(traffic, batch, ttft, tpot)
         if traffic.concurrency is None and traffic.num_requests is not None:
-            # A burst: the first B prompts are prefilled together, then slots free up.
+            # A burst: the front end admits the requests one after another (chat template,
+            # tokenizer, scheduler admission: `frontend_s` each), so the engine sees them
+            # arrive at 1 / frontend_s; the first B prompts are prefilled together, then slots
+            # free up. The median request waits for the N/2 ahead of it at the slower pace.
+            admit = 1.0 / max(eff.frontend_s, 1e-6)
+            if admit < served:
+                for _ in range(FIXED_POINT_ROUNDS):
+                    batch = min(float(cap), max(1.0, admit * (ttft + traffic.osl * tpot)))
+                    ttft, tpot, bound = _in_system(inst, traffic, batch, eff)
+                served = min(admit, _rate(traffic, batch, ttft, tpot))
             ahead = wanted / 2
             prefills = min(ahead, batch) * prefill_share_seconds(inst, traffic.isl, eff)
-            wait = prefills + max(0.0, ahead - batch) / served
+            queued = prefills + max(0.0, ahead - batch) / served
+            wait = max(ahead * eff.frontend_s, queued)
             served = _burst_rate(inst, traffic, wanted, served, eff)
         elif wanted > batch:
             wait = (wanted - batch) / served

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from orchestrator.plan import Parallelism
-from orchestrator.planning.performance.efficiency import Efficiency
+from orchestrator.planning.performance.efficiency import Efficiency, engine_features
 from orchestrator.planning.performance.links import (
     Link,
     all_reduce_seconds,
@@ -31,6 +31,14 @@ ACTIVATION_BYTES = 2  # BF16 hidden states on the wire
 # (CUDA launch latency; the reason both engines capture decode graphs by default).
 EAGER_LAUNCH_S_PER_LAYER = 50e-6
 DISPATCH_BYTES = 1.5  # FP8 dispatch (1 byte) and BF16 combine (2 bytes), on average
+# Rows of one grouped-GEMM tile: an expert that gets m tokens computes ceil(m / 64) x 64 rows
+# (Triton fused_moe BLOCK_SIZE_M and the CUTLASS/DeepGEMM grouped kernels' M tile are 16-128;
+# 64 is their common decode choice).
+MOE_TILE_ROWS = 64
+# EAGLE/MTP: mean accepted draft tokens per verification step at the usual 3-4 draft tokens
+# (SGLang and vLLM speculative-decoding docs report acceptance lengths of about 2.5-3.5 on chat
+# data, i.e. 1.5-2.5 accepted drafts plus the verified token).
+SPEC_ACCEPTED_DRAFTS = 2.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class Instance:
     max_num_batched_tokens: int | None = None
     # No CUDA graphs: every kernel is launched from Python each step.
     eager: bool = False
+    # The engine's version: which MoE kernels and scheduler it runs (efficiency.ENGINE_FEATURES).
+    engine_version: str | None = None
+    # Draft tokens per step with speculative decoding (EAGLE, MTP); 0: none.
+    speculative_tokens: int = 0
 
     @property
     def gpus(self) -> int:
@@ -91,6 +103,13 @@ class StepCost:
             "launch-overhead": self.overhead_s,
         }
         return max(parts, key=lambda name: parts[name])
+
+
+def tokens_per_step(inst: Instance) -> float:
+    """Tokens a request gains per decode step: 1, plus the accepted drafts when speculating."""
+    if inst.speculative_tokens <= 0:
+        return 1.0
+    return 1.0 + min(float(inst.speculative_tokens), SPEC_ACCEPTED_DRAFTS)
 
 
 def peak_flops(gpu: GpuSpec, model: ModelProfile, quantization: str | None) -> float:
@@ -193,36 +212,84 @@ def attention_flops_per_token(model: ModelProfile, context: float) -> float:
     return flops
 
 
+def _expert_params_per_gpu(inst: Instance) -> float:
+    """Routed-expert parameters one GPU multiplies (its slice of each of its experts)."""
+    moe = inst.model.moe
+    if moe is None:
+        return 0.0
+    return 3.0 * inst.model.hidden_size * moe.moe_intermediate_size
+
+
+def moe_seconds(inst: Instance, tokens: float, eff: Efficiency) -> tuple[float, float]:
+    """(memory s, compute s) of one stage's routed experts for `tokens` tokens on one GPU.
+
+    The grouped GEMM reads every expert the tokens reach once, at the bandwidth its kernel
+    family reaches, and computes ceil(m / tile) x tile rows per expert reached, m being the
+    tokens per reached expert: few tokens per expert waste most of each tile."""
+    model, par = inst.model, inst.par
+    moe = model.moe
+    if moe is None:
+        return 0.0, 0.0
+    touched = experts_touched(model, tokens)
+    features = engine_features(inst.engine, inst.engine_version)
+    fraction = eff.moe_hbm if features.moe_kernels == "grouped" else eff.moe_hbm_legacy
+    memory = expert_bytes_per_gpu(inst) * touched / (inst.gpu.memory_bandwidth_gbs * 1e9 * fraction)
+    # Experts this GPU holds (EP) or slices (TP), and the tokens each reached one gets.
+    shards = par.ep if par.ep > 1 else 1
+    slice_ = 1 if par.ep > 1 else (par.tp * par.dp if inst.engine == "vllm" else par.tp)
+    local_experts = moe.num_experts / shards
+    reached = max(1.0, local_experts * touched)
+    per_expert = tokens * moe.experts_per_token / max(moe.num_experts * touched, 1e-9)
+    rows = math.ceil(max(per_expert, 1e-9) / MOE_TILE_ROWS) * MOE_TILE_ROWS
+    layers = math.ceil(_moe_layers(model) / par.pp)
+    flops = 2.0 * rows * reached * _expert_params_per_gpu(inst) / slice_ * layers
+    compute = flops / (peak_flops(inst.gpu, model, inst.quantization) * eff.compute)
+    return memory, compute
+
+
 def decode_step(inst: Instance, batch: float, context: float, eff: Efficiency) -> StepCost:
     """One round of decode for `batch` running requests holding `context` tokens on average."""
     model, par = inst.model, inst.par
     batch = max(batch, 1.0)
     micro = batch / par.pp
+    # Speculative decoding verifies 1 + k tokens per request and step.
+    width = 1 + inst.speculative_tokens
     experts = expert_bytes_per_gpu(inst)
     dense = max(0.0, inst.weight_bytes_per_gpu - experts)
-    expert_read = experts * experts_touched(model, micro)
     kv_bytes = (micro / inst.kv_pools) * context * inst.kv_bytes_per_token_per_gpu
     bandwidth = inst.gpu.memory_bandwidth_gbs * 1e9 * eff.hbm
-    moe_bandwidth = inst.gpu.memory_bandwidth_gbs * 1e9 * eff.moe_hbm
-    flops = micro * (2 * model.params_active + attention_flops_per_token(model, context))
-    compute = (
-        flops / par.pp / inst.gpus / (peak_flops(inst.gpu, model, inst.quantization) * eff.compute)
+    moe_memory, moe_compute = moe_seconds(inst, micro * width, eff)
+    active_dense = model.params_active - (
+        _expert_params_per_gpu(inst) * model.moe.experts_per_token * _moe_layers(model)
+        if model.moe is not None
+        else 0.0
     )
+    flops = micro * width * (2 * max(active_dense, 0.0) + attention_flops_per_token(model, context))
+    compute = flops / par.pp / inst.gpus / (
+        peak_flops(inst.gpu, model, inst.quantization) * eff.compute
+    )
+    compute += moe_compute
     layers = math.ceil(model.num_layers / par.pp)
     moe_layers = math.ceil(_moe_layers(model) / par.pp)
-    weights_s = dense / bandwidth + expert_read / moe_bandwidth
+    weights_s = dense / bandwidth + moe_memory
     kv_s = kv_bytes / bandwidth
     overhead = layers * eff.layer_overhead_s + moe_layers * eff.moe_layer_overhead_s
     if inst.eager:
         overhead += layers * EAGER_LAUNCH_S_PER_LAYER
-    comm = _comm_seconds(inst, micro, layers, moe_layers)
+    comm = _comm_seconds(inst, micro * width, layers, moe_layers)
     stage = max(weights_s + kv_s, compute) + overhead + comm
+    gpu_s = stage * par.pp
+    # The CPU's share per step (scheduling, sampling, detokenizing each running request):
+    # hidden behind the GPU's step when the engine schedules asynchronously.
+    cpu = batch / inst.kv_pools * eff.request_cpu_s
+    features = engine_features(inst.engine, inst.engine_version)
+    seconds = max(gpu_s, cpu) if features.async_scheduling else gpu_s + cpu
     return StepCost(
-        seconds=stage * par.pp,
+        seconds=seconds,
         weights_s=weights_s * par.pp,
         kv_s=kv_s * par.pp,
         compute_s=compute * par.pp,
-        overhead_s=overhead * par.pp,
+        overhead_s=overhead * par.pp + (seconds - gpu_s),
         comm_s=comm * par.pp,
     )
 
