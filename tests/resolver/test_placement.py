@@ -74,9 +74,11 @@ def test_dense_replicas_are_separate_instances_not_engine_dp() -> None:
     serve = plan.role("serve")
     assert serve is not None
     assert serve.parallelism.dp == 1
-    assert len(serve.replicas) == 8
+    # Replicas fill the node (how many depends on the predicted KV-bound batch per GPU).
+    assert len(serve.replicas) * serve.parallelism.gpus == 8
+    assert len(serve.replicas) > 1
     reason = next(r for r in plan.rationale if r.decision == "data parallel / replicas")
-    assert reason.choice == "8 instance(s)"
+    assert reason.choice == f"{len(serve.replicas)} instance(s)"
     assert "behind a load balancer" in reason.why
 
 

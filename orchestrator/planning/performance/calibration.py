@@ -51,7 +51,7 @@ class Row:
         return abs(math.log(max(self.predicted, 1e-9) / self.published))
 
 
-def _catalog_model(name: str) -> Any:
+def catalog_model(name: str) -> Any:
     """The catalog model, or the one a dated/instruct revision shares its architecture with
     (`Qwen3-235B-A22B-Instruct-2507` -> `qwen3-235b-a22b`, `DeepSeek-R1-0528` -> `deepseek-r1`)."""
     from orchestrator.errors import CatalogError
@@ -68,7 +68,7 @@ def _catalog_model(name: str) -> Any:
 
 
 def cases(observations: Iterable[Mapping[str, Any]], find: ModelFinder | None = None) -> list[Case]:
-    return [case_of(entry, find or _catalog_model) for entry in observations]
+    return [case_of(entry, find or catalog_model) for entry in observations]
 
 
 def predict(case: Case, eff: Efficiency) -> Forecast:

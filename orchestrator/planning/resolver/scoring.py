@@ -149,9 +149,9 @@ def _forecast(c: Candidate) -> Forecast | None:
     return c.forecast if c.memory is not None else None
 
 
-# Predictions within 10 % of each other are ties (the model's resolution is coarser), so the
+# Predictions within 2 % of each other are ties (numerically the same layout cost), so the
 # simpler layout (fewer GPUs per instance, then the shape order) wins them.
-TIE_STEP = math.log(1.10)
+TIE_STEP = math.log(1.02)
 
 
 def _value(c: Candidate, attribute: str, sign: float, per: float = 1.0) -> float:
