@@ -216,6 +216,14 @@ def soft_issues(shape: Shape, work: Workload) -> list[str]:
         return issues
     _, per_node = span
     fabric = work.cluster.fabric
+    if work.engine == "vllm" and work.model.is_moe and shape.dp > 1 and shape.ep <= 1:
+        # Without EP, vLLM shards every expert over all TP x DP ranks, so each MoE layer's
+        # reduction crosses the inter-node fabric; every vLLM multi-node MoE recipe enables EP
+        # (docs "Expert Parallel Deployment", recipes DeepSeek-V3/R1 and Kimi-K2).
+        issues.append(
+            f"DP{shape.dp} spans {span[0]} nodes without EP: vLLM would slice every expert "
+            "over the nodes (its multi-node MoE recipes use --enable-expert-parallel)"
+        )
     if not work.cluster.has_rdma:
         if shape.tp > per_node:
             issues.append(

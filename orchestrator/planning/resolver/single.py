@@ -60,6 +60,10 @@ def resolve_single(work: Workload) -> Resolution:
         hardware = suggest(work)
         parts = [part for part in (hardware, knobs) if part]
         resolution.suggestion = "; ".join(parts) if parts else None
+    else:
+        from orchestrator.planning.resolver.quantize import fp8_offer
+
+        resolution.suggestion = fp8_offer(work, chosen)
     return resolution
 
 
