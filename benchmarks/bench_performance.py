@@ -10,10 +10,8 @@ calibrated factors are the fit's. `--quick` skips the cross-validation.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from pathlib import Path
 
 from orchestrator.planning.performance import CALIBRATED
 from orchestrator.planning.performance.calibration import (

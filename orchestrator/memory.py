@@ -144,8 +144,13 @@ def weight_bytes_per_gpu(
     *,
     quantization: str | None = None,
     engine: str = "vllm",
+    gpu: GpuSpec | None = None,
+    redundant_experts: int = 0,
 ) -> float:
-    """Bytes of weights on the most loaded GPU (what vLLM logs as "Model loading took")."""
+    """Bytes of weights on the most loaded GPU (what vLLM logs as "Model loading took").
+
+    `redundant_experts` extra expert slots (EPLB, `--ep-num-redundant-experts`) hold copies of
+    experts on top of the routed ones; `gpu` decides engine-specific padding of the experts."""
     fmt = _format_for(model, quantization)
     split = split_params(model)
     high = _high_precision_params(model, fmt, split)
@@ -169,12 +174,37 @@ def weight_bytes_per_gpu(
     stage_layers = math.ceil(split.num_layers / par.pp) / split.num_layers
     # With PP the first stage holds the embedding and the last the lm_head; count the larger.
     vocab_share = vocab_b if par.pp == 1 else vocab_b / (1 if model.tie_word_embeddings else 2)
+    if model.moe is not None and model.moe.num_experts:
+        experts_b *= expert_padding(model, par, engine, gpu, fmt)
+        experts_b *= (model.moe.num_experts + max(0, redundant_experts)) / model.moe.num_experts
     return (
         vocab_share / par.tp
         + repl_b * stage_layers
         + other_b * stage_layers / attention_tp(par)
         + experts_b * stage_layers / _moe_shards(par, engine)
     )
+
+
+def expert_padding(
+    model: ModelProfile, par: Parallelism, engine: str, gpu: GpuSpec | None, fmt: str
+) -> float:
+    """Growth of the routed experts' bytes from the engine's kernel layout.
+
+    vLLM's MXFP4 MoE on Hopper (SM90) pads each expert for its Marlin/SM90 kernels: the
+    intermediate size per rank to a multiple of 128 and the hidden size to 256
+    (vllm/model_executor/layers/quantization/mxfp4.py, `Mxfp4MoEMethod.create_weights`):
+    gpt-oss's 2880 x 2880 experts become 2944 x 3072, +9 %, so gpt-oss-120b loads about
+    65.9 GiB on one H100 instead of the checkpoint's 60.8."""
+    moe = model.moe
+    if engine != "vllm" or fmt != "mxfp4" or moe is None or gpu is None:
+        return 1.0
+    if gpu.compute_capability != "9.0":
+        return 1.0
+    shards = 1 if par.ep > 1 else par.tp * par.dp
+    inter = max(1, moe.moe_intermediate_size // shards)
+    padded_inter = -(-inter // 128) * 128
+    padded_hidden = -(-model.hidden_size // 256) * 256
+    return (padded_inter * padded_hidden) / (inter * model.hidden_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,6 +546,7 @@ def estimate(
     block_size: int | None = None,
     max_num_batched_tokens: int | None = None,
     enforce_eager: bool = False,
+    redundant_experts: int = 0,
 ) -> MemoryEstimate:
     """Memory of one engine instance, per GPU, and how many `context`-token requests it holds.
 
@@ -532,7 +563,14 @@ def estimate(
             f"memory fraction {fraction} is out of range", "use a value in (0, 1], e.g. 0.9"
         )
     batch = max_num_batched_tokens or default_max_num_batched_tokens(engine, gpu)
-    weights = weight_bytes_per_gpu(model, par, quantization=quantization, engine=engine)
+    weights = weight_bytes_per_gpu(
+        model,
+        par,
+        quantization=quantization,
+        engine=engine,
+        gpu=gpu,
+        redundant_experts=redundant_experts,
+    )
     available, overhead = kv_budget_bytes_per_gpu(
         model,
         gpu,

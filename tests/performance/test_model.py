@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import math
 
 import pytest
 
@@ -13,20 +12,19 @@ from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
 from orchestrator.planning.performance import CALIBRATED, Forecast, Instance, Traffic, forecast
 from orchestrator.planning.performance.calibration import cases, fit, median_error, rows
+from orchestrator.planning.performance.dataset import DATA, dev_observations, model_finder
 from orchestrator.planning.performance.steps import experts_touched
-
-DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "perf-observations-dev.json"
 
 
 def test_calibration_reproduces() -> None:
-    found = cases(json.loads(DATA.read_text())["observations"])
-    fitted, score = fit(found)
+    found = cases(dev_observations(DATA), model_finder(DATA))
+    assert len(found) == 58
+    fitted, _ = fit(found)
     assert fitted == CALIBRATED
     table = rows(found, CALIBRATED)
-    assert score == pytest.approx(median_error(table))
-    # Within 40 % at the median for throughput and TPOT (the figures the planner ranks by).
-    assert median_error(table, "output_tokens_per_s") < 0.34
-    assert median_error(table, "tpot_ms_median") < 0.34
+    # In-sample medians (benchmarks/bench_performance.py also prints the cross-validated ones).
+    assert median_error(table, "output_tokens_per_s") < math.log(1.30)
+    assert median_error(table, "tpot_ms_median") < math.log(1.35)
 
 
 def _predict(

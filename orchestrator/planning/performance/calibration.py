@@ -31,6 +31,7 @@ from orchestrator.planning.performance.observations import (
 )
 from orchestrator.planning.performance.serving import Forecast, forecast
 from orchestrator.planning.performance.steps import peak_flops, prefill_flops
+from orchestrator.schema import ModelProfile
 
 __all__ = ["METRICS", "Case", "Row", "cases", "cross_validate", "fit", "median_error", "rows"]
 
@@ -51,7 +52,7 @@ class Row:
         return abs(math.log(max(self.predicted, 1e-9) / self.published))
 
 
-def catalog_model(name: str) -> Any:
+def catalog_model(name: str) -> ModelProfile:
     """The catalog model, or the one a dated/instruct revision shares its architecture with
     (`Qwen3-235B-A22B-Instruct-2507` -> `qwen3-235b-a22b`, `DeepSeek-R1-0528` -> `deepseek-r1`)."""
     from orchestrator.errors import CatalogError
@@ -114,7 +115,9 @@ def median_error(found: Sequence[Row], metric: str | None = None) -> float:
 def _objective(found: Sequence[Row]) -> float:
     """Mean of the per-metric median errors, so TTFT (the noisiest) weighs no more than the
     throughput and TPOT the planner ranks by."""
-    medians = [median_error(found, metric) for metric in METRICS if any(r.metric == metric for r in found)]
+    medians = [
+        median_error(found, metric) for metric in METRICS if any(r.metric == metric for r in found)
+    ]
     return statistics.fmean(medians) if medians else 0.0
 
 

@@ -176,9 +176,12 @@ def _measured(entry: Mapping[str, Any], gpus: int) -> list[tuple[str, float]]:
     names = {metric for metric, _ in out}
     itl = measured.get("itl_ms_median")
     other = entry.get("measured_other") or {}
-    if "tpot_ms_median" not in names and isinstance(itl, int | float):
-        if "tpot_ms_median_as_reported_includes_ttft" in other:
-            out.append(("tpot_ms_median", float(itl)))
+    if (
+        "tpot_ms_median" not in names
+        and isinstance(itl, int | float)
+        and "tpot_ms_median_as_reported_includes_ttft" in other
+    ):
+        out.append(("tpot_ms_median", float(itl)))
     per_gpu = measured.get(PER_GPU)
     if "output_tokens_per_s" not in names and isinstance(per_gpu, int | float):
         out.append(("output_tokens_per_s", float(per_gpu) * gpus))

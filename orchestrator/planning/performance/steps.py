@@ -265,8 +265,8 @@ def decode_step(inst: Instance, batch: float, context: float, eff: Efficiency) -
         else 0.0
     )
     flops = micro * width * (2 * max(active_dense, 0.0) + attention_flops_per_token(model, context))
-    compute = flops / par.pp / inst.gpus / (
-        peak_flops(inst.gpu, model, inst.quantization) * eff.compute
+    compute = (
+        flops / par.pp / inst.gpus / (peak_flops(inst.gpu, model, inst.quantization) * eff.compute)
     )
     compute += moe_compute
     layers = math.ceil(model.num_layers / par.pp)

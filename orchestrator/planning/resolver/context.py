@@ -16,6 +16,10 @@ from orchestrator.hardware.model import Cluster, Node
 from orchestrator.plan import EngineName, Goal, MemoryEstimate, Parallelism
 from orchestrator.schema import GpuSpec, ModelProfile
 
+# Redundant expert slots the wide-EP recipes render (`--ep-num-redundant-experts 32`, vLLM's
+# `--eplb-config '{"num_redundant_experts": 32}'`; profiles/recipes/wide-ep.yaml).
+WIDE_EP_REDUNDANT = 32
+
 
 class MemoryFunction(Protocol):
     """The signature of `orchestrator.memory.estimate`."""
@@ -35,6 +39,7 @@ class MemoryFunction(Protocol):
         concurrency: int | None = None,
         max_num_batched_tokens: int | None = None,
         enforce_eager: bool = False,
+        redundant_experts: int = 0,
     ) -> MemoryEstimate: ...
 
 
@@ -198,7 +203,17 @@ class Workload:
             engine_version=self.engine_version,
             max_num_batched_tokens=self.max_num_batched_tokens,
             enforce_eager=self.enforce_eager,
+            redundant_experts=self.redundant_experts(shape),
         )
+
+    def redundant_experts(self, shape: Shape) -> int:
+        """Expert slots beyond the routed experts the rendered command will hold: the
+        wide-EP recipes (profiles/recipes/wide-ep.yaml) add at least 32 when the experts of
+        one instance span nodes, rounded up so routed + redundant divide over the EP ranks."""
+        moe = self.model.moe
+        if moe is None or shape.ep <= max(1, self.gpus_per_node):
+            return 0
+        return WIDE_EP_REDUNDANT + (-(moe.num_experts + WIDE_EP_REDUNDANT)) % shape.ep
 
     def with_cluster(
         self,

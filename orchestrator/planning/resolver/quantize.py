@@ -56,7 +56,10 @@ def fp8_offer(work: Workload, chosen: Candidate) -> str | None:
         return None
     if other.forecast is None or other.memory is None or chosen.memory is None:
         return None
-    if _misses(other, trial) and other.forecast.ttft_ms >= (chosen.forecast or other.forecast).ttft_ms:
+    if (
+        _misses(other, trial)
+        and other.forecast.ttft_ms >= (chosen.forecast or other.forecast).ttft_ms
+    ):
         return None
     flags = " ".join(
         flag
