@@ -166,6 +166,4 @@ def format_plan(result: Plan) -> str:
             "",
             f"suggestion: {result.suggestion or 'no catalog hardware up to 16 nodes fits'}",
         ]
-    elif result.suggestion:
-        lines += ["", f"suggestion: {result.suggestion}"]
     return "\n".join(lines)

@@ -31,9 +31,9 @@ def test_gpt_oss_120b_on_8xh100_is_not_eight_single_gpu_instances() -> None:
     assert plan.parallelism.tp in (2, 4, 8)
     _predicted(plan)
     tp1 = next(a for a in plan.alternatives if a.summary.startswith("TP1 x 8"))
-    assert tp1.lost_because.startswith("KV-bound: 1.4 requests per instance at 32k")
-    assert "output tok/s" in tp1.lost_because
-    assert tp1.prediction is not None
+    # vLLM pads the MXFP4 experts for its Hopper kernels (65.9 GiB on one H100): one GPU
+    # cannot hold a 32k-token request next to them.
+    assert tp1.lost_because.startswith("does not fit: 65.9 GiB of weights per GPU")
 
 
 def test_deepseek_r1_on_8x_rtx_pro_6000_runs_with_the_published_knobs() -> None:

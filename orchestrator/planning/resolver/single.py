@@ -63,7 +63,9 @@ def resolve_single(work: Workload) -> Resolution:
     else:
         from orchestrator.planning.resolver.quantize import fp8_offer
 
-        resolution.suggestion = fp8_offer(work, chosen)
+        offer = fp8_offer(work, chosen)
+        if offer is not None:
+            resolution.warnings.append(offer)
     return resolution
 
 
