@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-06", plan aca63b1dd805.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-06", plan 60508342d80e.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,12 +31,12 @@ docker_decode_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-06 \
-    --label ai.deploy.plan-hash=aca63b1dd805 \
+    --label ai.deploy.plan-hash=60508342d80e \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank1 \
-    --label ai.deploy.spec-hash=c4b9928f3275 \
+    --label ai.deploy.spec-hash=ff8b9883e40b \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -61,7 +61,7 @@ docker_decode_0_rank1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 3600s \
+    --health-start-period 3660s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-V3 \

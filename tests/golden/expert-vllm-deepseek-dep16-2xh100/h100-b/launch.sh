@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan e5837532f898.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan f0da3011f549.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,12 +31,12 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-b \
-    --label ai.deploy.plan-hash=e5837532f898 \
+    --label ai.deploy.plan-hash=f0da3011f549 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=632dfe0ff44d \
+    --label ai.deploy.spec-hash=09cb54b3bdc9 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -60,7 +60,7 @@ docker_serve_0_rank1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 4560s \
+    --health-start-period 4680s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-V3 \
     --tensor-parallel-size 1 \
