@@ -37,15 +37,20 @@ def test_qwen3_next_on_four_h200_takes_the_fastest_layout_tp4() -> None:
 
 
 def test_vllm_deepseek_across_nodes_uses_expert_parallelism() -> None:
-    plan = build_plan(PlanRequest(model="deepseek-r1", nodes=2, cluster=TWO_NODES))
-    serve = plan.role("serve")
-    assert serve is not None
-    assert serve.parallelism.dp > 1 and serve.parallelism.ep == serve.parallelism.gpus
-    pinned = build_plan(PlanRequest(model="deepseek-r1", nodes=2, cluster=TWO_NODES, tp=4))
+    # Whenever the plan's DP ranks span the nodes, the experts are placed whole (EP), never
+    # sliced over InfiniBand; a layout without EP loses with the recipes' reason.
+    for goal in ("balanced", "throughput"):
+        plan = build_plan(PlanRequest(model="deepseek-r1", nodes=2, cluster=TWO_NODES, goal=goal))
+        serve = plan.role("serve")
+        assert serve is not None
+        if serve.parallelism.dp > 1:
+            assert serve.parallelism.ep == serve.parallelism.gpus
+    pinned = build_plan(PlanRequest(model="deepseek-r1", nodes=2, cluster=TWO_NODES, tp=4, dp=4))
     role = pinned.role("serve")
     assert role is not None and role.parallelism.ep == 16
-    text = " ".join(alt.lost_because for alt in plan.alternatives)
-    assert "EP" in text or all(alt.summary.count("EP") for alt in plan.alternatives)
+    balanced = build_plan(PlanRequest(model="deepseek-r1", nodes=2, cluster=TWO_NODES))
+    no_ep = [a for a in balanced.alternatives if "without EP" in a.lost_because]
+    assert all("--enable-expert-parallel" in a.lost_because for a in no_ep)
 
 
 def test_bf16_70b_missing_its_slo_is_offered_fp8_with_numbers() -> None:
