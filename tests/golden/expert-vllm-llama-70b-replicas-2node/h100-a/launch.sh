@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3-1-70b", node "h100-a", plan 0c6592b264b4.
+# Rendered by deploy: deployment "llama-3-1-70b", node "h100-a", plan 70f1b3db9bab.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3-1-70b \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=0c6592b264b4 \
+    --label ai.deploy.plan-hash=70f1b3db9bab \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
@@ -81,7 +81,7 @@ docker_lb() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3-1-70b \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=0c6592b264b4 \
+    --label ai.deploy.plan-hash=70f1b3db9bab \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
