@@ -12,6 +12,7 @@ move and `FACTOR_BOUNDS` the physical range of each.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def version_key(version: str | None) -> tuple[int, ...] | None:
     return tuple(parts) or None
 
 
+@lru_cache(maxsize=64)
 def engine_features(engine: str, version: str | None) -> EngineFeatures:
     key = version_key(version)
     entries = sorted(
