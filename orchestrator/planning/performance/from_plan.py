@@ -36,6 +36,7 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
         interconnect=plan.hardware.interconnect,
         fabric=plan.hardware.fabric,
         quantization=plan.request.quantization,
+        engine_version=plan.engine.version,
     )
     return inst, len(role.replicas)
 

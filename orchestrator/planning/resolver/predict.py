@@ -55,6 +55,7 @@ def predict(
         max_num_batched_tokens=work.max_num_batched_tokens
         or default_max_num_batched_tokens(work.engine, work.gpu),
         eager=work.enforce_eager,
+        engine_version=work.engine_version,
     )
     return forecast(
         instance,
