@@ -1,8 +1,10 @@
 """Candidate layouts: every shape worth considering, with its validity, memory and placement.
 
-The search stays small on purpose (powers of two, node counts, EP and attention-DP only where
-they mean something), and memory is estimated once per valid shape, so a plan costs
-milliseconds even for a 12-node cluster.
+The search covers the TP x PP x DP x EP x attention-DP sizes the engine accepts (TP and DP
+over powers of two and whole-node multiples; vLLM's EP all of TP x DP or none, SGLang's EP any
+divisor of TP, its attention-DP none or one group per rank as its recipes run it), replicas
+filling the rest; memory is estimated once per valid
+shape, so a plan costs milliseconds even for a 12-node cluster.
 """
 
 from __future__ import annotations
@@ -91,16 +93,28 @@ def shape_space(work: Workload, *, exact_gpus: int | None = None) -> list[Shape]
     return shapes
 
 
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
 def _ep_choices(work: Workload, tp: int, dp: int) -> list[int]:
-    if not work.model.is_moe:
+    """vLLM's EP is all of TP x DP or nothing (--enable-expert-parallel); SGLang's
+    --ep-size is any divisor of the TP size that divides the experts."""
+    moe = work.model.moe
+    if moe is None or not work.model.is_moe:
         return [1]
-    width = tp * dp if work.engine == "vllm" else tp
     if "ep" in work.pins:
         return [work.pins["ep"]]
-    return sorted({1, width})
+    if work.engine == "vllm":
+        return sorted({1, tp * dp})
+    return [ep for ep in _divisors(tp) if moe.num_experts % ep == 0]
 
 
 def _attn_dp_choices(work: Workload, tp: int, dp: int) -> list[int]:
+    """vLLM's DP ranks each run attention on their own requests. SGLang's --dp-size with
+    --enable-dp-attention may be any divisor of TP; its recipes (benchmark/deepseek_v3, the
+    large-scale EP blog) use one group per rank, so the search tries none or that (a user's
+    pin reaches the sizes between)."""
     if work.engine == "vllm":
         return [dp if work.model.is_moe and dp > 1 else 1]
     if "attn_dp" in work.pins:
