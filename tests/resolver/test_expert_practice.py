@@ -93,3 +93,15 @@ def test_sglang_dp_attention_on_deepseek_is_not_plain_tp8() -> None:
     dsv32 = next(c for c in judged if c.id == "gpustack-dsv32-h200-sglang-sharegpt")
     by_label = {layout.label: layout.predicted_per_gpu for layout in dsv32.layouts}
     assert by_label["TP8"] != pytest.approx(by_label["TP8 + DP8 attention"], rel=0.05)
+
+
+def test_a_rule_that_overrides_the_prediction_says_so() -> None:
+    plan = build_plan(PlanRequest(model="qwen3-235b-a22b", gpus="8xH100", goal="throughput"))
+    notes = [w for w in plan.warnings if w.startswith("the prediction favours")]
+    serve = plan.role("serve")
+    assert serve is not None
+    for note in notes:
+        assert f"a rule chose {serve.parallelism.label()}" in note
+        assert "%" in note
+    # Whatever wins, the field's best predicted layout is either chosen or named.
+    assert notes or plan.prediction is not None

@@ -297,7 +297,9 @@ def criteria(work: Workload) -> list[Criterion]:
             order += [DP_EP]
         elif moe and work.engine == "sglang" and work.model.attention == "mla":
             order += [ATTN_DP, EP_ON, LESS_PP]
-        order += [SLO_MET, MOST_PER_GPU, MOST_OUTPUT, INSTANCE_GPUS]
+        # Equal output (the front end caps a saturated instance) goes to the layout without
+        # pipeline bubbles.
+        order += [SLO_MET, MOST_PER_GPU, MOST_OUTPUT, INSTANCE_GPUS, LESS_PP]
     else:
         order = [VLLM_PP_ACROSS_NODES, SGLANG_PLAIN_TP, KV_ROOM, SLO_MET, MOST_OUTPUT]
         order += [LOWEST_TPOT, INSTANCE_GPUS]

@@ -61,7 +61,12 @@ def resolve_single(work: Workload) -> Resolution:
         parts = [part for part in (hardware, knobs) if part]
         resolution.suggestion = "; ".join(parts) if parts else None
     else:
+        from orchestrator.planning.resolver.overrides import override_note
         from orchestrator.planning.resolver.quantize import fp8_offer
+
+        note = override_note(chosen, selection.ranked, work)
+        if note is not None:
+            resolution.warnings.append(note)
 
         offer = fp8_offer(work, chosen)
         if offer is not None:
