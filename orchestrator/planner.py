@@ -81,6 +81,7 @@ def _check_numbers(request: PlanRequest) -> None:
 
 def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) -> Workload:
     from orchestrator.memory import estimate
+    from orchestrator.planning.performance.observations import speculative_tokens
     from orchestrator.planning.slo import parse_slo
 
     engine_version = resolve_version(request.engine, request.engine_version)
@@ -109,6 +110,7 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
             arg.split("=")[0] in BATCHED_TOKEN_FLAGS for arg in request.engine_args
         ),
         eager_asked=any(arg.split("=")[0] in EAGER_FLAGS for arg in request.engine_args),
+        speculative_tokens=speculative_tokens(" ".join(request.engine_args)),
     )
 
 

@@ -86,3 +86,19 @@ def test_experts_touched_grows_to_all() -> None:
     assert experts_touched(model, 1) == pytest.approx(8 / 256)
     assert experts_touched(model, 4096) == pytest.approx(1.0, abs=1e-6)
     assert experts_touched(model, 8) < experts_touched(model, 64)
+
+
+def test_speculative_decoding_in_the_engine_args_lowers_the_planned_tpot() -> None:
+    from orchestrator.planner import build_plan
+    from orchestrator.request import PlanRequest
+
+    plain = build_plan(PlanRequest(model="deepseek-r1", gpus="8xH200"))
+    mtp = build_plan(
+        PlanRequest(
+            model="deepseek-r1",
+            gpus="8xH200",
+            engine_args=['--speculative-config={"method": "mtp", "num_speculative_tokens": 3}'],
+        )
+    )
+    assert plain.prediction is not None and mtp.prediction is not None
+    assert mtp.prediction.tpot_ms < 0.7 * plain.prediction.tpot_ms

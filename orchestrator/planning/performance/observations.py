@@ -95,8 +95,12 @@ def speculative_tokens(command: str) -> int:
     value = _flag(command, "--speculative-num-draft-tokens", "--num-speculative-tokens")
     if value and value.isdigit():
         return int(value)
-    if "--speculative-algorithm" in command or "--speculative-config" in command:
-        return 4
+    # vLLM: --speculative-config '{"method": "mtp", "num_speculative_tokens": 3}'
+    found = re.search(r'num_speculative_tokens"?\s*[:=]\s*(\d+)', command)
+    if found:
+        return int(found.group(1))
+    if any(flag in command for flag in ("--speculative-algorithm", "--speculative-config", "-sc ")):
+        return 4  # the engines' usual draft length when the command leaves it implicit
     return 0
 
 

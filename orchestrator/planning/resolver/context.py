@@ -118,6 +118,8 @@ class Workload:
     # user decided with --engine-arg.
     enforce_eager: bool = False
     eager_asked: bool = False
+    # Draft tokens per step with speculative decoding (EAGLE, MTP) the engine args ask for.
+    speculative_tokens: int = 0
     _memo: dict[Shape, MemoryEstimate] = field(default_factory=dict, repr=False)
 
     @property
@@ -252,6 +254,7 @@ class Workload:
             phase=phase or self.phase,
             enforce_eager=self.enforce_eager,
             eager_asked=self.eager_asked,
+            speculative_tokens=self.speculative_tokens,
             # Same GPU type: the per-shape estimates stay valid.
             _memo=self._memo if cluster.gpu == self.gpu else {},
         )

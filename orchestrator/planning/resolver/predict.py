@@ -56,6 +56,7 @@ def predict(
         or default_max_num_batched_tokens(work.engine, work.gpu),
         eager=work.enforce_eager,
         engine_version=work.engine_version,
+        speculative_tokens=work.speculative_tokens,
     )
     return forecast(
         instance,
