@@ -102,3 +102,30 @@ def test_speculative_decoding_in_the_engine_args_lowers_the_planned_tpot() -> No
     )
     assert plain.prediction is not None and mtp.prediction is not None
     assert mtp.prediction.tpot_ms < 0.7 * plain.prediction.tpot_ms
+
+
+def test_vllm_dp_ranks_each_get_an_api_server_so_streaming_scales() -> None:
+    """vLLM's internal load balancing starts one API server per DP rank: at a saturating
+    batch the front end's per-token streaming no longer caps a DP deployment as one
+    instance, while SGLang's single tokenizer manager still does."""
+    traffic = Traffic(isl=200, osl=200, concurrency=1024)
+    old = _vllm_dp(traffic, "v0.10.1")
+    new = _vllm_dp(traffic, "v0.13.0")
+    assert new.tpot_ms < 0.8 * old.tpot_ms
+    assert new.output_tokens_per_s > 1.2 * old.output_tokens_per_s
+
+
+def _vllm_dp(traffic: Traffic, version: str) -> Forecast:
+    profile, spec = find_model("qwen3-8b"), find_gpu("H100")
+    par = Parallelism(tp=1, dp=8, attn_dp=8)
+    memory = estimate(profile, spec, "vllm", par, context=8192)
+    inst = Instance(
+        model=profile,
+        gpu=spec,
+        engine="vllm",
+        par=par,
+        weight_bytes_per_gpu=memory.weights_gib_per_gpu * 2**30,
+        kv_bytes_per_token_per_gpu=memory.kv_bytes_per_token_per_gpu,
+        engine_version=version,
+    )
+    return forecast(inst, traffic, kv_tokens=memory.kv_cache_tokens, context=8192)

@@ -84,6 +84,10 @@ class EngineFeatures:
     # The CPU work of step n+1 overlaps the GPU work of step n.
     async_scheduling: bool
     source: str
+    # API server processes of one instance with DP ranks: "one" (a single front end streams
+    # every token) or "per-dp-rank" (vLLM's internal load balancing starts one per DP rank
+    # unless --api-server-count says otherwise).
+    api_servers: str = "one"
 
 
 # (engine, first version it applies to) -> features; the newest entry at or below a version
@@ -98,8 +102,20 @@ ENGINE_FEATURES: dict[tuple[str, tuple[int, ...]], EngineFeatures] = {
         "vLLM 0.10: FlashInfer/CUTLASS grouped GEMM and DeepGEMM MoE backends "
         "(model_executor/layers/fused_moe)",
     ),
+    ("vllm", (0, 11)): EngineFeatures(
+        "grouped",
+        False,
+        "vLLM entrypoints/cli/serve.py: internal load balancing defaults --api-server-count to "
+        "--data-parallel-size (one API server per DP rank, as llm-d's wide-EP guides state); "
+        "taken from 0.11, the first release after the mid-2025 DP load-balancing rework "
+        "(vllm PRs 21238, 21510); the dev runs check it on 0.13",
+        api_servers="per-dp-rank",
+    ),
     ("vllm", (0, 14)): EngineFeatures(
-        "grouped", True, "vLLM 0.14 release notes: async scheduling on by default"
+        "grouped",
+        True,
+        "vLLM 0.14 release notes: async scheduling on by default",
+        api_servers="per-dp-rank",
     ),
     ("sglang", (0,)): EngineFeatures(
         "legacy", False, "SGLang < 0.4: Triton fused_moe, no overlap scheduler"

@@ -284,9 +284,10 @@ def decode_step(inst: Instance, batch: float, context: float, eff: Efficiency) -
     cpu = batch / inst.kv_pools * eff.request_cpu_s
     features = engine_features(inst.engine, inst.engine_version)
     seconds = max(gpu_s, cpu) if features.async_scheduling else gpu_s + cpu
-    # The front end (one API server process) detokenizes, serializes and sends every token of
+    # The front end (its API server processes) detokenizes, serializes and sends every token of
     # every running request; it runs beside the engine, so a step is never faster than it.
-    seconds = max(seconds, batch * eff.stream_token_s)
+    servers = par.dp if features.api_servers == "per-dp-rank" else 1
+    seconds = max(seconds, batch * eff.stream_token_s / max(servers, 1))
     return StepCost(
         seconds=seconds,
         weights_s=weights_s * par.pp,
