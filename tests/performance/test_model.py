@@ -129,3 +129,16 @@ def _vllm_dp(traffic: Traffic, version: str) -> Forecast:
         engine_version=version,
     )
     return forecast(inst, traffic, kv_tokens=memory.kv_cache_tokens, context=8192)
+
+
+def test_mla_attention_dp_runs_the_larger_batch_tp_cannot_hold() -> None:
+    """Under plain TP every rank holds the whole MLA latent of every request, so the KV pool
+    (and the running batch at a long-context load) is a fraction of attention-DP's, where each
+    rank holds only its own requests' latent; the throughput follows the batch."""
+    traffic = Traffic(isl=4000, osl=1000, concurrency=512)
+    tp = _predict("deepseek-v3", "H200", Parallelism(tp=8), traffic, engine="sglang")
+    dpa = _predict("deepseek-v3", "H200", Parallelism(tp=8, attn_dp=8), traffic, engine="sglang")
+    assert tp.bound == "kv-capacity"
+    assert dpa.max_concurrency > 4 * tp.max_concurrency
+    assert dpa.output_tokens_per_s > 2 * tp.output_tokens_per_s
+    assert dpa.ttft_ms < tp.ttft_ms
