@@ -122,6 +122,17 @@ def build_plan(request: PlanRequest) -> Plan:
     if request.name is not None:
         check_name(request.name)
     model = find_model(request.model, request.revision)
+    if request.cache_bytes_per_token is not None:
+        # The user's figure for a cache the config cannot size; the memory model cites it.
+        model = model.model_copy(
+            update={
+                "cache_bytes_per_token": request.cache_bytes_per_token,
+                "notes": (
+                    *model.notes,
+                    f"cache sized from --cache-bytes-per-token {request.cache_bytes_per_token}",
+                ),
+            }
+        )
     speculative = asks_for_speculation(request.engine_args)
     if speculative:
         model = with_mtp_loaded(model)
