@@ -186,6 +186,7 @@ def build_plan(request: PlanRequest) -> Plan:
         rationale=resolution.rationale,
         alternatives=resolution.alternatives,
         warnings=[
+            *work.cluster.nodes[0].gpu_assumptions,
             *model_warnings,
             *resolution.warnings,
             *_backend_warnings(request, resolution.roles),

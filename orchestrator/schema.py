@@ -207,6 +207,10 @@ class NVLink(Strict):
     generation: int = Field(ge=1)
     bandwidth_gbs: float = Field(gt=0, description="total bidirectional GB/s per GPU")
     links: int = Field(gt=0)
+    # GPUs one NVLink domain spans when it crosses nodes (GB200/GB300 NVL72: 72 GPUs on 18
+    # trays of 4); None: the domain ends at the node.
+    domain_gpus: int | None = Field(default=None, gt=0)
+    gpus_per_node: int | None = Field(default=None, gt=0, description="GPUs per tray")
 
 
 class GpuSpec(Strict):
@@ -231,4 +235,10 @@ class GpuSpec(Strict):
     # Weight formats the GPU runs natively (fp8 needs Ada/Hopper or newer, mxfp4 Hopper+ kernels).
     supports_fp8: bool = False
     supports_mxfp4: bool = False
+    fp4_tflops: float | None = Field(default=None, gt=0, description="dense FP4; None without")
+    int8_tops: float | None = Field(default=None, gt=0, description="dense INT8")
+    # Where the figures come from (vendor datasheets), and what was assumed.
+    sources: tuple[str, ...] = ()
+    # Not from the catalog: built from what NVML reports, its notes name the assumptions.
+    assumed: bool = False
     notes: tuple[str, ...] = ()

@@ -31,7 +31,7 @@ __all__ = [
 
 def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
     from orchestrator.catalog import parse_gpu_spec
-    from orchestrator.hardware.nodes import DEFAULT_DOCKER, shorthand_node
+    from orchestrator.hardware.nodes import DEFAULT_DOCKER, shorthand_domains, shorthand_node
 
     try:
         count, spec = parse_gpu_spec(gpus)
@@ -43,6 +43,8 @@ def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
     else:
         # Placeholder host names: rendered files name them, the operator maps them (DNS,
         # /etc/hosts) or writes a cluster file with real addresses.
+        # GB200/GB300 trays of one NVL72 rack share its NVLink domain.
+        domains = shorthand_domains(spec, count, nodes)
         members = [
             shorthand_node(
                 f"node{rank}",
@@ -50,6 +52,7 @@ def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
                 count,
                 address=f"node{rank}",
                 docker=DEFAULT_DOCKER if rank == 1 else f"ssh://node{rank}",
+                nvlink_domain=domains[rank - 1],
             )
             for rank in range(1, nodes + 1)
         ]

@@ -40,6 +40,12 @@ def predict(
 ) -> Forecast:
     """TTFT, TPOT and throughput of `len(replicas)` instances of `shape` under the workload's load."""
     node = work.nodes[0]
+    if nnodes > 1 and replicas:
+        # Nodes of one multi-node NVLink domain (GB200/GB300 NVL72 trays) are one NVLink
+        # domain to the model: TP and EP across them run at NVLink speed, not the fabric's.
+        names = [piece.node for piece in replicas[0].slices]
+        if work.cluster.share_nvlink_domain(names):
+            nnodes, tp_in_domain = 1, True
     instance = Instance(
         model=work.model,
         gpu=work.gpu,
