@@ -19,6 +19,7 @@ from orchestrator.plan import (
     ModelSummary,
     NodeSummary,
     Plan,
+    Prediction,
     Request,
     Role,
 )
@@ -193,7 +194,7 @@ def build_plan(request: PlanRequest) -> Plan:
             *exposure_warnings(request.public, request.api_key_env),
         ],
         suggestion=resolution.suggestion,
-        prediction=resolution.prediction,
+        prediction=_cited(resolution.prediction, work),
         adjustments=resolution.adjustments,
     )
 
@@ -224,6 +225,16 @@ def check_model_runs(work: Workload, *, speculative: bool = False) -> list[str]:
             "and one more layer of KV"
         )
     return warnings
+
+
+def _cited(prediction: Prediction | None, work: Workload) -> Prediction | None:
+    """The prediction with the calibration it was scaled by named (`deploy calibrate`)."""
+    from orchestrator.calibration import calibration_for
+
+    found = calibration_for(work.gpu.name, work.engine, work.engine_version)
+    if prediction is None or found is None:
+        return prediction
+    return prediction.model_copy(update={"calibration": found.citation()})
 
 
 def _backend_warnings(request: PlanRequest, roles: list[Role]) -> list[str]:

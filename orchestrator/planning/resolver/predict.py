@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orchestrator.calibration import calibration_for, scale_forecast
 from orchestrator.plan import MemoryEstimate, Replica
 from orchestrator.planning.performance import Forecast, Instance, Traffic, forecast
 from orchestrator.planning.performance.from_plan import as_prediction
@@ -62,13 +63,15 @@ def predict(
         or default_max_num_batched_tokens(work.engine, work.gpu),
         eager=work.enforce_eager,
     )
-    return forecast(
+    result = forecast(
         instance,
         traffic_of(work),
         kv_tokens=memory.kv_cache_tokens,
         context=work.context,
         replicas=len(replicas),
     )
+    # The user's own measurements (`deploy calibrate`), multiplied in here and only here.
+    return scale_forecast(result, calibration_for(work.gpu.name, work.engine, work.engine_version))
 
 
 def short(result: Forecast) -> str:
