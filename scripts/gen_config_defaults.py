@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate `profiles/models/config-defaults/transformers-<version>.json` from a transformers wheel.
+"""Generate `profiles/models/config-defaults/transformers-<version>.tsv` from a transformers wheel.
 
     python scripts/gen_config_defaults.py 5.25.0
     python scripts/gen_config_defaults.py 5.25.0 --wheel path/to/transformers-5.25.0-*.whl
@@ -11,7 +11,11 @@ The planner must not import transformers, so the defaults are extracted here, as
 `configuration_*.py` of the wheel is parsed with `ast` (nothing is imported) and each class
 with a literal `model_type` gives its literal defaults, from class-level fields (5.x) or
 `__init__` keyword defaults (4.x), with those of a base class in the wheel merged under them.
-Only the fields the planner reads are kept (shapes, layer kinds, MoE, caches).
+Fields that size nothing (token ids, dropout, numerics) are left out.
+
+The file is one header line (JSON: source, version) and one line per model type,
+`<model_type> TAB <JSON of its defaults>`, so a plan finds its one line without parsing the
+other eight hundred.
 """
 
 from __future__ import annotations
@@ -149,15 +153,19 @@ def main() -> None:
         wheel = args.wheel or fetch_wheel(args.version, Path(tmp))
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         defaults = extract(wheel)
-    document = {
+    header = {
         "source": f"transformers {args.version} (PyPI wheel {wheel.name}, sha256 {digest}): "
         "literal defaults of each configuration class, parsed with ast",
         "transformers_version": args.version,
-        "model_types": defaults,
     }
+    lines = [json.dumps(header)]
+    lines += [
+        f"{model_type}\t{json.dumps(fields, separators=(',', ':'))}"
+        for model_type, fields in defaults.items()
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"transformers-{args.version}.json"
-    path.write_text(json.dumps(document, indent=0, sort_keys=False) + "\n", encoding="utf-8")
+    path = args.out / f"transformers-{args.version}.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"{path}: {len(defaults)} model types")
 
 

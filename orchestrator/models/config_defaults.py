@@ -4,8 +4,9 @@ The engines build a model's config through transformers (`AutoConfig`), so a fie
 from config.json takes the class default: Gemma 3's published config leaves `vocab_size`,
 `max_position_embeddings` and its sliding pattern out. Importing transformers costs seconds,
 so `scripts/gen_config_defaults.py` extracts the literal defaults of every configuration class
-of one transformers release into `profiles/models/config-defaults/transformers-<version>.json`;
-the newest file is read here (once per process, only when a config is read).
+of one transformers release into `profiles/models/config-defaults/transformers-<version>.tsv`
+(a header line, then `<model_type> TAB <JSON>` per class); the newest file is read here once
+per process, only when a config is read, and only the asked model type's line is parsed.
 """
 
 from __future__ import annotations
@@ -27,23 +28,31 @@ def _version_key(path: Path) -> tuple[int, ...]:
 
 
 @cache
-def _document() -> tuple[str, Mapping[str, Mapping[str, Any]]]:
+def _text() -> str:
     directory = profiles_dir() / DIRECTORY
-    files = sorted(directory.glob("transformers-*.json"), key=_version_key)
-    if not files:
-        return "", {}
-    data = json.loads(files[-1].read_text(encoding="utf-8"))
-    return str(data.get("source", files[-1].name)), data.get("model_types", {})
+    files = sorted(directory.glob("transformers-*.tsv"), key=_version_key)
+    return files[-1].read_text(encoding="utf-8") if files else ""
 
 
 def source() -> str:
     """Where the defaults came from (the transformers release and its wheel's digest)."""
-    return _document()[0]
+    text = _text()
+    if not text:
+        return ""
+    return str(json.loads(text.partition("\n")[0]).get("source", ""))
 
 
+@cache
 def class_defaults(model_type: str) -> Mapping[str, Any]:
     """The literal defaults of the configuration class registered under `model_type`."""
-    return _document()[1].get(model_type, {})
+    text = _text()
+    start = text.find(f"\n{model_type}\t") if model_type else -1
+    if start < 0:
+        return {}
+    start += len(model_type) + 2
+    end = text.find("\n", start)
+    found = json.loads(text[start : end if end >= 0 else None])
+    return found if isinstance(found, dict) else {}
 
 
 def with_defaults(config: Mapping[str, Any], parent_type: str = "") -> dict[str, Any]:
