@@ -188,3 +188,21 @@ def test_the_cli_refuses_an_unsizable_cache_until_told(deploy: Runner) -> None:
         "plan", "fixtures/Retention-7B", "--gpus", "1xH100", "--cache-bytes-per-token", "131072"
     )
     assert told.returncode == 0, told.stderr
+
+
+@pytest.mark.parametrize(
+    ("alias", "gpus"),
+    [
+        ("deepseek-v4-flash", "8xB200"),
+        ("nemotron-h-8b", "1xH100"),
+        ("kimi-linear-48b-a3b", "2xH100"),
+        ("gemma-3-27b", "1xH100"),
+        ("gemma-4-e4b", "1xL4"),
+    ],
+)
+def test_2026_catalog_entries_plan_offline(alias: str, gpus: str) -> None:
+    from orchestrator.planner import build_plan
+    from orchestrator.request import PlanRequest
+
+    plan = build_plan(PlanRequest(model=alias, gpus=gpus))
+    assert plan.fits and plan.memory.kv_bytes_per_token_per_gpu > 0
