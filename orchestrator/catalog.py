@@ -148,12 +148,23 @@ def _gpu_index() -> dict[str, str]:
     return build_gpu_index(load_gpus())
 
 
+# GPUs detected on this machine that the catalog lacks, planned from what NVML reports
+# (`hardware.unknown_gpu`): the renderers of the same process find them by their exact name.
+_DETECTED: dict[str, GpuSpec] = {}
+
+
+def register_detected(spec: GpuSpec) -> None:
+    _DETECTED[spec.name] = spec
+
+
 def find_gpu(text: str) -> GpuSpec:
     """A GPU by name, alias or NVML name, forgiving about case, spaces, dashes and word order.
 
     A bare family name picks the common board: H100 and H800 -> SXM 80 GB, A100 -> SXM 80 GB,
     H200 -> SXM 141 GB (see each profile's aliases).
     """
+    if text in _DETECTED:
+        return _DETECTED[text]
     gpus = load_gpus()
     key = _gpu_key(text)
     name = _gpu_index().get(key)

@@ -33,7 +33,7 @@ def _capability(text: str | None) -> tuple[int, int] | None:
 
 def assumed_gpu(info: GpuInfo) -> GpuSpec:
     """A GpuSpec for `info` from NVML's facts, the rest borrowed with the assumptions named."""
-    from orchestrator.catalog import load_gpus
+    from orchestrator.catalog import load_gpus, register_detected
 
     memory_gib = round(info.memory_bytes / GIB, 2)
     capability = _capability(info.compute_capability)
@@ -57,7 +57,7 @@ def assumed_gpu(info: GpuInfo) -> GpuSpec:
         f"interconnect {'NVLink' if model.nvlink else 'PCIe'}; "
         "add a profile under profiles/gpus/ for exact figures",
     )
-    return GpuSpec(
+    spec = GpuSpec(
         name=info.name,
         vendor="nvidia",
         nvml_names=(info.name,),
@@ -74,3 +74,5 @@ def assumed_gpu(info: GpuInfo) -> GpuSpec:
         assumed=True,
         notes=notes,
     )
+    register_detected(spec)
+    return spec

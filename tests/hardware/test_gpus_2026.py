@@ -137,3 +137,25 @@ def test_tp_across_trays_of_one_rack_is_planned_as_nvlink(tmp_path: Path) -> Non
     assert inside.prediction.tpot_ms < outside.prediction.tpot_ms
     assert not any("InfiniBand" in line for line in inside.rationale + inside.warnings)
     assert any("InfiniBand" in line for line in outside.rationale + outside.warnings)
+
+
+def test_a_plan_on_an_unknown_detected_gpu_states_its_assumptions(
+    tmp_path: Path, detect_recorded: Any
+) -> None:
+    inventory = detect_recorded("l40s-2")
+    renamed = [gpu.model_copy(update={"name": "NVIDIA Quantum Q1"}) for gpu in inventory.gpus]
+    (tmp_path / "node.json").write_text(
+        inventory.model_copy(update={"gpus": renamed}).model_dump_json()
+    )
+    path = tmp_path / "cluster.yaml"
+    path.write_text("nodes:\n  - {name: q1, address: 192.0.2.9, inventory: node.json}\n")
+    plan = build_plan(PlanRequest(model="qwen3-8b", cluster=path))
+    assert plan.hardware.gpu == "NVIDIA Quantum Q1"
+    assert plan.warnings[0].startswith("GPU 'NVIDIA Quantum Q1' is not in the catalog")
+    assert plan.warnings[1].startswith("assumed like L40S")
+    # The same process renders it: the engines' GPU lookups find the detected GPU.
+    from orchestrator.engines import build_services
+    from orchestrator.render import render_deployment
+
+    written = render_deployment(plan, build_services(plan), tmp_path / "out")
+    assert written and find_gpu("NVIDIA Quantum Q1").assumed
