@@ -238,7 +238,9 @@ def _attention_params(text: Mapping[str, Any], path: str) -> int:
             attention += hidden * index_dim + 2 * index_dim + hidden * index_heads
         return attention
     q_width = heads * head_dim * (2 if families.gates_attention_output(text) else 1)
-    attention = hidden * q_width + 2 * hidden * head_dim * kv_heads + heads * head_dim * hidden
+    # Values may be narrower than keys (MiMo-V2: 192-dim keys, 128-dim values).
+    v_dim = int(text.get("v_head_dim") or head_dim)
+    attention = hidden * q_width + hidden * (head_dim + v_dim) * kv_heads + heads * v_dim * hidden
     if text.get("attention_bias") or text.get("model_type") == "qwen2":
         attention += q_width + 2 * head_dim * kv_heads
     if text.get("use_qk_norm") or str(text.get("model_type", "")).startswith(
@@ -459,6 +461,8 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
     if layout.params is not None:
         for group, value in layout.params.items():
             setattr(groups, group, value)
+    for group, value in layout.extra_params.items():
+        setattr(groups, group, getattr(groups, group) + value)
     hidden = _positive_int(text, "hidden_size", path)
     heads = _positive_int(text, "num_attention_heads", path)
     kv_heads = _positive_int(text, "num_key_value_heads", path, default=heads)

@@ -70,6 +70,8 @@ class Layout:
     text_updates: dict[str, Any] = field(default_factory=dict)
     # Parameter groups computed per layer kind (block-hybrid models), replacing the generic ones.
     params: dict[str, int] | None = None
+    # Parameters added to the generic groups (Gemma 4's per-layer embeddings).
+    extra_params: dict[str, int] = field(default_factory=dict)
     # Routed-expert layers when only some blocks are MoE (None: the generic rule).
     moe_layers: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -122,6 +124,13 @@ def describe(text: Mapping[str, Any], layers: int) -> Layout:
     kinds = _declared_kinds(text, layers)
     model_type = str(text.get("model_type", ""))
     layout = Layout()
+    mlp_types = text.get("mlp_layer_types")
+    if isinstance(mlp_types, list) and mlp_types and "first_k_dense_replace" not in text:
+        # Leading dense MLP layers before the MoE ones (MiMo-V2: the first layer is dense).
+        dense = next((i for i, kind in enumerate(mlp_types) if kind != "dense"), len(mlp_types))
+        layout.text_updates["first_k_dense_replace"] = dense
+    elif model_type in MIMO_V2_TYPES and "first_k_dense_replace" not in text:
+        layout.text_updates["first_k_dense_replace"] = 1  # the class default mlp_layer_types
     if kinds is None:
         return layout
     unknown = sorted({kind for kind in kinds if kind not in KNOWN_KINDS})
@@ -341,6 +350,14 @@ def _per_layer_heads(text: Mapping[str, Any], kinds: list[str], layout: Layout) 
             }
     layout.profile["local_attention"] = local
     if model_type in GEMMA4_TYPES:
+        ple = _int(text, "hidden_size_per_layer_input")
+        if ple:
+            # Per-layer embeddings (PLE): a vocab_size_per_layer_input x (layers x ple) table,
+            # its projection from the hidden state, and a gate and projection in every layer.
+            hidden = _int(text, "hidden_size")
+            vocab = _int(text, "vocab_size_per_layer_input", _int(text, "vocab_size"))
+            layout.extra_params["embed"] = vocab * layers * ple + hidden * layers * ple
+            layout.extra_params["norms"] = layers * (2 * hidden * ple + hidden) + ple
         global_dim = _int(text, "global_head_dim", 512)
         global_heads = _int(text, "num_global_key_value_heads")
         if not (text.get("attention_k_eq_v") and global_heads):
