@@ -83,10 +83,13 @@ def expert_params(model: ModelProfile) -> int:
     moe = model.moe
     if moe is None:
         return 0
-    # Layers i in [first_dense_layers, num_layers) with (i + 1) % step == 0.
+    # Layers i in [first_dense_layers, num_layers) with (i + 1) % step == 0, unless counted.
     step = moe.moe_layer_step
-    moe_layers = model.num_layers // step - moe.first_dense_layers // step
-    return moe_layers * moe.num_experts * 3 * model.hidden_size * moe.moe_intermediate_size
+    moe_layers = moe.moe_layers
+    if moe_layers is None:
+        moe_layers = model.num_layers // step - moe.first_dense_layers // step
+    matrices = moe.matrices_per_expert
+    return moe_layers * moe.num_experts * matrices * model.hidden_size * moe.moe_intermediate_size
 
 
 def split_params(model: ModelProfile) -> ParamSplit:

@@ -34,6 +34,10 @@ class MoE(Strict):
     first_dense_layers: int = Field(default=0, ge=0)
     # Every n-th layer is MoE (Llama 4 Maverick interleaves dense and MoE layers).
     moe_layer_step: int = Field(default=1, ge=1)
+    # MoE layers when a per-layer pattern places them (Nemotron-H `E` blocks); None: the rule
+    # above. Weight matrices per expert: 3 for gated (SwiGLU) experts, 2 for squared-ReLU ones.
+    moe_layers: int | None = Field(default=None, ge=0)
+    matrices_per_expert: int = Field(default=3, ge=1, le=3)
 
 
 class HeadShape(Strict):

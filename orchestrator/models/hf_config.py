@@ -566,6 +566,9 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
                 text.get("interleave_moe_layer_step") or text.get("decoder_sparse_step") or 1
             ),
         }
+        if layout.moe_layers:
+            # Block-pattern hybrids: MoE only on their `E` blocks, squared-ReLU experts.
+            data["moe"].update(moe_layers=layout.moe_layers, matrices_per_expert=2)
     local = families.local_attention(text, layers)
     if local is not None:
         data["local_attention"] = local

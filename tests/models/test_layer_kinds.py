@@ -246,3 +246,18 @@ def test_the_recorded_engine_counts_are_what_the_engine_image_builds() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     built = json.loads(result.stdout.strip().splitlines()[-1])
     assert {name: built[name]["params"] for name in names} == ENGINE["params"]
+
+
+def test_nemotron_h_moe_blocks_count_their_experts_only() -> None:
+    from orchestrator.memory import expert_params
+
+    config = json.loads((FIXTURES / "nvidia--Nemotron-H-8B-Base-8K" / "config.json").read_text())
+    # A MoE variant of the same shapes: `E` blocks instead of every MLP block.
+    config["hybrid_override_pattern"] = config["hybrid_override_pattern"].replace("-", "E")
+    config.update(n_routed_experts=64, num_experts_per_tok=6, moe_intermediate_size=1024)
+    config["moe_shared_expert_intermediate_size"] = 2048
+    profile = _profile(config)
+    assert profile.moe is not None and profile.moe.moe_layers == 24
+    assert expert_params(profile) == 24 * 64 * 2 * 4096 * 1024
+    assert profile.params_total - profile.params_active == 24 * (64 - 6) * 2 * 4096 * 1024
+    assert kv_bytes_per_token_per_gpu(profile, SINGLE) == 4 * 8 * 256 * 2
