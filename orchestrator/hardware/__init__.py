@@ -31,13 +31,21 @@ __all__ = [
 
 def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
     from orchestrator.catalog import parse_gpu_spec
-    from orchestrator.hardware.nodes import DEFAULT_DOCKER, shorthand_domains, shorthand_node
+    from orchestrator.hardware.nodes import (
+        DEFAULT_DOCKER,
+        shorthand_domains,
+        shorthand_node,
+        tray_problem,
+    )
 
     try:
         count, spec = parse_gpu_spec(gpus)
     except CatalogError as error:
         raise HardwareError(f"--gpus {gpus!r}: {error.message}", error.hint) from error
     count = count or 1
+    problem = tray_problem(spec, count)
+    if problem is not None:
+        raise HardwareError(f"--gpus {gpus!r}: {problem}")
     if nodes == 1:
         members = [shorthand_node("local", spec, count)]
     else:

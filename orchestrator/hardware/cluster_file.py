@@ -32,7 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.errors import CatalogError, DockerUnavailableError, HardwareError
 from orchestrator.hardware.formats import INVENTORY_KIND, SCHEMA_VERSION
 from orchestrator.hardware.model import Cluster, Fabric, Node
-from orchestrator.hardware.nodes import DEFAULT_DOCKER, catalog_gpu, inventory_node, shorthand_node
+from orchestrator.hardware.nodes import (
+    DEFAULT_DOCKER,
+    catalog_gpu,
+    inventory_node,
+    shorthand_node,
+    tray_problem,
+)
 from orchestrator.hardware.yaml_source import LineMap, load_document, validation_error
 from orchestrator.schema import GpuSpec, Interconnect
 
@@ -225,6 +231,9 @@ def _build_node(
             count, spec = parse_gpu_spec(gpus)
         except CatalogError as error:
             raise lines.error(at("gpus"), str(error)) from error
+        tray = tray_problem(spec, count or 1)
+        if tray is not None:
+            raise lines.error(at("gpus"), tray)
         return shorthand_node(
             gpu=spec,
             count=count or 1,

@@ -159,3 +159,14 @@ def test_a_plan_on_an_unknown_detected_gpu_states_its_assumptions(
 
     written = render_deployment(plan, build_services(plan), tmp_path / "out")
     assert written and find_gpu("NVIDIA Quantum Q1").assumed
+
+
+def test_a_whole_rack_typed_as_one_node_is_refused_with_the_tray_layout(tmp_path: Path) -> None:
+    with pytest.raises(HardwareError) as caught:
+        cluster_from_shorthand("72xGB200")
+    message = str(caught.value)
+    assert "holds 4 GPUs, not 72" in message and "4xgb200 with 18 nodes" in message
+    path = tmp_path / "rack.yaml"
+    path.write_text("nodes:\n  - {name: a, address: 192.0.2.1, gpus: 8xGB300}\n")
+    with pytest.raises(HardwareError, match=r"rack.yaml:2: .*holds 4 GPUs, not 8"):
+        load_cluster(path)
