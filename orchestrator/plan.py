@@ -132,8 +132,6 @@ class Prediction(Strict):
     requests_per_s: float
     max_concurrency: int = Field(description="requests running at once (engine and KV caps)")
     bound: str = Field(description="what limits it: memory-bandwidth, compute, kv-capacity...")
-    # The calibration multiplied in ("calibrated on 3 runs on cluster lab, 2026-12-06 ...").
-    calibration: str | None = None
 
 
 class Adjustment(Strict):

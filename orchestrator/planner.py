@@ -19,7 +19,7 @@ from orchestrator.plan import (
     ModelSummary,
     NodeSummary,
     Plan,
-    Prediction,
+    Reason,
     Request,
     Role,
 )
@@ -184,7 +184,7 @@ def build_plan(request: PlanRequest) -> Plan:
         roles=resolution.roles,
         memory=resolution.memory,
         fits=resolution.fits,
-        rationale=resolution.rationale,
+        rationale=[*resolution.rationale, *_calibration_line(work)],
         alternatives=resolution.alternatives,
         warnings=[
             *work.cluster.nodes[0].gpu_assumptions,
@@ -194,7 +194,7 @@ def build_plan(request: PlanRequest) -> Plan:
             *exposure_warnings(request.public, request.api_key_env),
         ],
         suggestion=resolution.suggestion,
-        prediction=_cited(resolution.prediction, work),
+        prediction=resolution.prediction,
         adjustments=resolution.adjustments,
     )
 
@@ -227,14 +227,14 @@ def check_model_runs(work: Workload, *, speculative: bool = False) -> list[str]:
     return warnings
 
 
-def _cited(prediction: Prediction | None, work: Workload) -> Prediction | None:
-    """The prediction with the calibration it was scaled by named (`deploy calibrate`)."""
+def _calibration_line(work: Workload) -> list[Reason]:
+    """The reason citing the calibration the predictions were scaled by (`deploy calibrate`)."""
     from orchestrator.calibration import calibration_for
 
     found = calibration_for(work.gpu.name, work.engine, work.engine_version)
-    if prediction is None or found is None:
-        return prediction
-    return prediction.model_copy(update={"calibration": found.citation()})
+    if found is None:
+        return []
+    return [Reason(decision="prediction", choice="calibrated", why=found.citation())]
 
 
 def _backend_warnings(request: PlanRequest, roles: list[Role]) -> list[str]:

@@ -98,7 +98,6 @@ def _prediction_lines(result: Plan) -> list[str]:
                     f"{found.requests_per_s:.2f} /s, up to {found.max_concurrency} running",
                 ],
                 ["bound", found.bound],
-                *([["basis", found.calibration]] if found.calibration else []),
             ]
         )
     if result.adjustments:

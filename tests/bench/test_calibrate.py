@@ -40,7 +40,8 @@ def calibration_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _bench_run(make_server: Any, tmp_path: Path, name: str, factor_tpot: float) -> Path:
     """Bench a server that decodes `factor_tpot` times the plan's predicted TPOT."""
     plan = build_plan(REQUEST)
-    assert plan.prediction is not None and plan.prediction.calibration is None
+    assert plan.prediction is not None
+    assert not [r for r in plan.rationale if r.decision == "prediction"]
     server = make_server(
         ttft_ms=plan.prediction.ttft_ms * 2.0, tpot_ms=plan.prediction.tpot_ms * factor_tpot
     )
@@ -86,9 +87,11 @@ def test_calibrate_learns_from_bench_and_the_next_plan_uses_and_cites_it(
     assert after.prediction is not None
     assert after.prediction.tpot_ms == pytest.approx(before.prediction.tpot_ms * learned.decode)
     assert after.prediction.ttft_ms == pytest.approx(before.prediction.ttft_ms * learned.prefill)
-    citation = after.prediction.calibration
-    assert citation is not None
-    assert citation.startswith(f"calibrated on 3 runs on cluster local, {date.today().isoformat()}")
+    [reason] = [r for r in after.rationale if r.decision == "prediction"]
+    assert reason.choice == "calibrated"
+    assert reason.why.startswith(
+        f"calibrated on 3 runs on cluster local, {date.today().isoformat()}"
+    )
     # Filing the same runs again changes nothing; another engine version is not calibrated.
     again = CliRunner().invoke(cli, ["calibrate", *map(str, runs)])
     assert again.exit_code == 0 and len(read_document(calibration_file)["runs"]) == 3
@@ -98,7 +101,8 @@ def test_calibrate_learns_from_bench_and_the_next_plan_uses_and_cites_it(
 def test_plans_read_no_calibration_file_unless_it_exists(calibration_file: Path) -> None:
     assert not calibration_file.exists()
     plan = build_plan(REQUEST)
-    assert plan.prediction is not None and plan.prediction.calibration is None
+    assert plan.prediction is not None
+    assert not [r for r in plan.rationale if r.decision == "prediction"]
     assert not calibration_file.parent.exists()
 
 
