@@ -112,6 +112,21 @@ def _gpu_tokens(text: str) -> frozenset[str]:
     return frozenset(token for token in tokens if token not in _VENDOR_WORDS)
 
 
+def _gpu_words(text: str) -> list[str]:
+    """The words a user typed, each as `_gpu_key` folds it ("H100 80GB" -> h100, 80gb)."""
+    return [key for word in re.split(r"[\s_/-]+", text) if (key := _gpu_key(word))]
+
+
+def _matches_words(text: str, spelling: str) -> bool:
+    """Every typed word is a contiguous piece of the spelling: "GB300" never matches
+    "MI300X-192GB" although its letters and digits all occur there."""
+    wanted = _gpu_tokens(text)
+    if not wanted or not wanted <= _gpu_tokens(spelling):
+        return False
+    key = _gpu_key(spelling)
+    return all(word in key for word in _gpu_words(text))
+
+
 def build_gpu_index(gpus: Mapping[str, GpuSpec]) -> dict[str, str]:
     """Every accepted spelling (name, alias, NVML name) -> canonical GPU name."""
     index: dict[str, str] = {}
@@ -133,25 +148,36 @@ def _gpu_index() -> dict[str, str]:
     return build_gpu_index(load_gpus())
 
 
+# GPUs detected on this machine that the catalog lacks, planned from what NVML reports
+# (`hardware.unknown_gpu`): the renderers of the same process find them by their exact name.
+_DETECTED: dict[str, GpuSpec] = {}
+
+
+def register_detected(spec: GpuSpec) -> None:
+    _DETECTED[spec.name] = spec
+
+
 def find_gpu(text: str) -> GpuSpec:
     """A GPU by name, alias or NVML name, forgiving about case, spaces, dashes and word order.
 
     A bare family name picks the common board: H100 and H800 -> SXM 80 GB, A100 -> SXM 80 GB,
     H200 -> SXM 141 GB (see each profile's aliases).
     """
+    if text in _DETECTED:
+        return _DETECTED[text]
     gpus = load_gpus()
     key = _gpu_key(text)
     name = _gpu_index().get(key)
     if name is not None:
         return gpus[name]
-    # Word-order-free match: every word the user typed appears in one GPU's names.
+    # Word-order-free match: every word the user typed appears whole in one GPU's names.
     wanted = _gpu_tokens(text)
     if wanted:
         matches = [
             spec
             for spec in gpus.values()
             if any(
-                wanted <= _gpu_tokens(spelling)
+                _matches_words(text, spelling)
                 for spelling in (spec.name, *spec.aliases, *spec.nvml_names)
             )
         ]
@@ -166,8 +192,9 @@ def find_gpu(text: str) -> GpuSpec:
             raise CatalogError(f"GPU {text!r} is ambiguous", f"use one of: {options}")
     import difflib
 
+    # Never another GPU in its place: only suggestions, and the user chooses.
     close = difflib.get_close_matches(key, list(_gpu_index()), n=5, cutoff=0.5)
-    names = list(dict.fromkeys(_gpu_index()[match] for match in close))
+    names = list(dict.fromkeys(_gpu_index()[match] for match in close))[:3]
     hint = f"did you mean {', '.join(names)}? " if names else ""
     raise CatalogError(f"unknown GPU {text!r}", f"{hint}{_GPU_LIST_HINT}")
 
@@ -204,7 +231,16 @@ def gpu_from_nvml_name(name: str, memory_bytes: int | None = None) -> GpuSpec | 
         if canonical is None:
             return None
         matches = [load_gpus()[canonical]]
-    if memory_bytes is not None and len(matches) > 1:
+    if memory_bytes is not None:
         memory_gib = memory_bytes / 2**30
+        # One NVML name for two boards (H20 96 GB and 141 GB): the memory tells them apart.
+        family = re.match(r"[A-Za-z]+\d+", matches[0].name)
+        if family is not None and abs(matches[0].memory_gib - memory_gib) > 0.1 * memory_gib:
+            matches += [
+                spec
+                for spec in gpus
+                if spec not in matches
+                and re.match(rf"{family.group(0)}\b|{family.group(0)}-", spec.name)
+            ]
         matches.sort(key=lambda spec: abs(spec.memory_gib - memory_gib))
     return matches[0]

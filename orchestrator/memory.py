@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from orchestrator import cache_kinds
 from orchestrator.engine_versions import default_version, version_tuple
 from orchestrator.errors import InputError
 from orchestrator.plan import MemoryEstimate, Parallelism
@@ -82,10 +83,13 @@ def expert_params(model: ModelProfile) -> int:
     moe = model.moe
     if moe is None:
         return 0
-    # Layers i in [first_dense_layers, num_layers) with (i + 1) % step == 0.
+    # Layers i in [first_dense_layers, num_layers) with (i + 1) % step == 0, unless counted.
     step = moe.moe_layer_step
-    moe_layers = model.num_layers // step - moe.first_dense_layers // step
-    return moe_layers * moe.num_experts * 3 * model.hidden_size * moe.moe_intermediate_size
+    moe_layers = moe.moe_layers
+    if moe_layers is None:
+        moe_layers = model.num_layers // step - moe.first_dense_layers // step
+    matrices = moe.matrices_per_expert
+    return moe_layers * moe.num_experts * matrices * model.hidden_size * moe.moe_intermediate_size
 
 
 def split_params(model: ModelProfile) -> ParamSplit:
@@ -160,6 +164,9 @@ def weight_bytes_per_gpu(
     repl_b = split.replicated * BF16_BYTES
     extra_high = max(0, high - split.vocab - split.replicated)
     expert_fmt_bytes = linear_bytes
+    if fmt == model.checkpoint.format and model.checkpoint.expert_format is not None:
+        # Routed experts stored in their own format (DeepSeek-V4: MXFP4 experts, FP8 rest).
+        expert_fmt_bytes = _linear_bytes_per_param(model.checkpoint.expert_format, model)
     high_in_experts = max(0, extra_high - split.layers_other)
     other_high = min(extra_high, split.layers_other)
     experts_b = (split.experts - high_in_experts) * expert_fmt_bytes + high_in_experts * BF16_BYTES
@@ -222,7 +229,9 @@ def kv_dtype_bytes(kv_cache_dtype: str) -> int:
         ) from None
 
 
-def _kv_bytes_per_layer_token(model: ModelProfile, par: Parallelism, dtype_bytes: int) -> int:
+def _kv_bytes_per_layer_token(
+    model: ModelProfile, par: Parallelism, dtype_bytes: int, kind: str = "full"
+) -> int:
     if model.attention == "mla":
         # One latent per token, identical on every TP rank (vLLM max_tp_shards=1).
         assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
@@ -231,6 +240,13 @@ def _kv_bytes_per_layer_token(model: ModelProfile, par: Parallelism, dtype_bytes
             # DeepSeek sparse attention: the indexer's FP8 key plus an fp32 scale per 128.
             latent += model.indexer.head_dim + model.indexer.head_dim // 128 * 4
         return latent
+    # Per-layer heads: Gemma 4 global layers, MiMo-V2 sliding layers have their own.
+    shape = model.full_attention_heads if kind == "full" else None
+    if kind == "local" and model.local_attention is not None:
+        shape = model.local_attention.heads
+    if shape is not None:
+        heads = max(1, shape.num_kv_heads // attention_tp(par))
+        return heads * (shape.head_dim + shape.v_head_dim) * dtype_bytes
     heads = max(1, model.num_kv_heads // attention_tp(par))
     v_dim = model.v_head_dim or model.head_dim
     return heads * (model.head_dim + v_dim) * dtype_bytes
@@ -240,7 +256,7 @@ def _stage_layers(model: ModelProfile, par: Parallelism) -> tuple[int, int]:
     """(full-attention layers, local-attention layers) on the most loaded PP stage."""
     local = model.local_attention.layers if model.local_attention else 0
     linear = model.linear_attention.layers if model.linear_attention else 0
-    full = model.num_layers - local - linear
+    full = max(0, model.num_layers - local - linear - cache_kinds.other_cache_layers(model))
     return math.ceil(full / par.pp), math.ceil(local / par.pp)
 
 
@@ -252,8 +268,13 @@ def kv_bytes_per_token_per_gpu(
     Local (sliding/chunked) layers cost a bounded window per request instead; see
     `local_kv_bytes_per_request_per_gpu`.
     """
+    dtype_bytes = kv_dtype_bytes(kv_cache_dtype)
+    stated = cache_kinds.override_bytes_per_token(model, par, attention_tp(par))
+    if stated is not None:
+        return stated  # the user's figure for a cache deploy cannot size
     full_layers, _ = _stage_layers(model, par)
-    return full_layers * _kv_bytes_per_layer_token(model, par, kv_dtype_bytes(kv_cache_dtype))
+    full = full_layers * _kv_bytes_per_layer_token(model, par, dtype_bytes)
+    return full + cache_kinds.per_token_bytes(model, par)
 
 
 def local_kv_tokens_per_request(
@@ -273,7 +294,8 @@ def local_kv_bytes_per_token_layers(
 ) -> int:
     """Bytes one token costs across the local layers of one GPU (0 without local attention)."""
     _, local_layers = _stage_layers(model, par)
-    return local_layers * _kv_bytes_per_layer_token(model, par, kv_dtype_bytes(kv_cache_dtype))
+    dtype_bytes = kv_dtype_bytes(kv_cache_dtype)
+    return local_layers * _kv_bytes_per_layer_token(model, par, dtype_bytes, "local")
 
 
 def linear_state_bytes_per_request_per_gpu(
@@ -285,17 +307,18 @@ def linear_state_bytes_per_request_per_gpu(
     recurrent state (value heads x key dim x value dim) per layer, split over TP by heads;
     vLLM stores the recurrent state in the model dtype, SGLang in fp32.
     """
+    tp = attention_tp(par)
+    other = cache_kinds.state_bytes_per_request(model, par, tp)
     linear = model.linear_attention
     if linear is None:
-        return 0
-    tp = attention_tp(par)
+        return other
     key_dim = linear.num_key_heads * linear.key_head_dim
     value_dim = linear.num_value_heads * linear.value_head_dim
     conv = (linear.conv_kernel - 1) * (2 * key_dim + value_dim) * 2
     state_bytes = linear.state_dtype_bytes or (4 if engine == "sglang" else 2)
     state = linear.num_value_heads * linear.key_head_dim * linear.value_head_dim * state_bytes
     layers = math.ceil(linear.layers / par.pp)
-    return layers * (conv + state) // tp
+    return layers * (conv + state) // tp + other
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,6 +578,7 @@ def estimate(
     """
     if engine not in ("vllm", "sglang"):
         raise InputError(f"unknown engine {engine!r}", "use vllm or sglang")
+    cache_kinds.check_sized(model)
     if context < 1:
         raise InputError(f"context must be at least 1 token, got {context}")
     fraction = memory_fraction or default_memory_fraction(engine, gpu, par, engine_version)

@@ -19,6 +19,7 @@ from orchestrator.plan import (
     ModelSummary,
     NodeSummary,
     Plan,
+    Reason,
     Request,
     Role,
 )
@@ -124,6 +125,17 @@ def build_plan(request: PlanRequest) -> Plan:
     if request.name is not None:
         check_name(request.name)
     model = find_model(request.model, request.revision)
+    if request.cache_bytes_per_token is not None:
+        # The user's figure for a cache the config cannot size; the memory model cites it.
+        model = model.model_copy(
+            update={
+                "cache_bytes_per_token": request.cache_bytes_per_token,
+                "notes": (
+                    *model.notes,
+                    f"cache sized from --cache-bytes-per-token {request.cache_bytes_per_token}",
+                ),
+            }
+        )
     speculative = asks_for_speculation(request.engine_args)
     if speculative:
         model = with_mtp_loaded(model)
@@ -174,9 +186,10 @@ def build_plan(request: PlanRequest) -> Plan:
         roles=resolution.roles,
         memory=resolution.memory,
         fits=resolution.fits,
-        rationale=resolution.rationale,
+        rationale=[*resolution.rationale, *_calibration_line(work)],
         alternatives=resolution.alternatives,
         warnings=[
+            *work.cluster.nodes[0].gpu_assumptions,
             *model_warnings,
             *resolution.warnings,
             *_backend_warnings(request, resolution.roles),
@@ -214,6 +227,16 @@ def check_model_runs(work: Workload, *, speculative: bool = False) -> list[str]:
             "and one more layer of KV"
         )
     return warnings
+
+
+def _calibration_line(work: Workload) -> list[Reason]:
+    """The reason citing the calibration the predictions were scaled by (`deploy calibrate`)."""
+    from orchestrator.calibration import calibration_for
+
+    found = calibration_for(work.gpu.name, work.engine, work.engine_version)
+    if found is None:
+        return []
+    return [Reason(decision="prediction", choice="calibrated", why=found.citation())]
 
 
 def _backend_warnings(request: PlanRequest, roles: list[Role]) -> list[str]:

@@ -31,6 +31,8 @@ class PlanRequest(BaseModel):
     concurrency: int | None = None
     quantization: str | None = None
     kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    # Cache bytes per token of a model whose cache deploy cannot size from its config.
+    cache_bytes_per_token: int | None = Field(default=None, gt=0, le=2**24)
     gpu_memory_utilization: float | None = None
     tp: int | None = None
     pp: int | None = None

@@ -34,6 +34,18 @@ class MoE(Strict):
     first_dense_layers: int = Field(default=0, ge=0)
     # Every n-th layer is MoE (Llama 4 Maverick interleaves dense and MoE layers).
     moe_layer_step: int = Field(default=1, ge=1)
+    # MoE layers when a per-layer pattern places them (Nemotron-H `E` blocks); None: the rule
+    # above. Weight matrices per expert: 3 for gated (SwiGLU) experts, 2 for squared-ReLU ones.
+    moe_layers: int | None = Field(default=None, ge=0)
+    matrices_per_expert: int = Field(default=3, ge=1, le=3)
+
+
+class HeadShape(Strict):
+    """KV heads of one kind of attention layer, when it differs from the model's defaults."""
+
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    v_head_dim: int = Field(gt=0)
 
 
 class LocalAttention(Strict):
@@ -42,6 +54,41 @@ class LocalAttention(Strict):
     kind: Literal["sliding", "chunked"]
     window: int = Field(gt=0, description="tokens kept per request in these layers")
     layers: int = Field(ge=0, description="how many layers are local; the rest are full")
+    # Heads of the local layers when they differ from the model's (MiMo-V2 `swa_*` fields).
+    heads: HeadShape | None = None
+
+
+class MambaState(Strict):
+    """Mamba2 (SSM) layers: a convolution window and a recurrent state per sequence, no KV."""
+
+    layers: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    state_size: int = Field(gt=0)
+    n_groups: int = Field(default=1, gt=0)
+    conv_kernel: int = Field(default=4, gt=0)
+    # Bytes of one recurrent-state element (mamba_ssm_cache_dtype; float32 by default).
+    state_dtype_bytes: int = Field(default=4, gt=0)
+
+
+class CompressedAttention(Strict):
+    """DeepSeek-V4 attention: every layer keeps a sliding window of raw entries; compressed
+    layers also keep one entry per `ratio` tokens (ratio 4 layers with an indexer key)."""
+
+    # (compression ratio, layers) pairs; ratio 1 means a window-only layer.
+    layers_by_ratio: tuple[tuple[int, int], ...]
+    entry_bytes: int = Field(gt=0, description="bytes of one cache entry (one KV head)")
+    head_dim: int = Field(default=512, gt=0)
+    window: int = Field(gt=0)
+    index_head_dim: int = Field(default=0, ge=0)
+    indexed_ratio: int = Field(default=4, gt=0, description="the ratio whose layers are indexed")
+
+    def layers_at(self, ratio: int) -> int:
+        return sum(count for each, count in self.layers_by_ratio if each == ratio)
+
+    @property
+    def layers(self) -> int:
+        return sum(count for _, count in self.layers_by_ratio)
 
 
 class QuantScheme(Strict):
@@ -72,6 +119,8 @@ class Checkpoint(Strict):
     # Parameters kept in BF16 inside a quantized checkpoint (embeddings, attention, router...).
     bf16_params: int | None = Field(default=None, ge=0)
     scheme: QuantScheme | None = None
+    # The routed experts' format when it differs from the rest (DeepSeek-V4: FP4 experts).
+    expert_format: WeightFormat | None = None
 
 
 class LinearAttention(Strict):
@@ -94,6 +143,10 @@ class SparseIndexer(Strict):
     head_dim: int = Field(gt=0)
     num_heads: int = Field(gt=0)
     top_k: int = Field(gt=0, description="tokens each query attends to")
+    # GQA models with an indexer on some layers (MiniMax-M3): indexed layers and the key heads
+    # each keeps per token (BF16). None: the MLA rule (one FP8 key on every layer).
+    layers: int | None = Field(default=None, ge=0)
+    key_heads: int | None = Field(default=None, gt=0)
 
 
 class ModelProfile(Strict):
@@ -137,6 +190,17 @@ class ModelProfile(Strict):
     revision: str | None = None
     # What a user should know about how the profile was read (unknown architecture...).
     warnings: tuple[str, ...] = ()
+    # Per-layer cache kinds beyond full / local / linear attention.
+    mamba: MambaState | None = None
+    compressed_attention: CompressedAttention | None = None
+    # Heads of the full-attention layers when they differ (Gemma 4 global layers).
+    full_attention_heads: HeadShape | None = None
+    # Layers that keep no cache of their own (MLP-only blocks, KV-sharing layers).
+    cache_free_layers: int = Field(default=0, ge=0)
+    # Why the cache cannot be sized from the config (None: it can); the planner refuses such a
+    # model unless the user states the bytes per token (`cache_bytes_per_token`).
+    unsized_cache: str | None = None
+    cache_bytes_per_token: int | None = Field(default=None, gt=0)
 
     @property
     def is_moe(self) -> bool:
@@ -147,6 +211,10 @@ class NVLink(Strict):
     generation: int = Field(ge=1)
     bandwidth_gbs: float = Field(gt=0, description="total bidirectional GB/s per GPU")
     links: int = Field(gt=0)
+    # GPUs one NVLink domain spans when it crosses nodes (GB200/GB300 NVL72: 72 GPUs on 18
+    # trays of 4); None: the domain ends at the node.
+    domain_gpus: int | None = Field(default=None, gt=0)
+    gpus_per_node: int | None = Field(default=None, gt=0, description="GPUs per tray")
 
 
 class GpuSpec(Strict):
@@ -171,4 +239,10 @@ class GpuSpec(Strict):
     # Weight formats the GPU runs natively (fp8 needs Ada/Hopper or newer, mxfp4 Hopper+ kernels).
     supports_fp8: bool = False
     supports_mxfp4: bool = False
+    fp4_tflops: float | None = Field(default=None, gt=0, description="dense FP4; None without")
+    int8_tops: float | None = Field(default=None, gt=0, description="dense INT8")
+    # Where the figures come from (vendor datasheets), and what was assumed.
+    sources: tuple[str, ...] = ()
+    # Not from the catalog: built from what NVML reports, its notes name the assumptions.
+    assumed: bool = False
     notes: tuple[str, ...] = ()

@@ -193,9 +193,11 @@ def run_command(args: BenchArgs) -> str:
     else:
         result = run_bench(options)
     if args.deployment is not None:
-        from orchestrator.bench.predicted import predictions_for
+        from orchestrator.bench.predicted import planned_facts, predictions_for
 
         result.predicted = predictions_for(args.deployment, args.state_dir, result)
+        if result.predicted:
+            result.planned = planned_facts(args.deployment, args.state_dir)
     if args.out is not None:
         try:
             write_outputs(result, args.out)

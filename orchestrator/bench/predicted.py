@@ -43,3 +43,30 @@ def predictions_for(
         )
         found.append(None if forecast is None else asdict(forecast))
     return found
+
+
+def planned_facts(deployment: str, state_dir: Path | None) -> dict[str, Any] | None:
+    """What `deploy calibrate` needs to file a run: the plan's GPU, engine and layout."""
+    from pydantic import ValidationError
+
+    from orchestrator.plan import Plan
+    from orchestrator.runtime.state import StateStore
+
+    state = StateStore(state_dir).load(deployment)
+    if state is None or state.plan is None:
+        return None
+    try:
+        plan = Plan.model_validate(state.plan)
+    except ValidationError:
+        return None
+    hw = plan.hardware
+    names = [node.name for node in hw.node_list]
+    cluster = "+".join(names) if len("+".join(names)) <= 60 else f"{names[0]}+{len(names) - 1}"
+    return {
+        "deployment": deployment,
+        "gpu": hw.gpu,
+        "engine": plan.engine.name,
+        "engine_version": plan.engine.version,
+        "cluster": cluster,
+        "gpus_per_instance": plan.parallelism.gpus,
+    }

@@ -106,6 +106,7 @@ def to_dict(result: BenchResult) -> dict[str, Any]:
         "levels": [level_dict(level) for level in result.levels],
         # The plan's prediction per level (a deployment deploy planned), else absent.
         **({"predicted": result.predicted} if result.predicted else {}),
+        **({"planned": result.planned} if result.planned else {}),
         "recommendation": None
         if rec is None
         else {

@@ -61,6 +61,8 @@ class BenchResult:
     # Per level: the plan's prediction at the measured lengths and load (`deploy bench` on a
     # deployment deploy planned); None elsewhere.
     predicted: list[dict[str, Any] | None] = field(default_factory=list)
+    # The plan's GPU, engine, version and layout beside those predictions (`deploy calibrate`).
+    planned: dict[str, Any] | None = None
 
 
 class ProgressSink(Protocol):

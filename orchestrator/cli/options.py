@@ -87,6 +87,13 @@ def plan_options(func: F) -> F:
             show_default=True,
         ),
         click.option(
+            "--cache-bytes-per-token",
+            type=int,
+            metavar="N",
+            help="KV cache bytes one token costs over all layers, for an architecture whose "
+            "cache deploy cannot size from its config.",
+        ),
+        click.option(
             "--gpu-memory-utilization",
             "--mem-fraction-static",
             "gpu_memory_utilization",

@@ -53,6 +53,7 @@ def list_profiles(show_gpus: bool, as_json: bool) -> None:
                 f"{spec.bf16_tflops:.0f}",
                 f"{spec.fp8_tflops:.0f}" if spec.fp8_tflops else "-",
                 f"NVLink{spec.nvlink.generation} {spec.nvlink.bandwidth_gbs:.0f} GB/s"
+                + (f" x{spec.nvlink.domain_gpus}" if spec.nvlink.domain_gpus else "")
                 if spec.nvlink
                 else f"PCIe{spec.pcie_generation}",
                 ", ".join(spec.aliases[:3]),

@@ -31,18 +31,28 @@ __all__ = [
 
 def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
     from orchestrator.catalog import parse_gpu_spec
-    from orchestrator.hardware.nodes import DEFAULT_DOCKER, shorthand_node
+    from orchestrator.hardware.nodes import (
+        DEFAULT_DOCKER,
+        shorthand_domains,
+        shorthand_node,
+        tray_problem,
+    )
 
     try:
         count, spec = parse_gpu_spec(gpus)
     except CatalogError as error:
         raise HardwareError(f"--gpus {gpus!r}: {error.message}", error.hint) from error
     count = count or 1
+    problem = tray_problem(spec, count)
+    if problem is not None:
+        raise HardwareError(f"--gpus {gpus!r}: {problem}")
     if nodes == 1:
         members = [shorthand_node("local", spec, count)]
     else:
         # Placeholder host names: rendered files name them, the operator maps them (DNS,
         # /etc/hosts) or writes a cluster file with real addresses.
+        # GB200/GB300 trays of one NVL72 rack share its NVLink domain.
+        domains = shorthand_domains(spec, count, nodes)
         members = [
             shorthand_node(
                 f"node{rank}",
@@ -50,6 +60,7 @@ def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
                 count,
                 address=f"node{rank}",
                 docker=DEFAULT_DOCKER if rank == 1 else f"ssh://node{rank}",
+                nvlink_domain=domains[rank - 1],
             )
             for rank in range(1, nodes + 1)
         ]

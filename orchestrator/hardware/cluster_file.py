@@ -6,6 +6,7 @@ fabric: infiniband              # infiniband | roce | ethernet | none
 defaults:                       # any node field except name/address, applied to every node
   gpus: 8xH100-80GB-SXM         # shorthand: COUNTxGPU (count defaults to 1)
   interconnect: nvswitch        # nvswitch | nvlink-pairs | pcie (default: from the GPU)
+  # nvlink_domain: rack1        # nodes naming one domain share NVLink (GB200/GB300 NVL72)
 nodes:
   - name: gpu-a
     address: 192.0.2.10         # rendezvous address other nodes reach
@@ -31,7 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.errors import CatalogError, DockerUnavailableError, HardwareError
 from orchestrator.hardware.formats import INVENTORY_KIND, SCHEMA_VERSION
 from orchestrator.hardware.model import Cluster, Fabric, Node
-from orchestrator.hardware.nodes import DEFAULT_DOCKER, catalog_gpu, inventory_node, shorthand_node
+from orchestrator.hardware.nodes import (
+    DEFAULT_DOCKER,
+    catalog_gpu,
+    inventory_node,
+    shorthand_node,
+    tray_problem,
+)
 from orchestrator.hardware.yaml_source import LineMap, load_document, validation_error
 from orchestrator.schema import GpuSpec, Interconnect
 
@@ -74,6 +81,9 @@ class _Entry(BaseModel):
     rdma_devices: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(:[0-9]+)?$")]] | None = None
     # CPU NUMA nodes the GPUs hang off (2 on dual-socket HGX boards); detected for inventories.
     numa_nodes: int | None = Field(default=None, ge=1)
+    # A multi-node NVLink domain (an NVL72 rack): nodes naming the same one reach each other's
+    # GPUs over NVLink, so TP and EP may span them without the network.
+    nvlink_domain: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
     @field_validator("docker")
     @classmethod
@@ -202,6 +212,7 @@ def _build_node(
         "network_interface": fields["network_interface"][0],
         "rdma_devices": fields["rdma_devices"][0],
     }
+    nvlink_domain = fields["nvlink_domain"][0]
     numa_nodes = fields["numa_nodes"][0]
     if gpus == "detect":
         # Found through the node's Docker endpoint, cached (`deploy detect --cluster` refreshes).
@@ -211,7 +222,8 @@ def _build_node(
             found = detected_inventory(entry.name, common["docker"])
         except (HardwareError, DockerUnavailableError) as error:
             raise lines.error(at("gpus"), error.message, error.hint) from error
-        return _inventory_node(found, common, numa_nodes, lines, at("gpus"))
+        node = _inventory_node(found, common, numa_nodes, lines, at("gpus"))
+        return _with_domain(node, nvlink_domain)
     if gpus is not None:
         from orchestrator.catalog import parse_gpu_spec
 
@@ -219,9 +231,26 @@ def _build_node(
             count, spec = parse_gpu_spec(gpus)
         except CatalogError as error:
             raise lines.error(at("gpus"), str(error)) from error
-        return shorthand_node(gpu=spec, count=count or 1, numa_nodes=numa_nodes or 1, **common)
+        tray = tray_problem(spec, count or 1)
+        if tray is not None:
+            raise lines.error(at("gpus"), tray)
+        return shorthand_node(
+            gpu=spec,
+            count=count or 1,
+            numa_nodes=numa_nodes or 1,
+            nvlink_domain=nvlink_domain,
+            **common,
+        )
     detected = _load_inventory(inventory, base, lines, at("inventory"))
-    return _inventory_node(detected, common, numa_nodes, lines, at("inventory"))
+    node = _inventory_node(detected, common, numa_nodes, lines, at("inventory"))
+    return _with_domain(node, nvlink_domain)
+
+
+def _with_domain(node: Node, nvlink_domain: str | None) -> Node:
+    """The declared multi-node NVLink domain wins over the one NVML's fabric info names."""
+    return (
+        node if nvlink_domain is None else node.model_copy(update={"nvlink_domain": nvlink_domain})
+    )
 
 
 def _inventory_node(

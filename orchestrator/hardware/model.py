@@ -51,6 +51,11 @@ class Node(Strict):
     network_interface: str | None = None
     rdma_devices: list[str] = []
     numa_nodes: int = Field(default=1, ge=1)
+    # The NVLink domain this node's GPUs share with other nodes (an NVL72 rack's name, or the
+    # fabric's cluster UUID/clique NVML reports); None: NVLink ends at the node.
+    nvlink_domain: str | None = Field(default=None, min_length=1, max_length=128)
+    # Assumptions made for a GPU the catalog does not know (planned from what NVML reports).
+    gpu_assumptions: list[str] = []
 
     @property
     def gpu_count(self) -> int:
@@ -84,3 +89,18 @@ class Cluster(Strict):
     @property
     def has_rdma(self) -> bool:
         return self.fabric in ("infiniband", "roce")
+
+    def share_nvlink_domain(self, names: list[str]) -> bool:
+        """Whether the named nodes are all in one multi-node NVLink domain (an NVL72 rack)."""
+        by_name = {node.name: node.nvlink_domain for node in self.nodes}
+        domains = {by_name.get(name) for name in names}
+        return len(domains) == 1 and None not in domains
+
+    @property
+    def nodes_per_nvlink_domain(self) -> int:
+        """Nodes of the smallest multi-node NVLink domain (1 when NVLink ends at the node)."""
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            if node.nvlink_domain is not None:
+                counts[node.nvlink_domain] = counts.get(node.nvlink_domain, 0) + 1
+        return min(counts.values(), default=1)

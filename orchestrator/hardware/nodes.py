@@ -51,6 +51,7 @@ def shorthand_node(
     network_interface: str | None = None,
     rdma_devices: list[str] | None = None,
     numa_nodes: int = 1,
+    nvlink_domain: str | None = None,
 ) -> Node:
     chosen = interconnect or default_interconnect(gpu, count)
     return Node(
@@ -64,7 +65,31 @@ def shorthand_node(
         network_interface=network_interface,
         rdma_devices=list(rdma_devices or []),
         numa_nodes=numa_nodes,
+        nvlink_domain=nvlink_domain,
     )
+
+
+def tray_problem(gpu: GpuSpec, count: int) -> str | None:
+    """Why `count` GPUs cannot be one node of this GPU (an NVL72 tray holds 4), or None."""
+    per_tray = gpu.nvlink.gpus_per_node if gpu.nvlink is not None else None
+    if per_tray is None or count <= per_tray:
+        return None
+    trays = -(-count // per_tray)
+    return (
+        f"a {gpu.name} node (compute tray) holds {per_tray} GPUs, not {count}; "
+        f"write {per_tray}x{gpu.aliases[0] if gpu.aliases else gpu.name} with {trays} nodes "
+        "(--nodes, or one cluster-file node per tray): the trays share one NVLink domain"
+    )
+
+
+def shorthand_domains(gpu: GpuSpec, count: int, nodes: int) -> list[str | None]:
+    """NVLink domain names of `nodes` shorthand nodes: racks of `domain_gpus` GPUs for a GPU
+    whose NVLink crosses nodes (NVL72: 18 trays of 4), None otherwise."""
+    span = gpu.nvlink.domain_gpus if gpu.nvlink is not None else None
+    if span is None or count >= span or nodes < 2:
+        return [None] * nodes
+    per_domain = max(1, span // count)
+    return [f"nvl{rank // per_domain + 1}" for rank in range(nodes)]
 
 
 def catalog_gpu(inventory: NodeInventory, where: str) -> GpuSpec:
@@ -80,10 +105,10 @@ def catalog_gpu(inventory: NodeInventory, where: str) -> GpuSpec:
     first = inventory.gpus[0]
     spec = gpu_from_nvml_name(first.name, first.memory_bytes)
     if spec is None:
-        raise HardwareError(
-            f"{where}: GPU {first.name!r} is not in the catalog",
-            "add a profile under profiles/gpus/ or pass --gpus SPEC",
-        )
+        # Planned from what NVML reports, with the assumptions stated (see `assumed_gpu`).
+        from orchestrator.hardware.unknown_gpu import assumed_gpu
+
+        return assumed_gpu(first)
     return spec
 
 
@@ -128,4 +153,19 @@ def inventory_node(
         if rdma_devices is not None
         else inventory.active_rdma_devices,
         numa_nodes=inventory.numa_nodes,
+        nvlink_domain=fabric_domain(inventory),
+        gpu_assumptions=list(gpu.notes) if gpu.assumed else [],
     )
+
+
+def fabric_domain(inventory: NodeInventory) -> str | None:
+    """The multi-node NVLink domain NVML's GPU fabric registration names (GB200/GB300 NVL72:
+    the fabric manager's cluster UUID and clique), or None. A single-node NVSwitch board
+    registers too, with a zero cluster UUID: its NVLink ends at the node."""
+    for info in inventory.gpus:
+        fabric = getattr(info, "fabric", None)
+        if fabric is None or fabric.state != "completed" or not fabric.cluster_uuid:
+            continue
+        if fabric.cluster_uuid.strip("0-"):
+            return f"{fabric.cluster_uuid}/{fabric.clique_id or 0}"
+    return None

@@ -79,6 +79,16 @@ KNOWN_MODEL_TYPES = frozenset(
         "seed_oss",
         "smollm3",
         "apertus",
+        # Per-layer cache kinds of these are read by `layer_kinds`.
+        "nemotron_h",
+        "kimi_linear",
+        "deepseek_v4",
+        "gemma4",
+        "gemma4_text",
+        "mimo_v2_flash",
+        "minimax_m3",
+        "minimax_m3_vl",
+        "minimax_m3_vl_text",
     }
 )
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from orchestrator.catalog import validation_message
 from orchestrator.errors import CatalogError
-from orchestrator.models import families
+from orchestrator.models import config_defaults, families, layer_kinds
 from orchestrator.models.quantization import (
     Declared,
     declared_format,
@@ -238,7 +238,9 @@ def _attention_params(text: Mapping[str, Any], path: str) -> int:
             attention += hidden * index_dim + 2 * index_dim + hidden * index_heads
         return attention
     q_width = heads * head_dim * (2 if families.gates_attention_output(text) else 1)
-    attention = hidden * q_width + 2 * hidden * head_dim * kv_heads + heads * head_dim * hidden
+    # Values may be narrower than keys (MiMo-V2: 192-dim keys, 128-dim values).
+    v_dim = int(text.get("v_head_dim") or head_dim)
+    attention = hidden * q_width + hidden * (head_dim + v_dim) * kv_heads + heads * v_dim * hidden
     if text.get("attention_bias") or text.get("model_type") == "qwen2":
         attention += q_width + 2 * head_dim * kv_heads
     if text.get("use_qk_norm") or str(text.get("model_type", "")).startswith(
@@ -433,14 +435,34 @@ def profile_from_files(files: CheckpointFiles, identity: Identity) -> ModelProfi
         raise CatalogError(f"{path}: a field has an unexpected value ({error})") from error
 
 
+# Class defaults worth naming in a profile's notes when config.json leaves them out.
+_NOTED_DEFAULTS = frozenset(
+    {"vocab_size", "max_position_embeddings", "num_key_value_heads", "head_dim", "hidden_size",
+     "num_hidden_layers", "intermediate_size", "sliding_window", "tie_word_embeddings"}
+)  # fmt: skip
+
+
 def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
     config, path = files.config, files.config_path
-    text = _text_config(config)
+    raw_text = _text_config(config)
+    parent_type = str(config.get("model_type") or "") if raw_text is not config else ""
+    # Fields config.json leaves out take the configuration class's defaults, as in the engines.
+    text: Mapping[str, Any] = config_defaults.with_defaults(raw_text, parent_type)
+    filled = _NOTED_DEFAULTS.intersection(config_defaults.filled_fields(raw_text, parent_type))
     architectures = config.get("architectures") or text.get("architectures") or ["unknown"]
     architecture = str(architectures[0])
     model_type = str(text.get("model_type") or config.get("model_type") or "unknown")
-    groups = count_params(text, path)
+    _positive_int(text, "hidden_size", path)
     layers = _positive_int(text, "num_hidden_layers", path)
+    layout = layer_kinds.describe(text, layers)
+    if layout.text_updates:
+        text = {**text, **layout.text_updates}
+    groups = count_params(text, path)
+    if layout.params is not None:
+        for group, value in layout.params.items():
+            setattr(groups, group, value)
+    for group, value in layout.extra_params.items():
+        setattr(groups, group, getattr(groups, group) + value)
     hidden = _positive_int(text, "hidden_size", path)
     heads = _positive_int(text, "num_attention_heads", path)
     kv_heads = _positive_int(text, "num_key_value_heads", path, default=heads)
@@ -452,7 +474,12 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
     active = total - groups.inactive_experts
     mla = bool(text.get("kv_lora_rank"))
     warnings = list(identity.extra_warnings)
-    notes: list[str] = []
+    notes: list[str] = list(layout.notes)
+    if filled:
+        notes.append(
+            f"config.json leaves {', '.join(sorted(filled))} to the {model_type} class defaults "
+            f"({config_defaults.source().split(' (')[0]})"
+        )
     if not families.is_known(model_type) and not families.is_known(
         str(config.get("model_type", ""))
     ):
@@ -525,7 +552,7 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
         data["v_head_dim"] = int(text["v_head_dim"])
         data["kv_lora_rank"] = int(text["kv_lora_rank"])
         data["qk_rope_head_dim"] = int(text["qk_rope_head_dim"])
-    experts = _experts(text)
+    experts = _experts(text) if layout.moe_layers != 0 else 0
     if experts:
         data["moe"] = {
             "num_experts": experts,
@@ -539,6 +566,9 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
                 text.get("interleave_moe_layer_step") or text.get("decoder_sparse_step") or 1
             ),
         }
+        if layout.moe_layers:
+            # Block-pattern hybrids: MoE only on their `E` blocks, squared-ReLU experts.
+            data["moe"].update(moe_layers=layout.moe_layers, matrices_per_expert=2)
     local = families.local_attention(text, layers)
     if local is not None:
         data["local_attention"] = local
@@ -548,6 +578,10 @@ def _profile(files: CheckpointFiles, identity: Identity) -> ModelProfile:
     index = families.indexer(text)
     if index is not None and mla:
         data["indexer"] = index
+    expert_format = layout.profile.pop("expert_format", None)
+    if expert_format is not None and expert_format != declared.format:
+        data["checkpoint"]["expert_format"] = expert_format
+    data.update(layout.profile)
     try:
         return ModelProfile.model_validate(data)
     except ValidationError as error:

@@ -380,7 +380,7 @@ def check_runs(fmt: str, gpu: GpuSpec, all_gpus: list[GpuSpec]) -> None:
     if fmt == "nvfp4":
         raise PlanError(
             f"{gpu.name} cannot run NVFP4 weights: FP4 kernels need Blackwell "
-            "(compute capability 10.0 or 12.0)",
+            "(compute capability 10.x or 12.0)",
             f"use one of: {able}; or a BF16/FP8 checkpoint of the model",
         )
     cap = _capability(gpu)

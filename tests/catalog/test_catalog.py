@@ -69,7 +69,8 @@ def test_every_model_yaml_validates_and_is_named_after_its_file() -> None:
 def test_every_reference_model_is_in_the_catalog() -> None:
     models = load_models()
     by_hf = {profile.hf_id: profile.name for profile in models.values()}
-    assert by_hf == REFERENCE_MODELS
+    # The catalog may hold more (2026 architectures generated from their configs).
+    assert REFERENCE_MODELS.items() <= by_hf.items()
 
 
 def test_model_aliases_are_unique_across_the_catalog() -> None:

@@ -83,7 +83,7 @@ def test_does_not_fit_prints_plan_and_suggestion_and_exits_2() -> None:
     assert code == 2
     assert "plan: deepseek-r1 - DOES NOT FIT" in out
     assert out.splitlines()[-1] == (
-        "suggestion: fits on 2 nodes of 8×H100-80GB-SXM or 8×H200-141GB-SXM; even with memory "
+        "suggestion: fits on 2 nodes of 8×H100-80GB-SXM or 4×GB200-186GB-NVL72; even with memory "
         "fraction 0.95, an FP8 KV cache, context 4096, 2048 batched tokens, eager mode the "
         "closest layout (TP8) is short 5.1 GiB per GPU"
     )
@@ -95,7 +95,7 @@ def test_does_not_fit_json_still_prints_the_plan() -> None:
     document = json.loads(out)
     assert document["fits"] is False
     assert document["suggestion"].startswith(
-        "fits on 2 nodes of 8×H100-80GB-SXM or 8×H200-141GB-SXM; even with memory fraction 0.95"
+        "fits on 2 nodes of 8×H100-80GB-SXM or 4×GB200-186GB-NVL72; even with memory fraction 0.95"
     )
 
 

@@ -295,7 +295,7 @@ def test_unknown_field_lists_the_valid_ones(tmp_path: Path) -> None:
     )
     assert _error(path) == (
         f"{path}:5: nodes[0].gpu_count: unknown field; the fields here are: docker, gpus, inventory, "
-        "interconnect, network_interface, rdma_devices, numa_nodes, name, address"
+        "interconnect, network_interface, rdma_devices, numa_nodes, nvlink_domain, name, address"
     )
 
 

@@ -134,18 +134,19 @@ def test_detected_cluster_from_a_recording(fixtures_dir: Path) -> None:
     assert node.gpus[0].uuid == "GPU-7e1c0a52-3f0b-c41d-8e2a-51d9b004f7c3e"
 
 
-def test_detected_node_with_unknown_gpu(fixtures_dir: Path) -> None:
+def test_detected_node_with_unknown_gpu_is_planned_from_nvml(fixtures_dir: Path) -> None:
     import json
 
     topology = json.loads((fixtures_dir / "l40s-2.json").read_text())
     for gpu in topology["gpus"]:
         gpu["name"] = "NVIDIA Quantum Q1"
-    with pytest.raises(HardwareError) as caught:
-        detect_cluster(FakeNvml(topology))
-    assert str(caught.value) == (
-        "detected node 'l40s-01': GPU 'NVIDIA Quantum Q1' is not in the catalog; "
-        "add a profile under profiles/gpus/ or pass --gpus SPEC"
-    )
+    node = detect_cluster(FakeNvml(topology)).nodes[0]
+    # What NVML reports is kept; what it cannot report is borrowed and said so.
+    assert node.gpu.name == "NVIDIA Quantum Q1" and node.gpu.assumed
+    assert node.gpu.memory_gib == round(topology["gpus"][0]["memory_total"] / 2**30, 2)
+    assert node.gpu.compute_capability == "8.9" and node.gpu.supports_fp8
+    assert node.gpu_assumptions[0].startswith("GPU 'NVIDIA Quantum Q1' is not in the catalog")
+    assert "assumed like L40S" in node.gpu_assumptions[1]
 
 
 def test_zero_gpus_and_driver_not_loaded(fixtures_dir: Path) -> None:

@@ -67,7 +67,8 @@ def _layer_tensors(config: dict[str, Any], layer: int) -> list[str]:
 def build_index(config: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """A model.safetensors.index.json shaped like the Hub's: metadata.total_size, weight_map."""
     text = config.get("text_config", config)
-    layers = text["num_hidden_layers"] if isinstance(text["num_hidden_layers"], int) else 0
+    layers = text.get("num_hidden_layers")
+    layers = layers if isinstance(layers, int) else 0
     shards = int(meta.get("shards", 4))
     names = ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]
     for layer in range(layers):

@@ -233,7 +233,8 @@ def test_nvfp4_on_hopper_names_the_gpus_that_run_it(deploy: Runner) -> None:
     assert result.returncode == 2
     assert result.stderr.endswith(
         "error: H200-141GB-SXM cannot run NVFP4 weights: FP4 kernels need Blackwell "
-        "(compute capability 10.0 or 12.0); use one of: B200-180GB-SXM, RTX5090-32GB, "
+        "(compute capability 10.x or 12.0); use one of: B200-180GB-SXM, B300-288GB-SXM, "
+        "GB200-186GB-NVL72, GB300-288GB-NVL72, RTX5090-32GB, RTX-PRO-6000-96GB-Server, "
         "RTX-PRO-6000-96GB; or a BF16/FP8 checkpoint of the model\n"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orchestrator.calibration import calibration_for, scale_forecast
 from orchestrator.plan import MemoryEstimate, Replica
 from orchestrator.planning.performance import Forecast, Instance, Traffic, forecast
 from orchestrator.planning.performance.from_plan import as_prediction
@@ -40,6 +41,12 @@ def predict(
 ) -> Forecast:
     """TTFT, TPOT and throughput of `len(replicas)` instances of `shape` under the workload's load."""
     node = work.nodes[0]
+    if nnodes > 1 and replicas:
+        # Nodes of one multi-node NVLink domain (GB200/GB300 NVL72 trays) are one NVLink
+        # domain to the model: TP and EP across them run at NVLink speed, not the fabric's.
+        names = [piece.node for piece in replicas[0].slices]
+        if work.cluster.share_nvlink_domain(names):
+            nnodes, tp_in_domain = 1, True
     instance = Instance(
         model=work.model,
         gpu=work.gpu,
@@ -58,13 +65,15 @@ def predict(
         engine_version=work.engine_version,
         speculative_tokens=work.speculative_tokens,
     )
-    return forecast(
+    result = forecast(
         instance,
         traffic_of(work),
         kv_tokens=memory.kv_cache_tokens,
         context=work.context,
         replicas=len(replicas),
     )
+    # The user's own measurements (`deploy calibrate`), multiplied in here and only here.
+    return scale_forecast(result, calibration_for(work.gpu.name, work.engine, work.engine_version))
 
 
 def short(result: Forecast) -> str:

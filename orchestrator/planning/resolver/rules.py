@@ -214,7 +214,7 @@ def soft_issues(shape: Shape, work: Workload) -> list[str]:
     span = node_span(shape, work.gpus_per_node)
     if span is None or span[0] == 1:
         return issues
-    _, per_node = span
+    nodes, per_node = span
     fabric = work.cluster.fabric
     if work.engine == "vllm" and work.model.is_moe and shape.dp > 1 and shape.ep <= 1:
         # Without EP, vLLM shards every expert over all TP x DP ranks, so each MoE layer's
@@ -224,7 +224,9 @@ def soft_issues(shape: Shape, work: Workload) -> list[str]:
             f"DP{shape.dp} spans {span[0]} nodes without EP: vLLM would slice every expert "
             "over the nodes (its multi-node MoE recipes use --enable-expert-parallel)"
         )
-    if not work.cluster.has_rdma:
+    # Inside one multi-node NVLink domain (an NVL72 rack) TP and EP never touch the network.
+    in_nvlink_domain = work.cluster.nodes_per_nvlink_domain >= nodes > 1
+    if not work.cluster.has_rdma and not in_nvlink_domain:
         if shape.tp > per_node:
             issues.append(
                 f"TP{shape.tp} spans nodes: needs InfiniBand/RoCE between nodes; "

@@ -66,9 +66,12 @@ def _fits_on(work: Workload) -> bool:
 
 
 def smallest_fit(work: Workload, gpu: GpuSpec, weights_gib: float) -> tuple[int, int] | None:
+    tray = gpu.nvlink.gpus_per_node if gpu.nvlink is not None else None
     for per_node, nodes in _sizes():
         if per_node * nodes * gpu.memory_gib < weights_gib:
             continue
+        if tray is not None and per_node > tray:
+            continue  # NVL72 trays hold 4 GPUs; more are more nodes of the rack
         trial = work.with_cluster(hypothetical_cluster(gpu, per_node, nodes), pins={})
         if _fits_on(trial):
             return per_node, nodes
