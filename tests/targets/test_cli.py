@@ -97,6 +97,7 @@ def test_render_slurm_takes_the_cluster_files_settings(cli_runner: Any, tmp_path
         "#SBATCH --account=inference",
         "#SBATCH --gpus-per-node=8",
         "#SBATCH --exclusive",
+        "#SBATCH --mem=0",
     ]
 
 
