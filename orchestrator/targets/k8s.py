@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator.engines.common import HF_CACHE_SOURCE, RAY_ENTRYPOINT
+from orchestrator.engines.jit_cache import is_home_path
 from orchestrator.errors import InputError
 from orchestrator.plan import Plan
 from orchestrator.spec import (
@@ -47,6 +48,7 @@ WORKER_INDEX = "$(LWS_WORKER_INDEX)"
 POD_IP = "$(POD_IP)"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "deploy"}
 _RANK_FLAGS = ("--node-rank",)
+_NODE_INTERFACE_ENV = frozenset({"NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"})
 _START_RANK = "--data-parallel-start-rank"
 _SIZE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
 
@@ -101,8 +103,14 @@ class _Manifests:
     # ----------------------------------------------------------------------------------------
     # Words
 
-    def service_name(self, group: Instance) -> str:
+    def workload_name(self, group: Instance) -> str:
         return object_name(self.slug, group.name)
+
+    def service_name(self, group: Instance) -> str:
+        """The client Service. A LeaderWorkerSet's own name is taken: its controller creates
+        the headless Service of that name that `LWS_LEADER_ADDRESS` resolves through."""
+        name = self.workload_name(group)
+        return name + "-api" if group.multi_node else name
 
     def _resolver(self, spec: ServiceSpec, group: Instance) -> Any:
         def resolve(node: str | None, port: int | None) -> str:
@@ -147,6 +155,10 @@ class _Manifests:
         env: list[dict[str, Any]] = []
         plain = []
         for key, value in spec.environment.items():
+            if key in _NODE_INTERFACE_ENV and not self.settings.host_network:
+                # The cluster file names the node's interfaces; a pod on the pod network has
+                # only its own (eth0), and NCCL and Gloo find it unaided.
+                continue
             if key in OWN_ADDRESS_ENV:
                 plain.append({"name": key, "value": POD_IP})
             elif is_secret_ref(value, spec.secret_env):
@@ -232,7 +244,11 @@ class _Manifests:
             if name == "config":  # one file of the ConfigMap, at the path the spec names
                 volume_mount["subPath"] = mount.source.rsplit("/", 1)[-1]
             container["volumeMounts"].append(volume_mount)
-        if spec.cap_add:
+        if spec.privileged:
+            # DeepEP over IBGDA maps the NIC's doorbells for the GPU: the compose files run
+            # these services privileged for the same reason (engines/privileges.py).
+            container["securityContext"] = {"privileged": True}
+        elif spec.cap_add:
             container["securityContext"] = {"capabilities": {"add": sorted(spec.cap_add)}}
         container.update(self.probes(spec))
         return container
@@ -244,6 +260,8 @@ class _Manifests:
                 named.append(("hf-cache", mount))
             elif mount.source.startswith("./"):
                 named.append(("config", mount))
+            elif is_home_path(mount.source):
+                named.append((f"jit-{index}", mount))
             else:
                 named.append((f"model-{index}", mount))
         return named
@@ -264,8 +282,12 @@ class _Manifests:
                 volumes.append({"name": name, **source})
             elif name == "config":
                 volumes.append(
-                    {"name": name, "configMap": {"name": self.service_name(group) + "-config"}}
+                    {"name": name, "configMap": {"name": self.workload_name(group) + "-config"}}
                 )
+            elif name.startswith("jit-"):
+                # Kubernetes expands no `~` and a hostPath must be absolute: the JIT caches
+                # live as long as the pod (a restarted container keeps them).
+                volumes.append({"name": name, "emptyDir": {}})
             else:
                 volumes.append(
                     {"name": name, "hostPath": {"path": mount.source, "type": "Directory"}}
@@ -288,8 +310,8 @@ class _Manifests:
     # ----------------------------------------------------------------------------------------
     # Objects
 
-    def workload(self, group: Instance) -> dict[str, Any]:
-        name = self.service_name(group)
+    def workload(self, group: Instance, replicas: int = 1) -> dict[str, Any]:
+        name = self.workload_name(group)
         if not group.multi_node:
             return {
                 "apiVersion": "apps/v1",
@@ -309,7 +331,7 @@ class _Manifests:
             "kind": "LeaderWorkerSet",
             "metadata": self.metadata(name, group),
             "spec": {
-                "replicas": 1,
+                "replicas": replicas,
                 # Workers start with the leader: rank 0 answers its HTTP probes only once every
                 # rank has joined, so LeaderReady (workers created once the leader is Ready)
                 # would never create them. Workers wait for rank 0 at the rendezvous anyway.
@@ -357,7 +379,7 @@ class _Manifests:
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": self.metadata(self.service_name(group) + "-config", group),
+            "metadata": self.metadata(self.workload_name(group) + "-config", group),
             "data": {"nginx.conf": nginx_conf},
         }
 
@@ -371,20 +393,48 @@ class _Manifests:
         }
 
 
-def nginx_for_k8s(plan: Plan, services: list[ServiceSpec], slug: str) -> Any:
-    """nginx's upstreams as the engines' Service names (pods reach each other through them)."""
+def nginx_for_k8s(
+    plan: Plan, services: list[ServiceSpec], slug: str, names: dict[str, str] | None = None
+) -> Any:
+    """nginx's upstreams as the engines' Service names (pods reach each other through them);
+    `names`: service (spec) name -> the Service that serves it, where not its own group's."""
     from orchestrator.engines.routers import nginx_settings
 
     settings = nginx_settings(plan, services)
     if settings is None:
         return None
-    by_name = {group.name: group for group in instances(services)}
-    upstreams = [
-        replace(upstream, host=object_name(slug, by_name[upstream.service].name))
-        for upstream in settings.upstreams
-    ]
+    names = names or {}
+    by_spec = {spec.name: group for group in instances(services) for spec in group.ranks}
+    upstreams = []
+    seen: set[tuple[str, int]] = set()
+    for upstream in settings.upstreams:
+        host = names.get(upstream.service) or object_name(slug, by_spec[upstream.service].name)
+        if (host, upstream.port) not in seen:  # replicas of one LeaderWorkerSet: one Service
+            seen.add((host, upstream.port))
+            upstreams.append(replace(upstream, host=host))
     port = settings.listen.rsplit(":", 1)[-1]
     return replace(settings, upstreams=upstreams, listen=port)
+
+
+def _merged_replicas(builder: _Manifests) -> dict[str, tuple[Instance, int]]:
+    """Multi-node replicas whose pods are the same but for their names: one LeaderWorkerSet
+    with `replicas` (the group name of each -> (the first of them, their count))."""
+    import json
+
+    first: dict[str, Instance] = {}
+    merged: dict[str, tuple[Instance, int]] = {}
+    for group in builder.groups:
+        if not group.multi_node:
+            continue
+        shape = json.dumps(builder.workload(group)).replace(
+            json.dumps(builder.workload_name(group))[1:-1], "\x00"
+        )
+        shape = shape.replace(f'"{group.name}"', '"\x00"')
+        leader = first.setdefault(shape, group)
+        count = merged.get(leader.name, (leader, 0))[1] + 1
+        merged[leader.name] = (leader, count)
+        merged[group.name] = (leader, count)
+    return {name: (leader, merged[leader.name][1]) for name, (leader, _) in merged.items()}
 
 
 def manifests(
@@ -398,14 +448,26 @@ def manifests(
     namespace = builder.namespace()
     if namespace is not None:
         files.append(("00-namespace.yaml", [namespace]))
-    nginx = nginx_for_k8s(plan, services, slug)
+    merged = _merged_replicas(builder)
+    names = {
+        spec.name: builder.service_name(merged[group.name][0])
+        for group in builder.groups
+        if group.name in merged
+        for spec in group.ranks
+    }
+    nginx = nginx_for_k8s(plan, services, slug, names)
     for group in builder.groups:
+        replicas = 1
+        if group.name in merged:
+            leader, replicas = merged[group.name]
+            if leader is not group:
+                continue  # a replica of the LeaderWorkerSet written for `leader`
         documents: list[dict[str, Any]] = []
         if group.role == "lb" and nginx is not None:
             header = {"deployment": plan.name, "node": "kubernetes", "plan_hash": plan.plan_hash()}
             text = environment().get_template("nginx.conf.j2").render(nginx=nginx, **header)
             documents.append(builder.config_map(group, text))
-        documents.append(builder.workload(group))
+        documents.append(builder.workload(group, replicas))
         service = builder.service(group)
         if service is not None:
             documents.append(service)

@@ -1,0 +1,136 @@
+"""What the Kubernetes controllers do with the manifests, checked without a cluster: names
+(DNS-1123, lengths), paths, references between objects (Service selectors match pod labels,
+every mounted volume exists, ConfigMaps exist), a client Service apart from the name the LWS
+controller takes for its headless Service (through which LWS_LEADER_ADDRESS resolves), node
+interfaces only where the pod has them, and DeepEP pods as privileged as the compose files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestrator.engines import build_services
+from orchestrator.spec import ServiceSpec
+
+from .conftest import K8S_SCENARIOS, render, scenario
+
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _documents(out: Path) -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted((out / "k8s").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def _pods(document: dict[str, Any]) -> list[dict[str, Any]]:
+    if document["kind"] == "Deployment":
+        return [document["spec"]["template"]]
+    if document["kind"] == "LeaderWorkerSet":
+        templates = document["spec"]["leaderWorkerTemplate"]
+        return [templates["leaderTemplate"], templates["workerTemplate"]]
+    return []
+
+
+def check(documents: list[dict[str, Any]], services: list[ServiceSpec], host_network: bool) -> None:
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for doc in documents:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+        assert _DNS_LABEL.match(doc["metadata"]["name"]), doc["metadata"]["name"]
+    lws_names = {doc["metadata"]["name"] for doc in by_kind.get("LeaderWorkerSet", [])}
+    for doc in by_kind.get("LeaderWorkerSet", []):
+        # LWS appends -<replica>-<worker> to pod names (63 characters at most).
+        assert len(doc["metadata"]["name"]) <= 52
+    configmaps = {doc["metadata"]["name"] for doc in by_kind.get("ConfigMap", [])}
+    pods = [pod for doc in documents for pod in _pods(doc)]
+    for service in by_kind.get("Service", []):
+        name = service["metadata"]["name"]
+        assert name not in lws_names, f"Service {name} takes the LeaderWorkerSet's own name"
+        selector = service["spec"]["selector"]
+        core = {k: v for k, v in selector.items() if not k.startswith("leaderworkerset")}
+        assert any(core.items() <= pod["metadata"]["labels"].items() for pod in pods), (
+            f"Service {name} selects no pod"
+        )
+    privileged = {spec.image for spec in services if spec.privileged}
+    for pod in pods:
+        spec = pod["spec"]
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
+        for container in spec["containers"]:
+            for mount in container["volumeMounts"]:
+                assert mount["name"] in volumes, f"volume {mount['name']} is not defined"
+            env = {item["name"]: item for item in container.get("env", [])}
+            if not host_network:
+                assert "NCCL_SOCKET_IFNAME" not in env and "GLOO_SOCKET_IFNAME" not in env
+            for item in env.values():
+                for ref in re.findall(
+                    r"(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)", item.get("value", "")
+                ):
+                    assert ref in env or ref.startswith("LWS_"), f"$({ref}) resolves to nothing"
+            if (
+                privileged
+                and container["image"] in privileged
+                and any(spec.privileged and spec.role == container["name"] for spec in services)
+            ):
+                assert container.get("securityContext", {}).get("privileged") is True
+        for volume in volumes.values():
+            if "hostPath" in volume:
+                path = volume["hostPath"]["path"]
+                assert path.startswith("/") and "~" not in path, path
+                assert volume["hostPath"].get("type") in ("DirectoryOrCreate", "Directory")
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in configmaps
+
+
+@pytest.mark.parametrize(
+    ("engine", "layout"), K8S_SCENARIOS, ids=["-".join(case) for case in K8S_SCENARIOS]
+)
+@pytest.mark.parametrize("host_network", [False, True])
+def test_the_controllers_accept_every_scenario(
+    engine: str, layout: str, host_network: bool, tmp_path: Path
+) -> None:
+    render("k8s", engine, layout, tmp_path, kubernetes={"host_network": host_network})
+    documents = _documents(tmp_path)
+    check(documents, build_services(scenario(engine, layout)), host_network)
+    text = "".join(path.read_text() for path in (tmp_path / "k8s").glob("*.yaml"))
+    assert "~/" not in text
+
+
+def test_jit_caches_are_pod_scratch_not_host_paths(tmp_path: Path) -> None:
+    render("k8s", "vllm", "2node", tmp_path)
+    [lws] = [doc for doc in _documents(tmp_path) if doc["kind"] == "LeaderWorkerSet"]
+    pod = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/root/.cache/vllm"]] == {
+        "name": mounts["/root/.cache/vllm"],
+        "emptyDir": {},
+    }
+
+
+def test_the_client_service_is_named_apart_from_the_leaderworkerset(tmp_path: Path) -> None:
+    render("k8s", "sglang", "2node", tmp_path)
+    documents = _documents(tmp_path)
+    [lws] = [doc for doc in documents if doc["kind"] == "LeaderWorkerSet"]
+    [service] = [doc for doc in documents if doc["kind"] == "Service"]
+    assert service["metadata"]["name"] == lws["metadata"]["name"] + "-api"
+    assert service["spec"]["selector"]["leaderworkerset.sigs.k8s.io/worker-index"] == "0"
+
+
+def test_deepep_pods_are_privileged_as_in_compose(tmp_path: Path) -> None:
+    from orchestrator.targets.instances import instances
+    from orchestrator.targets.k8s import _Manifests
+    from orchestrator.targets.settings import KubernetesSettings
+
+    plan = scenario("vllm", "2node")
+    services = [spec.model_copy(update={"privileged": True}) for spec in build_services(plan)]
+    builder = _Manifests(plan, services, KubernetesSettings(), "x")
+    [group] = instances(services)
+    container = builder.container(group.head, group, worker=False)
+    assert container["securityContext"] == {"privileged": True}
