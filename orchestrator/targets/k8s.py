@@ -76,6 +76,34 @@ def quantity(size: str) -> str:
     return match.group(1) + suffix
 
 
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+# What the scheduler reserves beside the GPUs: engines run a tokenizer, the scheduler loop
+# and CUDA-graph capture threads per GPU, and hold /dev/shm (a memory-backed emptyDir that
+# counts against the pod's memory); fronts need little.
+CPUS_PER_GPU = 4
+MEMORY_PER_GPU_GIB = 16
+FRONT_REQUESTS = {"cpu": "1", "memory": "1Gi"}
+
+
+def requests(spec: ServiceSpec) -> dict[str, str]:
+    if not spec.gpus:
+        return dict(FRONT_REQUESTS)
+    gpus = len(spec.gpus)
+    shm = quantity(spec.shm_size)
+    shm_gib = int(shm[:-2]) if shm.endswith("Gi") else 0
+    return {"cpu": str(CPUS_PER_GPU * gpus), "memory": f"{MEMORY_PER_GPU_GIB * gpus + shm_gib}Gi"}
+
+
+def gpu_products(plan: Plan) -> list[str]:
+    """The values of `nvidia.com/gpu.product` for the plan's GPU (its NVML names)."""
+    from orchestrator.catalog import load_gpus
+
+    spec = load_gpus().get(plan.hardware.gpu)
+    if spec is None:
+        return []
+    return [name.replace(" ", "-") for name in spec.nvml_names]
+
+
 def escape(value: str) -> str:
     """Kubernetes expands `$(VAR)` in command, args and env values: keep literal dollars."""
     return value.replace("$", "$$")
@@ -236,8 +264,9 @@ class _Manifests:
             limits["nvidia.com/gpu"] = len(spec.gpus)
         if spec.devices:
             limits[self.settings.rdma_resource] = 1
+        container["resources"] = {"requests": requests(spec)}
         if limits:
-            container["resources"] = {"limits": limits}
+            container["resources"]["limits"] = limits
         container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
         for name, mount in self.mounts(spec):
             volume_mount = {"name": name, "mountPath": mount.target, "readOnly": mount.read_only}
@@ -300,6 +329,18 @@ class _Manifests:
         if self.settings.host_network:
             pod["hostNetwork"] = True
             pod["dnsPolicy"] = "ClusterFirstWithHostNet"
+        products = gpu_products(self.plan) if spec.gpus else []
+        if products:
+            # Only nodes with the planned GPU: the plan's memory and speed are that GPU's.
+            # GPU feature discovery labels each node with its NVML name, spaces as dashes.
+            term = {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": products}
+            pod["affinity"] = {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [term]}]
+                    }
+                }
+            }
         pod["containers"] = [self.container(spec, group, worker=worker)]
         pod["volumes"] = self.volumes(spec, group)
         return {"metadata": {"labels": labels}, "spec": pod}
@@ -416,6 +457,20 @@ def nginx_for_k8s(
     return replace(settings, upstreams=upstreams, listen=port)
 
 
+def _check_cache_claim(settings: KubernetesSettings, services: list[ServiceSpec]) -> None:
+    """A ReadWriteOnce claim mounts on one node: refuse it for pods that land on several."""
+    cache = settings.hf_cache
+    if cache.host_path or cache.access_mode != "ReadWriteOnce":
+        return
+    users = [spec for spec in services if any(m.source == HF_CACHE_SOURCE for m in spec.mounts)]
+    if len({spec.node for spec in users}) > 1:
+        raise InputError(
+            f"the Hugging Face cache claim {cache.pvc or 'hf-cache'} is ReadWriteOnce, but "
+            f"pods on {len({spec.node for spec in users})} nodes mount it",
+            "use a ReadWriteMany claim, or hf_cache: {host_path: /path/on/each/node}",
+        )
+
+
 def _merged_replicas(builder: _Manifests) -> dict[str, tuple[Instance, int]]:
     """Multi-node replicas whose pods are the same but for their names: one LeaderWorkerSet
     with `replicas` (the group name of each -> (the first of them, their count))."""
@@ -444,6 +499,7 @@ def manifests(
     from orchestrator.render import environment
 
     builder = _Manifests(plan, services, settings, slug)
+    _check_cache_claim(settings, services)
     files: list[tuple[str, list[dict[str, Any]]]] = []
     namespace = builder.namespace()
     if namespace is not None:

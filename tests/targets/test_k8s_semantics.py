@@ -134,3 +134,37 @@ def test_deepep_pods_are_privileged_as_in_compose(tmp_path: Path) -> None:
     [group] = instances(services)
     container = builder.container(group.head, group, worker=False)
     assert container["securityContext"] == {"privileged": True}
+
+
+def test_pods_request_cpu_memory_and_the_planned_gpu(tmp_path: Path) -> None:
+    render("k8s", "vllm", "replicas", tmp_path)
+    documents = _documents(tmp_path)
+    for doc in documents:
+        for pod in _pods(doc):
+            [container] = pod["spec"]["containers"]
+            requests = container["resources"]["requests"]
+            assert set(requests) == {"cpu", "memory"}
+            if "limits" in container["resources"]:  # an engine on GPUs
+                assert int(requests["cpu"]) >= container["resources"]["limits"]["nvidia.com/gpu"]
+                [term] = pod["spec"]["affinity"]["nodeAffinity"][
+                    "requiredDuringSchedulingIgnoredDuringExecution"
+                ]["nodeSelectorTerms"]
+                assert term["matchExpressions"] == [
+                    {
+                        "key": "nvidia.com/gpu.product",
+                        "operator": "In",
+                        "values": ["NVIDIA-H100-80GB-HBM3"],
+                    }
+                ]
+            else:
+                assert "affinity" not in pod["spec"]
+
+
+def test_a_read_write_once_cache_claim_shared_across_nodes_is_refused(tmp_path: Path) -> None:
+    from orchestrator.errors import InputError
+
+    cache = {"hf_cache": {"pvc": "weights", "access_mode": "ReadWriteOnce"}}
+    with pytest.raises(InputError, match="ReadWriteOnce, but pods on 2 nodes mount it"):
+        render("k8s", "vllm", "2node", tmp_path / "a", kubernetes=cache)
+    render("k8s", "vllm", "tp8", tmp_path / "b", kubernetes=cache)  # one node: allowed
+    render("k8s", "vllm", "2node", tmp_path / "c")  # ReadWriteMany by default
