@@ -37,7 +37,7 @@ docker_serve_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=c08d73bc26b5 \
+    --label ai.deploy.spec-hash=d2fcaa222a2c \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -75,7 +75,8 @@ docker_serve_0_rank0() {
     --context-length 32768 \
     --mem-fraction-static 0.804 \
     --enable-metrics \
-    --trust-remote-code
+    --trust-remote-code \
+    --reasoning-parser deepseek-r1
 }
 
 bare_serve_0_rank0() {
@@ -97,7 +98,8 @@ bare_serve_0_rank0() {
     --context-length 32768 \
     --mem-fraction-static 0.804 \
     --enable-metrics \
-    --trust-remote-code
+    --trust-remote-code \
+    --reasoning-parser deepseek-r1
 }
 
 case "${1:-docker}" in
