@@ -177,6 +177,8 @@ class _Manifests:
                 skip = True  # computed by the shell wrapper from the worker index
             else:
                 out.append(self.word(value, spec, group))
+        if spec.role in ("router", "lb"):
+            out = _without_repeated_pairs(out)
         return out
 
     def environment(self, spec: ServiceSpec, group: Instance, words: list[str]) -> list[Any]:
@@ -402,8 +404,8 @@ class _Manifests:
         if not ports:
             return None
         selector = self.selector(group)
-        if group.multi_node:
-            selector[LWS_WORKER_INDEX_LABEL] = "0"
+        if group.multi_node and not group.every_rank_serves:
+            selector[LWS_WORKER_INDEX_LABEL] = "0"  # only the leader serves HTTP
         return {
             "apiVersion": "v1",
             "kind": "Service",
@@ -432,6 +434,26 @@ class _Manifests:
             "kind": "Namespace",
             "metadata": {"name": self.settings.namespace, "labels": dict(MANAGED_BY)},
         }
+
+
+def _without_repeated_pairs(words: list[str]) -> list[str]:
+    """A front's `--prefill URL --prefill URL ...` once per URL: the nodes of a hybrid-LB pool
+    are one Service in Kubernetes, which spreads the requests over them."""
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    position = 0
+    while position < len(words):
+        word = words[position]
+        value = words[position + 1] if position + 1 < len(words) else None
+        if word.startswith("--") and value is not None and not value.startswith("--"):
+            if (word, value) not in seen:
+                seen.add((word, value))
+                out += [word, value]
+            position += 2
+        else:
+            out.append(word)
+            position += 1
+    return out
 
 
 def nginx_for_k8s(

@@ -168,3 +168,51 @@ def test_a_read_write_once_cache_claim_shared_across_nodes_is_refused(tmp_path: 
         render("k8s", "vllm", "2node", tmp_path / "a", kubernetes=cache)
     render("k8s", "vllm", "tp8", tmp_path / "b", kubernetes=cache)  # one node: allowed
     render("k8s", "vllm", "2node", tmp_path / "c")  # ReadWriteMany by default
+
+
+def test_vllm_hybrid_lb_pools_are_leaderworkersets_every_pod_serving(
+    cli_runner: Any, tmp_path: Path
+) -> None:
+    """vLLM wide-EP prefill/decode the way llm-d's wide-EP guide runs it: one LWS per pool,
+    every pod an API server (--data-parallel-hybrid-lb) whose start rank follows its worker
+    index, the pool's Service over all of its pods, and the router given each pool once."""
+    from orchestrator.cli import cli
+
+    cluster = Path(__file__).resolve().parents[2] / "profiles/clusters/twelve-node-h100-ib.yaml"
+    args = ["render", "deepseek-r1", "--disagg", "--engine", "vllm", "--cluster", str(cluster)]
+    result = cli_runner.invoke(cli, [*args, "--target", "k8s", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    documents = _documents(tmp_path)
+    pools = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "LeaderWorkerSet"}
+    assert set(pools) == {"deepseek-r1-prefill-0", "deepseek-r1-decode-0"}
+    for name, lws in pools.items():
+        templates = lws["spec"]["leaderWorkerTemplate"]
+        assert templates["size"] > 1
+        worker = templates["workerTemplate"]["spec"]["containers"][0]
+        assert "--data-parallel-hybrid-lb" in worker["args"]
+        assert worker["command"][:2] == ["/bin/sh", "-c"]
+        assert "--data-parallel-start-rank" in worker["command"][2]
+        assert "LWS_WORKER_INDEX" in worker["command"][2]
+        [service] = [
+            doc
+            for doc in documents
+            if doc["kind"] == "Service" and doc["metadata"]["name"] == name + "-api"
+        ]
+        assert "leaderworkerset.sigs.k8s.io/worker-index" not in service["spec"]["selector"]
+    [router] = [doc for doc in documents if doc["kind"] == "Deployment"]
+    router_args = router["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert router_args[:5] == [
+        "--vllm-pd-disaggregation",
+        "--prefill",
+        "http://deepseek-r1-prefill-0-api:8100",
+        "--decode",
+        "http://deepseek-r1-decode-0-api:8200",
+    ]
+    plan_services = build_services(_plan_of(tmp_path))
+    check(documents, plan_services, host_network=False)
+
+
+def _plan_of(out: Path) -> Any:
+    from orchestrator.plan import Plan
+
+    return Plan.model_validate_json((out / "plan.json").read_text())
