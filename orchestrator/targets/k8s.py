@@ -4,6 +4,10 @@
   rank 0, workers take their rank from `LWS_WORKER_INDEX` and reach rank 0 at
   `LWS_LEADER_ADDRESS`; the group is recreated when any pod restarts; workers are created with
   the leader, not once it is ready: rank 0 serves HTTP only after every rank has joined);
+- a pool whose every node serves HTTP (vLLM's hybrid load balancing, the prefill and decode
+  pools of wide-EP disaggregation) is one LeaderWorkerSet whose every pod runs an API server
+  with its start rank from its worker index, behind one Service over all of its pods, as
+  llm-d's wide-EP guide runs them (llm-d/llm-d guides/wide-ep-lws);
 - a single-node engine instance, the router and the load balancer are Deployments;
 - every instance with an HTTP port gets a Service, and addresses of other instances in a
   command line (router upstreams, PD bootstrap hosts) become those Services' names.
