@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from orchestrator.engines.common import HF_CACHE_SOURCE, RAY_ENTRYPOINT
@@ -150,6 +151,8 @@ class _Manifests:
                 if port is None:
                     return POD_IP
                 node = spec.node
+            if spec is group.head and node == spec.node and port is None:
+                return POD_IP  # the leader's own address: a bind address
             if group.multi_node and node == group.head.node:
                 return LEADER_ADDRESS
             if node == spec.node and port is None:
@@ -461,10 +464,14 @@ def _without_repeated_pairs(words: list[str]) -> list[str]:
 
 
 def nginx_for_k8s(
-    plan: Plan, services: list[ServiceSpec], slug: str, names: dict[str, str] | None = None
+    plan: Plan,
+    services: list[ServiceSpec],
+    slug: str,
+    names: dict[str, tuple[str, dict[int, int]]] | None = None,
 ) -> Any:
     """nginx's upstreams as the engines' Service names (pods reach each other through them);
-    `names`: service (spec) name -> the Service that serves it, where not its own group's."""
+    `names`: service (spec) name -> the Service that serves it and its ports, where not its
+    own group's (replicas of one LeaderWorkerSet)."""
     from orchestrator.engines.routers import nginx_settings
 
     settings = nginx_settings(plan, services)
@@ -475,12 +482,15 @@ def nginx_for_k8s(
     upstreams = []
     seen: set[tuple[str, int]] = set()
     for upstream in settings.upstreams:
-        host = names.get(upstream.service) or object_name(slug, by_spec[upstream.service].name)
-        if (host, upstream.port) not in seen:  # replicas of one LeaderWorkerSet: one Service
-            seen.add((host, upstream.port))
-            upstreams.append(replace(upstream, host=host))
-    port = settings.listen.rsplit(":", 1)[-1]
-    return replace(settings, upstreams=upstreams, listen=port)
+        host, port = object_name(slug, by_spec[upstream.service].name), upstream.port
+        if upstream.service in names:
+            host, ports = names[upstream.service]
+            port = ports.get(port, port)
+        if (host, port) not in seen:  # replicas of one LeaderWorkerSet: one Service
+            seen.add((host, port))
+            upstreams.append(replace(upstream, host=host, port=port))
+    listen = settings.listen.rsplit(":", 1)[-1]
+    return replace(settings, upstreams=upstreams, listen=listen)
 
 
 def _check_cache_claim(settings: KubernetesSettings, services: list[ServiceSpec]) -> None:
@@ -497,25 +507,37 @@ def _check_cache_claim(settings: KubernetesSettings, services: list[ServiceSpec]
         )
 
 
-def _merged_replicas(builder: _Manifests) -> dict[str, tuple[Instance, int]]:
-    """Multi-node replicas whose pods are the same but for their names: one LeaderWorkerSet
-    with `replicas` (the group name of each -> (the first of them, their count))."""
+def _port_slot(ports: list[int], match: re.Match[str]) -> str:
+    return f"\x01{ports.index(int(match.group(1)))}"
+
+
+def _merged_replicas(builder: _Manifests) -> dict[str, tuple[Instance, int, dict[int, int]]]:
+    """Multi-node replicas whose pods are the same but for their names and ports: one
+    LeaderWorkerSet with `replicas` (each pod has its own address, so the ports compose gives
+    replicas apart are the first replica's). Group name -> (the first of them, their count,
+    this group's port -> the first one's)."""
     import json
 
     first: dict[str, Instance] = {}
-    merged: dict[str, tuple[Instance, int]] = {}
+    counts: dict[str, int] = {}
+    found: dict[str, tuple[Instance, dict[int, int]]] = {}
     for group in builder.groups:
         if not group.multi_node:
             continue
+        ports = exposed_ports(group.head)
         shape = json.dumps(builder.workload(group)).replace(
             json.dumps(builder.workload_name(group))[1:-1], "\x00"
         )
         shape = shape.replace(f'"{group.name}"', '"\x00"')
+        if ports:
+            pattern = re.compile(r"(?<!\d)(" + "|".join(map(str, ports)) + r")(?!\d)")
+            shape = pattern.sub(partial(_port_slot, ports), shape)
         leader = first.setdefault(shape, group)
-        count = merged.get(leader.name, (leader, 0))[1] + 1
-        merged[leader.name] = (leader, count)
-        merged[group.name] = (leader, count)
-    return {name: (leader, merged[leader.name][1]) for name, (leader, _) in merged.items()}
+        counts[leader.name] = counts.get(leader.name, 0) + 1
+        found[group.name] = (leader, dict(zip(ports, exposed_ports(leader.head), strict=True)))
+    return {
+        name: (leader, counts[leader.name], port_map) for name, (leader, port_map) in found.items()
+    }
 
 
 def manifests(
@@ -532,7 +554,7 @@ def manifests(
         files.append(("00-namespace.yaml", [namespace]))
     merged = _merged_replicas(builder)
     names = {
-        spec.name: builder.service_name(merged[group.name][0])
+        spec.name: (builder.service_name(merged[group.name][0]), merged[group.name][2])
         for group in builder.groups
         if group.name in merged
         for spec in group.ranks
@@ -541,7 +563,7 @@ def manifests(
     for group in builder.groups:
         replicas = 1
         if group.name in merged:
-            leader, replicas = merged[group.name]
+            leader, replicas, _ = merged[group.name]
             if leader is not group:
                 continue  # a replica of the LeaderWorkerSet written for `leader`
         documents: list[dict[str, Any]] = []

@@ -216,3 +216,21 @@ def _plan_of(out: Path) -> Any:
     from orchestrator.plan import Plan
 
     return Plan.model_validate_json((out / "plan.json").read_text())
+
+
+def test_multi_node_replicas_are_one_leaderworkerset_with_replicas(
+    cli_runner: Any, tmp_path: Path
+) -> None:
+    from orchestrator.cli import cli
+
+    cluster = Path(__file__).resolve().parents[2] / "profiles/clusters/twelve-node-h100-ib.yaml"
+    args = ["render", "deepseek-r1", "--engine", "vllm", "--cluster", str(cluster)]
+    result = cli_runner.invoke(cli, [*args, "--target", "k8s", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    documents = _documents(tmp_path)
+    [lws] = [doc for doc in documents if doc["kind"] == "LeaderWorkerSet"]
+    assert lws["spec"]["replicas"] == 6 and lws["spec"]["leaderWorkerTemplate"]["size"] == 2
+    [config] = [doc for doc in documents if doc["kind"] == "ConfigMap"]
+    servers = re.findall(r"server (\S+) ", config["data"]["nginx.conf"])
+    assert servers == [f"{lws['metadata']['name']}-api:8001"]
+    check(documents, build_services(_plan_of(tmp_path)), host_network=False)
