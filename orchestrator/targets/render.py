@@ -93,6 +93,41 @@ def _write_files(
     return written
 
 
+def requires(documents: list[dict[str, Any]]) -> list[str]:
+    """What the manifests reference and do not create: the Secret (and its keys), the cache
+    claim, the LeaderWorkerSet controller; one line each for the file's header."""
+    secrets: dict[str, set[str]] = {}
+    claims: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("secretKeyRef")
+            if isinstance(ref, dict):
+                secrets.setdefault(ref["name"], set()).add(ref["key"])
+            claim = node.get("persistentVolumeClaim")
+            if isinstance(claim, dict):
+                claims.add(claim["claimName"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(documents)
+    lines = [
+        f"Secret {name} with keys {', '.join(sorted(keys))} (kubectl create secret generic "
+        f"{name} " + " ".join(f"--from-literal={key}=..." for key in sorted(keys)) + ")"
+        for name, keys in sorted(secrets.items())
+    ]
+    lines += [
+        f"PersistentVolumeClaim {name}, ReadWriteMany (every pod mounts it, on several nodes)"
+        for name in sorted(claims)
+    ]
+    if any(document.get("kind") == "LeaderWorkerSet" for document in documents):
+        lines.append("the LeaderWorkerSet controller (leaderworkerset.x-k8s.io/v1)")
+    return lines
+
+
 def target_files(
     target: Target,
     plan: Plan,
@@ -114,7 +149,11 @@ def target_files(
         env.filters["yaml_document"] = yaml_document
         template = env.get_template("k8s/manifests.yaml.j2")
         return [
-            (name, template.render(documents=documents, **header), False)
+            (
+                name,
+                template.render(documents=documents, requires=requires(documents), **header),
+                False,
+            )
             for name, documents in manifests(plan, services, settings.kubernetes, slug)
         ]
     from orchestrator.targets.slurm import batch_script

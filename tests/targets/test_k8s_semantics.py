@@ -234,3 +234,24 @@ def test_multi_node_replicas_are_one_leaderworkerset_with_replicas(
     servers = re.findall(r"server (\S+) ", config["data"]["nginx.conf"])
     assert servers == [f"{lws['metadata']['name']}-api:8001"]
     check(documents, build_services(_plan_of(tmp_path)), host_network=False)
+
+
+@pytest.mark.parametrize(
+    ("engine", "layout"), K8S_SCENARIOS, ids=["-".join(case) for case in K8S_SCENARIOS]
+)
+def test_what_the_manifests_reference_and_do_not_create_is_documented(
+    engine: str, layout: str, tmp_path: Path
+) -> None:
+    render("k8s", engine, layout, tmp_path)
+    for path in sorted((tmp_path / "k8s").glob("*.yaml")):
+        text = path.read_text()
+        header = "\n".join(line for line in text.splitlines() if line.startswith("# Requires: "))
+        documents = [doc for doc in yaml.safe_load_all(text) if doc]
+        created = {(doc["kind"], doc["metadata"]["name"]) for doc in documents}
+        for ref in re.findall(r"secretKeyRef:\n\s+name: \"([^\"]+)\"\n\s+key: \"([^\"]+)\"", text):
+            assert ("Secret", ref[0]) not in created
+            assert f"Secret {ref[0]} with keys" in header and ref[1] in header
+        for claim in re.findall(r"claimName: \"([^\"]+)\"", text):
+            assert f"PersistentVolumeClaim {claim}" in header
+        if any(doc["kind"] == "LeaderWorkerSet" for doc in documents):
+            assert "the LeaderWorkerSet controller" in header
