@@ -137,6 +137,10 @@ class _Script:
         container that exists; the default scope ends it with the job)."""
         return _safe_name(f"deploy-{self.slug}-{image}")[:120]
 
+    def sif(self, image: str) -> str:
+        """Apptainer's image file for `image` on each node: node-local, one per job."""
+        return f"${{TMPDIR:-/tmp}}/$SLURM_JOB_ID.{_safe_name(image)}.sif"
+
     def overlaps(self, spec: ServiceSpec) -> bool:
         """Steps that share resources: CPU-only fronts (nginx, routers) beside the engines, and
         a service on GPUs an earlier step holds (vLLM's API server beside its Ray head)."""
@@ -210,7 +214,8 @@ class _Script:
                 prefix.append("--nv")
             for bind in self.mount_words(spec):
                 prefix += ["--bind", ShellRaw(f'"{bind}"')]
-            prefix.append(f"docker://{spec.image}")
+            # The node's own copy, converted once by the job's prepare step.
+            prefix.append(ShellRaw(f'"{self.sif(spec.image)}"'))
         elif self.simulate:
             prefix = [SIM_LAUNCHER]
         if not on_host and any(mount.source == HF_CACHE_SOURCE for mount in spec.mounts):
@@ -246,12 +251,18 @@ class _Script:
                     if source not in directories:
                         directories.append(source)
         images: list[dict[str, str]] = []
-        if self.runtime == "pyxis":
+        if self.runtime in ("pyxis", "apptainer"):
             seen: set[str] = set()
             for spec in self.services:
                 if spec.image not in seen:
                     seen.add(spec.image)
-                    images.append({"image": spec.image, "name": self.container_name(spec.image)})
+                    images.append(
+                        {
+                            "image": spec.image,
+                            "name": self.container_name(spec.image),
+                            "sif": self.sif(spec.image),
+                        }
+                    )
         return {
             "directories": [ShellRaw(f'"{directory}"') for directory in directories],
             "images": images,

@@ -78,9 +78,11 @@ def test_runtimes_wrap_the_same_program(tmp_path: Path) -> None:
     assert '--container-mounts="$HF_CACHE:/root/.cache/huggingface,' in pyxis
     apptainer = _steps(_script(tmp_path / "a", "vllm", "1gpu", runtime="apptainer"))["serve_0"]
     assert 'apptainer exec --nv --bind "$HF_CACHE:/root/.cache/huggingface"' in apptainer
-    assert (
-        " docker://vllm/vllm-openai:v0.33.0 vllm serve meta-llama/Llama-3.1-8B-Instruct"
-    ) in apptainer
+    # The node's copy of the image, built once per node by the job's prepare step.
+    sif = '"${TMPDIR:-/tmp}/$SLURM_JOB_ID.vllm-vllm-openai-v0.33.0.sif"'
+    assert f" {sif} vllm serve meta-llama/Llama-3.1-8B-Instruct" in apptainer
+    script = _script(tmp_path / "a2", "vllm", "1gpu", runtime="apptainer")
+    assert f"apptainer build --force {sif} docker://vllm/vllm-openai:v0.33.0 || finish 1" in script
     bare = _steps(_script(tmp_path / "b", "vllm", "1gpu", runtime="bare-metal"))["serve_0"]
     assert "container" not in bare and "apptainer" not in bare
     assert "--gres=gpu:1 vllm serve meta-llama/Llama-3.1-8B-Instruct" in bare
