@@ -7,7 +7,7 @@ from orchestrator.errors import InputError
 # Versions with a flag schema under profiles/engines/, newest first.
 VERSIONS: dict[str, tuple[str, ...]] = {
     "vllm": ("0.33.0", "0.32.0"),
-    "sglang": ("0.5.23", "0.5.22", "0.5.21"),
+    "sglang": ("0.5.23", "0.5.22", "0.5.21", "0.5.19"),
 }
 
 IMAGES: dict[str, str] = {
@@ -36,8 +36,17 @@ def resolve_version(engine: str, version: str | None) -> str:
     return wanted
 
 
+# Tags that differ from the pattern. SGLang images ship CUDA 13 since 0.5.20; the CUDA 12 build
+# of 0.5.19 is the last one for R535-R570 drivers ("CUDA 12 images (`-cu12` / `-cu129`) are no
+# longer published; `lmsysorg/sglang:v0.5.19-cu129` is the last CUDA 12 tag", SGLang's
+# installation docs).
+IMAGE_TAGS: dict[tuple[str, str], str] = {
+    ("sglang", "0.5.19"): "lmsysorg/sglang:v0.5.19-cu129",
+}
+
+
 def image_for(engine: str, version: str) -> str:
-    return IMAGES[engine].format(version=version)
+    return IMAGE_TAGS.get((engine, version)) or IMAGES[engine].format(version=version)
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

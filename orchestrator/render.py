@@ -67,7 +67,12 @@ def yaml_str(value: object) -> str:
 def shell_quote(value: object) -> str:
     if isinstance(value, ShellRaw):
         return str(value)
-    return shlex.quote(str(value))
+    text = str(value)
+    if "==" in text or text.startswith("="):
+        # `NCCL_IB_HCA==mlx5_0` is a valid word, but shellcheck (and a reader) takes an
+        # unquoted `==` for a mistyped comparison: quote it.
+        return "'" + text.replace("'", "'\\''") + "'"
+    return shlex.quote(text)
 
 
 def shell_argv(values: Iterable[object]) -> str:

@@ -72,7 +72,7 @@ def sglang_architectures(wheel: zipfile.ZipFile) -> list[str]:
     names: set[str] = set()
     for member in wheel.namelist():
         if member.startswith(SGLANG_MODELS) and member.endswith(".py"):
-            names.update(_entry_classes(wheel.read(member).decode("utf-8")))
+            names.update(_entry_classes(wheel.read(member).decode("utf-8-sig")))
     if not names:
         raise SystemExit(f"{SGLANG_MODELS}: no EntryClass found")
     return sorted(names)
@@ -100,7 +100,7 @@ def _dict_keys(node: ast.AST) -> set[str]:
 
 
 def sglang_quantization(wheel: zipfile.ZipFile) -> list[str]:
-    tree = ast.parse(wheel.read(SGLANG_QUANTIZATION).decode("utf-8"))
+    tree = ast.parse(wheel.read(SGLANG_QUANTIZATION).decode("utf-8-sig"))
     names: set[str] = set()
     for node in tree.body:
         target = node.target if isinstance(node, ast.AnnAssign) else None

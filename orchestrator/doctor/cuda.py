@@ -13,6 +13,8 @@ import re
 
 # The last tags built on CUDA 12, for drivers that cannot run CUDA 13 images (engine docs).
 LAST_CUDA12_TAGS = {"sglang": "lmsysorg/sglang:v0.5.19-cu129"}
+# The pinned versions those tags are (orchestrator.engine_versions renders them).
+LAST_CUDA12_VERSIONS = {"sglang": "0.5.19"}
 
 
 def parse_version(text: str | None) -> tuple[int, int] | None:
@@ -44,7 +46,10 @@ def driver_fix(engine: str, needed: tuple[int, int], found: tuple[int, int]) -> 
     """What to do when the driver is older than the image's CUDA."""
     fix = f"upgrade the NVIDIA driver to a branch that supports CUDA {text(needed)} or newer"
     if engine == "sglang" and needed[0] >= 13 and found[0] == 12:
-        fix += f", or run {LAST_CUDA12_TAGS['sglang']} (the newest tag built on CUDA 12)"
+        fix += (
+            f", or render with --engine-version {LAST_CUDA12_VERSIONS['sglang']}"
+            f" ({LAST_CUDA12_TAGS['sglang']}, the newest tag built on CUDA 12)"
+        )
     elif engine == "vllm":
         fix += (
             ", or set VLLM_ENABLE_CUDA_COMPATIBILITY=1 (CUDA forward compatibility, data-center"

@@ -354,10 +354,9 @@ def expand_host_path(source: str, env: Mapping[str, str] | None = None) -> str:
 
 
 def multi_node_environment(plan: Plan, node: NodeSummary, engine: str) -> dict[str, str]:
-    env: dict[str, str] = {}
-    if node.network_interface:
-        env["NCCL_SOCKET_IFNAME"] = node.network_interface
-        env["GLOO_SOCKET_IFNAME"] = node.network_interface
+    from orchestrator.engines.network_env import socket_environment
+
+    env = socket_environment(node)
     env["VLLM_HOST_IP" if engine == "vllm" else "SGLANG_HOST_IP"] = node.address
     return env
 

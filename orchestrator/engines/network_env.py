@@ -13,7 +13,27 @@ node that such a GID exists, and that an index you set yourself points at it.
 
 from __future__ import annotations
 
+import re
+
 from orchestrator.plan import NodeSummary
+
+# IPoIB interface names: ib0, ib1 (kernel) and ibp<bus>s<slot>, ibs<slot> (predictable names).
+_IPOIB = re.compile(r"^ib(\d+(\.\w+)?|p\d+\S*|s\d+\S*)$")
+
+
+def socket_environment(node: NodeSummary) -> dict[str, str]:
+    """The interfaces NCCL's and Gloo's TCP sockets use, from the cluster file's
+    `network_interface`. Gloo (the CPU process groups: vLLM's and SGLang's control traffic)
+    stays off IPoIB: vLLM's multi-node and expert-parallel docs have Gloo on the Ethernet
+    interface on InfiniBand clusters (`GLOO_SOCKET_IFNAME=eth0`), and left unset Gloo binds the
+    interface of the node's host name, its management (Ethernet) network."""
+    interface = node.network_interface
+    if not interface:
+        return {}
+    env = {"NCCL_SOCKET_IFNAME": interface}
+    if not _IPOIB.match(interface):
+        env["GLOO_SOCKET_IFNAME"] = interface
+    return env
 
 
 def rdma_environment(node: NodeSummary, *, rdma: bool) -> dict[str, str]:

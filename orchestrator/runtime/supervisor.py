@@ -397,11 +397,14 @@ class Supervisor:
 
         client = self.endpoints.client(member.node.docker)
         network = ck.network_name(self.name) if member.spec.network_mode != "host" else None
+        from orchestrator.runtime.node_env import node_environment
+
         kwargs = ck.create_kwargs(
             member.spec,
             deployment=self.name,
             plan_hash=self.plan_hash,
-            host_env=self.host_env,
+            # Mount sources as the node reads them (its $HOME over ssh://), secrets as here.
+            host_env=node_environment(member.node.docker, self.host_env),
             with_gpus=self.options.with_gpus,
             network=network,
         )

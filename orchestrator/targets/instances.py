@@ -46,6 +46,12 @@ class Instance:
     def role(self) -> str:
         return self.head.role
 
+    @property
+    def every_rank_serves(self) -> bool:
+        """A pool whose every node runs an API server (vLLM's hybrid load balancing: the
+        ranks of one data-parallel engine, each node answering HTTP)."""
+        return self.multi_node and all(spec.probe.kind == "http" for spec in self.ranks)
+
 
 def instances(services: list[ServiceSpec]) -> list[Instance]:
     """Services grouped by `group` (ranks of one instance), in the renderers' order."""
@@ -122,7 +128,15 @@ def serving_instance(
     groups: list[Instance], node: str, port: int | None, *, asking: ServiceSpec
 ) -> Instance:
     """The instance on `node` that a word naming that node's address (and `port`) refers to."""
-    here = [group for group in groups if group.head.node == node and group.head is not asking]
+    here = [
+        group
+        for group in groups
+        if group.head is not asking
+        and (
+            group.head.node == node
+            or (group.every_rank_serves and any(spec.node == node for spec in group.ranks))
+        )
+    ]
     if port is not None:
         here = [group for group in here if port in exposed_ports(group.head)] or here
     if len(here) == 1:

@@ -4,6 +4,10 @@
   rank 0, workers take their rank from `LWS_WORKER_INDEX` and reach rank 0 at
   `LWS_LEADER_ADDRESS`; the group is recreated when any pod restarts; workers are created with
   the leader, not once it is ready: rank 0 serves HTTP only after every rank has joined);
+- a pool whose every node serves HTTP (vLLM's hybrid load balancing, the prefill and decode
+  pools of wide-EP disaggregation) is one LeaderWorkerSet whose every pod runs an API server
+  with its start rank from its worker index, behind one Service over all of its pods, as
+  llm-d's wide-EP guide runs them (llm-d/llm-d guides/wide-ep-lws);
 - a single-node engine instance, the router and the load balancer are Deployments;
 - every instance with an HTTP port gets a Service, and addresses of other instances in a
   command line (router upstreams, PD bootstrap hosts) become those Services' names.
@@ -17,9 +21,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from orchestrator.engines.common import HF_CACHE_SOURCE, RAY_ENTRYPOINT
+from orchestrator.engines.jit_cache import is_home_path
 from orchestrator.errors import InputError
 from orchestrator.plan import Plan
 from orchestrator.spec import (
@@ -47,6 +53,7 @@ WORKER_INDEX = "$(LWS_WORKER_INDEX)"
 POD_IP = "$(POD_IP)"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "deploy"}
 _RANK_FLAGS = ("--node-rank",)
+_NODE_INTERFACE_ENV = frozenset({"NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"})
 _START_RANK = "--data-parallel-start-rank"
 _SIZE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
 
@@ -72,6 +79,34 @@ def quantity(size: str) -> str:
         raise InputError(f"cannot read the size {size!r}", "use a size such as 16g")
     suffix = {"": "", "k": "Ki", "m": "Mi", "g": "Gi"}[match.group(2).lower()]
     return match.group(1) + suffix
+
+
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+# What the scheduler reserves beside the GPUs: engines run a tokenizer, the scheduler loop
+# and CUDA-graph capture threads per GPU, and hold /dev/shm (a memory-backed emptyDir that
+# counts against the pod's memory); fronts need little.
+CPUS_PER_GPU = 4
+MEMORY_PER_GPU_GIB = 16
+FRONT_REQUESTS = {"cpu": "1", "memory": "1Gi"}
+
+
+def requests(spec: ServiceSpec) -> dict[str, str]:
+    if not spec.gpus:
+        return dict(FRONT_REQUESTS)
+    gpus = len(spec.gpus)
+    shm = quantity(spec.shm_size)
+    shm_gib = int(shm[:-2]) if shm.endswith("Gi") else 0
+    return {"cpu": str(CPUS_PER_GPU * gpus), "memory": f"{MEMORY_PER_GPU_GIB * gpus + shm_gib}Gi"}
+
+
+def gpu_products(plan: Plan) -> list[str]:
+    """The values of `nvidia.com/gpu.product` for the plan's GPU (its NVML names)."""
+    from orchestrator.catalog import load_gpus
+
+    spec = load_gpus().get(plan.hardware.gpu)
+    if spec is None:
+        return []
+    return [name.replace(" ", "-") for name in spec.nvml_names]
 
 
 def escape(value: str) -> str:
@@ -101,8 +136,14 @@ class _Manifests:
     # ----------------------------------------------------------------------------------------
     # Words
 
-    def service_name(self, group: Instance) -> str:
+    def workload_name(self, group: Instance) -> str:
         return object_name(self.slug, group.name)
+
+    def service_name(self, group: Instance) -> str:
+        """The client Service. A LeaderWorkerSet's own name is taken: its controller creates
+        the headless Service of that name that `LWS_LEADER_ADDRESS` resolves through."""
+        name = self.workload_name(group)
+        return name + "-api" if group.multi_node else name
 
     def _resolver(self, spec: ServiceSpec, group: Instance) -> Any:
         def resolve(node: str | None, port: int | None) -> str:
@@ -110,6 +151,8 @@ class _Manifests:
                 if port is None:
                     return POD_IP
                 node = spec.node
+            if spec is group.head and node == spec.node and port is None:
+                return POD_IP  # the leader's own address: a bind address
             if group.multi_node and node == group.head.node:
                 return LEADER_ADDRESS
             if node == spec.node and port is None:
@@ -141,12 +184,18 @@ class _Manifests:
                 skip = True  # computed by the shell wrapper from the worker index
             else:
                 out.append(self.word(value, spec, group))
+        if spec.role in ("router", "lb"):
+            out = _without_repeated_pairs(out)
         return out
 
     def environment(self, spec: ServiceSpec, group: Instance, words: list[str]) -> list[Any]:
         env: list[dict[str, Any]] = []
         plain = []
         for key, value in spec.environment.items():
+            if key in _NODE_INTERFACE_ENV and not self.settings.host_network:
+                # The cluster file names the node's interfaces; a pod on the pod network has
+                # only its own (eth0), and NCCL and Gloo find it unaided.
+                continue
             if key in OWN_ADDRESS_ENV:
                 plain.append({"name": key, "value": POD_IP})
             elif is_secret_ref(value, spec.secret_env):
@@ -224,15 +273,20 @@ class _Manifests:
             limits["nvidia.com/gpu"] = len(spec.gpus)
         if spec.devices:
             limits[self.settings.rdma_resource] = 1
+        container["resources"] = {"requests": requests(spec)}
         if limits:
-            container["resources"] = {"limits": limits}
+            container["resources"]["limits"] = limits
         container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
         for name, mount in self.mounts(spec):
             volume_mount = {"name": name, "mountPath": mount.target, "readOnly": mount.read_only}
             if name == "config":  # one file of the ConfigMap, at the path the spec names
                 volume_mount["subPath"] = mount.source.rsplit("/", 1)[-1]
             container["volumeMounts"].append(volume_mount)
-        if spec.cap_add:
+        if spec.privileged:
+            # DeepEP over IBGDA maps the NIC's doorbells for the GPU: the compose files run
+            # these services privileged for the same reason (engines/privileges.py).
+            container["securityContext"] = {"privileged": True}
+        elif spec.cap_add:
             container["securityContext"] = {"capabilities": {"add": sorted(spec.cap_add)}}
         container.update(self.probes(spec))
         return container
@@ -244,6 +298,8 @@ class _Manifests:
                 named.append(("hf-cache", mount))
             elif mount.source.startswith("./"):
                 named.append(("config", mount))
+            elif is_home_path(mount.source):
+                named.append((f"jit-{index}", mount))
             else:
                 named.append((f"model-{index}", mount))
         return named
@@ -264,8 +320,12 @@ class _Manifests:
                 volumes.append({"name": name, **source})
             elif name == "config":
                 volumes.append(
-                    {"name": name, "configMap": {"name": self.service_name(group) + "-config"}}
+                    {"name": name, "configMap": {"name": self.workload_name(group) + "-config"}}
                 )
+            elif name.startswith("jit-"):
+                # Kubernetes expands no `~` and a hostPath must be absolute: the JIT caches
+                # live as long as the pod (a restarted container keeps them).
+                volumes.append({"name": name, "emptyDir": {}})
             else:
                 volumes.append(
                     {"name": name, "hostPath": {"path": mount.source, "type": "Directory"}}
@@ -278,6 +338,18 @@ class _Manifests:
         if self.settings.host_network:
             pod["hostNetwork"] = True
             pod["dnsPolicy"] = "ClusterFirstWithHostNet"
+        products = gpu_products(self.plan) if spec.gpus else []
+        if products:
+            # Only nodes with the planned GPU: the plan's memory and speed are that GPU's.
+            # GPU feature discovery labels each node with its NVML name, spaces as dashes.
+            term = {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": products}
+            pod["affinity"] = {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [term]}]
+                    }
+                }
+            }
         pod["containers"] = [self.container(spec, group, worker=worker)]
         pod["volumes"] = self.volumes(spec, group)
         return {"metadata": {"labels": labels}, "spec": pod}
@@ -288,8 +360,8 @@ class _Manifests:
     # ----------------------------------------------------------------------------------------
     # Objects
 
-    def workload(self, group: Instance) -> dict[str, Any]:
-        name = self.service_name(group)
+    def workload(self, group: Instance, replicas: int = 1) -> dict[str, Any]:
+        name = self.workload_name(group)
         if not group.multi_node:
             return {
                 "apiVersion": "apps/v1",
@@ -309,7 +381,7 @@ class _Manifests:
             "kind": "LeaderWorkerSet",
             "metadata": self.metadata(name, group),
             "spec": {
-                "replicas": 1,
+                "replicas": replicas,
                 # Workers start with the leader: rank 0 answers its HTTP probes only once every
                 # rank has joined, so LeaderReady (workers created once the leader is Ready)
                 # would never create them. Workers wait for rank 0 at the rendezvous anyway.
@@ -339,8 +411,8 @@ class _Manifests:
         if not ports:
             return None
         selector = self.selector(group)
-        if group.multi_node:
-            selector[LWS_WORKER_INDEX_LABEL] = "0"
+        if group.multi_node and not group.every_rank_serves:
+            selector[LWS_WORKER_INDEX_LABEL] = "0"  # only the leader serves HTTP
         return {
             "apiVersion": "v1",
             "kind": "Service",
@@ -357,7 +429,7 @@ class _Manifests:
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": self.metadata(self.service_name(group) + "-config", group),
+            "metadata": self.metadata(self.workload_name(group) + "-config", group),
             "data": {"nginx.conf": nginx_conf},
         }
 
@@ -371,20 +443,101 @@ class _Manifests:
         }
 
 
-def nginx_for_k8s(plan: Plan, services: list[ServiceSpec], slug: str) -> Any:
-    """nginx's upstreams as the engines' Service names (pods reach each other through them)."""
+def _without_repeated_pairs(words: list[str]) -> list[str]:
+    """A front's `--prefill URL --prefill URL ...` once per URL: the nodes of a hybrid-LB pool
+    are one Service in Kubernetes, which spreads the requests over them."""
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    position = 0
+    while position < len(words):
+        word = words[position]
+        value = words[position + 1] if position + 1 < len(words) else None
+        if word.startswith("--") and value is not None and not value.startswith("--"):
+            if (word, value) not in seen:
+                seen.add((word, value))
+                out += [word, value]
+            position += 2
+        else:
+            out.append(word)
+            position += 1
+    return out
+
+
+def nginx_for_k8s(
+    plan: Plan,
+    services: list[ServiceSpec],
+    slug: str,
+    names: dict[str, tuple[str, dict[int, int]]] | None = None,
+) -> Any:
+    """nginx's upstreams as the engines' Service names (pods reach each other through them);
+    `names`: service (spec) name -> the Service that serves it and its ports, where not its
+    own group's (replicas of one LeaderWorkerSet)."""
     from orchestrator.engines.routers import nginx_settings
 
     settings = nginx_settings(plan, services)
     if settings is None:
         return None
-    by_name = {group.name: group for group in instances(services)}
-    upstreams = [
-        replace(upstream, host=object_name(slug, by_name[upstream.service].name))
-        for upstream in settings.upstreams
-    ]
-    port = settings.listen.rsplit(":", 1)[-1]
-    return replace(settings, upstreams=upstreams, listen=port)
+    names = names or {}
+    by_spec = {spec.name: group for group in instances(services) for spec in group.ranks}
+    upstreams = []
+    seen: set[tuple[str, int]] = set()
+    for upstream in settings.upstreams:
+        host, port = object_name(slug, by_spec[upstream.service].name), upstream.port
+        if upstream.service in names:
+            host, ports = names[upstream.service]
+            port = ports.get(port, port)
+        if (host, port) not in seen:  # replicas of one LeaderWorkerSet: one Service
+            seen.add((host, port))
+            upstreams.append(replace(upstream, host=host, port=port))
+    listen = settings.listen.rsplit(":", 1)[-1]
+    return replace(settings, upstreams=upstreams, listen=listen)
+
+
+def _check_cache_claim(settings: KubernetesSettings, services: list[ServiceSpec]) -> None:
+    """A ReadWriteOnce claim mounts on one node: refuse it for pods that land on several."""
+    cache = settings.hf_cache
+    if cache.host_path or cache.access_mode != "ReadWriteOnce":
+        return
+    users = [spec for spec in services if any(m.source == HF_CACHE_SOURCE for m in spec.mounts)]
+    if len({spec.node for spec in users}) > 1:
+        raise InputError(
+            f"the Hugging Face cache claim {cache.pvc or 'hf-cache'} is ReadWriteOnce, but "
+            f"pods on {len({spec.node for spec in users})} nodes mount it",
+            "use a ReadWriteMany claim, or hf_cache: {host_path: /path/on/each/node}",
+        )
+
+
+def _port_slot(ports: list[int], match: re.Match[str]) -> str:
+    return f"\x01{ports.index(int(match.group(1)))}"
+
+
+def _merged_replicas(builder: _Manifests) -> dict[str, tuple[Instance, int, dict[int, int]]]:
+    """Multi-node replicas whose pods are the same but for their names and ports: one
+    LeaderWorkerSet with `replicas` (each pod has its own address, so the ports compose gives
+    replicas apart are the first replica's). Group name -> (the first of them, their count,
+    this group's port -> the first one's)."""
+    import json
+
+    first: dict[str, Instance] = {}
+    counts: dict[str, int] = {}
+    found: dict[str, tuple[Instance, dict[int, int]]] = {}
+    for group in builder.groups:
+        if not group.multi_node:
+            continue
+        ports = exposed_ports(group.head)
+        shape = json.dumps(builder.workload(group)).replace(
+            json.dumps(builder.workload_name(group))[1:-1], "\x00"
+        )
+        shape = shape.replace(f'"{group.name}"', '"\x00"')
+        if ports:
+            pattern = re.compile(r"(?<!\d)(" + "|".join(map(str, ports)) + r")(?!\d)")
+            shape = pattern.sub(partial(_port_slot, ports), shape)
+        leader = first.setdefault(shape, group)
+        counts[leader.name] = counts.get(leader.name, 0) + 1
+        found[group.name] = (leader, dict(zip(ports, exposed_ports(leader.head), strict=True)))
+    return {
+        name: (leader, counts[leader.name], port_map) for name, (leader, port_map) in found.items()
+    }
 
 
 def manifests(
@@ -394,18 +547,31 @@ def manifests(
     from orchestrator.render import environment
 
     builder = _Manifests(plan, services, settings, slug)
+    _check_cache_claim(settings, services)
     files: list[tuple[str, list[dict[str, Any]]]] = []
     namespace = builder.namespace()
     if namespace is not None:
         files.append(("00-namespace.yaml", [namespace]))
-    nginx = nginx_for_k8s(plan, services, slug)
+    merged = _merged_replicas(builder)
+    names = {
+        spec.name: (builder.service_name(merged[group.name][0]), merged[group.name][2])
+        for group in builder.groups
+        if group.name in merged
+        for spec in group.ranks
+    }
+    nginx = nginx_for_k8s(plan, services, slug, names)
     for group in builder.groups:
+        replicas = 1
+        if group.name in merged:
+            leader, replicas, _ = merged[group.name]
+            if leader is not group:
+                continue  # a replica of the LeaderWorkerSet written for `leader`
         documents: list[dict[str, Any]] = []
         if group.role == "lb" and nginx is not None:
             header = {"deployment": plan.name, "node": "kubernetes", "plan_hash": plan.plan_hash()}
             text = environment().get_template("nginx.conf.j2").render(nginx=nginx, **header)
             documents.append(builder.config_map(group, text))
-        documents.append(builder.workload(group))
+        documents.append(builder.workload(group, replicas))
         service = builder.service(group)
         if service is not None:
             documents.append(service)

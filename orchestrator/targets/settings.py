@@ -5,6 +5,8 @@ cluster file, then the command-line options that override them.
 kubernetes:
   namespace: inference              # default: "default"
   hf_cache: {pvc: hf-cache}         # or {host_path: /data/hf}; the Hugging Face cache volume
+                                    # (a PVC must be ReadWriteMany: every pod mounts it;
+                                    # state its access_mode: if it is another)
   host_network: false               # pods on the node's network (RDMA fabrics often need it)
   rdma_resource: rdma/rdma_shared_device_a   # requested by pods whose traffic crosses nodes
   secret: my-secrets                # the Secret holding HF_TOKEN and API keys
@@ -38,6 +40,9 @@ class HfCache(_Strict):
 
     pvc: str | None = Field(default=None, pattern=_DNS_LABEL)
     host_path: str | None = Field(default=None, pattern=r"^/")
+    # The claim's access mode, as created: every pod of the deployment mounts it, on as many
+    # nodes, which ReadWriteOnce (one node) does not allow; checked at render.
+    access_mode: Literal["ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce"] = "ReadWriteMany"
 
 
 class KubernetesSettings(_Strict):

@@ -18,10 +18,11 @@ import shlex
 from dataclasses import replace
 from typing import Any
 
-from orchestrator.engines.common import HF_CACHE_SOURCE
+from orchestrator.engines.common import HF_CACHE_SOURCE, HF_CACHE_TARGET
+from orchestrator.engines.jit_cache import is_home_path
 from orchestrator.plan import Plan
-from orchestrator.render import ShellRaw, flag_lines
-from orchestrator.spec import ServiceSpec, is_secret_ref
+from orchestrator.render import ShellRaw, flag_lines, shell_quote
+from orchestrator.spec import Mount, ServiceSpec, is_secret_ref
 from orchestrator.targets.instances import LOOPBACK, exposed_ports, node_index, rewrite
 from orchestrator.targets.settings import SlurmSettings
 
@@ -56,10 +57,11 @@ def shell_word(value: str, plan: Plan, nodes: dict[str, int], secrets: list[str]
     return ShellRaw("".join(out))
 
 
-def _program(spec: ServiceSpec) -> list[str]:
-    """The host-side argv: container paths of bind-mounted directories as host paths."""
+def _program(spec: ServiceSpec, *, on_host: bool = True) -> list[str]:
+    """The argv; on the host (bare metal), container paths of bind-mounted directories become
+    host paths (in a container the mounts put them where the argv names them)."""
     argv = [*(spec.entrypoint or []), *spec.command]
-    for mount in spec.mounts:
+    for mount in spec.mounts if on_host else []:
         if mount.source.startswith("${") or mount.source.startswith("./"):
             continue
         argv = [
@@ -76,11 +78,26 @@ def _program(spec: ServiceSpec) -> list[str]:
 
 
 def _mount_source(source: str) -> str:
+    """A mount source as an absolute path the job's shell expands: pyxis and Apptainer take no
+    `~`, and bash expands none inside double quotes."""
     if source == HF_CACHE_SOURCE:
-        return "${HF_HOME:-$HOME/.cache/huggingface}"
+        return "$HF_CACHE"
+    if is_home_path(source):
+        # $HOST_HOME: the job's $HOME, kept apart from the HOME a container step is given.
+        return "$HOST_HOME/" + source[2:]
     if source.startswith("./"):
         return "$RUN_DIR/" + source[2:]
     return source
+
+
+def _created_by_job(mount: Mount) -> bool:
+    """Cache directories the job creates on every node before any step mounts them (a model
+    directory of the user's must already exist: creating it would hide a typo)."""
+    return mount.source == HF_CACHE_SOURCE or is_home_path(mount.source)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 class _Script:
@@ -94,7 +111,7 @@ class _Script:
         self.runtime = "bare-metal" if simulate else settings.runtime
         self.nodes = node_index(plan, services)
         self.secrets = sorted({name for spec in services for name in spec.secret_env})
-        self.claimed: dict[str, set[int]] = {}
+        self.slug = ""
 
     def word(self, value: str) -> str:
         return shell_word(value, self.plan, self.nodes, self.secrets)
@@ -114,6 +131,37 @@ class _Script:
     def conf_file(self, spec: ServiceSpec) -> str:
         return f"$SLURM_JOB_ID.{spec.name}.conf"
 
+    def container_name(self, image: str) -> str:
+        """pyxis's name for the image's container on each node: imported once per node by the
+        job's first step, then reused by every step (pyxis skips the import of a named
+        container that exists; the default scope ends it with the job)."""
+        return _safe_name(f"deploy-{self.slug}-{image}")[:120]
+
+    def sif(self, image: str) -> str:
+        """Apptainer's image file for `image` on each node: node-local, one per job."""
+        return f"${{TMPDIR:-/tmp}}/$SLURM_JOB_ID.{_safe_name(image)}.sif"
+
+    def overlaps(self, spec: ServiceSpec) -> bool:
+        """Steps that share resources: CPU-only fronts (nginx, routers) beside the engines, and
+        a service on GPUs an earlier step holds (vLLM's API server beside its Ray head)."""
+        if spec.role in ("router", "lb") and not spec.gpus:
+            return True
+        if spec.gpus and not self.simulate:
+            earlier = self.services[: self.services.index(spec)]
+            held = {gpu for other in earlier if other.node == spec.node for gpu in other.gpus or []}
+            return bool(held & set(spec.gpus))
+        return False
+
+    def weight(self, spec: ServiceSpec) -> int:
+        return len(spec.gpus) if spec.gpus and not self.simulate else 1
+
+    def node_weight(self, node: str) -> int:
+        return sum(
+            self.weight(spec)
+            for spec in self.services
+            if spec.node == node and not self.overlaps(spec)
+        )
+
     def step(self, spec: ServiceSpec) -> dict[str, Any]:
         index = self.nodes[spec.node]
         srun: list[str] = [
@@ -124,39 +172,56 @@ class _Script:
             f"--job-name={spec.name}",
             ShellRaw(f'--output="$RUN_DIR/$SLURM_JOB_ID.{spec.name}.log"'),
         ]
-        if spec.gpus and not self.simulate:
-            claimed = self.claimed.setdefault(spec.node, set())
-            if claimed & set(spec.gpus):
-                # The same GPUs as an earlier step (vLLM's API server beside its Ray head):
-                # share that step's allocation rather than ask for more.
-                srun.append("--overlap")
-            else:
+        share: list[int] | None = None
+        if self.overlaps(spec):
+            srun.append("--overlap")
+        else:
+            # Only this step's share of the node (--exact): without it a step takes every CPU
+            # of the job there and the node's next step waits forever ("Requested nodes are
+            # busy").
+            share = [self.weight(spec), self.node_weight(spec.node)]
+            srun.append(ShellRaw('"${SHARE[@]}"'))
+            if spec.gpus and not self.simulate:
                 srun.append(f"--gres=gpu:{len(spec.gpus)}")
-                claimed.update(spec.gpus)
-        argv = _program(spec)
+        on_host = self.runtime == "bare-metal"
+        argv = _program(spec, on_host=on_host)
         lb_conf = spec.role == "lb"
-        if lb_conf:  # nginx reads the configuration the job writes
+        if lb_conf and on_host:  # nginx reads the configuration the job writes
             argv = [argv[0], "-c", "\x01", *argv[1:]]
         words = [self.word(word) for word in argv]
-        if lb_conf:
+        if "\x01" in words:
             position = words.index("\x01")
             words[position] = ShellRaw(f'"$RUN_DIR/{self.conf_file(spec)}"')
         prefix: list[str] = []
+        environment = dict(spec.environment)
         if self.runtime == "pyxis":
             mounts = ",".join(self.mount_words(spec))
-            srun.append(f"--container-image={spec.image}")
+            srun += [
+                f"--container-image={spec.image}",
+                f"--container-name={self.container_name(spec.image)}",
+                # Root inside the container, as the images and the mount targets under /root
+                # expect; no home directory mounted over /root's.
+                "--container-remap-root",
+                "--no-container-mount-home",
+                "--container-env=HOME,HF_HOME",
+            ]
             if mounts:
                 srun.append(ShellRaw(f'--container-mounts="{mounts}"'))
+            environment = {"HOME": "/root", **environment}
         elif self.runtime == "apptainer":
             prefix = ["apptainer", "exec"]
             if spec.gpus:
                 prefix.append("--nv")
             for bind in self.mount_words(spec):
                 prefix += ["--bind", ShellRaw(f'"{bind}"')]
-            prefix.append(f"docker://{spec.image}")
+            # The node's own copy, converted once by the job's prepare step.
+            prefix.append(ShellRaw(f'"{self.sif(spec.image)}"'))
         elif self.simulate:
             prefix = [SIM_LAUNCHER]
-        env = [self.env_word(key, value, spec) for key, value in spec.environment.items()]
+        if not on_host and any(mount.source == HF_CACHE_SOURCE for mount in spec.mounts):
+            # The submitting shell's HF_HOME (exported to every step) names a host path.
+            environment["HF_HOME"] = HF_CACHE_TARGET
+        env = [self.env_word(key, value, spec) for key, value in environment.items()]
         probe = spec.probe
         program = [*prefix, *words]
         head = len(prefix) + len(spec.entrypoint or [])
@@ -167,6 +232,7 @@ class _Script:
         return {
             "name": spec.name,
             "function": "start_" + re.sub(r"[^A-Za-z0-9_]", "_", spec.name),
+            "share": share,
             "lines": lines,
             "waits": [self.wait(name) for name in spec.depends_on],
             "http": probe.kind == "http",
@@ -174,11 +240,39 @@ class _Script:
             "conf_file": self.conf_file(spec),
         }
 
+    def prepare(self) -> dict[str, Any]:
+        """What the job does once on every node before the first step: create the cache
+        directories the steps mount, and (pyxis) import each image into its named container."""
+        directories: list[str] = []
+        for spec in self.services:
+            for mount in spec.mounts:
+                if _created_by_job(mount):
+                    source = _mount_source(mount.source)
+                    if source not in directories:
+                        directories.append(source)
+        images: list[dict[str, str]] = []
+        if self.runtime in ("pyxis", "apptainer"):
+            seen: set[str] = set()
+            for spec in self.services:
+                if spec.image not in seen:
+                    seen.add(spec.image)
+                    images.append(
+                        {
+                            "image": spec.image,
+                            "name": self.container_name(spec.image),
+                            "sif": self.sif(spec.image),
+                        }
+                    )
+        return {
+            "directories": [ShellRaw(f'"{directory}"') for directory in directories],
+            "images": images,
+        }
+
     def env_word(self, key: str, value: str, spec: ServiceSpec) -> str:
         if is_secret_ref(value, spec.secret_env):
             return ShellRaw(f'{key}="{value}"')
         word = self.word(value)
-        quoted = word if isinstance(word, ShellRaw) else shlex.quote(word)
+        quoted = shell_quote(word)
         return ShellRaw(f"{key}={quoted}")
 
     def wait(self, name: str) -> dict[str, Any]:
@@ -193,7 +287,7 @@ class _Script:
     def probe_target(self, spec: ServiceSpec) -> dict[str, Any]:
         """Where the batch script (on the job's first node) checks the service's HTTP port."""
         probe = spec.probe
-        argv = _program(spec)
+        argv = _program(spec, on_host=self.runtime == "bare-metal")
         if spec.role == "lb":  # nginx listens where nginx.conf says
             bind = "0.0.0.0" if self.plan.request.public else LOOPBACK
         else:
@@ -237,6 +331,7 @@ class _Script:
         return next(spec for spec in self.services if spec.probe.port)
 
     def context(self, slug: str) -> dict[str, Any]:
+        self.slug = slug
         per_node: dict[str, int] = {}
         # GPUs by id: services that share GPUs (a Ray head and vLLM's API server) count once.
         gpu_ids: dict[str, set[int]] = {}
@@ -258,7 +353,8 @@ class _Script:
         if self.settings.account:
             directives.append(f"--account={self.settings.account}")
         if not self.simulate and max(gpus.values()) > 0:
-            directives += [f"--gpus-per-node={max(gpus.values())}", "--exclusive"]
+            # Whole nodes, all their memory: each step then takes its share (--exact).
+            directives += [f"--gpus-per-node={max(gpus.values())}", "--exclusive", "--mem=0"]
         entry = self.entry()
         target = self.probe_target(entry)
         steps = [self.step(spec) for spec in self.services]
@@ -269,6 +365,7 @@ class _Script:
             "directives": directives,
             "nodes": len(self.nodes),
             "steps": steps,
+            "prepare": self.prepare(),
             "entry": {"name": entry.name, **target},
             "ready_mark": READY_MARK,
             "endpoint_mark": ENDPOINT_MARK,

@@ -421,7 +421,7 @@ def test_cuda_graph_flag_removed_after_sglang_0_5_21(accepted: Accept, rejected:
     for version in ("0.5.22", "0.5.23"):
         assert rejected("sglang", version, argv) == (
             f"--cuda-graph-tc-compiler is not a flag of sglang {version}; "
-            "it is accepted by sglang 0.5.21"
+            "it is accepted by sglang 0.5.19, 0.5.21"
         )
 
 

@@ -19,6 +19,7 @@ EXPECTED_OPTION_COUNTS = {
     ("sglang", "0.5.23"): 531,
     ("sglang", "0.5.22"): 521,
     ("sglang", "0.5.21"): 512,
+    ("sglang", "0.5.19"): 503,
     ("smg", "1.13.0"): 212,
     ("vllm-router", "0.1.17"): 71,
     ("sglang-router", "0.3.2"): 98,
@@ -72,7 +73,7 @@ def test_every_pinned_engine_version_has_a_schema() -> None:
 def test_known_versions_keep_engines_apart() -> None:
     # `vllm-router-0.1.17.json` must not count as a version of `vllm`.
     assert known_versions("vllm") == ("0.32.0", "0.33.0")
-    assert known_versions("sglang") == ("0.5.21", "0.5.22", "0.5.23")
+    assert known_versions("sglang") == ("0.5.19", "0.5.21", "0.5.22", "0.5.23")
     assert known_versions("vllm-router") == ("0.1.17",)
 
 
@@ -117,8 +118,12 @@ def test_versions_accepting() -> None:
     assert versions_accepting("vllm", "--no-enable-log-requests") == ["0.32.0", "0.33.0"]
     assert versions_accepting("vllm", "--disable_log_requests=1") == ["0.33.0"]
     assert versions_accepting("sglang", "--attn-dp-size") == ["0.5.22", "0.5.23"]
-    assert versions_accepting("sglang", "--cuda-graph-tc-compiler") == ["0.5.21"]
-    assert versions_accepting("sglang", "--speculative-skip-dp-mlp-sync") == ["0.5.21", "0.5.22"]
+    assert versions_accepting("sglang", "--cuda-graph-tc-compiler") == ["0.5.19", "0.5.21"]
+    assert versions_accepting("sglang", "--speculative-skip-dp-mlp-sync") == [
+        "0.5.19",
+        "0.5.21",
+        "0.5.22",
+    ]
     assert versions_accepting("sglang", "--no-such-flag") == []
 
 

@@ -210,7 +210,8 @@ def test_architecture_the_engine_version_cannot_load_names_the_versions_that_can
     assert result.returncode == 2
     assert result.stderr.endswith(
         "error: vllm 0.33.0 cannot load BaichuanForCausalLM (fixtures/Baichuan-style-7B); "
-        "versions that load it: sglang 0.5.21, sglang 0.5.22, sglang 0.5.23; choose one with "
+        "versions that load it: sglang 0.5.19, sglang 0.5.21, sglang 0.5.22, sglang 0.5.23; "
+        "choose one with "
         "--engine/--engine-version\n"
     )
     assert (
@@ -244,7 +245,7 @@ def test_sglang_only_format_is_refused_for_vllm(deploy: Runner) -> None:
     assert result.returncode == 2
     assert result.stderr.endswith(
         "error: vllm 0.33.0 cannot load blockwise_int8 checkpoints "
-        "(fixtures/Qwen3-8B-blockwise-int8); versions that load it: sglang 0.5.21, "
+        "(fixtures/Qwen3-8B-blockwise-int8); versions that load it: sglang 0.5.19, sglang 0.5.21, "
         "sglang 0.5.22, sglang 0.5.23; choose one with --engine/--engine-version, or another "
         "format of the model\n"
     )

@@ -135,3 +135,41 @@ def test_dry_run_shows_recipe_origin_and_source() -> None:
         "throughput (vLLM recipes, gpt-oss on Hopper: https://github.com/vllm-project/recipes/"
         "blob/main/OpenAI/GPT-OSS.md#recipe-for-nvidia-blackwell-hopper-hardware)\n"
     ) in result.output
+
+
+@pytest.mark.parametrize(
+    ("model", "engine", "expected"),
+    [
+        (
+            "qwen3-8b",
+            "vllm",
+            ["--reasoning-parser qwen3", "--enable-auto-tool-choice", "--tool-call-parser hermes"],
+        ),
+        ("qwen3-8b", "sglang", ["--reasoning-parser qwen3", "--tool-call-parser qwen25"]),
+        ("deepseek-r1-distill-qwen-7b", "vllm", ["--reasoning-parser deepseek_r1"]),
+        ("deepseek-r1-distill-qwen-7b", "sglang", ["--reasoning-parser deepseek-r1"]),
+    ],
+)
+def test_reasoning_and_tool_parsers_of_the_families_that_publish_them(
+    model: str, engine: str, expected: list[str]
+) -> None:
+    args = ["up", model, "--gpus", "1xH100", "--engine", engine, "--dry-run"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    command = " ".join(line.strip().rstrip("\\").strip() for line in result.output.splitlines())
+    for words in expected:
+        assert f" {words} " in f"{command} ", words
+        assert "recipe" in result.output
+
+
+def test_no_parser_for_models_that_do_not_think(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["up", "llama-3.1-8b", "--gpus", "1xH100", "--dry-run"])
+    assert result.exit_code == 0
+    assert "--reasoning-parser" not in result.output and "--tool-call-parser" not in result.output
+
+
+def test_parsers_run_on_the_api_rank_only(tmp_path: Path) -> None:
+    """A headless rank > 0 serves no HTTP: it gets no parser flags."""
+    args = ["deepseek-r1", "--engine", "sglang", "--cluster", TWO, "--nodes", "2"]
+    assert "--reasoning-parser" in _command(tmp_path / "a", args, "h100-a", "serve-0-rank0")
+    assert "--reasoning-parser" not in _command(tmp_path / "b", args, "h100-b", "serve-0-rank1")

@@ -48,3 +48,26 @@ def test_user_flag_unknown_to_the_version_fails_the_render() -> None:
     )
     with pytest.raises(FlagError, match="--tp-size"):
         build_services(plan)
+
+
+def test_sglang_cuda12_tag_renders_with_its_own_schema() -> None:
+    """R535-R570 drivers run CUDA 12 at most: SGLang 0.5.19's CUDA 12 build is pinned with
+    the flag schema generated from its wheel, and doctor points old drivers to it."""
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+    from orchestrator.doctor.cuda import driver_fix
+    from orchestrator.engine_versions import image_for, resolve_version
+    from orchestrator.flags import load_schema
+
+    assert resolve_version("sglang", "0.5.19") == "0.5.19"
+    assert image_for("sglang", "0.5.19") == "lmsysorg/sglang:v0.5.19-cu129"
+    assert image_for("sglang", "0.5.23") == "lmsysorg/sglang:v0.5.23"
+    schema = load_schema("sglang", "0.5.19")
+    assert schema.version == "0.5.19"
+    args = ["up", "qwen3-8b", "--gpus", "1xH100", "--engine", "sglang", "--dry-run"]
+    result = CliRunner().invoke(cli, [*args, "--engine-version", "0.5.19"])
+    assert result.exit_code == 0, result.output
+    assert "on sglang 0.5.19 (lmsysorg/sglang:v0.5.19-cu129)" in result.output
+    fix = driver_fix("sglang", (13, 0), (12, 2))
+    assert "render with --engine-version 0.5.19 (lmsysorg/sglang:v0.5.19-cu129" in fix

@@ -56,7 +56,10 @@ def test_render_k8s_writes_the_manifests(cli_runner: Any, tmp_path: Path) -> Non
     # A re-render into the same directory replaces the files; --namespace overrides the file.
     again = cli_runner.invoke(cli, [*args, "--out", str(out), "--namespace", "default"])
     assert again.exit_code == 0
-    assert sorted(path.name for path in (out / "k8s").iterdir()) == ["10-serve-0.yaml"]
+    assert sorted(path.name for path in (out / "k8s").iterdir()) == [
+        ".deploy-files",
+        "10-serve-0.yaml",
+    ]
 
 
 def test_render_slurm_takes_the_cluster_files_settings(cli_runner: Any, tmp_path: Path) -> None:
@@ -94,6 +97,7 @@ def test_render_slurm_takes_the_cluster_files_settings(cli_runner: Any, tmp_path
         "#SBATCH --account=inference",
         "#SBATCH --gpus-per-node=8",
         "#SBATCH --exclusive",
+        "#SBATCH --mem=0",
     ]
 
 

@@ -189,7 +189,8 @@ def test_single_node_through_slurm(cli_runner: Any, slurm_env: Path) -> None:
     name = "slurm-one"
     plan = ["qwen3-8b", "--gpus", "1xH100"]
     job = _rehearse(cli_runner, slurm_env, name, *plan)
-    assert [step for step, _ in _steps(job)] == [f"{job}.0", f"{job}.batch"]
+    # One step per service beside the batch step (the job's prepare step has ended).
+    assert [step.split(".")[1] for step, _ in _steps(job)] == ["1", "batch"]
     # `up` again with the same plan finds the running job instead of submitting another.
     again = _deploy(
         cli_runner,
@@ -216,8 +217,8 @@ def test_two_ranks_are_two_job_steps_on_two_nodes(cli_runner: Any, slurm_env: Pa
         cli_runner, slurm_env, name, "qwen3-8b", "--gpus", "1xH100", "--nodes", "2", "--pp", "2"
     )
     steps = dict(_steps(job))
-    assert set(steps) == {f"{job}.0", f"{job}.1", f"{job}.batch"}
-    assert {steps[f"{job}.0"], steps[f"{job}.1"]} == {"deploy-test-node1", "deploy-test-node2"}
+    assert set(steps) == {f"{job}.1", f"{job}.2", f"{job}.batch"}
+    assert {steps[f"{job}.1"], steps[f"{job}.2"]} == {"deploy-test-node1", "deploy-test-node2"}
     rank1 = _deploy(
         cli_runner,
         "logs",

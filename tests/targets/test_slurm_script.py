@@ -32,7 +32,7 @@ def _steps(script: str) -> dict[str, str]:
 def _program_words(line: list[str]) -> list[str]:
     """The words after srun's own options (which all start with --, before the program)."""
     position = line.index("srun") + 1
-    while line[position].startswith("--"):
+    while line[position].startswith("--") or line[position] == "${SHARE[@]}":
         position += 1
     return line[position:]
 
@@ -75,16 +75,14 @@ def test_the_engine_command_lines_are_the_compose_ones(tmp_path: Path, layout: s
 def test_runtimes_wrap_the_same_program(tmp_path: Path) -> None:
     pyxis = _steps(_script(tmp_path / "p", "vllm", "1gpu"))["serve_0"]
     assert "--container-image=vllm/vllm-openai:v0.33.0" in pyxis
-    assert (
-        '--container-mounts="${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface' in pyxis
-    )
+    assert '--container-mounts="$HF_CACHE:/root/.cache/huggingface,' in pyxis
     apptainer = _steps(_script(tmp_path / "a", "vllm", "1gpu", runtime="apptainer"))["serve_0"]
-    assert (
-        'apptainer exec --nv --bind "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface'
-    ) in apptainer
-    assert (
-        " docker://vllm/vllm-openai:v0.33.0 vllm serve meta-llama/Llama-3.1-8B-Instruct"
-    ) in apptainer
+    assert 'apptainer exec --nv --bind "$HF_CACHE:/root/.cache/huggingface"' in apptainer
+    # The node's copy of the image, built once per node by the job's prepare step.
+    sif = '"${TMPDIR:-/tmp}/$SLURM_JOB_ID.vllm-vllm-openai-v0.33.0.sif"'
+    assert f" {sif} vllm serve meta-llama/Llama-3.1-8B-Instruct" in apptainer
+    script = _script(tmp_path / "a2", "vllm", "1gpu", runtime="apptainer")
+    assert f"apptainer build --force {sif} docker://vllm/vllm-openai:v0.33.0 || finish 1" in script
     bare = _steps(_script(tmp_path / "b", "vllm", "1gpu", runtime="bare-metal"))["serve_0"]
     assert "container" not in bare and "apptainer" not in bare
     assert "--gres=gpu:1 vllm serve meta-llama/Llama-3.1-8B-Instruct" in bare
@@ -108,5 +106,75 @@ def test_the_load_balancers_config_is_written_by_the_job(tmp_path: Path) -> None
     assert "server 127.0.0.1:8001 max_fails=3" in conf.group(1)
     assert "proxy_set_header Host \\$host;" in conf.group(1)  # nginx's own variable, kept
     lb = _steps(script)["lb"]
-    assert "nginx -c \"$RUN_DIR/$SLURM_JOB_ID.lb.conf\" -g 'daemon off;'" in lb
+    # In the container the file is mounted where nginx reads it; on the host nginx is told.
+    assert (
+        '--container-mounts="$RUN_DIR/$SLURM_JOB_ID.lb.conf:/etc/nginx/nginx.conf:ro" '
+        "nginx -g 'daemon off;'"
+    ) in lb
+    bare = _steps(_script(tmp_path / "b", "vllm", "replicas", runtime="bare-metal"))["lb"]
+    assert "nginx -c \"$RUN_DIR/$SLURM_JOB_ID.lb.conf\" -g 'daemon off;'" in bare
     assert 'wait_http serve-0 "127.0.0.1" 8001 /health' in lb
+
+
+@pytest.mark.parametrize("runtime", ["pyxis", "apptainer"])
+def test_mount_sources_are_absolute_and_created_by_the_job(tmp_path: Path, runtime: str) -> None:
+    """pyxis and Apptainer refuse a mount source that is not a path, and bash expands no `~`
+    inside quotes: every source is a variable the job sets, or absolute; the job creates the
+    cache directories on every node before the first step."""
+    script = _script(tmp_path, "vllm", "replicas", runtime=runtime)
+    assert "~" not in script
+    mounts = re.findall(r'--container-mounts="([^"]*)"|--bind "([^"]*)"', script)
+    sources = [
+        entry.split(":")[0]
+        for pair in mounts
+        for group in pair
+        if group
+        for entry in group.split(",")
+    ]
+    assert sources and all(
+        source.startswith(("$HF_CACHE", "$HOST_HOME/", "$RUN_DIR/")) for source in sources
+    )
+    prepare = script[script.index("prepare_nodes() {") :]
+    prepare = prepare[: prepare.index("\n}\n")]
+    assert '--nodes="$PLAN_NODES" --ntasks="$PLAN_NODES" --ntasks-per-node=1' in prepare
+    for source in {s for s in sources if not s.startswith("$RUN_DIR/")}:
+        assert f'"{source}"' in prepare, f"{source} is not created by the job"
+    assert script.index("\nprepare_nodes\n") < script.index("\nstart_serve_0\n")
+
+
+def test_pyxis_steps_run_as_root_with_the_cache_where_they_mount_it(tmp_path: Path) -> None:
+    script = _script(tmp_path, "vllm", "replicas")
+    steps = _steps(script)
+    for name in ("serve_0", "serve_1"):
+        body = steps[name]
+        assert "--container-remap-root" in body and "--no-container-mount-home" in body
+        assert body.lstrip().startswith(
+            "step_share 4 8\n  HOME=/root HF_HOME=/root/.cache/huggingface srun"
+        )
+        assert "--container-env=HOME,HF_HOME" in body
+    # The image is imported once per node, into a named container every step then reuses.
+    imports = re.findall(r"--container-image=(\S+) --container-name=(\S+) \\", script)
+    assert sorted(image for image, _ in imports) == [
+        "nginx:1.27-alpine",
+        "vllm/vllm-openai:v0.33.0",
+    ]
+    for image, name in imports:
+        users = [body for body in steps.values() if f"--container-image={image} " in body]
+        assert users and all(f"--container-name={name} " in body for body in users)
+
+
+def test_steps_on_one_node_take_disjoint_shares(tmp_path: Path) -> None:
+    """Engines take their share of the node's CPUs (and memory) and only that (--exact); the
+    CPU-only fronts overlap them."""
+    for layout, engines, front in (
+        ("replicas", ["serve_0", "serve_1"], "lb"),
+        ("pd1node", ["prefill_0", "decode_0"], "router"),
+    ):
+        steps = _steps(_script(tmp_path / layout, "vllm", layout))
+        for name in engines:
+            assert "step_share 4 8" in steps[name] and '"${SHARE[@]}" --gres=gpu:4' in steps[name]
+            assert "--overlap" not in steps[name]
+        assert "--overlap" in steps[front] and "SHARE" not in steps[front]
+    script = _script(tmp_path / "x", "vllm", "replicas")
+    assert "#SBATCH --mem=0" in script
+    assert 'SHARE=(--exact "--cpus-per-task=' in script

@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -36,7 +37,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=62610394834e \
+    --label ai.deploy.spec-hash=53c29402be00 \
     --publish 127.0.0.1:30000:30000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -65,7 +66,8 @@ docker_serve_0() {
     --context-length 32768 \
     --mem-fraction-static 0.9 \
     --enable-metrics \
-    --trust-remote-code
+    --trust-remote-code \
+    --reasoning-parser deepseek-r1
 }
 
 bare_serve_0() {
@@ -82,7 +84,8 @@ bare_serve_0() {
     --context-length 32768 \
     --mem-fraction-static 0.9 \
     --enable-metrics \
-    --trust-remote-code
+    --trust-remote-code \
+    --reasoning-parser deepseek-r1
 }
 
 case "${1:-docker}" in

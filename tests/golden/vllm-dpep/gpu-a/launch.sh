@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -36,7 +37,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=111e6d8c570a \
+    --label ai.deploy.spec-hash=bbf5fec73c99 \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -62,7 +63,8 @@ docker_serve_0() {
     --enable-expert-parallel \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --trust-remote-code
+    --trust-remote-code \
+    --reasoning-parser deepseek_r1
 }
 
 bare_serve_0() {
@@ -77,7 +79,8 @@ bare_serve_0() {
     --enable-expert-parallel \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
-    --trust-remote-code
+    --trust-remote-code \
+    --reasoning-parser deepseek_r1
 }
 
 case "${1:-docker}" in
