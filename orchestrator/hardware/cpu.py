@@ -267,6 +267,23 @@ def detect_cpu(paths: "SystemPaths | None" = None) -> CpuSpec:
     )
 
 
+def describe_cpu(spec: CpuSpec) -> str:
+    """`deploy detect --cpus`: the facts a plan on this machine's CPUs uses."""
+    lines = [
+        f"cpu       {spec.model_name or 'unknown model'}",
+        f"cores     {spec.cores} (one logical CPU per physical core)",
+        f"numa      {spec.numa_nodes} node(s): "
+        + ", ".join(
+            f"node{index} {format_cpu_list(cpus)}" for index, cpus in enumerate(spec.numa_cpus())
+        ),
+        f"memory    {spec.memory_gib:g} GiB",
+        f"isa       {', '.join(spec.isa) or 'none of ' + ', '.join(n for n, _ in FLOP_PER_CYCLE)}",
+        f"estimated {spec.bandwidth_gbs:g} GB/s memory bandwidth, {spec.tflops:.2f} BF16 TFLOPS "
+        "(state measured values in a cluster file: memory_bandwidth_gbs, bf16_tflops)",
+    ]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 # The shorthand
 
