@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import CatalogError, DockerUnavailableError, HardwareError
-from orchestrator.hardware.cpu import CpuSpec
 from orchestrator.hardware.formats import INVENTORY_KIND, SCHEMA_VERSION
 from orchestrator.hardware.model import Cluster, Fabric, Node
 from orchestrator.hardware.nodes import DEFAULT_DOCKER, catalog_gpu, inventory_node, shorthand_node
@@ -69,7 +68,7 @@ class _Entry(BaseModel):
         default=None, description="a `deploy detect --json` document, inline or a relative path"
     )
     # A CPU node (vLLM's CPU build): cores, NUMA nodes, memory... or the `--cpus` shorthand.
-    cpus: str | CpuSpec | None = Field(
+    cpus: int | str | dict[str, Any] | None = Field(
         default=None, description="e.g. {cores: 32, numa_nodes: 2, memory_gib: 256} or '16:64g'"
     )
     interconnect: Interconnect | None = None
@@ -233,7 +232,7 @@ def _build_node(
 
 def _cpu_node(entry: NodeEntry, fields: dict[str, Any], at: Any, lines: LineMap) -> Node:
     """A node that serves on its CPUs: `cpus:` excludes `gpus:` and `inventory:`."""
-    from orchestrator.hardware.cpu import parse_cpus, pseudo_gpu
+    from orchestrator.hardware.cpu import CpuSpec, parse_cpus, pseudo_gpu
 
     for other in ("gpus", "inventory"):
         if fields[other][0] is not None:
@@ -241,7 +240,8 @@ def _cpu_node(entry: NodeEntry, fields: dict[str, Any], at: Any, lines: LineMap)
                 at(other), f"give either cpus or {other}, not both", "a node serves on one of them"
             )
     value = fields["cpus"][0]
-    if isinstance(value, str):
+    if isinstance(value, (int, str)):
+        value = str(value)
         try:
             spec = parse_cpus(value)
         except HardwareError as error:
@@ -249,7 +249,12 @@ def _cpu_node(entry: NodeEntry, fields: dict[str, Any], at: Any, lines: LineMap)
                 at("cpus"), error.message.replace("--cpus ", "cpus "), error.hint
             ) from error
     else:
-        spec = value
+        try:
+            spec = CpuSpec.model_validate(value)
+        except ValidationError as error:
+            raise validation_error(
+                error, lines, at("cpus"), allowed=lambda _: list(CpuSpec.model_fields)
+            ) from error
     return Node(
         name=entry.name,
         address=entry.address,
