@@ -9,12 +9,18 @@ an explicit KV space the CPU worker does not read it (vllm/v1/worker/cpu_worker.
 
 from __future__ import annotations
 
-from orchestrator.engines.common import Argv, Placement, finish, sorted_env
+import math
+
+from orchestrator.engines.common import CUDA_GRAPHS_S, Argv, Placement, finish, sorted_env
 from orchestrator.errors import PlanError
 from orchestrator.spec import FlagSource, ServiceSpec
 
 # Flags whose meaning on GPUs does not carry over to the CPU worker.
 DROPPED = frozenset({"--gpu-memory-utilization"})
+# The CPU build compiles the model with torch inductor at start (C++ kernels built by the
+# host's compiler, on the engine's own few cores) where the GPU build captures CUDA graphs:
+# minutes on a small or busy host, so the health-check start period allows for it.
+CPU_COMPILE_S = 420
 
 
 def cpu_argv(argv: Argv) -> Argv:
@@ -52,8 +58,11 @@ def cpu_spec(place: Placement, spec: ServiceSpec) -> ServiceSpec:
                 why="each local rank's OpenMP threads on its own cores",
             ),
         ]
+    start = spec.probe.start_period_s - CUDA_GRAPHS_S + CPU_COMPILE_S
+    probe = spec.probe.model_copy(update={"start_period_s": int(math.ceil(start / 60.0) * 60)})
     updated = spec.model_copy(
         update={
+            "probe": probe,
             "environment": sorted_env(environment),
             "gpus": None,
             "ipc_mode": "private",

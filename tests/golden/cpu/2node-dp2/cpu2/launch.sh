@@ -36,7 +36,7 @@ docker_serve_0_rank1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=ec4199bd8cd4 \
+    --label ai.deploy.spec-hash=fec10dff723d \
     --network host \
     --ipc private \
     --shm-size 1g \
@@ -54,7 +54,7 @@ docker_serve_0_rank1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 360s \
+    --health-start-period 720s \
     --entrypoint vllm \
     deploy-vllm-cpu:0.32.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --tensor-parallel-size 1 \

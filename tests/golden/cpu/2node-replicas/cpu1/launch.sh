@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=d606b88a930a \
+    --label ai.deploy.spec-hash=46e06f0cced3 \
     --network host \
     --ipc private \
     --shm-size 2g \
@@ -53,7 +53,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 660s \
     --entrypoint vllm \
     deploy-vllm-cpu:0.32.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
@@ -76,7 +76,7 @@ bare_serve_0() {
 }
 
 docker_lb() {
-  wait_healthy 2node-replicas-serve-0 340
+  wait_healthy 2node-replicas-serve-0 700
   docker run --detach \
     --name 2node-replicas-lb \
     --restart unless-stopped \

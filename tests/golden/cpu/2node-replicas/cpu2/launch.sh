@@ -36,7 +36,7 @@ docker_serve_1() {
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-1 \
-    --label ai.deploy.spec-hash=191b21b83899 \
+    --label ai.deploy.spec-hash=b66960dc6193 \
     --network host \
     --ipc private \
     --shm-size 2g \
@@ -53,7 +53,7 @@ docker_serve_1() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 660s \
     --entrypoint vllm \
     deploy-vllm-cpu:0.32.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \

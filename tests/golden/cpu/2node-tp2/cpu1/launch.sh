@@ -36,7 +36,7 @@ docker_serve_0_rank0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=c2e9661028bd \
+    --label ai.deploy.spec-hash=ec44bbb20ab4 \
     --network host \
     --ipc private \
     --shm-size 1g \
@@ -54,7 +54,7 @@ docker_serve_0_rank0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 660s \
     --entrypoint vllm \
     deploy-vllm-cpu:0.32.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \

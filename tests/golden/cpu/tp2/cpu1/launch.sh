@@ -36,7 +36,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=2cc75a873f28 \
+    --label ai.deploy.spec-hash=aac37c8433bc \
     --publish 127.0.0.1:8000:8000 \
     --ipc private \
     --shm-size 2g \
@@ -53,7 +53,7 @@ docker_serve_0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 300s \
+    --health-start-period 660s \
     --entrypoint vllm \
     deploy-vllm-cpu:0.32.0 serve meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
