@@ -35,15 +35,28 @@ CASES: dict[str, tuple[int, int, int, int, dict[str, int]]] = {
     "2node-pp2": (2, 8, 1, 64, {"pp": 2}),
     "2node-dp2": (2, 8, 1, 64, {"dp": 2}),
     "2node-replicas": (2, 16, 2, 96, {}),
+    # Prefill/decode ("disagg" is not a pin: it turns on --disagg).
+    "pd1node": (1, 8, 1, 64, {"disagg": 1}),
+    "pd2node-tp2": (2, 8, 1, 64, {"disagg": 1, "tp": 2}),
 }
 
 
 def plan_case(name: str, tmp_path: Path) -> Plan:
     nodes, cores, numa, memory, pins = CASES[name]
+    pins = dict(pins)
+    disagg = bool(pins.pop("disagg", 0))
     cluster = cpu_cluster(tmp_path, nodes=nodes, cores=cores, numa=numa, memory=memory)
     # The cluster file's path is recorded nowhere in the plan; its name is.
     return build_plan(
-        PlanRequest(model=MODEL, cluster=cluster, context=8192, concurrency=4, name=name, **pins)
+        PlanRequest(
+            model=MODEL,
+            cluster=cluster,
+            context=8192,
+            concurrency=4,
+            name=name,
+            disagg=disagg,
+            **pins,
+        )
     )
 
 
@@ -127,3 +140,16 @@ def test_plan_json_carries_the_cpu_part_and_gpu_plans_do_not(tmp_path: Path) -> 
     assert data["cpu"]["bindings"][0]["omp_threads_bind"] == "0-3|4-7"
     gpu = build_plan(PlanRequest(model=MODEL, gpus="1xH100"))
     assert "cpu" not in json.loads(gpu.model_dump_json())
+
+
+def test_prefill_and_decode_never_share_a_core(tmp_path: Path) -> None:
+    _, services = _services("pd1node", tmp_path / "one")
+    engines = {spec.role: spec for spec in services if spec.role in ("prefill", "decode")}
+    assert engines["prefill"].environment["VLLM_CPU_OMP_THREADS_BIND"] == "0-3"
+    assert engines["decode"].environment["VLLM_CPU_OMP_THREADS_BIND"] == "4-7"
+    assert all("NixlConnector" in " ".join(spec.command) for spec in engines.values())
+    assert {spec.role for spec in services} == {"prefill", "decode", "router"}
+    _, services = _services("pd2node-tp2", tmp_path / "two")
+    engines = {spec.role: spec for spec in services if spec.role in ("prefill", "decode")}
+    assert (engines["prefill"].node, engines["decode"].node) == ("cpu1", "cpu2")
+    assert engines["decode"].environment["VLLM_CPU_OMP_THREADS_BIND"] == "0-3|4-7"

@@ -26,10 +26,15 @@ def plan_on_cpu(
     from orchestrator.planning.cpu.resolve import resolve_cpu
 
     version = engine_version(request.engine, request.engine_version)
-    if request.disagg:
+    if request.disagg and request.kv_connector == "mooncake":
         raise PlanError(
-            "prefill/decode disaggregation is not planned on CPU nodes",
-            "drop --disagg; CPU nodes serve prefill and decode in each engine",
+            "--kv-connector mooncake is not planned on CPU nodes",
+            "drop --kv-connector: CPU nodes move KV caches with NIXL over TCP",
+        )
+    if request.prefill_gpus is not None or request.decode_gpus is not None:
+        raise PlanError(
+            "--prefill-gpus/--decode-gpus count GPUs; CPU nodes have none",
+            "pin --tp for each engine instead",
         )
     if request.distributed_backend == "ray":
         raise PlanError(
@@ -42,5 +47,11 @@ def plan_on_cpu(
     work = workload_for(request, model, cluster)
     loading = check_loadable(model, "vllm", version)
     check_model(model, served_format(model.checkpoint, work.quantization), work.kv_cache_dtype)
-    resolution, cpu = resolve_cpu(work, eager=eager_requested(request.engine_args))
+    eager = eager_requested(request.engine_args)
+    if request.disagg:
+        from orchestrator.planning.cpu.disagg import resolve_cpu_disagg
+
+        resolution, cpu = resolve_cpu_disagg(work, eager=eager)
+    else:
+        resolution, cpu = resolve_cpu(work, eager=eager)
     return request, work, [*model.warnings, *loading], resolution, cpu
