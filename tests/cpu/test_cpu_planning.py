@@ -175,3 +175,16 @@ def test_local_model_is_mounted_read_only(tiny_model: Path, tmp_path: Path) -> N
     mount = next(m for m in serve.mounts if m.target == "/models/tiny-model")
     assert mount.read_only and mount.source == str(tiny_model.resolve())
     assert serve.command[0] == "/models/tiny-model"
+
+
+def test_bench_predicts_a_cpu_plan_at_its_own_lengths(tiny_model: Path, tmp_path: Path) -> None:
+    from orchestrator.planning.performance.from_plan import predict_plan
+
+    plan = build_plan(PlanRequest(model=str(tiny_model), cluster=cpu_cluster(tmp_path, cores=4)))
+    one = predict_plan(plan, isl=256, osl=64, concurrency=1)
+    four = predict_plan(plan, isl=256, osl=64, concurrency=4)
+    assert one is not None and four is not None
+    assert four.output_tokens_per_s > one.output_tokens_per_s > 0
+    assert four.tpot_ms >= one.tpot_ms
+    paced = predict_plan(plan, isl=256, osl=64, request_rate=0.5)
+    assert paced is not None and paced.requests_per_s == pytest.approx(0.5)

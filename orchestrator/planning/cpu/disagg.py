@@ -180,5 +180,7 @@ def resolve_cpu_disagg(work: Workload, *, eager: bool) -> tuple[Resolution, CpuP
         block_size=memory.block_size,
         shm_size=shm_size(par, 1),
         bindings=bindings,
+        rank_bandwidth_gbs=round(instance.rank_bandwidth_gbs, 3),
+        rank_tflops=round(instance.rank_tflops, 4),
     )
     return resolution, cpu
