@@ -27,9 +27,13 @@ BANDWIDTH_EFFICIENCY = 0.6
 COMPUTE_EFFICIENCY = 0.4
 # Fixed cost of one engine step on CPU (scheduler, input preparation, sampling, detokenizing
 # in the API server), and of each layer's kernel calls: CPU kernels are launched from Python,
-# with no CUDA graph to batch them.
-STEP_OVERHEAD_S = 0.006
+# with no CUDA graph to batch them. Calibrated on deploy-vllm-cpu:0.32.0 with a 2-layer model
+# on a 2-core AVX-512 host (`deploy bench`, 128 in / 64 out): TPOT 7.9 ms at concurrency 1,
+# 10.0 ms at 4; TTFT 46 ms at 1.
+STEP_OVERHEAD_S = 0.007
 LAYER_OVERHEAD_S = 0.0002
+# A request's way in before its prefill: HTTP, tokenizing, the engine core's queue.
+FRONT_END_S = 0.02
 # One all-reduce of a decode step's activations: vLLM's CPU shared-memory all-reduce within a
 # node; gloo over TCP between nodes.
 ALLREDUCE_SHM_S = 0.00004
@@ -127,7 +131,7 @@ def forecast_cpu(instance: CpuInstance, load: CpuLoad) -> Prediction:
 
     def timing(running: int) -> tuple[float, float, str]:
         step, bound = decode_step_s(instance, running, mean_tokens)
-        return prompt + step / 2, step + (running - 1) * prompt / osl, bound
+        return FRONT_END_S + prompt + step / 2, step + (running - 1) * prompt / osl, bound
 
     if load.request_rate is not None and load.concurrency is None:
         # Open loop: the batch is the fixed point B = rate per engine x time in system.

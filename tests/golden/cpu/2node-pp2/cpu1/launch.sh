@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-pp2", node "cpu1", plan 1f43c1034b49.
+# Rendered by deploy: deployment "2node-pp2", node "cpu1", plan dea752d01eae.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=2node-pp2 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=1f43c1034b49 \
+    --label ai.deploy.plan-hash=dea752d01eae \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
