@@ -61,6 +61,11 @@ def detect(
     file in a container on that node, and says where a node differs from its declaration.
     """
     if cpus:
+        if cluster is not None or replay is not None or record is not None:
+            raise InputError(
+                "--cpus detects this machine's CPUs only",
+                "drop --cluster/--replay/--record, or drop --cpus",
+            )
         from orchestrator.hardware.cpu import describe_cpu, detect_cpu
 
         found = detect_cpu()

@@ -98,3 +98,12 @@ def test_deploy_detect_cpus_json_is_a_cluster_file_mapping(cli_runner) -> None: 
     assert spec == detect_cpu()
     text = cli_runner.invoke(cli, ["detect", "--cpus"])
     assert text.exit_code == 0 and f"cores     {spec.cores}" in text.stdout
+
+
+def test_detect_cpus_is_for_this_machine(cli_runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli_runner.invoke(cli, ["detect", "--cpus", "--cluster", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --cpus detects this machine's CPUs only; drop --cluster/--replay/--record, "
+        "or drop --cpus"
+    ]
