@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.hardware.cpu import CpuSpec
 from orchestrator.schema import GpuSpec, Interconnect
 
 # How nodes talk to each other: RDMA fabrics allow TP across nodes and fast PD KV transfer.
@@ -56,6 +57,9 @@ class Node(Strict):
     nvlink_domain: str | None = Field(default=None, min_length=1, max_length=128)
     # Assumptions made for a GPU the catalog does not know (planned from what NVML reports).
     gpu_assumptions: list[str] = []
+    # Set on a node that serves on its CPUs (vLLM's CPU build): then `gpus` is empty and `gpu`
+    # is the pseudo entry `hardware.cpu.pseudo_gpu` made from it.
+    cpu: CpuSpec | None = None
 
     @property
     def gpu_count(self) -> int:
@@ -85,6 +89,11 @@ class Cluster(Strict):
     @property
     def total_gpus(self) -> int:
         return sum(node.gpu_count for node in self.nodes)
+
+    @property
+    def is_cpu(self) -> bool:
+        """Every node serves on its CPUs (clusters are all-CPU or all-GPU)."""
+        return all(node.cpu is not None for node in self.nodes)
 
     @property
     def has_rdma(self) -> bool:
