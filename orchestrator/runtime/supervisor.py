@@ -6,6 +6,11 @@ alone cannot rejoin its peers' collective. A unit starts when every service it d
 ready (engines first, then routers and load balancers). Container deaths arrive through Docker
 events (one watcher thread per endpoint), so a crash is seen at once instead of at the next
 poll. Restarts back off exponentially and are bounded; the last log lines go into the error.
+
+A unit that spends its restart budget while `up` starts it fails `up`. One that spends it
+later, under supervision, is given up on and kept: its containers stay as they are (Docker's
+restart policy switched off), their logs with them, the state file says so and `deploy status`
+shows it; the rest of the deployment stays supervised.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
 from orchestrator.runtime.events import DeathWatch
 from orchestrator.runtime.interrupts import shielded
 from orchestrator.runtime.member_check import check_member, rows_of
-from orchestrator.runtime.probes import entry_url
+from orchestrator.runtime.probes import SERVING, entry_url
 from orchestrator.runtime.progress import QuietReporter, Reporter
 from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
 from orchestrator.runtime.units import (
@@ -117,6 +122,8 @@ class Supervisor:
         self._deaths = DeathWatch(self.name, self.endpoints.client)
         self._previous: DeploymentState | None = None
         self.on_tick: Callable[[], None] | None = None  # called once per loop (heartbeats)
+        self.gave_up: dict[str, str] = {}  # unit key -> why it is no longer restarted
+        self._starting = True  # inside `up`: a spent budget fails the call
 
     # ----------------------------------------------------------------- public API
     def up(self) -> str | None:
@@ -126,9 +133,11 @@ class Supervisor:
         """
         try:
             with docker_errors_as_failures(self.name):
-                self._prepare()
+                self._starting = True
+                self._prepare(retry_given_up=True)
                 self._deaths.start(node.docker for node in self.nodes.values())
                 self._loop(until_ready=True, deadline=self._deadline(), stop=None)
+                self._starting = False
                 self._save()
             return self.url
         except BaseException:
@@ -153,6 +162,7 @@ class Supervisor:
         """Keep supervising after `up` (restarts, group restarts) until `stop` or `duration_s`."""
         try:
             with docker_errors_as_failures(self.name):
+                self._starting = False
                 self._deaths.start(node.docker for node in self.nodes.values())
                 deadline = time.monotonic() + duration_s if duration_s is not None else None
                 self._loop(until_ready=False, deadline=deadline, stop=stop or threading.Event())
@@ -166,7 +176,8 @@ class Supervisor:
         torn down on the way out: the deployment is the user's until `deploy down`."""
         try:
             with docker_errors_as_failures(self.name, "deploy status"):
-                self._prepare()
+                self._starting = False
+                self._prepare(retry_given_up=False)
                 self._deaths.start(node.docker for node in self.nodes.values())
                 self._loop(until_ready=False, deadline=None, stop=stop)
         finally:
@@ -198,9 +209,13 @@ class Supervisor:
                 member.container = None
 
     # ----------------------------------------------------------------- preparation
-    def _prepare(self) -> None:
+    def _prepare(self, *, retry_given_up: bool = True) -> None:
         self.endpoints.connect_all([node.docker for node in self.nodes.values()])
         self._previous = self.store.load(self.name)
+        if self._previous is not None and not retry_given_up:
+            # Adopting again (a daemon restart, a new supervisor): what was given up on
+            # stays given up, untouched, until the user runs `deploy up` again.
+            self.gave_up = {k: v for k, v in self._previous.gave_up.items() if k in self.units}
         if self._previous is not None:
             for unit in self.units.values():
                 unit.total_restarts = max(
@@ -275,11 +290,14 @@ class Supervisor:
                     matches[member.spec.name] = (endpoint, container)
             if len(matches) == len(unit.members):
                 keep.update(matches)
+        given_up = {m.spec.name for k in self.gave_up for m in self.units[k].members}
         removals: list[tuple[str, str]] = []
         for service, entries in existing.items():
             for endpoint, container in entries:
                 if keep.get(service, ("", None))[1] is container:
                     continue
+                if service in given_up:
+                    continue  # kept, with its logs, for the user to look at
                 removals.append((endpoint, container.id))
                 if service in {m.spec.name for m in self._members()}:
                     self.replaced.append(service)
@@ -287,7 +305,15 @@ class Supervisor:
             with ThreadPoolExecutor(max_workers=min(16, len(removals))) as pool:
                 list(pool.map(lambda job: self._remove_container(*job), removals))
         now = time.monotonic()
+        for key, reason in self.gave_up.items():
+            unit = self.units[key]
+            unit.state, unit.last_failure = "failed", reason
+            for member in unit.members:
+                found = existing.get(member.spec.name, [])
+                member.container = found[0][1] if len(found) == 1 else None
         for unit in self.units.values():
+            if unit.key in self.gave_up:
+                continue
             if all(m.spec.name in keep for m in unit.members):
                 for member in unit.members:
                     member.container = keep[member.spec.name][1]
@@ -449,22 +475,24 @@ class Supervisor:
         member.docker_restarts = 0
         member.verdict = "starting"
         member.tracker.reset()
+        member.next_probe_at = member.next_request_at = 0.0
+        member.request_failures = 0
         member.started_at = time.time()
 
     def _check_units(self, now: float) -> None:
         running = [u for u in self.units.values() if u.state in ("running", "ready")]
-        members = [m for u in running for m in u.members]
-        if len(members) > 1:
-            with ThreadPoolExecutor(max_workers=min(16, len(members))) as pool:
-                list(pool.map(check_member, members))
+        jobs = [(m, len(u.members)) for u in running for m in u.members]
+        if len(jobs) > 1:
+            with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+                list(pool.map(lambda job: check_member(*job), jobs))
         else:
-            for member in members:
-                check_member(member)
+            for member, size in jobs:
+                check_member(member, size)
         for unit in running:
             verdicts = {m.verdict for m in unit.members}
             if verdicts & {"dead", "unhealthy"}:
                 self._handle_failure(unit, now)
-            elif verdicts == {"ready"}:
+            elif verdicts <= SERVING:
                 if unit.state != "ready":
                     unit.state = "ready"
                     unit.since = now
@@ -490,6 +518,9 @@ class Supervisor:
         unit.total_restarts += 1
         if failed.restarted_by_docker and len(unit.members) == 1:
             self._docker_restarted(unit, failed, now)
+            return
+        if unit.restarts > self.options.max_restarts and not self._starting:
+            self._keep_given_up(unit)
             return
         # Take the whole unit down: peers of a dead rank hang in their collectives.
         jobs = [(m.node.docker, m.container.id) for m in unit.members if m.container is not None]
@@ -520,6 +551,9 @@ class Supervisor:
         """Docker's policy brought the container back: keep it, unless the budget is spent,
         in which case stop it (so Docker stops restarting it) and give up."""
         member.restarted_by_docker = False
+        if unit.restarts > self.options.max_restarts and not self._starting:
+            self._keep_given_up(unit)
+            return
         if unit.restarts > self.options.max_restarts:
             with contextlib.suppress(Exception):
                 member.container.stop(timeout=10)
@@ -536,6 +570,30 @@ class Supervisor:
             f"{unit.last_failure}; Docker restarted it (failure {unit.restarts} of "
             f"{self.options.max_restarts} allowed "
             f"in {self.options.restart_window_s:.0f}s)"
+        )
+        self._save()
+
+    def _keep_given_up(self, unit: Unit) -> None:
+        """Stop restarting `unit` and keep its containers and logs as they are."""
+        for member in unit.members:
+            if member.container is None:
+                continue
+            # Docker's own policy would go on restarting it: switch it off, keep the container.
+            with contextlib.suppress(Exception):
+                member.container.update(restart_policy={"Name": "no"})
+        if unit.last_logs:
+            kept_logs.keep(
+                self.store, self.name, unit.last_logs_service or unit.key, unit.last_logs
+            )
+        unit.state = "failed"
+        reason = (
+            f"gave up after {unit.restarts} failures in "
+            f"{self.options.restart_window_s:.0f}s: {unit.last_failure}"
+        )
+        self.gave_up[unit.key] = reason
+        self.reporter.message(
+            f"{unit.key}: {reason}; not restarting it any more, its containers and logs are "
+            f"kept (`deploy logs --name {self.name}`); `deploy up` tries again"
         )
         self._save()
 
@@ -618,6 +676,7 @@ class Supervisor:
             networks=networks,
             volumes=volumes,
             endpoint_url=self.url or (previous.endpoint_url if previous else None),
+            gave_up=dict(self.gave_up),
             created_at=previous.created_at if previous else time.time(),
         )
         self.store.save(state)

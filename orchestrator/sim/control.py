@@ -32,6 +32,9 @@ class Control:
         self.bound = threading.Event()
         self.ready = threading.Event()
         self.exit_code = 0
+        # The simulator is the container's program (not a test's thread): it may start
+        # child processes, as the engines do.
+        self.own_process = False
 
     def stop(self, exit_code: int = 0) -> None:
         self.exit_code = exit_code

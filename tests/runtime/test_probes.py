@@ -126,11 +126,37 @@ def test_a_loading_engine_is_not_restarted_inside_its_start_period() -> None:
 def test_ready_then_hung_then_dead() -> None:
     tracker = ProbeTracker(spec(), started_at=0.0)
     assert tracker.observe(alive=True, ok=True, detail="HTTP 200", now=5) == "ready"
-    # Once ready, a single failed check is tolerated (no start period any more).
-    assert tracker.observe(alive=True, ok=False, detail="timed out", now=6) == "ready"
-    assert tracker.observe(alive=True, ok=False, detail="timed out", now=16) == "ready"
-    assert tracker.observe(alive=True, ok=False, detail="timed out", now=26) == "unhealthy"
-    assert tracker.observe(alive=False, ok=False, detail="exited, exit code 1", now=27) == "dead"
+    # Once ready, failed checks make it not ready, not dead: liveness needs the failures to
+    # span a generous window (3 x interval x retries here, at least 60 s).
+    assert tracker.liveness_window_s == 90
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=6) == "unready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=16) == "unready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=26) == "unready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=95) == "unready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=96) == "unhealthy"
+    assert tracker.detail == "timed out for 90s"
+    assert tracker.observe(alive=False, ok=False, detail="exited, exit code 1", now=97) == "dead"
     tracker.reset(now=30)
     assert tracker.failures == 0 and not tracker.ever_ready
     assert tracker.observe(alive=True, ok=False, detail="refused", now=31) == "loading"
+
+
+def test_busy_is_not_dead() -> None:
+    """A saturated engine answers its health check late but keeps logging: never unhealthy."""
+    tracker = ProbeTracker(spec(), started_at=0.0)
+    assert tracker.observe(alive=True, ok=True, detail="HTTP 200", now=5) == "ready"
+    for t in range(10, 1000, 10):
+        verdict = tracker.observe(alive=True, ok=False, detail="timed out", now=t, active=True)
+        assert verdict == "busy"
+    assert tracker.failures == 0 and tracker.failing_since is None
+    # The log stops as well: now the window runs, and a hung engine is found after it.
+    verdicts = [
+        tracker.observe(alive=True, ok=False, detail="timed out", now=t)
+        for t in range(1000, 1200, 10)
+    ]
+    assert verdicts.index("unhealthy") == 9  # at t=1090: 90 s of silence and failures
+    # A refusal is no sign of work, whatever the log says.
+    tracker.reset(now=0)
+    tracker.observe(alive=True, ok=True, detail="HTTP 200", now=1)
+    refused = tracker.observe(alive=True, ok=False, detail="connection refused", now=2, active=True)
+    assert refused == "unready"
