@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
-from orchestrator.runtime import kept_logs, ownership
+from orchestrator.runtime import ownership
 from orchestrator.runtime.docker_ops import (
     docker_errors_as_failures,
     ensure_image,
@@ -39,11 +39,18 @@ from orchestrator.runtime.docker_ops import (
 )
 from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
 from orchestrator.runtime.events import DeathWatch
+from orchestrator.runtime.give_up import ServiceGaveUp as ServiceGaveUp  # re-exported
+from orchestrator.runtime.give_up import (
+    fail_timeout,
+    give_up,
+    keep_given_up,
+    save_state,
+)
 from orchestrator.runtime.interrupts import shielded
 from orchestrator.runtime.member_check import check_member, rows_of
 from orchestrator.runtime.probes import SERVING, entry_url
 from orchestrator.runtime.progress import QuietReporter, Reporter
-from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
+from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
 from orchestrator.runtime.units import (
     Member,
     Unit,
@@ -53,15 +60,6 @@ from orchestrator.runtime.units import (
     failures_in_window,
 )
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
-
-
-class ServiceGaveUp(RuntimeFailure):
-    """A service kept failing; `log_tail` holds its last log lines."""
-
-    def __init__(self, message: str, hint: str, *, service: str, log_tail: list[str]) -> None:
-        super().__init__(message, hint)
-        self.service = service
-        self.log_tail = log_tail
 
 
 @dataclass
@@ -120,7 +118,7 @@ class Supervisor:
         self.replaced: list[str] = []
         self.url: str | None = None
         self._deaths = DeathWatch(self.name, self.endpoints.client)
-        self._previous: DeploymentState | None = None
+        self.previous: DeploymentState | None = None
         self.on_tick: Callable[[], None] | None = None  # called once per loop (heartbeats)
         self.gave_up: dict[str, str] = {}  # unit key -> why it is no longer restarted
         self._starting = True  # inside `up`: a spent budget fails the call
@@ -146,7 +144,7 @@ class Supervisor:
             with shielded(self.reporter.message):
                 if not self.options.keep_on_failure:
                     self.teardown_created()
-                    if self._previous is None and not self.kept:
+                    if self.previous is None and not self.kept:
                         self.store.delete(self.name)
                     else:
                         self._save()
@@ -211,19 +209,19 @@ class Supervisor:
     # ----------------------------------------------------------------- preparation
     def _prepare(self, *, retry_given_up: bool = True) -> None:
         self.endpoints.connect_all([node.docker for node in self.nodes.values()])
-        self._previous = self.store.load(self.name)
-        if self._previous is not None and not retry_given_up:
+        self.previous = self.store.load(self.name)
+        if self.previous is not None and not retry_given_up:
             # Adopting again (a daemon restart, a new supervisor): what was given up on
             # stays given up, untouched, until the user runs `deploy up` again.
-            self.gave_up = {k: v for k, v in self._previous.gave_up.items() if k in self.units}
-        if self._previous is not None:
+            self.gave_up = {k: v for k, v in self.previous.gave_up.items() if k in self.units}
+        if self.previous is not None:
             for unit in self.units.values():
                 unit.total_restarts = max(
-                    (self._previous.restarts.get(m.spec.name, 0) for m in unit.members), default=0
+                    (self.previous.restarts.get(m.spec.name, 0) for m in unit.members), default=0
                 )
         self._check_files()
         missing = sorted(
-            {n for m in self._members() for n in ck.missing_secrets(m.spec, self.host_env)}
+            {n for m in self.members() for n in ck.missing_secrets(m.spec, self.host_env)}
         )
         if missing:
             self.reporter.message(
@@ -235,7 +233,7 @@ class Supervisor:
         self._ensure_networks_and_volumes()
 
     def _check_files(self) -> None:
-        for member in self._members():
+        for member in self.members():
             for path, _ in ck.rendered_files(member.spec, self.files_dir):
                 if not path.is_file():
                     raise RuntimeFailure(
@@ -245,7 +243,7 @@ class Supervisor:
                     )
 
     def _check_images(self) -> None:
-        needed = sorted({(m.node.docker, m.spec.image, m.node.name) for m in self._members()})
+        needed = sorted({(m.node.docker, m.spec.image, m.node.name) for m in self.members()})
         sources = [local_endpoint(), *sorted({n.docker for n in self.nodes.values()})]
         for endpoint, image, node in needed:
             client = self.endpoints.client(endpoint)
@@ -259,7 +257,7 @@ class Supervisor:
         found: dict[str, list[tuple[str, Any]]] = {}
         current = {node.docker for node in self.nodes.values()}
         # Endpoints the previous plan used but this one does not: what runs there is stale.
-        previous = set(self._previous.endpoints()) - current if self._previous else set()
+        previous = set(self.previous.endpoints()) - current if self.previous else set()
         label = f"{LABEL_DEPLOYMENT}={self.name}"
         containers, errors = labelled_containers(self.endpoints, current | previous, label)
         containers = ownership.claim(self.name, containers, self.store, self.options.all_owners)
@@ -299,7 +297,7 @@ class Supervisor:
                 if service in given_up:
                     continue  # kept, with its logs, for the user to look at
                 removals.append((endpoint, container.id))
-                if service in {m.spec.name for m in self._members()}:
+                if service in {m.spec.name for m in self.members()}:
                     self.replaced.append(service)
         if removals:
             with ThreadPoolExecutor(max_workers=min(16, len(removals))) as pool:
@@ -327,14 +325,14 @@ class Supervisor:
         self.replaced = sorted(set(self.replaced))
 
     def _previous_started(self, service: str) -> float:
-        if self._previous is not None and service in self._previous.containers:
-            return self._previous.containers[service].started_at
+        if self.previous is not None and service in self.previous.containers:
+            return self.previous.containers[service].started_at
         return time.time()
 
     def _ensure_networks_and_volumes(self) -> None:
         import docker.errors
 
-        bridge_endpoints = {m.node.docker for m in self._members() if m.spec.network_mode != "host"}
+        bridge_endpoints = {m.node.docker for m in self.members() if m.spec.network_mode != "host"}
         labels = {
             LABEL_DEPLOYMENT: self.name,
             ck.LABEL_CREATED: "true",
@@ -351,7 +349,7 @@ class Supervisor:
             if not existing:
                 created = client.networks.create(network, driver="bridge", labels=labels)
                 self.created_networks[endpoint] = created.id
-        for member in self._members():
+        for member in self.members():
             client = self.endpoints.client(member.node.docker)
             for volume in ck.named_volumes(member.spec):
                 try:
@@ -365,7 +363,7 @@ class Supervisor:
         if self.options.timeout_s is not None:
             return time.monotonic() + self.options.timeout_s
         # Every layer of dependencies may take its full startup budget, with every restart.
-        budget = max((m.tracker.startup_budget_s() for m in self._members()), default=60.0)
+        budget = max((m.tracker.startup_budget_s() for m in self.members()), default=60.0)
         depth = dependency_depth(self.units)
         return time.monotonic() + (budget + 30.0) * depth * (self.options.max_restarts + 1)
 
@@ -395,7 +393,7 @@ class Supervisor:
         are ready, the probes' own interval: deaths arrive through events anyway."""
         if until_ready or not all(unit.ready for unit in self.units.values()):
             return self.options.poll_s
-        intervals = [m.spec.probe.interval_s for m in self._members()]
+        intervals = [m.spec.probe.interval_s for m in self.members()]
         return float(max(self.options.poll_s, min(intervals, default=1)))
 
     def _start_due_units(self, now: float) -> None:
@@ -574,68 +572,16 @@ class Supervisor:
         self._save()
 
     def _keep_given_up(self, unit: Unit) -> None:
-        """Stop restarting `unit` and keep its containers and logs as they are."""
-        for member in unit.members:
-            if member.container is None:
-                continue
-            # Docker's own policy would go on restarting it: switch it off, keep the container.
-            with contextlib.suppress(Exception):
-                member.container.update(restart_policy={"Name": "no"})
-        if unit.last_logs:
-            kept_logs.keep(
-                self.store, self.name, unit.last_logs_service or unit.key, unit.last_logs
-            )
-        unit.state = "failed"
-        reason = (
-            f"gave up after {unit.restarts} failures in "
-            f"{self.options.restart_window_s:.0f}s: {unit.last_failure}"
-        )
-        self.gave_up[unit.key] = reason
-        self.reporter.message(
-            f"{unit.key}: {reason}; not restarting it any more, its containers and logs are "
-            f"kept (`deploy logs --name {self.name}`); `deploy up` tries again"
-        )
-        self._save()
+        keep_given_up(self, unit)
 
     def _give_up(self, unit: Unit) -> None:
-        last = unit.last_logs[-1] if unit.last_logs else "(no log output)"
-        if unit.last_logs:
-            kept_logs.keep(
-                self.store, self.name, unit.last_logs_service or unit.key, unit.last_logs
-            )
-        raise ServiceGaveUp(
-            f"{unit.key} failed {unit.restarts} times, giving up: {unit.last_failure}; "
-            f"last log line: {last}",
-            "fix the cause shown in its log and run `deploy up` again",
-            service=unit.last_logs_service or unit.key,
-            log_tail=unit.last_logs,
-        )
+        give_up(self, unit)
 
     def _fail_timeout(self) -> None:
-        waiting = [u for u in self.units.values() if not u.ready]
-        parts = []
-        for unit in waiting[:3]:
-            detail = unit.members[0].tracker.detail if unit.members else ""
-            parts.append(f"{unit.key} ({unit.state}: {detail})")
-        # The log of the first waiting service, read before its container is removed.
-        service, lines = "", []
-        for member in (m for unit in waiting for m in unit.members):
-            if member.container is not None:
-                secrets = [self.host_env.get(name, "") for name in member.spec.secret_env]
-                service = member.spec.name
-                lines = log_tail(member.container, self.options.log_tail, secrets)
-                kept_logs.keep(self.store, self.name, service, lines)
-                break
-        raise ServiceGaveUp(
-            f"deployment {self.name} not ready in time; waiting for {', '.join(parts)}",
-            f"raise --timeout for large models; `deploy logs --name {self.name}` shows the "
-            "kept log",
-            service=service or (waiting[0].key if waiting else self.name),
-            log_tail=lines,
-        )
+        fail_timeout(self)
 
     # ----------------------------------------------------------------- helpers
-    def _members(self) -> list[Member]:
+    def members(self) -> list[Member]:
         return [m for unit in self.units.values() for m in unit.members]
 
     def _remove_container(self, endpoint: str, container_id: str) -> None:
@@ -644,39 +590,4 @@ class Supervisor:
         self.created_ids.pop(container_id, None)
 
     def _save(self) -> None:
-        records = {}
-        for member in self._members():
-            if member.container is not None:
-                records[member.spec.name] = ContainerRecord(
-                    service=member.spec.name,
-                    node=member.node.name,
-                    endpoint=member.node.docker,
-                    id=member.container.id,
-                    spec_hash=member.spec.spec_hash(),
-                    started_at=member.started_at or time.time(),
-                )
-        previous = self._previous
-        networks = dict(previous.networks) if previous else {}
-        networks.update(self.created_networks)
-        volumes = dict(previous.volumes) if previous else {}
-        for endpoint, names in self.created_volumes.items():
-            volumes[endpoint] = sorted(set(volumes.get(endpoint, [])) | set(names))
-        state = DeploymentState(
-            name=self.name,
-            plan=self.plan,
-            plan_hash=self.plan_hash,
-            specs=self.specs,
-            nodes=list(self.nodes.values()),
-            containers=records,
-            restarts={
-                m.spec.name: unit.total_restarts
-                for unit in self.units.values()
-                for m in unit.members
-            },
-            networks=networks,
-            volumes=volumes,
-            endpoint_url=self.url or (previous.endpoint_url if previous else None),
-            gave_up=dict(self.gave_up),
-            created_at=previous.created_at if previous else time.time(),
-        )
-        self.store.save(state)
+        save_state(self)
