@@ -106,12 +106,22 @@ def _run(container: Any, argv: list[str]) -> tuple[int | None, str]:
     container cannot run it (not running, gone)."""
     import docker.errors
 
-    try:
-        result = container.exec_run(argv, stdout=True, stderr=True)
-    except docker.errors.NotFound:
-        return None, "container gone"
-    except docker.errors.APIError as error:
-        return None, str(error.explanation or error)[:80]
+    result = None
+    for attempt in range(3):
+        try:
+            result = container.exec_run(argv, stdout=True, stderr=True)
+            break
+        except docker.errors.NotFound:
+            return None, "container gone"
+        except docker.errors.APIError as error:
+            return None, str(error.explanation or error)[:80]
+        except OSError as error:
+            # The SDK's ssh:// transport can fail closing a finished exec's stream (a broken
+            # pipe to the ssh process): the check did not fail, its transport did. Again.
+            if attempt == 2:
+                return None, f"could not run a check in the container: {error}"[:80]
+    if result is None:
+        return None, "could not run a check in the container"
     output = (result.output or b"").decode("utf-8", errors="replace").strip().splitlines()
     return result.exit_code, output[-1] if output else ""
 

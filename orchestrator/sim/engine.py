@@ -72,7 +72,8 @@ class EngineServer:
         self._control: Control | None = None
         self._engine_id = uuid.uuid4().hex[:8]
         self.group = GroupLink(settings, log)
-        self.cores = EngineCores(settings, log)
+        self.engine_dead = False  # an engine core died: /health answers 503 until exit
+        self.cores = EngineCores(settings, log, self._engine_died)
 
     # ----------------------------------------------------------------- lifecycle
     async def run(self, control: Control) -> None:
@@ -296,7 +297,12 @@ class EngineServer:
         return middleware
 
     # ----------------------------------------------------------------- probes, metadata
+    def _engine_died(self) -> None:
+        self.engine_dead = True
+
     async def _health(self, request: web.Request) -> web.Response:
+        if self.engine_dead:
+            return web.Response(status=503)
         if self.settings.engine == "sglang" and not self.warm:
             return web.Response(status=503)
         return web.Response(status=200)

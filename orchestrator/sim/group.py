@@ -8,9 +8,9 @@ on two containers, and its source):
 - a follower that dies leaves rank 0's `/health` at 200; the next request fails with a 500
   (rank 0's collective has lost a peer);
 - a follower whose leader died does not exit: it logs and waits, forever;
-- inside a container, each engine core is its own process (`VLLM::EngineCore_DP<n>`); when
-  one dies the API server logs the death and exits with code 0 (not a failure code, so
-  Docker's `on-failure` policy never restarts it).
+- inside a container, each engine core is its own process (`VLLM::EngineCore`); when one
+  dies the API server logs the death, answers `/health` with 503 for a few seconds and exits
+  with code 0 (not a failure code, so Docker's `on-failure` policy never restarts it).
 
 The engine-core processes are started only when the simulator is the container's program
 (`run_foreground`), never in a test's thread.
@@ -23,6 +23,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 
 from orchestrator.sim.control import Control
 from orchestrator.sim.logs import SimLog
@@ -31,6 +32,7 @@ from orchestrator.sim.settings import EngineSettings
 HELLO = b"deploy-sim-rank\n"  # a follower's first bytes: peers' health checks send nothing
 CONNECT_RETRY_S = 0.5
 CHILD_POLL_S = 0.2
+DEAD_HEALTH_S = 3.0  # vLLM answers /health with 503 this long before it exits
 
 # The engine-core process: it only waits, under vLLM's process title.
 _CORE = "import signal, sys; signal.pause()"
@@ -45,6 +47,7 @@ class GroupLink:
         self.broken: str | None = None  # why requests fail now: a follower is gone
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._link: asyncio.StreamWriter | None = None  # a follower's connection to rank 0
         self._stopping = False
 
     # ----------------------------------------------------------------- rank 0
@@ -93,6 +96,7 @@ class GroupLink:
             except OSError:
                 if await control.sleep(CONNECT_RETRY_S):
                     return
+        self._link = writer
         writer.write(HELLO)
         with contextlib.suppress(OSError):
             await writer.drain()
@@ -116,44 +120,51 @@ class GroupLink:
             self._server.close()
         for task in self._tasks:
             task.cancel()
+        if self._link is not None:
+            self._link.close()  # a stopped rank's peers see its connection end
 
 
 class EngineCores:
-    """One `VLLM::EngineCore_DP<n>` child process per local DP engine; a death stops the
-    server with exit code 0, as vLLM's API server does."""
+    """The engine-core child processes (`VLLM::EngineCore`, or `VLLM::EngineCore_DP<n>` per
+    local DP engine). When one dies, as in vLLM 0.32: the client logs the death and cleans
+    up, the output handler fails with EngineDeadError, `/health` answers 503 for a few
+    seconds, then uvicorn shuts down in order and the process exits with code 0."""
 
-    def __init__(self, settings: EngineSettings, log: SimLog) -> None:
+    def __init__(self, settings: EngineSettings, log: SimLog, on_death: Callable[[], None]) -> None:
         self.settings = settings
         self.log = log
+        self.on_death = on_death
         self.children: list[subprocess.Popen[bytes]] = []
         self._watch: asyncio.Task[None] | None = None
 
     def start(self, control: Control) -> None:
         if self.settings.engine != "vllm":
             return
-        for rank in range(max(1, self.settings.dp_local)):
-            title = f"VLLM::EngineCore_DP{rank}"
+        count = max(1, self.settings.dp_local)
+        for rank in range(count):
+            title = "VLLM::EngineCore" if count == 1 else f"VLLM::EngineCore_DP{rank}"
             self.children.append(subprocess.Popen([sys.executable, "-c", _CORE, title]))
         self._watch = asyncio.ensure_future(self._watch_children(control))
 
     async def _watch_children(self, control: Control) -> None:
         while not await control.sleep(CHILD_POLL_S):
-            for rank, child in enumerate(self.children):
-                if child.poll() is None:
-                    continue
-                name = f"EngineCore_DP{rank}"
-                self.log.error(
-                    f"Engine core proc {name} died unexpectedly, shutting down client.",
-                    "core_client.py:1",
-                )
-                self.log.error("AsyncLLM output_handler failed.", "async_llm.py:1")
-                self.log.raw(
-                    "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an "
-                    "issue. See stack trace (above) for the root cause."
-                )
-                self.log.error("Engine failed, terminating server process", "launcher.py:1")
-                control.stop(exit_code=0)
-                return
+            if all(child.poll() is None for child in self.children):
+                continue
+            source = "core_client.py:817"
+            self.log.warning(
+                "[shutdown] MPClient: engine core exited unexpectedly; starting cleanup", source
+            )
+            self.log.info("[shutdown] MPClient: complete", "core_client.py:777")
+            self.log.error("AsyncLLM output_handler failed.", "async_llm.py:906")
+            self.log.error(
+                "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. "
+                "See stack trace (above) for the root cause.",
+                "async_llm.py:906",
+            )
+            self.on_death()
+            await control.sleep(DEAD_HEALTH_S)  # /health says 503 meanwhile
+            control.stop(exit_code=0)
+            return
 
     async def close(self) -> None:
         if self._watch is not None:

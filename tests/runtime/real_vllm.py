@@ -7,6 +7,7 @@ Without the image the tests skip with a reason (CI fails instead). Engines on tw
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -177,6 +178,7 @@ def wait_for(condition: Any, timeout: float, every: float = 0.5) -> bool:
     return bool(condition())
 
 
+@contextlib.contextmanager
 def supervised(supervisor: Any) -> Iterator[threading.Event]:
     """Run `supervisor.watch` in a thread until the returned event is set."""
     stop = threading.Event()

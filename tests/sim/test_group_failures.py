@@ -128,4 +128,5 @@ def test_an_engine_core_death_ends_the_api_server_with_exit_code_0(spawn: Any, c
     assert process.wait(timeout=20) == 0
     assert time.monotonic() - started < 10
     output = str(process.stdout.read())
-    assert "Engine core proc EngineCore_DP1 died unexpectedly" in output
+    assert "MPClient: engine core exited unexpectedly" in output
+    assert "EngineDeadError: EngineCore encountered an issue" in output
