@@ -297,6 +297,24 @@ class EngineServer:
         return middleware
 
     # ----------------------------------------------------------------- probes, metadata
+    def _dead_peer_reply(self) -> web.Response:
+        self.log.error(
+            "RuntimeError: Worker failed with error 'Connection closed by peer': a remote "
+            f"worker terminated ({self.group.broken})",
+            "core.py:1512",
+        )
+        self.log.error(
+            "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. "
+            "See stack trace (above) for the root cause.",
+            "async_llm.py:906",
+        )
+        self.engine_dead = True
+        if self._control is not None:
+            asyncio.get_running_loop().call_later(0.5, self._control.stop, 0)
+        return self._error(
+            500, "EngineCore encountered an issue. See stack trace (above) for the root cause."
+        )
+
     def _engine_died(self) -> None:
         self.engine_dead = True
 
@@ -417,9 +435,9 @@ class EngineServer:
             return self._error(400, str(error), error.param)
         names = self.settings.served_model_names
         if self.group.broken is not None:
-            # /health still says 200 (as vLLM's does); the request meets the lost peer.
-            self.log.error(f"Error in request: {self.group.broken}", "serving_completion.py:1")
-            return self._error(500, f"EngineCore encountered an issue: {self.group.broken}")
+            # /health said 200 (as vLLM's does); the request meets the lost peer, the engine
+            # dies of it, the request gets a 500 and the API server exits 0 right after.
+            return self._dead_peer_reply()
         if gen.model is not None and self.settings.engine == "vllm" and gen.model not in names:
             return self._error(404, f"The model `{gen.model}` does not exist.", "model")
         builder = ResponseBuilder(self.settings.engine, chat, gen.model or names[0], gen)

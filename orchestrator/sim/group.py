@@ -6,7 +6,8 @@ on two containers, and its source):
   connection to it. vLLM's DP coordinator port (`--data-parallel-rpc-port`) serves only the
   start-up handshake and is closed once the engine is up;
 - a follower that dies leaves rank 0's `/health` at 200; the next request fails with a 500
-  (rank 0's collective has lost a peer);
+  (rank 0's collective meets the lost peer, its engine dies of it) and rank 0's API server
+  then exits with code 0;
 - a follower whose leader died does not exit: it logs and waits, forever;
 - inside a container, each engine core is its own process (`VLLM::EngineCore`); when one
   dies the API server logs the death, answers `/health` with 503 for a few seconds and exits
@@ -64,12 +65,8 @@ class GroupLink:
             await reader.read()  # until the follower's connection ends
             if not self._stopping and self.broken is None:
                 peer = writer.get_extra_info("peername")
-                self.broken = "a peer rank is gone"
-                self.log.error(
-                    f"Connection closed by peer {peer[0] if peer else '?'}: a worker of this "
-                    "instance died; requests will fail until the instance restarts",
-                    "shm_broadcast.py:1",
-                )
+                # vLLM logs nothing now: it notices at the next collective (a request).
+                self.broken = f"peer {peer[0] if peer else '?'} is gone"
         except (ConnectionError, OSError):
             pass
         finally:
