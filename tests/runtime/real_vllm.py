@@ -70,6 +70,7 @@ def vllm_spec(
     http: bool = True,
     peer: tuple[str, int] | None = None,
     node: str = "node0",
+    restart: str | None = None,
 ) -> ServiceSpec:
     """`vllm serve` of the tiny model; `bind` is VLLM_CPU_OMP_THREADS_BIND (`0|1` for two
     ranks in one container)."""
@@ -108,7 +109,7 @@ def vllm_spec(
         ipc_mode="private",
         shm_size="1g",
         group=group,
-        restart="no" if group else "unless-stopped",
+        restart=restart or ("no" if group else "unless-stopped"),  # type: ignore[arg-type]
     )
 
 

@@ -65,7 +65,8 @@ def _complete(container: Any) -> dict[str, Any]:
 def _scenario(
     docker_client: Any, image: str, model: Path, name: str, store: StateStore
 ) -> dict[str, Any]:
-    spec = vllm_spec("serve-0", image, model)
+    # No Docker restart: what the engine does when it dies is what is compared.
+    spec = vllm_spec("serve-0", image, model, restart="no")
     seen: dict[str, Any] = {}
     options = SupervisorOptions(timeout_s=600, max_restarts=0, poll_s=0.5)
     with Endpoints() as endpoints:
