@@ -23,6 +23,15 @@ from typing import Literal
 
 RestartPolicy = Literal["no", "unless-stopped"]
 
+# Busy is not dead: a saturated engine answers its health check late. Once a service served,
+# its probe must keep failing at least this long (and `retries` times) before it counts as hung.
+LIVENESS_WINDOW_MIN_S = 60
+
+
+def liveness_window_s(interval_s: int, retries: int) -> int:
+    """Seconds of failing health checks, after the service was ready once, before a restart."""
+    return max(LIVENESS_WINDOW_MIN_S, 3 * interval_s * retries)
+
 
 def restart_policy(group: str | None) -> RestartPolicy:
     """Docker's restart policy for a service of restart group `group` (None: on its own)."""

@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from orchestrator.group_health import liveness_window_s
 from orchestrator.runtime.endpoints import is_local
 from orchestrator.runtime.state import NodeInfo
 from orchestrator.spec import ServiceSpec
@@ -30,8 +31,6 @@ from orchestrator.spec import ServiceSpec
 Verdict = Literal["starting", "loading", "ready", "busy", "unready", "unhealthy", "dead"]
 # Verdicts of a service that serves (a unit whose members all say one of these is ready).
 SERVING: frozenset[str] = frozenset({"ready", "busy"})
-# Minimum seconds a served engine's probe must keep failing before it counts as hung.
-LIVENESS_WINDOW_S = 60.0
 
 _ENTRY_ROLES = ("lb", "router", "serve", "decode", "prefill")
 
@@ -177,7 +176,7 @@ class ProbeTracker:
     @property
     def liveness_window_s(self) -> float:
         probe = self.spec.probe
-        return max(LIVENESS_WINDOW_S, 3.0 * probe.interval_s * probe.retries)
+        return float(liveness_window_s(probe.interval_s, probe.retries))
 
     def observe(
         self,
