@@ -160,3 +160,38 @@ def test_busy_is_not_dead() -> None:
     tracker.observe(alive=True, ok=True, detail="HTTP 200", now=1)
     refused = tracker.observe(alive=True, ok=False, detail="connection refused", now=2, active=True)
     assert refused == "unready"
+
+
+def test_which_ranks_get_a_real_request_check() -> None:
+    """Rank 0 of an instance whose /health can lie: several containers, or DP engines."""
+    from orchestrator.runtime.member_check import engines_behind, needs_request_check
+    from orchestrator.runtime.units import Member
+
+    def member(**changes: object) -> Member:
+        one = spec(**changes)
+        return Member(spec=one, node=LOCAL, tracker=ProbeTracker(one))
+
+    single = member(command=["serve", "m"])
+    assert engines_behind(single) == 1 and not needs_request_check(single, 1)
+    dp = member(command=["serve", "m", "--data-parallel-size", "4"])
+    assert engines_behind(dp) == 4 and needs_request_check(dp, 1)
+    local = member(command=["--data-parallel-size=8", "--data-parallel-size-local", "2"])
+    assert engines_behind(local) == 2
+    assert needs_request_check(single, 2)  # rank 0 of a two-container group
+    assert not needs_request_check(member(rank=1), 2)
+    assert not needs_request_check(member(role="decode", command=dp.spec.command), 1)
+    headless = member(probe=Probe(kind="process", start_period_s=1))
+    assert not needs_request_check(headless, 2)
+
+
+def test_inside_urls_use_the_probe_host_in_the_container() -> None:
+    from orchestrator.runtime.probes import host_reachable, inside_url
+
+    assert inside_url(spec()) == "http://127.0.0.1:8000/health"
+    bound = spec(probe=Probe(kind="http", path="/h", port=9000, host="10.0.0.5", start_period_s=1))
+    assert inside_url(bound) == "http://10.0.0.5:9000/h"
+    assert host_reachable(spec(), LOCAL)
+    # A remote endpoint, or a port published on the node's address: probed from inside.
+    assert not host_reachable(spec(), REMOTE)
+    public = spec(ports=[PortBinding(container=8000, host=18000, host_ip="0.0.0.0")])
+    assert not host_reachable(public, NodeInfo(name="n", address="192.0.2.10"))
