@@ -46,7 +46,14 @@ def test_bench_at_the_highest_concurrency_restarts_nothing(
             "--requests", str(top), "--warmup", "0", "--input-len", "32", "--output-len", "64",
             "--timeout", "300", "--json",
         )  # fmt: skip
-        assert bench.exit_code == 0, bench.output
+        if bench.exit_code != 0:
+            engine = services(docker_client, deployment)["serve-0"]
+            supervisor_log = Path(state) / "supervisors" / f"{deployment}.log"
+            pytest.fail(
+                f"{bench.output[-600:]}\nrestarts by Docker: {engine.attrs['RestartCount']}\n"
+                f"engine log: {engine.logs(tail=15).decode(errors='replace')}\n"
+                f"supervisor log: {supervisor_log.read_text()[-1500:]}"
+            )
         result = json.loads(bench.stdout)
         [level] = result["levels"]
         assert level["concurrency"] == top
