@@ -434,7 +434,7 @@ class EngineServer:
         except RequestError as error:
             return self._error(400, str(error), error.param)
         names = self.settings.served_model_names
-        if self.group.broken is not None:
+        if self.group.broken is not None and self.settings.engine == "vllm":
             # /health said 200 (as vLLM's does); the request meets the lost peer, the engine
             # dies of it, the request gets a 500 and the API server exits 0 right after.
             return self._dead_peer_reply()
