@@ -11,8 +11,10 @@ One decision, used by the compose file, `launch.sh` and `deploy up` alike (all r
 
 Ranks > 0 serve no HTTP. Their health check connects to the rendezvous endpoint that rank 0
 hosts for the life of the instance (torch's TCPStore behind vLLM `--master-port` and SGLang
-`--dist-init-addr`, the DP coordinator behind `--data-parallel-rpc-port`, Ray's GCS behind
-`--address`): when rank 0 is gone, the rank has lost its group and turns unhealthy.
+`--dist-init-addr`, Ray's GCS behind `--address`): when rank 0 is gone, the rank has lost its
+group and turns unhealthy. vLLM's `--data-parallel-rpc-port` is not such an endpoint: rank 0
+closes it once the start-up handshake is done, so a check on it would fail on every healthy
+instance; headless DP ranks are judged by their process (and rank 0 by a real request).
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ from __future__ import annotations
 from typing import Literal
 
 RestartPolicy = Literal["no", "unless-stopped"]
+
+# Busy is not dead: a saturated engine answers its health check late. Once a service served,
+# its probe must keep failing at least this long (and `retries` times) before it counts as hung.
+LIVENESS_WINDOW_MIN_S = 60
+
+
+def liveness_window_s(interval_s: int, retries: int) -> int:
+    """Seconds of failing health checks, after the service was ready once, before a restart."""
+    return max(LIVENESS_WINDOW_MIN_S, 3 * interval_s * retries)
 
 
 def restart_policy(group: str | None) -> RestartPolicy:
@@ -46,13 +57,9 @@ def group_peer(args: list[str]) -> tuple[str, int] | None:
     for address in ("--dist-init-addr", "--address"):
         if address in values:
             return _split_host_port(values[address])
-    for host_flag, port_flag in (
-        ("--master-addr", "--master-port"),
-        ("--data-parallel-address", "--data-parallel-rpc-port"),
-    ):
-        host, port = values.get(host_flag), values.get(port_flag)
-        if host and port and port.isdigit():
-            return host, int(port)
+    host, port = values.get("--master-addr"), values.get("--master-port")
+    if host and port and port.isdigit():
+        return host, int(port)
     return None
 
 

@@ -1,10 +1,17 @@
-"""Liveness and readiness of one service, judged from the host.
+"""Liveness and readiness of one service, judged where the service can be reached.
 
-Liveness is the container's state. Readiness is an HTTP GET from the host on the engine's
-endpoint (the published port on the node's address; the node address and port for host-network
-services), or, for `process` probes (headless ranks), the container running. Engines refuse
-connections while they load weights (vLLM binds without listening until the engine is built),
-so inside `probe.start_period_s` a refused connection or a 503 means "loading", never "failed".
+Readiness is an HTTP GET of the engine's health path. It is sent from this machine only when
+the node's Docker is this machine's (a unix socket) and the port is published on loopback;
+everywhere else (tcp://, ssh://, a port bound to the node's own loopback or an address this
+machine is not on) it runs inside the container, through the node's Docker endpoint
+(`orchestrator.runtime.incontainer`), so it never depends on the host reaching the node.
+`process` probes (headless ranks) are the container running.
+
+Liveness is not readiness. Engines refuse connections while they load weights, so inside
+`probe.start_period_s` a refused connection or a 503 means "loading". After the first success
+a failing probe makes the service not ready, and makes it unhealthy (restarted) only when it
+keeps failing for a generous window; a probe that merely times out while the engine keeps
+writing its log is a busy engine, never a dead one (a saturated vLLM answers `/health` late).
 """
 
 from __future__ import annotations
@@ -14,13 +21,16 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from orchestrator.group_health import liveness_window_s
 from orchestrator.runtime.endpoints import is_local
 from orchestrator.runtime.state import NodeInfo
 from orchestrator.spec import ServiceSpec
 
-Verdict = Literal["starting", "loading", "ready", "unhealthy", "dead"]
+Verdict = Literal["starting", "loading", "ready", "busy", "unready", "unhealthy", "dead"]
+# Verdicts of a service that serves (a unit whose members all say one of these is ready).
+SERVING: frozenset[str] = frozenset({"ready", "busy"})
 
 _ENTRY_ROLES = ("lb", "router", "serve", "decode", "prefill")
 
@@ -52,6 +62,40 @@ def service_url(spec: ServiceSpec, node: NodeInfo) -> str | None:
         if binding.container == port:
             return f"http://{_host_for(binding.host_ip, node)}:{binding.host}"
     return None
+
+
+def host_reachable(spec: ServiceSpec, node: NodeInfo) -> bool:
+    """True when this machine reaches the service's published port for certain: the node's
+    Docker is this machine's and the port is bound on loopback (or all interfaces)."""
+    if not is_local(node.docker):
+        return False
+    url = service_url(spec, node)
+    return url is not None and url.startswith("http://127.0.0.1:")
+
+
+def inside_url(spec: ServiceSpec) -> str | None:
+    """The probe URL as seen inside the service's own network namespace."""
+    probe = spec.probe
+    if probe.kind != "http" or probe.port is None:
+        return None
+    host = probe.host if probe.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    return f"http://{host}:{probe.port}{probe.path or '/health'}"
+
+
+def check_ready(
+    container: Any, spec: ServiceSpec, node: NodeInfo, timeout_s: float
+) -> tuple[bool, str]:
+    """(ready, detail) of one readiness GET, from where the service can be reached."""
+    if host_reachable(spec, node):
+        url = probe_url(spec, node)
+        if url is not None:
+            return http_check(url, timeout_s)
+    inside = inside_url(spec)
+    if inside is None or container is None:
+        return False, "no HTTP probe"
+    from orchestrator.runtime.incontainer import http_get
+
+    return http_get(container, inside, timeout_s)
 
 
 def probe_url(spec: ServiceSpec, node: NodeInfo) -> str | None:
@@ -105,9 +149,12 @@ def http_check(url: str, timeout_s: float) -> tuple[bool, str]:
 class ProbeTracker:
     """Turns a stream of raw checks into a verdict, honouring the start period and retries.
 
-    Before the first success, failures inside `start_period_s` are loading. After it, or after
-    the service was ready once, `retries` failures spaced at least `interval_s` apart make it
-    unhealthy (hung); only then does the supervisor restart it.
+    Before the first success, failures inside `start_period_s` are loading; after it,
+    `retries` failures spaced at least `interval_s` apart make the start hung (unhealthy).
+    After the service was ready once, readiness and liveness part: a failing probe makes it
+    `unready` (or `busy`, when the check timed out while the engine still writes its log), and
+    only `retries` spaced failures that also span `liveness_window_s` without a success make
+    it unhealthy. A busy engine resets the count: it is serving, not hung.
     """
 
     spec: ServiceSpec
@@ -115,6 +162,7 @@ class ProbeTracker:
     ever_ready: bool = False
     failures: int = 0
     last_failure_at: float | None = None
+    failing_since: float | None = None
     detail: str = "starting"
 
     def reset(self, now: float | None = None) -> None:
@@ -122,9 +170,24 @@ class ProbeTracker:
         self.ever_ready = False
         self.failures = 0
         self.last_failure_at = None
+        self.failing_since = None
         self.detail = "starting"
 
-    def observe(self, *, alive: bool, ok: bool, detail: str, now: float | None = None) -> Verdict:
+    @property
+    def liveness_window_s(self) -> float:
+        probe = self.spec.probe
+        return float(liveness_window_s(probe.interval_s, probe.retries))
+
+    def observe(
+        self,
+        *,
+        alive: bool,
+        ok: bool,
+        detail: str,
+        now: float | None = None,
+        active: bool = False,
+    ) -> Verdict:
+        """`active`: the service showed it is working since the last check (new log lines)."""
         now = time.monotonic() if now is None else now
         self.detail = detail
         if not alive:
@@ -132,16 +195,32 @@ class ProbeTracker:
         if ok:
             self.ever_ready = True
             self.failures = 0
+            self.failing_since = None
             return "ready"
         probe = self.spec.probe
-        if not self.ever_ready and now - self.started_at < probe.start_period_s:
-            return "loading"
-        if self.last_failure_at is None or now - self.last_failure_at >= probe.interval_s:
+        if not self.ever_ready:
+            if now - self.started_at < probe.start_period_s:
+                return "loading"
+            self._count(now)
+            return "unhealthy" if self.failures >= probe.retries else "loading"
+        if active and detail == "timed out":
+            # Too busy to answer in time, and still working: busy is not dead.
+            self.failures = 0
+            self.failing_since = None
+            self.detail = "busy (health check timed out; the engine is still logging)"
+            return "busy"
+        if self.failing_since is None:
+            self.failing_since = now
+        self._count(now)
+        if self.failures >= probe.retries and now - self.failing_since >= self.liveness_window_s:
+            self.detail = f"{detail} for {now - self.failing_since:.0f}s"
+            return "unhealthy"
+        return "unready"
+
+    def _count(self, now: float) -> None:
+        if self.last_failure_at is None or now - self.last_failure_at >= self.spec.probe.interval_s:
             self.failures += 1
             self.last_failure_at = now
-        if self.failures >= probe.retries:
-            return "unhealthy"
-        return "loading" if not self.ever_ready else "ready"
 
     def startup_budget_s(self) -> float:
         """How long a start may take before it counts as hung."""

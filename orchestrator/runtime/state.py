@@ -57,6 +57,9 @@ class DeploymentState(Strict):
     networks: dict[str, str] = Field(default={}, description="endpoint -> network id we created")
     volumes: dict[str, list[str]] = Field(default={}, description="endpoint -> volumes we created")
     endpoint_url: str | None = None
+    gave_up: dict[str, str] = Field(
+        default={}, description="restart unit -> why the supervisor stopped restarting it"
+    )
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
 

@@ -19,7 +19,7 @@ from orchestrator.runtime.containers import LABEL_GPUS
 from orchestrator.runtime.docker_ops import labelled_containers, started_at
 from orchestrator.runtime.endpoints import Endpoints, is_local, local_endpoint
 from orchestrator.runtime.ownership import labels_of, split_owned
-from orchestrator.runtime.probes import http_check, probe_url
+from orchestrator.runtime.probes import check_ready
 from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_NODE, LABEL_ROLE, LABEL_SERVICE, ServiceSpec
 
@@ -98,13 +98,23 @@ def _health(container: Any, spec: ServiceSpec | None, node: NodeInfo | None) -> 
         return "down"
     if spec is not None and spec.probe.kind == "process":
         return "ready"
-    if spec is not None and node is not None:
-        url = probe_url(spec, node)
-        if url is not None:
-            ok, detail = http_check(url, 2.0)
-            return "ready" if ok else f"not ready ({detail})"
+    if spec is not None and node is not None and spec.probe.kind == "http":
+        # From where the service can be reached: inside its container unless the port is
+        # this machine's loopback. A slow answer is not a failure: busy engines answer late.
+        ok, detail = check_ready(container, spec, node, float(spec.probe.timeout_s))
+        if ok:
+            return "ready"
+        return "busy (health check timed out)" if detail == "timed out" else f"not ready ({detail})"
     health = container.attrs.get("State", {}).get("Health", {}).get("Status")
     return str(health) if health else "running"
+
+
+def _given_up(state: DeploymentState | None, spec: ServiceSpec | None) -> str:
+    """The supervisor's note on a service it stopped restarting (kept, with its logs)."""
+    if state is None or spec is None:
+        return ""
+    reason = state.gave_up.get(spec.group or spec.name)
+    return f"gave up, kept for `deploy logs`: {reason}" if reason else ""
 
 
 def collect(
@@ -183,7 +193,7 @@ def _one(
             node=node_name,
             role=spec.role if spec else labels.get(LABEL_ROLE, "?"),
             state=container.status if container is not None else "missing",
-            health=_health(container, spec, node),
+            health=_given_up(state, spec) or _health(container, spec, node),
             restarts=state.restarts.get(service, 0) if state else 0,
             uptime_s=round(now - started, 1) if started and container.status == "running" else None,
             container_id=container.short_id if container is not None else None,

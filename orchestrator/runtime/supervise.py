@@ -14,8 +14,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from orchestrator.errors import DeployError
 from orchestrator.runtime.detached import SupervisorRecord, write_record
@@ -56,6 +58,15 @@ class _Heartbeat:
             detail=self.detail,
         )
         write_record(self.store, self.name, record)
+
+
+def _ticker(heartbeat: _Heartbeat, supervisor: Any) -> Callable[[], None]:
+    def tick() -> None:
+        # Units it stopped restarting (kept, with their logs) stay visible in `status`.
+        gave_up = sorted(supervisor.gave_up)
+        heartbeat.beat("supervising", f"gave up on {', '.join(gave_up)}" if gave_up else "")
+
+    return tick
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     plan_hash=state.plan_hash,
                     files_dir=store.files_dir(args.name),
                 )
-                supervisor.on_tick = lambda: heartbeat.beat("supervising", "")
+                supervisor.on_tick = _ticker(heartbeat, supervisor)
                 _log(f"supervising {args.name}")
                 supervisor.resume(stop=stop)
                 delay = 1.0

@@ -6,6 +6,11 @@ alone cannot rejoin its peers' collective. A unit starts when every service it d
 ready (engines first, then routers and load balancers). Container deaths arrive through Docker
 events (one watcher thread per endpoint), so a crash is seen at once instead of at the next
 poll. Restarts back off exponentially and are bounded; the last log lines go into the error.
+
+A unit that spends its restart budget while `up` starts it fails `up`. One that spends it
+later, under supervision, is given up on and kept: its containers stay as they are (Docker's
+restart policy switched off), their logs with them, the state file says so and `deploy status`
+shows it; the rest of the deployment stays supervised.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import containers as ck
-from orchestrator.runtime import kept_logs, ownership
+from orchestrator.runtime import ownership
 from orchestrator.runtime.docker_ops import (
     docker_errors_as_failures,
     ensure_image,
@@ -34,11 +39,18 @@ from orchestrator.runtime.docker_ops import (
 )
 from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
 from orchestrator.runtime.events import DeathWatch
+from orchestrator.runtime.give_up import ServiceGaveUp as ServiceGaveUp  # re-exported
+from orchestrator.runtime.give_up import (
+    fail_timeout,
+    give_up,
+    keep_given_up,
+    save_state,
+)
 from orchestrator.runtime.interrupts import shielded
 from orchestrator.runtime.member_check import check_member, rows_of
-from orchestrator.runtime.probes import entry_url
+from orchestrator.runtime.probes import SERVING, entry_url
 from orchestrator.runtime.progress import QuietReporter, Reporter
-from orchestrator.runtime.state import ContainerRecord, DeploymentState, NodeInfo, StateStore
+from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
 from orchestrator.runtime.units import (
     Member,
     Unit,
@@ -48,15 +60,6 @@ from orchestrator.runtime.units import (
     failures_in_window,
 )
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
-
-
-class ServiceGaveUp(RuntimeFailure):
-    """A service kept failing; `log_tail` holds its last log lines."""
-
-    def __init__(self, message: str, hint: str, *, service: str, log_tail: list[str]) -> None:
-        super().__init__(message, hint)
-        self.service = service
-        self.log_tail = log_tail
 
 
 @dataclass
@@ -115,8 +118,10 @@ class Supervisor:
         self.replaced: list[str] = []
         self.url: str | None = None
         self._deaths = DeathWatch(self.name, self.endpoints.client)
-        self._previous: DeploymentState | None = None
+        self.previous: DeploymentState | None = None
         self.on_tick: Callable[[], None] | None = None  # called once per loop (heartbeats)
+        self.gave_up: dict[str, str] = {}  # unit key -> why it is no longer restarted
+        self._starting = True  # inside `up`: a spent budget fails the call
 
     # ----------------------------------------------------------------- public API
     def up(self) -> str | None:
@@ -126,9 +131,11 @@ class Supervisor:
         """
         try:
             with docker_errors_as_failures(self.name):
-                self._prepare()
+                self._starting = True
+                self._prepare(retry_given_up=True)
                 self._deaths.start(node.docker for node in self.nodes.values())
                 self._loop(until_ready=True, deadline=self._deadline(), stop=None)
+                self._starting = False
                 self._save()
             return self.url
         except BaseException:
@@ -137,7 +144,7 @@ class Supervisor:
             with shielded(self.reporter.message):
                 if not self.options.keep_on_failure:
                     self.teardown_created()
-                    if self._previous is None and not self.kept:
+                    if self.previous is None and not self.kept:
                         self.store.delete(self.name)
                     else:
                         self._save()
@@ -153,6 +160,7 @@ class Supervisor:
         """Keep supervising after `up` (restarts, group restarts) until `stop` or `duration_s`."""
         try:
             with docker_errors_as_failures(self.name):
+                self._starting = False
                 self._deaths.start(node.docker for node in self.nodes.values())
                 deadline = time.monotonic() + duration_s if duration_s is not None else None
                 self._loop(until_ready=False, deadline=deadline, stop=stop or threading.Event())
@@ -166,7 +174,8 @@ class Supervisor:
         torn down on the way out: the deployment is the user's until `deploy down`."""
         try:
             with docker_errors_as_failures(self.name, "deploy status"):
-                self._prepare()
+                self._starting = False
+                self._prepare(retry_given_up=False)
                 self._deaths.start(node.docker for node in self.nodes.values())
                 self._loop(until_ready=False, deadline=None, stop=stop)
         finally:
@@ -198,17 +207,21 @@ class Supervisor:
                 member.container = None
 
     # ----------------------------------------------------------------- preparation
-    def _prepare(self) -> None:
+    def _prepare(self, *, retry_given_up: bool = True) -> None:
         self.endpoints.connect_all([node.docker for node in self.nodes.values()])
-        self._previous = self.store.load(self.name)
-        if self._previous is not None:
+        self.previous = self.store.load(self.name)
+        if self.previous is not None and not retry_given_up:
+            # Adopting again (a daemon restart, a new supervisor): what was given up on
+            # stays given up, untouched, until the user runs `deploy up` again.
+            self.gave_up = {k: v for k, v in self.previous.gave_up.items() if k in self.units}
+        if self.previous is not None:
             for unit in self.units.values():
                 unit.total_restarts = max(
-                    (self._previous.restarts.get(m.spec.name, 0) for m in unit.members), default=0
+                    (self.previous.restarts.get(m.spec.name, 0) for m in unit.members), default=0
                 )
         self._check_files()
         missing = sorted(
-            {n for m in self._members() for n in ck.missing_secrets(m.spec, self.host_env)}
+            {n for m in self.members() for n in ck.missing_secrets(m.spec, self.host_env)}
         )
         if missing:
             self.reporter.message(
@@ -220,7 +233,7 @@ class Supervisor:
         self._ensure_networks_and_volumes()
 
     def _check_files(self) -> None:
-        for member in self._members():
+        for member in self.members():
             for path, _ in ck.rendered_files(member.spec, self.files_dir):
                 if not path.is_file():
                     raise RuntimeFailure(
@@ -230,7 +243,7 @@ class Supervisor:
                     )
 
     def _check_images(self) -> None:
-        needed = sorted({(m.node.docker, m.spec.image, m.node.name) for m in self._members()})
+        needed = sorted({(m.node.docker, m.spec.image, m.node.name) for m in self.members()})
         sources = [local_endpoint(), *sorted({n.docker for n in self.nodes.values()})]
         for endpoint, image, node in needed:
             client = self.endpoints.client(endpoint)
@@ -244,7 +257,7 @@ class Supervisor:
         found: dict[str, list[tuple[str, Any]]] = {}
         current = {node.docker for node in self.nodes.values()}
         # Endpoints the previous plan used but this one does not: what runs there is stale.
-        previous = set(self._previous.endpoints()) - current if self._previous else set()
+        previous = set(self.previous.endpoints()) - current if self.previous else set()
         label = f"{LABEL_DEPLOYMENT}={self.name}"
         containers, errors = labelled_containers(self.endpoints, current | previous, label)
         containers = ownership.claim(self.name, containers, self.store, self.options.all_owners)
@@ -275,19 +288,30 @@ class Supervisor:
                     matches[member.spec.name] = (endpoint, container)
             if len(matches) == len(unit.members):
                 keep.update(matches)
+        given_up = {m.spec.name for k in self.gave_up for m in self.units[k].members}
         removals: list[tuple[str, str]] = []
         for service, entries in existing.items():
             for endpoint, container in entries:
                 if keep.get(service, ("", None))[1] is container:
                     continue
+                if service in given_up:
+                    continue  # kept, with its logs, for the user to look at
                 removals.append((endpoint, container.id))
-                if service in {m.spec.name for m in self._members()}:
+                if service in {m.spec.name for m in self.members()}:
                     self.replaced.append(service)
         if removals:
             with ThreadPoolExecutor(max_workers=min(16, len(removals))) as pool:
                 list(pool.map(lambda job: self._remove_container(*job), removals))
         now = time.monotonic()
+        for key, reason in self.gave_up.items():
+            unit = self.units[key]
+            unit.state, unit.last_failure = "failed", reason
+            for member in unit.members:
+                found = existing.get(member.spec.name, [])
+                member.container = found[0][1] if len(found) == 1 else None
         for unit in self.units.values():
+            if unit.key in self.gave_up:
+                continue
             if all(m.spec.name in keep for m in unit.members):
                 for member in unit.members:
                     member.container = keep[member.spec.name][1]
@@ -301,14 +325,14 @@ class Supervisor:
         self.replaced = sorted(set(self.replaced))
 
     def _previous_started(self, service: str) -> float:
-        if self._previous is not None and service in self._previous.containers:
-            return self._previous.containers[service].started_at
+        if self.previous is not None and service in self.previous.containers:
+            return self.previous.containers[service].started_at
         return time.time()
 
     def _ensure_networks_and_volumes(self) -> None:
         import docker.errors
 
-        bridge_endpoints = {m.node.docker for m in self._members() if m.spec.network_mode != "host"}
+        bridge_endpoints = {m.node.docker for m in self.members() if m.spec.network_mode != "host"}
         labels = {
             LABEL_DEPLOYMENT: self.name,
             ck.LABEL_CREATED: "true",
@@ -325,7 +349,7 @@ class Supervisor:
             if not existing:
                 created = client.networks.create(network, driver="bridge", labels=labels)
                 self.created_networks[endpoint] = created.id
-        for member in self._members():
+        for member in self.members():
             client = self.endpoints.client(member.node.docker)
             for volume in ck.named_volumes(member.spec):
                 try:
@@ -339,7 +363,7 @@ class Supervisor:
         if self.options.timeout_s is not None:
             return time.monotonic() + self.options.timeout_s
         # Every layer of dependencies may take its full startup budget, with every restart.
-        budget = max((m.tracker.startup_budget_s() for m in self._members()), default=60.0)
+        budget = max((m.tracker.startup_budget_s() for m in self.members()), default=60.0)
         depth = dependency_depth(self.units)
         return time.monotonic() + (budget + 30.0) * depth * (self.options.max_restarts + 1)
 
@@ -369,7 +393,7 @@ class Supervisor:
         are ready, the probes' own interval: deaths arrive through events anyway."""
         if until_ready or not all(unit.ready for unit in self.units.values()):
             return self.options.poll_s
-        intervals = [m.spec.probe.interval_s for m in self._members()]
+        intervals = [m.spec.probe.interval_s for m in self.members()]
         return float(max(self.options.poll_s, min(intervals, default=1)))
 
     def _start_due_units(self, now: float) -> None:
@@ -452,22 +476,24 @@ class Supervisor:
         member.docker_restarts = 0
         member.verdict = "starting"
         member.tracker.reset()
+        member.next_probe_at = member.next_request_at = 0.0
+        member.request_failures = 0
         member.started_at = time.time()
 
     def _check_units(self, now: float) -> None:
         running = [u for u in self.units.values() if u.state in ("running", "ready")]
-        members = [m for u in running for m in u.members]
-        if len(members) > 1:
-            with ThreadPoolExecutor(max_workers=min(16, len(members))) as pool:
-                list(pool.map(check_member, members))
+        jobs = [(m, len(u.members)) for u in running for m in u.members]
+        if len(jobs) > 1:
+            with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+                list(pool.map(lambda job: check_member(*job), jobs))
         else:
-            for member in members:
-                check_member(member)
+            for member, size in jobs:
+                check_member(member, size)
         for unit in running:
             verdicts = {m.verdict for m in unit.members}
             if verdicts & {"dead", "unhealthy"}:
                 self._handle_failure(unit, now)
-            elif verdicts == {"ready"}:
+            elif verdicts <= SERVING:
                 if unit.state != "ready":
                     unit.state = "ready"
                     unit.since = now
@@ -493,6 +519,9 @@ class Supervisor:
         unit.total_restarts += 1
         if failed.restarted_by_docker and len(unit.members) == 1:
             self._docker_restarted(unit, failed, now)
+            return
+        if unit.restarts > self.options.max_restarts and not self._starting:
+            self._keep_given_up(unit)
             return
         # Take the whole unit down: peers of a dead rank hang in their collectives.
         jobs = [(m.node.docker, m.container.id) for m in unit.members if m.container is not None]
@@ -523,6 +552,9 @@ class Supervisor:
         """Docker's policy brought the container back: keep it, unless the budget is spent,
         in which case stop it (so Docker stops restarting it) and give up."""
         member.restarted_by_docker = False
+        if unit.restarts > self.options.max_restarts and not self._starting:
+            self._keep_given_up(unit)
+            return
         if unit.restarts > self.options.max_restarts:
             with contextlib.suppress(Exception):
                 member.container.stop(timeout=10)
@@ -542,45 +574,17 @@ class Supervisor:
         )
         self._save()
 
+    def _keep_given_up(self, unit: Unit) -> None:
+        keep_given_up(self, unit)
+
     def _give_up(self, unit: Unit) -> None:
-        last = unit.last_logs[-1] if unit.last_logs else "(no log output)"
-        if unit.last_logs:
-            kept_logs.keep(
-                self.store, self.name, unit.last_logs_service or unit.key, unit.last_logs
-            )
-        raise ServiceGaveUp(
-            f"{unit.key} failed {unit.restarts} times, giving up: {unit.last_failure}; "
-            f"last log line: {last}",
-            "fix the cause shown in its log and run `deploy up` again",
-            service=unit.last_logs_service or unit.key,
-            log_tail=unit.last_logs,
-        )
+        give_up(self, unit)
 
     def _fail_timeout(self) -> None:
-        waiting = [u for u in self.units.values() if not u.ready]
-        parts = []
-        for unit in waiting[:3]:
-            detail = unit.members[0].tracker.detail if unit.members else ""
-            parts.append(f"{unit.key} ({unit.state}: {detail})")
-        # The log of the first waiting service, read before its container is removed.
-        service, lines = "", []
-        for member in (m for unit in waiting for m in unit.members):
-            if member.container is not None:
-                secrets = [self.host_env.get(name, "") for name in member.spec.secret_env]
-                service = member.spec.name
-                lines = log_tail(member.container, self.options.log_tail, secrets)
-                kept_logs.keep(self.store, self.name, service, lines)
-                break
-        raise ServiceGaveUp(
-            f"deployment {self.name} not ready in time; waiting for {', '.join(parts)}",
-            f"raise --timeout for large models; `deploy logs --name {self.name}` shows the "
-            "kept log",
-            service=service or (waiting[0].key if waiting else self.name),
-            log_tail=lines,
-        )
+        fail_timeout(self)
 
     # ----------------------------------------------------------------- helpers
-    def _members(self) -> list[Member]:
+    def members(self) -> list[Member]:
         return [m for unit in self.units.values() for m in unit.members]
 
     def _remove_container(self, endpoint: str, container_id: str) -> None:
@@ -589,38 +593,4 @@ class Supervisor:
         self.created_ids.pop(container_id, None)
 
     def _save(self) -> None:
-        records = {}
-        for member in self._members():
-            if member.container is not None:
-                records[member.spec.name] = ContainerRecord(
-                    service=member.spec.name,
-                    node=member.node.name,
-                    endpoint=member.node.docker,
-                    id=member.container.id,
-                    spec_hash=member.spec.spec_hash(),
-                    started_at=member.started_at or time.time(),
-                )
-        previous = self._previous
-        networks = dict(previous.networks) if previous else {}
-        networks.update(self.created_networks)
-        volumes = dict(previous.volumes) if previous else {}
-        for endpoint, names in self.created_volumes.items():
-            volumes[endpoint] = sorted(set(volumes.get(endpoint, [])) | set(names))
-        state = DeploymentState(
-            name=self.name,
-            plan=self.plan,
-            plan_hash=self.plan_hash,
-            specs=self.specs,
-            nodes=list(self.nodes.values()),
-            containers=records,
-            restarts={
-                m.spec.name: unit.total_restarts
-                for unit in self.units.values()
-                for m in unit.members
-            },
-            networks=networks,
-            volumes=volumes,
-            endpoint_url=self.url or (previous.endpoint_url if previous else None),
-            created_at=previous.created_at if previous else time.time(),
-        )
-        self.store.save(state)
+        save_state(self)

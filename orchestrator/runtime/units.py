@@ -29,6 +29,10 @@ class Member:
     # Docker's RestartCount when last seen: a rise is a crash Docker's own policy restarted.
     docker_restarts: int = 0
     restarted_by_docker: bool = False  # the current death is being restarted by Docker
+    next_probe_at: float = 0.0  # monotonic: checks inside the container are rate-limited
+    last_probe_wall: float = 0.0  # wall clock of the last check, for "logged since then"
+    next_request_at: float = 0.0  # monotonic: the next real-request check
+    request_failures: int = 0  # consecutive failed real-request checks
 
 
 @dataclass

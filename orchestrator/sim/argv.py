@@ -249,7 +249,31 @@ def _vllm(tokens: list[str], env: Mapping[str, str], *, positional_allowed: bool
         access_log="--disable-uvicorn-access-log" not in parsed.flags,
         server_args=_server_args(parsed, model, "model"),
         rendezvous_port=_vllm_rendezvous(parsed),
+        rendezvous_closes=_vllm_rendezvous(parsed) is not None and _int(parsed, "--nnodes", 1) <= 1,
+        leader=_vllm_leader(parsed),
+        dp_local=_vllm_dp_local(parsed),
     )
+
+
+def _vllm_leader(parsed: _Parsed) -> tuple[str, int] | None:
+    """A headless rank's rank 0: the TCPStore (`--master-addr/--master-port`) or, for DP,
+    the coordinator's handshake port (`--data-parallel-address/--data-parallel-rpc-port`)."""
+    if "--headless" not in parsed.flags:
+        return None
+    if _int(parsed, "--nnodes", 1) > 1 and parsed.last("--master-addr"):
+        return str(parsed.last("--master-addr")), _port(parsed, "--master-port", 29501)
+    if parsed.last("--data-parallel-address"):
+        address = str(parsed.last("--data-parallel-address"))
+        return address, _port(parsed, "--data-parallel-rpc-port", 29550)
+    return None
+
+
+def _vllm_dp_local(parsed: _Parsed) -> int:
+    for name in ("--data-parallel-size-local", "--data-parallel-size"):
+        value = parsed.last(name)
+        if value is not None and value.isdigit():
+            return max(1, min(int(value), 64))
+    return 1
 
 
 def _vllm_rendezvous(parsed: _Parsed) -> int | None:
@@ -273,6 +297,15 @@ def _sglang_rendezvous(parsed: _Parsed) -> int | None:
     if not port.isdigit() or not 0 < int(port) <= 65535:
         raise SimConfigError(f"--dist-init-addr {address!r}: use HOST:PORT")
     return int(port)
+
+
+def _sglang_leader(parsed: _Parsed) -> tuple[str, int] | None:
+    """A rank >= 1 holds a connection to rank 0's TCPStore at `--dist-init-addr`."""
+    address = parsed.last("--dist-init-addr")
+    if not address or _int(parsed, "--node-rank", 0) < 1:
+        return None
+    host, _, port = address.rpartition(":")
+    return (host.strip("[]"), int(port)) if host and port.isdigit() else None
 
 
 def _sglang(tokens: list[str], *, positional_allowed: bool) -> EngineSettings:
@@ -304,6 +337,7 @@ def _sglang(tokens: list[str], *, positional_allowed: bool) -> EngineSettings:
         skip_warmup="--skip-server-warmup" in parsed.flags,
         server_args=_server_args(parsed, model, "model_path"),
         rendezvous_port=_sglang_rendezvous(parsed),
+        leader=_sglang_leader(parsed),
     )
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 # Seconds that a stopping server gives in-flight requests before dropping them.
 SHUTDOWN_TIMEOUT = 1.0
+LISTEN_BACKLOG = 2048  # uvicorn's default --backlog
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,6 +33,9 @@ class Control:
         self.bound = threading.Event()
         self.ready = threading.Event()
         self.exit_code = 0
+        # The simulator is the container's program (not a test's thread): it may start
+        # child processes, as the engines do.
+        self.own_process = False
 
     def stop(self, exit_code: int = 0) -> None:
         self.exit_code = exit_code
@@ -114,6 +118,9 @@ async def start_site(app: web.Application, sock: socket.socket) -> web.AppRunner
     runner = web.AppRunner(app, **runner_kwargs)
     await runner.setup()
     site_kwargs: dict[str, Any] = {} if new_api else {"shutdown_timeout": SHUTDOWN_TIMEOUT}
+    # uvicorn's (and so vLLM's and SGLang's) listen backlog: a burst of thousands of
+    # connections queues instead of being reset (aiohttp's default is 128).
+    site_kwargs["backlog"] = LISTEN_BACKLOG
     site = web.SockSite(runner, sock, **site_kwargs)
     await site.start()
     return runner

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.sim.control import Control, Handler, access_middleware, bind_socket, start_site
+from orchestrator.sim.group import EngineCores, GroupLink
 from orchestrator.sim.logs import SimLog
 from orchestrator.sim.metrics import EngineMetrics
 from orchestrator.sim.openai_format import ResponseBuilder, error_body, native_chunk, sse
@@ -36,6 +38,24 @@ Emit = Callable[[int], Awaitable[None]]
 
 STATS_INTERVAL_S = 10.0
 SGLANG_DEFAULT_MAX_NEW_TOKENS = 128
+
+
+def _vllm_permission(created: int) -> dict[str, Any]:
+    """vLLM's ModelPermission, as its /v1/models lists one per model."""
+    return {
+        "id": f"modelperm-{uuid.uuid4().hex}",
+        "object": "model_permission",
+        "created": created,
+        "allow_create_engine": False,
+        "allow_sampling": True,
+        "allow_logprobs": True,
+        "allow_search_indices": False,
+        "allow_view": True,
+        "allow_fine_tuning": False,
+        "organization": "*",
+        "group": None,
+        "is_blocking": False,
+    }
 
 
 class EngineServer:
@@ -51,6 +71,9 @@ class EngineServer:
         self._sockets: list[socket.socket] = []
         self._control: Control | None = None
         self._engine_id = uuid.uuid4().hex[:8]
+        self.group = GroupLink(settings, log)
+        self.engine_dead = False  # an engine core died: /health answers 503 until exit
+        self.cores = EngineCores(settings, log, self._engine_died)
 
     # ----------------------------------------------------------------- lifecycle
     async def run(self, control: Control) -> None:
@@ -64,15 +87,17 @@ class EngineServer:
                 sockets.append(bind_socket(s.host, s.bootstrap_port))
                 control.ports["bootstrap"] = sockets[1].getsockname()[1]
         if s.rendezvous_port is not None:
-            # Peers' health checks connect here, as they would reach torch's TCPStore.
-            store = bind_socket("0.0.0.0", s.rendezvous_port)
-            store.listen()
-            sockets.append(store)
+            # Followers (and peers' health checks) connect here, as to torch's TCPStore.
+            await self.group.serve(bind_socket("0.0.0.0", s.rendezvous_port))
         control.bound.set()
+        self.group.follow(control)
+        if control.own_process:
+            self.cores.start(control)
         self._log_loading()
         if await control.sleep(self.behaviour.load_seconds):
             return
         self._log_loaded()
+        self.group.handshake_done()
         if not s.http:
             what = "headless mode" if s.engine == "vllm" else "node rank >= 1"
             self.log.info(f"Running in {what}: no API server on this node.", "serve.py:1")
@@ -105,6 +130,8 @@ class EngineServer:
             stats.cancel()
 
     async def close(self) -> None:
+        await self.group.close()
+        await self.cores.close()
         if self.settings.http and self._runners:
             if self.settings.engine == "vllm":
                 self.log.info("Shutting down FastAPI HTTP server.", "launcher.py:1")
@@ -115,6 +142,13 @@ class EngineServer:
         for sock in self._sockets:  # bound but never served when stopped while loading
             sock.close()
         self._sockets.clear()
+
+    @property
+    def crash_exit_code(self) -> int:
+        """vLLM's API server exits 0 when its engine dies after start-up (uvicorn's orderly
+        shutdown); a failed start and SGLang's launcher exit non-zero."""
+        ready = self._control is not None and self._control.ready.is_set()
+        return 0 if self.settings.engine == "vllm" and ready else 1
 
     def crash_lines(self) -> list[str]:
         fault = self.behaviour.faults.describe()
@@ -263,25 +297,51 @@ class EngineServer:
         return middleware
 
     # ----------------------------------------------------------------- probes, metadata
+    def _dead_peer_reply(self) -> web.Response:
+        self.log.error(
+            "RuntimeError: Worker failed with error 'Connection closed by peer': a remote "
+            f"worker terminated ({self.group.broken})",
+            "core.py:1512",
+        )
+        self.log.error(
+            "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. "
+            "See stack trace (above) for the root cause.",
+            "async_llm.py:906",
+        )
+        self.engine_dead = True
+        if self._control is not None:
+            asyncio.get_running_loop().call_later(0.5, self._control.stop, 0)
+        return self._error(
+            500, "EngineCore encountered an issue. See stack trace (above) for the root cause."
+        )
+
+    def _engine_died(self) -> None:
+        self.engine_dead = True
+
     async def _health(self, request: web.Request) -> web.Response:
+        if self.engine_dead:
+            return web.Response(status=503)
         if self.settings.engine == "sglang" and not self.warm:
             return web.Response(status=503)
         return web.Response(status=200)
 
     async def _models(self, request: web.Request) -> web.Response:
         owner = "vllm" if self.settings.engine == "vllm" else "sglang"
-        data = [
-            {
+        created = int(time.time())
+        data = []
+        for name in self.settings.served_model_names:
+            card: dict[str, Any] = {
                 "id": name,
                 "object": "model",
-                "created": 0,
+                "created": created,
                 "owned_by": owner,
                 "root": self.settings.model,
                 "parent": None,
                 "max_model_len": self.settings.max_model_len,
             }
-            for name in self.settings.served_model_names
-        ]
+            if self.settings.engine == "vllm":
+                card["permission"] = [_vllm_permission(created)]
+            data.append(card)
         return web.json_response({"object": "list", "data": data})
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -374,6 +434,10 @@ class EngineServer:
         except RequestError as error:
             return self._error(400, str(error), error.param)
         names = self.settings.served_model_names
+        if self.group.broken is not None and self.settings.engine == "vllm":
+            # /health said 200 (as vLLM's does); the request meets the lost peer, the engine
+            # dies of it, the request gets a 500 and the API server exits 0 right after.
+            return self._dead_peer_reply()
         if gen.model is not None and self.settings.engine == "vllm" and gen.model not in names:
             return self._error(404, f"The model `{gen.model}` does not exist.", "model")
         builder = ResponseBuilder(self.settings.engine, chat, gen.model or names[0], gen)

@@ -114,7 +114,7 @@ async def _fault_timer(faults: Faults, runnable: _Runnable, control: Control) ->
             for line in runnable.crash_lines():
                 runnable.log.error(line)
             runnable.log.muted = True  # a crashed process says nothing after its last words
-            control.stop(exit_code=1)
+            control.stop(exit_code=getattr(runnable, "crash_exit_code", 1))
             return
 
 
@@ -123,6 +123,7 @@ def run_foreground(program: Program, behaviour: Behaviour) -> int:
 
     async def main() -> int:
         control = Control()
+        control.own_process = True
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, control.stop)

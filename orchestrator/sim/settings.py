@@ -202,6 +202,11 @@ class EngineSettings:
     server_args: Mapping[str, object] = field(default_factory=dict)
     # Rank 0 of a multi-node instance: the port its peers rendezvous on (and health-check).
     rendezvous_port: int | None = None
+    # vLLM's DP RPC port serves the start-up handshake only and closes after it.
+    rendezvous_closes: bool = False
+    # A follower: rank 0's rendezvous endpoint, which it connects to (and holds, for a store).
+    leader: tuple[str, int] | None = None
+    dp_local: int = 1  # engine-core processes behind this API server
 
     @property
     def http(self) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 from orchestrator.engines.common import HF_CACHE_SOURCE, RAY_ENTRYPOINT
 from orchestrator.engines.jit_cache import is_home_path
 from orchestrator.errors import InputError
+from orchestrator.group_health import liveness_window_s
 from orchestrator.plan import Plan
 from orchestrator.spec import (
     LABEL_DEPLOYMENT,
@@ -244,10 +245,18 @@ class _Manifests:
             "failureThreshold": math.ceil(probe.start_period_s / probe.interval_s) + probe.retries,
         }
         steady = {**action, **timing, "periodSeconds": probe.interval_s}
+        # Busy is not dead: a saturated engine answers late. Readiness takes it out of the
+        # Service at once; liveness restarts it only after the same window deploy's own
+        # supervisor allows (orchestrator.group_health.liveness_window_s).
+        window = liveness_window_s(probe.interval_s, probe.retries)
         return {
             "startupProbe": startup,
             "readinessProbe": {**steady, "failureThreshold": probe.retries},
-            "livenessProbe": {**steady, "failureThreshold": probe.retries},
+            "livenessProbe": {
+                **steady,
+                "timeoutSeconds": max(probe.timeout_s, 10),
+                "failureThreshold": math.ceil(window / probe.interval_s),
+            },
         }
 
     def container(self, spec: ServiceSpec, group: Instance, *, worker: bool) -> dict[str, Any]:

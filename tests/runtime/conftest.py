@@ -23,6 +23,8 @@ from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints
 from orchestrator.runtime.state import NodeInfo, StateStore
 from orchestrator.spec import PortBinding, Probe, ServiceSpec
 
+from .netns_node import NetnsNode, missing_tools, netns_node
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIM_IMAGE = os.environ.get("DEPLOY_SIM_IMAGE", "deploy-sim:latest")
@@ -189,6 +191,21 @@ def second_daemon(docker_client: Any, sim_image: str, tmp_path_factory: Any) -> 
         log.close()
         subprocess.run(["ip", "link", "delete", bridge], check=False, timeout=30)
         subprocess.run(["rm", "-rf", str(root)], check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def far_node(docker_client: Any, sim_image: str) -> Iterator[NetnsNode]:
+    """A node in its own network namespace, reached over tcp:// and ssh:// at a non-loopback
+    address; its published loopback ports are out of this machine's reach."""
+    reason = missing_tools()
+    if reason:
+        _unavailable(reason)
+    with contextlib.ExitStack() as stack:
+        try:
+            node = stack.enter_context(netns_node(sim_image, with_ssh=True))
+        except (RuntimeError, subprocess.SubprocessError) as error:
+            _unavailable(f"could not start a node in a network namespace: {error}")
+        yield node
 
 
 @pytest.fixture

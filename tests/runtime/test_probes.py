@@ -126,11 +126,72 @@ def test_a_loading_engine_is_not_restarted_inside_its_start_period() -> None:
 def test_ready_then_hung_then_dead() -> None:
     tracker = ProbeTracker(spec(), started_at=0.0)
     assert tracker.observe(alive=True, ok=True, detail="HTTP 200", now=5) == "ready"
-    # Once ready, a single failed check is tolerated (no start period any more).
-    assert tracker.observe(alive=True, ok=False, detail="timed out", now=6) == "ready"
-    assert tracker.observe(alive=True, ok=False, detail="timed out", now=16) == "ready"
-    assert tracker.observe(alive=True, ok=False, detail="timed out", now=26) == "unhealthy"
-    assert tracker.observe(alive=False, ok=False, detail="exited, exit code 1", now=27) == "dead"
+    # Once ready, failed checks make it not ready, not dead: liveness needs the failures to
+    # span a generous window (3 x interval x retries here, at least 60 s).
+    assert tracker.liveness_window_s == 90
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=6) == "unready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=16) == "unready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=26) == "unready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=95) == "unready"
+    assert tracker.observe(alive=True, ok=False, detail="timed out", now=96) == "unhealthy"
+    assert tracker.detail == "timed out for 90s"
+    assert tracker.observe(alive=False, ok=False, detail="exited, exit code 1", now=97) == "dead"
     tracker.reset(now=30)
     assert tracker.failures == 0 and not tracker.ever_ready
     assert tracker.observe(alive=True, ok=False, detail="refused", now=31) == "loading"
+
+
+def test_busy_is_not_dead() -> None:
+    """A saturated engine answers its health check late but keeps logging: never unhealthy."""
+    tracker = ProbeTracker(spec(), started_at=0.0)
+    assert tracker.observe(alive=True, ok=True, detail="HTTP 200", now=5) == "ready"
+    for t in range(10, 1000, 10):
+        verdict = tracker.observe(alive=True, ok=False, detail="timed out", now=t, active=True)
+        assert verdict == "busy"
+    assert tracker.failures == 0 and tracker.failing_since is None
+    # The log stops as well: now the window runs, and a hung engine is found after it.
+    verdicts = [
+        tracker.observe(alive=True, ok=False, detail="timed out", now=t)
+        for t in range(1000, 1200, 10)
+    ]
+    assert verdicts.index("unhealthy") == 9  # at t=1090: 90 s of silence and failures
+    # A refusal is no sign of work, whatever the log says.
+    tracker.reset(now=0)
+    tracker.observe(alive=True, ok=True, detail="HTTP 200", now=1)
+    refused = tracker.observe(alive=True, ok=False, detail="connection refused", now=2, active=True)
+    assert refused == "unready"
+
+
+def test_which_ranks_get_a_real_request_check() -> None:
+    """Rank 0 of an instance whose /health can lie: several containers, or DP engines."""
+    from orchestrator.runtime.member_check import engines_behind, needs_request_check
+    from orchestrator.runtime.units import Member
+
+    def member(**changes: object) -> Member:
+        one = spec(**changes)
+        return Member(spec=one, node=LOCAL, tracker=ProbeTracker(one))
+
+    single = member(command=["serve", "m"])
+    assert engines_behind(single) == 1 and not needs_request_check(single, 1)
+    dp = member(command=["serve", "m", "--data-parallel-size", "4"])
+    assert engines_behind(dp) == 4 and needs_request_check(dp, 1)
+    local = member(command=["--data-parallel-size=8", "--data-parallel-size-local", "2"])
+    assert engines_behind(local) == 2
+    assert needs_request_check(single, 2)  # rank 0 of a two-container group
+    assert not needs_request_check(member(rank=1), 2)
+    assert not needs_request_check(member(role="decode", command=dp.spec.command), 1)
+    headless = member(probe=Probe(kind="process", start_period_s=1))
+    assert not needs_request_check(headless, 2)
+
+
+def test_inside_urls_use_the_probe_host_in_the_container() -> None:
+    from orchestrator.runtime.probes import host_reachable, inside_url
+
+    assert inside_url(spec()) == "http://127.0.0.1:8000/health"
+    bound = spec(probe=Probe(kind="http", path="/h", port=9000, host="10.0.0.5", start_period_s=1))
+    assert inside_url(bound) == "http://10.0.0.5:9000/h"
+    assert host_reachable(spec(), LOCAL)
+    # A remote endpoint, or a port published on the node's address: probed from inside.
+    assert not host_reachable(spec(), REMOTE)
+    public = spec(ports=[PortBinding(container=8000, host=18000, host_ip="0.0.0.0")])
+    assert not host_reachable(public, NodeInfo(name="n", address="192.0.2.10"))

@@ -8,7 +8,6 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
-# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -37,7 +36,7 @@ docker_serve_0_rank1() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=34b8a28fbf41 \
+    --label ai.deploy.spec-hash=e1133ea73e76 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -53,10 +52,11 @@ docker_serve_0_rank1() {
     --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
-    --env 'NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7' \
+    --env GLOO_SOCKET_IFNAME=ib0 \
+    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.11 \
-    --health-cmd 'python3 -c '"'"'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()'"'"' 192.0.2.10 29550' \
+    --health-cmd 'kill -0 1' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
@@ -83,7 +83,8 @@ docker_serve_0_rank1() {
 bare_serve_0_rank1() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
-    'NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7' \
+    GLOO_SOCKET_IFNAME=ib0 \
+    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.11 \
     vllm serve deepseek-ai/DeepSeek-V3 \
