@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("orchestrator.cli.bench", "bench", "Benchmark an OpenAI-compatible endpoint."),
     "sim": ("orchestrator.cli.sim", "sim", "Run the engine simulator (rehearsals, tests)."),
     "doctor": ("orchestrator.cli.doctor", "doctor", "Pre-flight every node of a plan."),
+    "engine-image": (
+        "orchestrator.cli.engine_image",
+        "engine_image",
+        "Build the vLLM CPU engine image locally; make tiny test models.",
+    ),
 }
 
 
