@@ -333,6 +333,7 @@ docker run --rm --network none "$IMAGE" python3 -c '
 import vllm
 from vllm.platforms import current_platform
 assert current_platform.device_type == "cpu", current_platform.device_type
+import vllm.entrypoints.openai.api_server  # transformers, tokenizers, the server: all import
 print("vllm", vllm.__version__, "platform", current_platform.device_type)
 ' || die "$IMAGE was built but vllm does not import on the CPU platform"
 SIZE="$(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}')"
