@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from orchestrator.engine_image import VLLM_CPU_IMAGE, TinyModel, image_present, make_tiny_model
+from orchestrator.engines.common import SIM_IMAGE
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PREFIX = "deploy-rt-"
@@ -156,6 +157,34 @@ class Engine:
                 events.append(json.loads(payload))
         raise AssertionError(f"the stream of {path} ended without [DONE]")
 
+    def serves(self, max_tokens: int = 4) -> None:
+        """A completion and a chat completion, each returning exactly max_tokens tokens."""
+        answer = self.post(
+            "/v1/completions",
+            {"model": SERVED_NAME, "prompt": "the model serves", "max_tokens": max_tokens,
+             "ignore_eos": True},
+        )  # fmt: skip
+        assert answer["usage"]["completion_tokens"] == max_tokens, answer
+        chat = self.post(
+            "/v1/chat/completions",
+            {"model": SERVED_NAME, "messages": [{"role": "user", "content": "hello"}],
+             "max_tokens": max_tokens, "ignore_eos": True},
+        )  # fmt: skip
+        assert chat["usage"]["completion_tokens"] == max_tokens, chat
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a Prometheus sample over the series whose labels include `labels`."""
+        status, text = self.get("/metrics")
+        assert status == 200
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            head, value = line.rsplit(" ", 1)
+            if all(f'{key}="{want}"' in head for key, want in labels.items()):
+                total += float(value)
+        return total
+
     def wait_log(self, text: str, deadline_s: float) -> str:
         """The first log line containing `text`, waiting for it."""
         end = time.monotonic() + deadline_s
@@ -203,6 +232,10 @@ class RealEngines:
             ]
         return [*argv, *flags]
 
+    def name_for(self, role: str) -> str:
+        """The container (and host) name of the engine started with this role."""
+        return f"{PREFIX}{self.suffix}-{role}"
+
     def start(
         self,
         argv: list[str],
@@ -217,7 +250,7 @@ class RealEngines:
         model_dir: Path | None = None,
         extra: list[str] | None = None,
     ) -> Engine:
-        name = f"{PREFIX}{self.suffix}-{role}-{len(self.containers)}"
+        name = self.name_for(role)
         network = network or self.network()
         environment = {
             "VLLM_CACHE_ROOT": "/cache/vllm",
@@ -244,6 +277,24 @@ class RealEngines:
         self.containers.append(name)
         started = time.monotonic()
         docker(*args)
+        return Engine(name=name, network=network, port=port, argv=argv, started=started)
+
+    def start_router(self, argv: list[str], *, network: str, role: str = "router") -> Engine:
+        """The router `deploy` renders for vLLM prefill/decode, from the simulator image (the
+        real `vllm-router` image needs a registry); it forwards to the real engines."""
+        if not image_present(SIM_IMAGE):
+            if IN_CI:
+                pytest.fail(f"CI requires {SIM_IMAGE} (make sim-image)")
+            pytest.skip(f"the router runs from {SIM_IMAGE}, which is not built (make sim-image)")
+        name = self.name_for(role)
+        port = free_port()
+        self.containers.append(name)
+        started = time.monotonic()
+        docker(
+            "run", "-d", "--name", name, "--network", network, "--hostname", name,
+            "--label", "deploy.test=realengine", "-p", f"127.0.0.1:{port}:{API_PORT}",
+            "--entrypoint", argv[0], SIM_IMAGE, *argv[1:],
+        )  # fmt: skip
         return Engine(name=name, network=network, port=port, argv=argv, started=started)
 
     def remove(self, engine: Engine) -> None:
