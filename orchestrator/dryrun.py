@@ -50,18 +50,22 @@ def _summary(plan: Plan, services: list[ServiceSpec]) -> list[str]:
         f"deployment {plan.name}: {plan.model.id} on {plan.engine.name} {plan.engine.version} "
         f"({plan.engine.image})",
         f"hardware: {hw.nodes} node(s) × {hw.gpus_per_node} {hw.gpu}, {hw.interconnect}, "
+        f"fabric {hw.fabric}"
+        if plan.cpu is None
+        else f"hardware: {hw.nodes} CPU node(s), {hw.gpu_memory_gib:g} GiB host memory, "
         f"fabric {hw.fabric}",
     ]
+    unit = "GPU" if plan.cpu is None else "CPU rank"
     for role in plan.roles:
         if role.name == "router":
             continue
         lines.append(
             f"{role.name}: {role.parallelism.label()} × {len(role.replicas)} instance(s), "
-            f"{role.parallelism.gpus} GPU(s) each"
+            f"{role.parallelism.gpus} {unit}(s) each"
         )
     memory = plan.memory
     lines.append(
-        f"memory per GPU: {memory.weights_gib_per_gpu:.1f} GiB weights, "
+        f"memory per {unit}: {memory.weights_gib_per_gpu:.1f} GiB weights, "
         f"{memory.kv_cache_gib_per_gpu:.1f} GiB KV cache ({memory.kv_cache_tokens} tokens), "
         f"context {memory.context}: {'fits' if plan.fits else 'does NOT fit'}"
     )

@@ -176,6 +176,35 @@ class Role(Strict):
     port: int | None = None
 
 
+class CpuBinding(Strict):
+    """The cores of each rank of one engine container on a CPU node."""
+
+    role: RoleName
+    replica: int = Field(ge=0)
+    node: str
+    # VLLM_CPU_OMP_THREADS_BIND: one CPU list per local rank, '|'-separated, ranks ordered
+    # [DP, PP, TP] as vLLM slices it (e.g. "0-7|8-15").
+    omp_threads_bind: str
+
+
+class CpuPlan(Strict):
+    """What a plan on CPU nodes adds for vLLM's CPU build (docs/cpu.md)."""
+
+    kvcache_space_gib: int = Field(ge=1, description="VLLM_CPU_KVCACHE_SPACE, per rank")
+    kv_cache_tokens_per_engine: int = Field(
+        ge=0, description='what each engine logs as "CPU KV cache size: N tokens"'
+    )
+    block_size: int = Field(default=128, ge=1)
+    shm_size: str = Field(description="the container's /dev/shm")
+    bindings: list[CpuBinding]
+
+    def binding(self, role: str, replica: int, node: str) -> CpuBinding | None:
+        for item in self.bindings:
+            if (item.role, item.replica, item.node) == (role, replica, node):
+                return item
+        return None
+
+
 class Request(Strict):
     """What the user asked for, kept so the plan can be re-derived and explained."""
 
@@ -239,15 +268,20 @@ class Plan(Strict):
         default=None, description="the serve role's (decode's when disaggregated) forecast"
     )
     adjustments: list[Adjustment] = []
+    # Set when the nodes serve on their CPUs (vLLM's CPU build); None on GPUs.
+    cpu: CpuPlan | None = None
 
     @model_serializer(mode="wrap")
     def _omit_missing_forecast(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A plan without a prediction or adjustments serializes (and hashes) as before."""
+        """A plan without a prediction, adjustments or a CPU part serializes (and hashes) as
+        before."""
         data: dict[str, Any] = handler(self)
         if data.get("prediction") is None:
             data.pop("prediction", None)
         if not data.get("adjustments"):
             data.pop("adjustments", None)
+        if data.get("cpu") is None:
+            data.pop("cpu", None)
         return data
 
     def role(self, name: RoleName) -> Role | None:

@@ -125,16 +125,22 @@ def build_plan(request: PlanRequest) -> Plan:
     speculative = asks_for_speculation(request.engine_args)
     if speculative:
         model = with_mtp_loaded(model)
-    work = workload_for(
-        request, model, resolve_cluster(request.gpus, request.nodes, request.cluster)
-    )
-    model_warnings = check_model_runs(work, speculative=speculative)
-    pools = {
-        key: value
-        for key, value in (("prefill", request.prefill_gpus), ("decode", request.decode_gpus))
-        if value is not None
-    }
-    resolution = resolve(work, disagg=request.disagg, pools=pools)
+    cluster = resolve_cluster(request.gpus, request.nodes, request.cluster, request.cpus)
+    cpu_plan = None
+    if cluster.is_cpu:
+        # CPU nodes: vLLM's CPU build, sized and laid out by planning/cpu.
+        from orchestrator.planning.cpu.plan import plan_on_cpu
+
+        request, work, model_warnings, resolution, cpu_plan = plan_on_cpu(request, model, cluster)
+    else:
+        work = workload_for(request, model, cluster)
+        model_warnings = check_model_runs(work, speculative=speculative)
+        pools = {
+            key: value
+            for key, value in (("prefill", request.prefill_gpus), ("decode", request.decode_gpus))
+            if value is not None
+        }
+        resolution = resolve(work, disagg=request.disagg, pools=pools)
     # Near-fit may have shortened the context or chosen an FP8 KV cache: the plan (and the
     # rendered flags) carry what was sized.
     planned = resolution.work or work
@@ -144,7 +150,9 @@ def build_plan(request: PlanRequest) -> Plan:
         engine=EngineSummary(
             name=work.engine,
             version=work.engine_version,
-            image=image_for(work.engine, work.engine_version),
+            image=cpu_image(work.engine_version)
+            if cpu_plan is not None
+            else image_for(work.engine, work.engine_version),
         ),
         hardware=hardware_summary(work.cluster),
         request=Request(
@@ -183,7 +191,14 @@ def build_plan(request: PlanRequest) -> Plan:
         suggestion=resolution.suggestion,
         prediction=resolution.prediction,
         adjustments=resolution.adjustments,
+        cpu=cpu_plan,
     )
+
+
+def cpu_image(version: str) -> str:
+    from orchestrator.planning.cpu import image
+
+    return image(version)
 
 
 def check_model_runs(work: Workload, *, speculative: bool = False) -> list[str]:

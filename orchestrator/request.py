@@ -22,6 +22,8 @@ class PlanRequest(BaseModel):
     model: str = Field(description="alias, Hugging Face id, or a local directory")
     revision: str | None = Field(default=None, description="Hub branch, tag or commit")
     gpus: str | None = None
+    # CPU nodes for vLLM's CPU build: `all`, `16` or `16:64g` (orchestrator.hardware.cpu).
+    cpus: str | None = Field(default=None, max_length=64)
     nodes: int | None = None
     cluster: Path | None = None
     engine: EngineName = "vllm"

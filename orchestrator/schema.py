@@ -154,7 +154,8 @@ class GpuSpec(Strict):
 
     name: str = Field(description="canonical name, e.g. H100-80GB-SXM")
     aliases: tuple[str, ...] = ()
-    vendor: Literal["nvidia", "amd"]
+    # "cpu": the pseudo entry of a CPU node (orchestrator.hardware.cpu), never in the catalog.
+    vendor: Literal["nvidia", "amd", "cpu"]
     # Names NVML (or rocm-smi) reports, matched exactly after case folding.
     nvml_names: tuple[str, ...] = ()
     form_factor: Literal["sxm", "pcie", "oam", "nvl"]

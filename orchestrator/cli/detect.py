@@ -39,12 +39,20 @@ _RECORD_HINT = "record one with `deploy detect --record FILE` on the GPU machine
     metavar="IMAGE",
     help="Image to detect in, with --cluster (default: the newest pinned vLLM image).",
 )
+@click.option(
+    "--cpus",
+    "cpus",
+    is_flag=True,
+    help="Detect this machine as a CPU node (cores, NUMA nodes, memory) for vLLM's CPU build; "
+    "--json writes the `cpus:` mapping of a cluster file.",
+)
 def detect(
     as_json: bool,
     replay: Path | None,
     record: Path | None,
     cluster: Path | None,
     image: str | None,
+    cpus: bool = False,
 ) -> None:
     """Detect local GPUs, NVLink/PCIe topology, NUMA placement, NICs and RDMA devices.
 
@@ -52,6 +60,12 @@ def detect(
     (`inventory:` inline) or reference by path. --cluster FILE detects every node of the
     file in a container on that node, and says where a node differs from its declaration.
     """
+    if cpus:
+        from orchestrator.hardware.cpu import describe_cpu, detect_cpu
+
+        found = detect_cpu()
+        click.echo(found.model_dump_json(indent=2) if as_json else describe_cpu(found))
+        return
     if cluster is not None:
         _detect_cluster(cluster, image, as_json)
         return

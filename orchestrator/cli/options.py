@@ -12,13 +12,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def hardware_options(func: F) -> F:
-    """--gpus / --nodes / --cluster, accepted wherever hardware is needed."""
+    """--gpus / --cpus / --nodes / --cluster, accepted wherever hardware is needed."""
     for option in reversed(
         [
             click.option(
                 "--gpus",
                 metavar="SPEC",
                 help="GPUs per node, e.g. 8xH100-80GB, h100-sxm, 4xRTX4090 (default: detect).",
+            ),
+            click.option(
+                "--cpus",
+                metavar="SPEC",
+                help="Serve on CPU cores with vLLM's CPU build: all (this machine), CORES, or "
+                "CORES:MEMORY (e.g. 16:64g).",
             ),
             click.option(
                 "--nodes", type=int, help="Number of nodes (default 1, or the cluster's)."

@@ -51,9 +51,9 @@ def _table(rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _memory_rows(roles: list[Role]) -> list[list[str]]:
+def _memory_rows(roles: list[Role], unit: str = "GPU") -> list[list[str]]:
     sized = [(role, role.memory) for role in roles if role.memory is not None]
-    rows: list[list[str]] = [["per GPU", *(role.name for role, _ in sized)]]
+    rows: list[list[str]] = [[f"per {unit}", *(role.name for role, _ in sized)]]
 
     def row(label: str, cell: Any) -> None:
         rows.append([label, *(cell(role, memory) for role, memory in sized)])
@@ -119,7 +119,10 @@ def format_plan(result: Plan) -> str:
         + f", {kind}, {model.attention.upper()}, {model.checkpoint_format}",
         f"{'engine':<10}{engine.name} {engine.version} ({engine.image})",
         f"{'hardware':<10}{hw.nodes} node(s) x {hw.gpus_per_node} x {hw.gpu} "
-        f"({hw.gpu_memory_gib:g} GiB), {hw.interconnect}, fabric {hw.fabric}",
+        f"({hw.gpu_memory_gib:g} GiB), {hw.interconnect}, fabric {hw.fabric}"
+        if result.cpu is None
+        else f"{'hardware':<10}{hw.nodes} CPU node(s), {hw.gpu_memory_gib:g} GiB host memory "
+        f"each, fabric {hw.fabric}",
         f"{'request':<10}goal {req.goal}, context {req.context}, "
         f"concurrency {req.concurrency or 1}, KV dtype {req.kv_cache_dtype}"
         + (f", quantization {req.quantization}" if req.quantization else "")
@@ -127,7 +130,8 @@ def format_plan(result: Plan) -> str:
         "",
         f"plan: {result.name} - {'FITS' if result.fits else 'DOES NOT FIT'}",
     ]
-    rows = [["role", "parallelism", "instances", "GPUs", "placement"]]
+    unit = "GPU" if result.cpu is None else "rank"
+    rows = [["role", "parallelism", "instances", f"{unit}s", "placement"]]
     for role in result.roles:
         if role.name == "router":
             where = ", ".join(s.node for r in role.replicas for s in r.slices)
@@ -147,7 +151,7 @@ def format_plan(result: Plan) -> str:
         )
     lines += _table(rows)
     lines += ["", "memory:"]
-    lines += _table(_memory_rows(result.roles))
+    lines += _table(_memory_rows(result.roles, unit))
     lines += _prediction_lines(result)
     lines += ["", "why:"]
     width = max(len(reason.decision) for reason in result.rationale) + 2

@@ -34,6 +34,7 @@ from orchestrator.engines.common import (
 )
 from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
 from orchestrator.engines.recipes import apply_recipes
+from orchestrator.engines.vllm_cpu import cpu_argv, cpu_spec
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
 from orchestrator.spec import FlagOrigin, Mount, ServiceSpec, secret_ref
@@ -193,12 +194,15 @@ def _service(
     else:
         _parallel_flags(place, argv)
     add_memory_flags(place, argv, MEMORY_SPELLING)
+    if plan.cpu is not None:
+        argv = cpu_argv(argv)
     # Per-request logging is off by default in every pinned version (`--enable-log-requests`
     # turns it on), so no `--disable-log-requests` is rendered.
     env: dict[str, str] = {}
     if is_disaggregated(plan):
         env.update(_pd_flags(place, argv))
-    env.update(apply_recipes(place, argv))
+    if plan.cpu is None:  # published recipes are GPU settings
+        env.update(apply_recipes(place, argv))
     if plan.request.api_key_env and plan.request.api_key_env != "VLLM_API_KEY":
         # vLLM reads its key from VLLM_API_KEY; the value is a reference, never the secret.
         env["VLLM_API_KEY"] = secret_ref(plan.request.api_key_env)
@@ -206,7 +210,7 @@ def _service(
         # vLLM's ray.init() reads the cluster address from RAY_ADDRESS.
         env["RAY_ADDRESS"] = f"{place.head.address}:{ray_port(place)}"
     argv = apply_user_args(argv, plan.request.engine_args, MANAGED)
-    return engine_spec(
+    spec = engine_spec(
         place,
         entrypoint=list(ENTRYPOINT),
         argv=argv,
@@ -217,6 +221,8 @@ def _service(
         depends_on=depends,
         serves_http=not headless,
     )
+    # CPU nodes: vLLM's CPU build (engines/vllm_cpu.py).
+    return spec if plan.cpu is None else cpu_spec(place, spec)
 
 
 def hybrid_lb(place: Placement) -> bool:

@@ -7,7 +7,9 @@ Three sources, in this order of precedence:
   defaults to 1 when omitted. The interconnect follows the GPU's form factor (SXM/OAM boards:
   nvswitch, NVL cards: nvlink-pairs, PCIe cards: pcie). Nodes are named node1..nodeN; the
   inter-node fabric is `ethernet` (declare InfiniBand/RoCE in a cluster file).
-- neither: detect this machine through NVML (one node; `--nodes` above 1 is an error).
+- `--cpus SPEC [--nodes N]`: CPU nodes served by vLLM's CPU build (`all`, `16`, `16:64g`; see
+  `cpu.py`), named like the GPU shorthand's nodes.
+- none of these: detect this machine through NVML (one node; `--nodes` above 1 is an error).
 
 Submodules are imported on use: `deploy plan --gpus ...` never loads pynvml.
 """
@@ -23,6 +25,7 @@ __all__ = [
     "Cluster",
     "GpuDevice",
     "Node",
+    "cluster_from_cpus",
     "cluster_from_shorthand",
     "detect_cluster",
     "resolve_cluster",
@@ -58,6 +61,40 @@ def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
     )
 
 
+def cluster_from_cpus(cpus: str, nodes: int = 1) -> Cluster:
+    """CPU nodes from the `--cpus` shorthand (see `orchestrator.hardware.cpu`)."""
+    from orchestrator.hardware.cpu import parse_cpus, pseudo_gpu
+    from orchestrator.hardware.nodes import DEFAULT_DOCKER
+
+    spec = parse_cpus(cpus)
+
+    def member(name: str, address: str, docker: str) -> Node:
+        return Node(
+            name=name,
+            address=address,
+            docker=docker,
+            gpu=pseudo_gpu(spec),
+            gpus=[],
+            interconnect="pcie",
+            nvlink_domains=[],
+            numa_nodes=spec.numa_nodes,
+            cpu=spec,
+        )
+
+    if nodes == 1:
+        members = [member("local", "127.0.0.1", DEFAULT_DOCKER)]
+    else:
+        members = [
+            member(
+                f"node{rank}", f"node{rank}", DEFAULT_DOCKER if rank == 1 else f"ssh://node{rank}"
+            )
+            for rank in range(1, nodes + 1)
+        ]
+    return Cluster(
+        name=f"{nodes}x{spec.cores}cpu", nodes=members, fabric="ethernet", source="shorthand"
+    )
+
+
 def detect_cluster(nvml: object = None) -> Cluster:
     """This machine as a one-node cluster, through NVML (or a provider answering like it)."""
     from orchestrator.hardware.detect import detect_node
@@ -71,10 +108,22 @@ def detect_cluster(nvml: object = None) -> Cluster:
     return Cluster(name=name, nodes=[node], fabric=inventory.fabric, source="nvml")
 
 
-def resolve_cluster(gpus: str | None, nodes: int | None, cluster: Path | None) -> Cluster:
-    """The hardware for `--gpus/--nodes/--cluster` (NVML detection when none is given)."""
+def resolve_cluster(
+    gpus: str | None, nodes: int | None, cluster: Path | None, cpus: str | None = None
+) -> Cluster:
+    """The hardware for `--gpus/--cpus/--nodes/--cluster` (NVML detection when none is given)."""
     if nodes is not None and nodes < 1:
         raise HardwareError(f"--nodes {nodes} is not a node count", "use --nodes 1 or more")
+    if cpus is not None:
+        if gpus is not None or cluster is not None:
+            other = "--gpus" if gpus is not None else "--cluster"
+            raise HardwareError(
+                f"--cpus and {other} both describe the hardware",
+                "use --cpus SPEC [--nodes N] alone, or a cluster file whose nodes list `cpus:`",
+            )
+        if nodes is not None and nodes > 64:
+            raise HardwareError(f"--nodes {nodes} is more than 64 nodes", "use --nodes 64 or fewer")
+        return cluster_from_cpus(cpus, nodes or 1)
     if cluster is not None and gpus is not None:
         raise HardwareError(
             "--gpus and --cluster both describe the hardware",

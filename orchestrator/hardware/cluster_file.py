@@ -67,6 +67,10 @@ class _Entry(BaseModel):
     inventory: str | dict[str, Any] | None = Field(
         default=None, description="a `deploy detect --json` document, inline or a relative path"
     )
+    # A CPU node (vLLM's CPU build): cores, NUMA nodes, memory... or the `--cpus` shorthand.
+    cpus: int | str | dict[str, Any] | None = Field(
+        default=None, description="e.g. {cores: 32, numa_nodes: 2, memory_gib: 256} or '16:64g'"
+    )
     interconnect: Interconnect | None = None
     # Linux interface names: at most 15 characters, no '/', ':' or spaces.
     network_interface: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@-]{1,15}$")
@@ -189,6 +193,8 @@ def _build_node(
         return ("defaults", field_name) if origin == "defaults" else (*where, field_name)
 
     gpus, inventory = fields["gpus"][0], fields["inventory"][0]
+    if fields["cpus"][0] is not None:
+        return _cpu_node(entry, fields, at, lines)
     if (gpus is None) == (inventory is None):
         problem = (
             "give either gpus or inventory, not both" if gpus else "missing gpus (or inventory)"
@@ -222,6 +228,46 @@ def _build_node(
         return shorthand_node(gpu=spec, count=count or 1, numa_nodes=numa_nodes or 1, **common)
     detected = _load_inventory(inventory, base, lines, at("inventory"))
     return _inventory_node(detected, common, numa_nodes, lines, at("inventory"))
+
+
+def _cpu_node(entry: NodeEntry, fields: dict[str, Any], at: Any, lines: LineMap) -> Node:
+    """A node that serves on its CPUs: `cpus:` excludes `gpus:` and `inventory:`."""
+    from orchestrator.hardware.cpu import CpuSpec, parse_cpus, pseudo_gpu
+
+    for other in ("gpus", "inventory"):
+        if fields[other][0] is not None:
+            raise lines.error(
+                at(other), f"give either cpus or {other}, not both", "a node serves on one of them"
+            )
+    value = fields["cpus"][0]
+    if isinstance(value, (int, str)):
+        value = str(value)
+        try:
+            spec = parse_cpus(value)
+        except HardwareError as error:
+            raise lines.error(
+                at("cpus"), error.message.replace("--cpus ", "cpus "), error.hint
+            ) from error
+    else:
+        try:
+            spec = CpuSpec.model_validate(value)
+        except ValidationError as error:
+            raise validation_error(
+                error, lines, at("cpus"), allowed=lambda _: list(CpuSpec.model_fields)
+            ) from error
+    return Node(
+        name=entry.name,
+        address=entry.address,
+        docker=fields["docker"][0] or DEFAULT_DOCKER,
+        gpu=pseudo_gpu(spec),
+        gpus=[],
+        interconnect="pcie",
+        nvlink_domains=[],
+        network_interface=fields["network_interface"][0],
+        rdma_devices=list(fields["rdma_devices"][0] or []),
+        numa_nodes=spec.numa_nodes,
+        cpu=spec,
+    )
 
 
 def _inventory_node(
@@ -274,6 +320,8 @@ def load_cluster(path: Path) -> Cluster:
     for index, node in enumerate(nodes[1:], start=1):
         if node.gpu.name != first.name:
             key = "inventory" if "inventory" in parsed.nodes[index].model_fields_set else "gpus"
+            if node.cpu is not None or nodes[0].cpu is not None:
+                key = "cpus" if "cpus" in parsed.nodes[index].model_fields_set else key
             raise lines.error(
                 ("nodes", index, key),
                 f"node {node.name!r} has {node.gpu.name} but {nodes[0].name!r} has {first.name}",

@@ -35,7 +35,10 @@ from orchestrator.hardware.sysfs import (
     rdma_devices,
 )
 
-NO_NVML_HINT = "describe the hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100)"
+NO_NVML_HINT = (
+    "describe the hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100), "
+    "or serve on this machine's CPUs with --cpus all"
+)
 # Node/CPU masks are arrays of 64-bit words; 16 words cover 1024 CPUs or NUMA nodes.
 _MASK_WORDS = 16
 _P2P_CAPS = {"read": 0, "write": 1, "nvlink": 2, "atomics": 3, "prop": 4}

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.hardware.cpu import CpuSpec
 from orchestrator.schema import GpuSpec, Interconnect
 
 # How nodes talk to each other: RDMA fabrics allow TP across nodes and fast PD KV transfer.
@@ -51,6 +52,9 @@ class Node(Strict):
     network_interface: str | None = None
     rdma_devices: list[str] = []
     numa_nodes: int = Field(default=1, ge=1)
+    # Set on a node that serves on its CPUs (vLLM's CPU build): then `gpus` is empty and `gpu`
+    # is the pseudo entry `hardware.cpu.pseudo_gpu` made from it.
+    cpu: CpuSpec | None = None
 
     @property
     def gpu_count(self) -> int:
@@ -80,6 +84,11 @@ class Cluster(Strict):
     @property
     def total_gpus(self) -> int:
         return sum(node.gpu_count for node in self.nodes)
+
+    @property
+    def is_cpu(self) -> bool:
+        """Every node serves on its CPUs (clusters are all-CPU or all-GPU)."""
+        return all(node.cpu is not None for node in self.nodes)
 
     @property
     def has_rdma(self) -> bool:

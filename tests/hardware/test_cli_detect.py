@@ -32,7 +32,8 @@ def test_detect_without_nvml_exits_2_with_one_line() -> None:
         assert result.stdout == ""
         assert result.stderr == (
             "error: cannot detect GPUs: NVML is unavailable (library not found); describe the "
-            "hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100)\n"
+            "hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100), or serve on this "
+            "machine's CPUs with --cpus all\n"
         )
 
 
@@ -45,7 +46,8 @@ def test_detect_driver_not_loaded(tmp_path: Path, fixtures_dir: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: cannot detect GPUs: NVML is unavailable (driver not loaded); describe the "
-        "hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100)\n"
+        "hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100), or serve on this "
+        "machine's CPUs with --cpus all\n"
     )
 
 

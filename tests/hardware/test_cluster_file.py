@@ -59,6 +59,7 @@ def test_two_node_h100_example_used_by_make_run() -> None:
         ("rtx4090-workstation.yaml", 1, "RTX4090-24GB", 4, "pcie", "none"),
         ("rtx-pro-6000-2x.yaml", 1, "RTX-PRO-6000-96GB", 2, "pcie", "none"),
         ("l40s-4x.yaml", 1, "L40S-48GB", 4, "pcie", "none"),
+        ("cpu-two-node.yaml", 2, "CPU", 0, "pcie", "ethernet"),
     ],
 )
 def test_examples_load(
@@ -74,6 +75,7 @@ def test_examples_load(
 
 def test_every_example_is_covered() -> None:
     assert sorted(path.name for path in EXAMPLES.glob("*.yaml")) == [
+        "cpu-two-node.yaml",
         "l40s-4x.yaml",
         "rtx-pro-6000-2x.yaml",
         "rtx4090-workstation.yaml",
@@ -295,7 +297,7 @@ def test_unknown_field_lists_the_valid_ones(tmp_path: Path) -> None:
     )
     assert _error(path) == (
         f"{path}:5: nodes[0].gpu_count: unknown field; the fields here are: docker, gpus, inventory, "
-        "interconnect, network_interface, rdma_devices, numa_nodes, name, address"
+        "cpus, interconnect, network_interface, rdma_devices, numa_nodes, name, address"
     )
 
 

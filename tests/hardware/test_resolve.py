@@ -118,7 +118,8 @@ def test_no_options_detects_and_fails_without_nvml() -> None:
         resolve_cluster(None, None, None)
     assert str(caught.value) == (
         "cannot detect GPUs: NVML is unavailable (library not found); "
-        "describe the hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100)"
+        "describe the hardware with --cluster FILE or --gpus SPEC (e.g. --gpus 8xH100), "
+        "or serve on this machine's CPUs with --cpus all"
     )
     assert caught.value.exit_code == 2
 
