@@ -208,6 +208,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("cases", nargs="*", help="cases to record (default: all)")
     parser.add_argument("--list", action="store_true", help="name the cases and exit")
+    parser.add_argument(
+        "--compile-cache", type=Path, help="vLLM's compile cache to reuse (default: a new one)"
+    )
     args = parser.parse_args()
     if args.list:
         for name, case in CASES.items():
@@ -218,8 +221,8 @@ def main() -> int:
         print(f"record: unknown case {unknown[0]!r}; see --list", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="deploy-rec-") as tmp:
-        models, cache = Path(tmp) / "models", Path(tmp) / "cache"
-        cache.mkdir(parents=True)
+        models, cache = Path(tmp) / "models", args.compile_cache or Path(tmp) / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
         cache.chmod(0o777)
         make_tiny_model(models / "default", TinyModel())
         for name in args.cases or list(CASES):

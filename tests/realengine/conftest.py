@@ -330,8 +330,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """vLLM's and Inductor's compile caches, shared by the session's engines (same model)."""
-    path = tmp_path_factory.mktemp("vllm-cache")
+    """vLLM's and Inductor's compile caches, shared by the session's engines (same model);
+    DEPLOY_RT_COMPILE_CACHE keeps them across sessions."""
+    chosen = os.environ.get("DEPLOY_RT_COMPILE_CACHE")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("vllm-cache")
+    path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o777)
     return path
 

@@ -95,15 +95,22 @@ def streamed_tokens(url: str, body: dict[str, Any]) -> int:
 
 
 def test_deploy_up_serves_benches_survives_a_kill_and_down_leaves_nothing(
-    tiny_model: Path, tmp_path: Path
+    tiny_model: Path, tmp_path: Path, compile_cache: Path
 ) -> None:
     name = f"deploy-rt-{uuid.uuid4().hex[:6]}"
     model = tmp_path / "tiny"
     shutil.copytree(tiny_model, model)
     state = tmp_path / "state"
     common = ["--state-dir", str(state)]
+    # deploy mounts ~/.cache/deploy-jit/vllm/vllm as the engine's vLLM cache: point it at the
+    # session's compile cache, so this engine reuses the graphs the other tests compiled.
+    home = tmp_path / "home"
+    (home / ".cache" / "deploy-jit" / "vllm").mkdir(parents=True)
+    (compile_cache / "vllm").mkdir(exist_ok=True)
+    (home / ".cache" / "deploy-jit" / "vllm" / "vllm").symlink_to(compile_cache / "vllm")
+    env = {"HOME": str(home)}
 
-    planned = deploy("plan", str(model), "--cpus", "2", "--json", timeout=120)
+    planned = deploy("plan", str(model), "--cpus", "2", "--json", timeout=120, env=env)
     assert planned.returncode == 0, planned.stderr
     plan = json.loads(planned.stdout)
     kv_planned = int(plan["cpu"]["kv_cache_tokens_per_engine"])
@@ -111,7 +118,7 @@ def test_deploy_up_serves_benches_survives_a_kill_and_down_leaves_nothing(
     started = time.monotonic()
     up = deploy(
         "up", str(model), "--cpus", "2", "--name", name, "--timeout", str(UP_TIMEOUT_S), *common,
-        timeout=UP_TIMEOUT_S + 120,
+        timeout=UP_TIMEOUT_S + 120, env=env,
     )  # fmt: skip
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -162,7 +169,7 @@ def test_deploy_up_serves_benches_survives_a_kill_and_down_leaves_nothing(
         # deploy bench: measurement with the plan's prediction beside it.
         bench = deploy(
             "bench", name, "--concurrency", "1,2", "--requests", "6", "--input-len", "64",
-            "--output-len", "16", "--json", *common, timeout=900,
+            "--output-len", "16", "--json", *common, timeout=900, env=env,
         )  # fmt: skip
         assert bench.returncode == 0, bench.stdout + bench.stderr
         result = json.loads(bench.stdout)
@@ -190,7 +197,7 @@ def test_deploy_up_serves_benches_survives_a_kill_and_down_leaves_nothing(
         )
         assert again["usage"]["completion_tokens"] == 3
     finally:
-        down = deploy("down", "--name", name, *common, timeout=600)
+        down = deploy("down", "--name", name, *common, timeout=600, env=env)
     assert down.returncode == 0, down.stdout + down.stderr
     assert labelled("ps -a", name) == []
     assert labelled("network ls", name) == []
