@@ -38,6 +38,21 @@ SERVED_NAME = "tiny"
 API_PORT = 8000  # inside the container; each engine has its own network namespace
 # Generous: a cold torch.compile of the tiny model on 2 busy cores can take minutes.
 READY_DEADLINE_S = float(os.environ.get("DEPLOY_RT_READY_DEADLINE_S", "600"))
+# `deploy` renders node addresses, and vLLM binds some of them (ZeroMQ binds addresses, not
+# names): `own_address(argv)` runs argv with "@SELF@" in its arguments and environment replaced
+# by the container's address on its network.
+SELF = "@SELF@"
+_OWN_ADDRESS = (
+    "import os, socket, sys; ip = socket.gethostbyname(socket.gethostname()); "
+    "os.environ.update({k: v.replace('@SELF@', ip) for k, v in os.environ.items() if '@SELF@' in v}); "
+    "args = [a.replace('@SELF@', ip) for a in sys.argv[1:]]; os.execvp(args[0], args)"
+)
+
+
+def own_address(argv: list[str]) -> list[str]:
+    return ["python3", "-c", _OWN_ADDRESS, *argv]
+
+
 # Start-to-ready times measured in this session, printed at its end.
 TIMINGS: list[tuple[str, float]] = []
 
@@ -126,6 +141,14 @@ class Engine:
         tail = "\n".join(self.logs().splitlines()[-40:])
         raise AssertionError(f"{self.name} not ready within {deadline_s:.0f} s:\n{tail}")
 
+    def address(self) -> str:
+        """The container's address on its network."""
+        result = docker(
+            "inspect", "--format",
+            f'{{{{(index .NetworkSettings.Networks "{self.network}").IPAddress}}}}', self.name,
+        )  # fmt: skip
+        return result.stdout.strip()
+
     def get(self, path: str, timeout: float = 60) -> tuple[int, str]:
         return http("GET", self.url(path), timeout=timeout)
 
@@ -202,6 +225,11 @@ class RealEngines:
     """Starts engine containers and networks; removes exactly those at the end."""
 
     served_name = SERVED_NAME
+    SELF = SELF
+
+    @staticmethod
+    def own_address(argv: list[str]) -> list[str]:
+        return own_address(argv)
 
     def __init__(self, model_dir: Path, cache_dir: Path) -> None:
         self.model_dir = model_dir

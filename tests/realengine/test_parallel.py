@@ -61,17 +61,22 @@ def test_pp2_in_one_container(engines: Any) -> None:
 
 def _two_nodes(engines: Any, shape: list[str], label: str) -> None:
     network = engines.network()
-    leader = engines.name_for("node0")
-    common = [*shape, "--nnodes", "2", "--master-addr", leader, "--master-port", MASTER_PORT]
-    common += ["--max-model-len", "2048"]
+    common = [*shape, "--nnodes", "2", "--master-port", MASTER_PORT, "--max-model-len", "2048"]
+    # Node addresses, as deploy renders them: the leader's own, then the leader's for the
+    # follower.
     head = engines.start(
-        engines.serve_argv(*common, "--node-rank", "0"),
+        engines.own_address(
+            engines.serve_argv(*common, "--node-rank", "0", "--master-addr", engines.SELF)
+        ),
         role="node0",
         network=network,
         threads_bind="0",
     )
+    leader = head.address()
     follower = engines.start(
-        engines.serve_argv(*common, "--node-rank", "1", "--headless", http_api=False),
+        engines.serve_argv(
+            *common, "--node-rank", "1", "--master-addr", leader, "--headless", http_api=False
+        ),
         role="node1",
         network=network,
         threads_bind="1",
@@ -92,23 +97,28 @@ def test_pp2_across_two_nodes(engines: Any) -> None:
 
 def test_dp2_with_a_headless_rank_on_a_second_node(engines: Any) -> None:
     network = engines.network()
-    leader = engines.name_for("dp-node0")
     common = [
         "--data-parallel-size", "2",
         "--data-parallel-size-local", "1",
-        "--data-parallel-address", leader,
         "--data-parallel-rpc-port", DP_RPC_PORT,
         "--max-model-len", "2048",
     ]  # fmt: skip
     head = engines.start(
-        engines.serve_argv(*common),
+        engines.own_address(engines.serve_argv(*common, "--data-parallel-address", engines.SELF)),
         role="dp-node0",
         network=network,
         threads_bind="0",
     )
+    leader = head.address()
     follower = engines.start(
         engines.serve_argv(
-            *common, "--data-parallel-start-rank", "1", "--headless", http_api=False
+            *common,
+            "--data-parallel-address",
+            leader,
+            "--data-parallel-start-rank",
+            "1",
+            "--headless",
+            http_api=False,
         ),
         role="dp-node1",
         network=network,

@@ -24,14 +24,17 @@ def test_prefill_decode_with_nixl_over_tcp_behind_the_router(engines: Any) -> No
     network = engines.network()
     sides = {}
     for role, kv_role, cores in (("prefill", "kv_producer", "0"), ("decode", "kv_consumer", "1")):
-        name = engines.name_for(role)
+        serve = engines.serve_argv(
+            "--max-model-len", "2048", "--kv-transfer-config", _nixl(kv_role)
+        )
+        # deploy renders the node's address; the side channel binds it.
         sides[role] = engines.start(
-            engines.serve_argv("--max-model-len", "2048", "--kv-transfer-config", _nixl(kv_role)),
+            engines.own_address(serve),
             role=role,
             network=network,
             threads_bind=cores,
             env={
-                "VLLM_NIXL_SIDE_CHANNEL_HOST": name,
+                "VLLM_NIXL_SIDE_CHANNEL_HOST": engines.SELF,
                 "VLLM_NIXL_SIDE_CHANNEL_PORT": SIDE_CHANNEL_PORT,
                 "UCX_NET_DEVICES": "all",
                 "UCX_TLS": "tcp",
