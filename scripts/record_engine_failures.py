@@ -118,7 +118,7 @@ def run_case(name: str, case: Case, models: Path, cache: Path) -> None:
             make_tiny_model(model_dir, case.model)
     env = {
         "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_CPU_OMP_THREADS_BIND": "all",
+        "VLLM_CPU_OMP_THREADS_BIND": "0-1",
         "VLLM_CACHE_ROOT": "/cache/vllm",
         "TORCHINDUCTOR_CACHE_DIR": "/cache/inductor",
         **case.env,

@@ -32,9 +32,11 @@ The patterns match the engines' own messages (and those of the libraries they ru
   is less than requested memory for kv ..."; the KV message above, told apart by the CPU
   worker's lines around it; and, from any vLLM, an unknown flag ("error: unrecognized
   arguments"), a model folder without a config ("Invalid repository ID or local directory
-  specified"), TP that does not divide the heads ("must be divisible by tensor parallel size"),
+  specified"; a path that does not exist: huggingface_hub's "Repo id must be in the form
+  'repo_name' or 'namespace/repo_name': '/..."), TP that does not divide the heads ("must be divisible by tensor parallel size"),
   a context above the model's ("User-specified max_model_len (N) is greater than the derived
-  max_model_len").
+  max_model_len"), threads bound to CPUs the container lacks ("libgomp: Thread creation
+  failed").
 - Engine-core start failures end with vLLM's generic "Engine core initialization failed. See
   root cause above": the patterns match the root cause, printed before it.
 """
@@ -154,6 +156,14 @@ CAUSES = (
         "pick a newer --engine-version, or the other --engine",
     ),
     Cause(
+        "cpu-bind",
+        _p(r"libgomp: Thread creation failed|OMP: Error #\d+: .*(affinity|proclist)"),
+        "the engine's threads are bound to CPUs this node (or its container) does not have "
+        "(VLLM_CPU_OMP_THREADS_BIND)",
+        "bind to cores the node has (deploy detect --cpus; cpu_lists in the cluster file), "
+        "or let deploy plan the binding",
+    ),
+    Cause(
         "engine-flag",
         _p(r"error: unrecognized arguments:|error: argument [-\w]+: (invalid|expected)"),
         "the engine refused a command-line flag (unknown to this engine version, or a bad value)",
@@ -161,7 +171,11 @@ CAUSES = (
     ),
     Cause(
         "model-missing",
-        _p(r"Invalid repository ID or local directory specified"),
+        # A path that is not a folder reaches the Hub client as a repository id.
+        _p(
+            r"Invalid repository ID or local directory specified"
+            r"|Repo id must be in the form 'repo_name' or 'namespace/repo_name': '/"
+        ),
         "the engine found no model at the path it was given (no folder, or no config.json in it)",
         "check that the model folder exists on every node and holds config.json",
     ),

@@ -30,6 +30,7 @@ EXPECTED = {
     "kv-cache-above-memory": ("cpu-kv-memory", "the KV cache space asked of the CPU engine"),
     "kv-space-unset": ("cpu-kv-memory", "the KV cache space asked of the CPU engine"),
     "port-in-use": ("port", "a port the engine listens on is already in use"),
+    "numa-bind": ("cpu-bind", "the engine's threads are bound to CPUs"),
 }
 
 
