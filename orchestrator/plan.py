@@ -197,6 +197,10 @@ class CpuPlan(Strict):
     block_size: int = Field(default=128, ge=1)
     shm_size: str = Field(description="the container's /dev/shm")
     bindings: list[CpuBinding]
+    # Each rank's share of its node's memory bandwidth and BF16 peak (the prediction's inputs,
+    # kept so `deploy bench` predicts at its own lengths and load).
+    rank_bandwidth_gbs: float = Field(default=10.0, gt=0)
+    rank_tflops: float = Field(default=0.1, gt=0)
 
     def binding(self, role: str, replica: int, node: str) -> CpuBinding | None:
         for item in self.bindings:

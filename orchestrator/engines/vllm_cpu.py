@@ -58,8 +58,10 @@ def cpu_spec(place: Placement, spec: ServiceSpec) -> ServiceSpec:
                 why="each local rank's OpenMP threads on its own cores",
             ),
         ]
-    start = spec.probe.start_period_s - CUDA_GRAPHS_S + CPU_COMPILE_S
-    probe = spec.probe.model_copy(update={"start_period_s": int(math.ceil(start / 60.0) * 60)})
+    probe = spec.probe
+    if not place.simulate:
+        start = probe.start_period_s - CUDA_GRAPHS_S + CPU_COMPILE_S
+        probe = probe.model_copy(update={"start_period_s": int(math.ceil(start / 60.0) * 60)})
     updated = spec.model_copy(
         update={
             "probe": probe,

@@ -69,7 +69,7 @@ def test_kv_space_follows_the_concurrency_and_the_room(tmp_path: Path) -> None:
     # 8192 tokens x 128 KiB = 1 GiB per request.
     assert small.cpu.kvcache_space_gib == 2
     assert large.cpu.kvcache_space_gib == 24
-    # Host memory left after weights and runtime bounds it: 64 x 0.9 - 15 - 2.3 = 40.3 GiB.
+    # Host memory left after weights and runtime bounds it: 64 x 0.9 - 15 - 2.5 = 40.1 GiB.
     huge = build_plan(
         PlanRequest(model="llama-3.1-8b", cluster=cluster, context=8192, concurrency=36)
     )
@@ -175,3 +175,16 @@ def test_local_model_is_mounted_read_only(tiny_model: Path, tmp_path: Path) -> N
     mount = next(m for m in serve.mounts if m.target == "/models/tiny-model")
     assert mount.read_only and mount.source == str(tiny_model.resolve())
     assert serve.command[0] == "/models/tiny-model"
+
+
+def test_bench_predicts_a_cpu_plan_at_its_own_lengths(tiny_model: Path, tmp_path: Path) -> None:
+    from orchestrator.planning.performance.from_plan import predict_plan
+
+    plan = build_plan(PlanRequest(model=str(tiny_model), cluster=cpu_cluster(tmp_path, cores=4)))
+    one = predict_plan(plan, isl=256, osl=64, concurrency=1)
+    four = predict_plan(plan, isl=256, osl=64, concurrency=4)
+    assert one is not None and four is not None
+    assert four.output_tokens_per_s > one.output_tokens_per_s > 0
+    assert four.tpot_ms >= one.tpot_ms
+    paced = predict_plan(plan, isl=256, osl=64, request_rate=0.5)
+    assert paced is not None and paced.requests_per_s == pytest.approx(0.5)

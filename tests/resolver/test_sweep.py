@@ -20,7 +20,10 @@ from orchestrator.request import PlanRequest
 
 from .conftest import CLUSTERS_DIR
 
-CLUSTER_FILES = sorted(path.name for path in CLUSTERS_DIR.glob("*.yaml"))
+# GPU clusters: CPU nodes (cpu-*.yaml) serve with vLLM's CPU build only (tests/cpu).
+CLUSTER_FILES = sorted(
+    path.name for path in CLUSTERS_DIR.glob("*.yaml") if not path.name.startswith("cpu-")
+)
 SHORTHANDS = [
     ("1xH100", 1),
     ("8xH100", 2),

@@ -24,6 +24,7 @@ from orchestrator.plan import (
 from orchestrator.planning.cpu.memory import NodeLoad, check_fits, size
 from orchestrator.planning.cpu.resolve import check_layout, shm_size
 from orchestrator.planning.performance.cpu import (
+    FRONT_END_S,
     CpuInstance,
     CpuLoad,
     decode_step_s,
@@ -140,7 +141,7 @@ def resolve_cpu_disagg(work: Workload, *, eager: bool) -> tuple[Resolution, CpuP
         instance, CpuLoad(isl=isl, osl=osl, concurrency=work.load_concurrency, replicas=1)
     )
     # The first token: the prefill engine's prompt alone, then one decode step.
-    ttft = prefill_s(instance, isl) + decode_step_s(instance, 1, isl)[0]
+    ttft = FRONT_END_S + prefill_s(instance, isl) + decode_step_s(instance, 1, isl)[0]
     prediction = decode.model_copy(
         update={
             "ttft_ms": round(ttft * 1000, 2),
@@ -180,5 +181,7 @@ def resolve_cpu_disagg(work: Workload, *, eager: bool) -> tuple[Resolution, CpuP
         block_size=memory.block_size,
         shm_size=shm_size(par, 1),
         bindings=bindings,
+        rank_bandwidth_gbs=round(instance.rank_bandwidth_gbs, 3),
+        rank_tflops=round(instance.rank_tflops, 4),
     )
     return resolution, cpu

@@ -27,12 +27,13 @@ from orchestrator.schema import ModelProfile
 GIB = 2**30
 # vllm/platforms/cpu.py check_and_update_config: 128 unless the user sets it; CPU MLA: 16.
 BLOCK_SIZE, MLA_BLOCK_SIZE = 128, 16
-# Resident memory besides weights and KV space, per process of a vLLM CPU engine (source:
-# the resident set of `vllm serve` with a 3 MB model in deploy-vllm-cpu:0.32.0 on a 2-core
-# AVX-512 host: 2.3 GiB for TP1 in all; each more rank adds a worker process).
-API_SERVER_GIB = 0.8
-ENGINE_CORE_GIB = 0.5
-WORKER_GIB = 1.0
+# Resident memory besides weights and KV space, per process of a vLLM CPU engine. Source:
+# `docker stats` of `vllm serve` with a 4 MB model and 1 GiB of KV space in
+# deploy-vllm-cpu:0.32.0 on a 2-core AVX-512 host: TP1 2.40 GiB, TP2 3.93, PP2 3.89, DP2 5.36
+# (one API server and engine core per DP engine; one worker per rank).
+API_SERVER_GIB = 0.6
+ENGINE_CORE_GIB = 0.4
+WORKER_GIB = 1.5
 # Share of host memory a plan may fill: the OS, Docker and page cache keep the rest.
 DEFAULT_MEMORY_FRACTION = 0.9
 # The KV space deploy asks for when the user gives no concurrency: this many full-context

@@ -312,6 +312,8 @@ def resolve_cpu(work: Workload, *, eager: bool) -> tuple[Resolution, CpuPlan]:
         block_size=memory.block_size,
         shm_size=shm_size(par, layout.span),
         bindings=bindings,
+        rank_bandwidth_gbs=round(instance.rank_bandwidth_gbs, 3),
+        rank_tflops=round(instance.rank_tflops, 4),
     )
     return resolution, cpu
 

@@ -48,6 +48,14 @@ def predict_plan(
     concurrency: int | None = None,
     request_rate: float | None = None,
 ) -> Forecast | None:
+    if plan.cpu is not None:
+        # CPU nodes: vLLM's CPU build has its own model (performance/cpu.py).
+        from orchestrator.planning.performance.cpu import predict_cpu_plan
+
+        cpu = predict_cpu_plan(
+            plan, isl=isl, osl=osl, concurrency=concurrency, request_rate=request_rate
+        )
+        return None if cpu is None else Forecast(**cpu.model_dump(), batch=cpu.max_concurrency)
     found = instance_of(plan)
     if found is None:
         return None

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-dp2", node "cpu1", plan 9bb4f8e441ac.
+# Rendered by deploy: deployment "2node-dp2", node "cpu1", plan 8ffec396800a.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=2node-dp2 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=9bb4f8e441ac \
+    --label ai.deploy.plan-hash=8ffec396800a \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

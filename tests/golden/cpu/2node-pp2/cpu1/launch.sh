@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-pp2", node "cpu1", plan e68ce55cc0ef.
+# Rendered by deploy: deployment "2node-pp2", node "cpu1", plan dea752d01eae.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=2node-pp2 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=e68ce55cc0ef \
+    --label ai.deploy.plan-hash=dea752d01eae \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-replicas", node "cpu2", plan 27aca04c3857.
+# Rendered by deploy: deployment "2node-replicas", node "cpu2", plan a9742f40ef1c.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_1() {
     --restart unless-stopped \
     --label ai.deploy.deployment=2node-replicas \
     --label ai.deploy.node=cpu2 \
-    --label ai.deploy.plan-hash=27aca04c3857 \
+    --label ai.deploy.plan-hash=a9742f40ef1c \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \

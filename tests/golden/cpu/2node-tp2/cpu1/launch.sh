@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-tp2", node "cpu1", plan a02757b18930.
+# Rendered by deploy: deployment "2node-tp2", node "cpu1", plan 42b5ae43aca8.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=2node-tp2 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=a02757b18930 \
+    --label ai.deploy.plan-hash=42b5ae43aca8 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "dp2", node "cpu1", plan 6c178f5edeb2.
+# Rendered by deploy: deployment "dp2", node "cpu1", plan 6a7957d7424c.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=dp2 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=6c178f5edeb2 \
+    --label ai.deploy.plan-hash=6a7957d7424c \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "numa2-default", node "cpu1", plan fac53f794976.
+# Rendered by deploy: deployment "numa2-default", node "cpu1", plan cc874872696a.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=numa2-default \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=fac53f794976 \
+    --label ai.deploy.plan-hash=cc874872696a \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

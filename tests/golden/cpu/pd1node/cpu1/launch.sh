@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "pd1node", node "cpu1", plan 642156f6bb2c.
+# Rendered by deploy: deployment "pd1node", node "cpu1", plan a7b26b70287e.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_prefill_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pd1node \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=642156f6bb2c \
+    --label ai.deploy.plan-hash=a7b26b70287e \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
@@ -89,7 +89,7 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pd1node \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=642156f6bb2c \
+    --label ai.deploy.plan-hash=a7b26b70287e \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
@@ -149,7 +149,7 @@ docker_router() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pd1node \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=642156f6bb2c \
+    --label ai.deploy.plan-hash=a7b26b70287e \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \

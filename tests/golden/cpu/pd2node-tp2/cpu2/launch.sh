@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "pd2node-tp2", node "cpu2", plan 74a1fcbd8766.
+# Rendered by deploy: deployment "pd2node-tp2", node "cpu2", plan 33805dbf40b4.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pd2node-tp2 \
     --label ai.deploy.node=cpu2 \
-    --label ai.deploy.plan-hash=74a1fcbd8766 \
+    --label ai.deploy.plan-hash=33805dbf40b4 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "pp2", node "cpu1", plan ffb84962a40a.
+# Rendered by deploy: deployment "pp2", node "cpu1", plan 79e32831c087.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pp2 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=ffb84962a40a \
+    --label ai.deploy.plan-hash=79e32831c087 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

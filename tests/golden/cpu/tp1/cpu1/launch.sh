@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "tp1", node "cpu1", plan 9755f7bb6b43.
+# Rendered by deploy: deployment "tp1", node "cpu1", plan f328c0f2ea09.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=tp1 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=9755f7bb6b43 \
+    --label ai.deploy.plan-hash=f328c0f2ea09 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "tp2", node "cpu1", plan 5778fb47b409.
+# Rendered by deploy: deployment "tp2", node "cpu1", plan 1b8dd908ee83.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=tp2 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=5778fb47b409 \
+    --label ai.deploy.plan-hash=1b8dd908ee83 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
