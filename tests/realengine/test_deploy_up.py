@@ -173,13 +173,17 @@ def test_deploy_up_serves_benches_survives_a_kill_and_down_leaves_nothing(
         )  # fmt: skip
         assert bench.returncode == 0, bench.stdout + bench.stderr
         result = json.loads(bench.stdout)
-        assert result.get("predicted"), "deploy bench printed no prediction"
+        predicted = result.get("predicted") or []
+        assert len(predicted) == 2 and all(predicted), f"no prediction per level: {predicted}"
+        assert all(p["output_tokens_per_s"] > 0 for p in predicted)
         levels = result["levels"]
         assert [level["concurrency"] for level in levels] == [1, 2]
         assert all(level["completed"] >= 6 for level in levels), levels
-        print("bench: " + json.dumps({"predicted": result["predicted"], "levels": [
-            {k: v for k, v in level.items() if k in ("concurrency", "output_throughput")}
-            for level in levels]}))  # fmt: skip
+        for level, guess in zip(levels, predicted, strict=True):
+            print(
+                f"bench concurrency {level['concurrency']}: output tok/s predicted "
+                f"{guess['output_tokens_per_s']:.1f}, measured {level['output_throughput']:.1f}"
+            )
 
         # A killed engine comes back under supervision (a new container, ready again).
         docker("kill", engine_id)
