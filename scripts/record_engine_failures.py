@@ -82,10 +82,9 @@ CASES: dict[str, Case] = {
         "a KV cache space larger than the host's memory",
         env={"VLLM_CPU_KVCACHE_SPACE": "4096"},
     ),
-    "kv-space-unset": Case(
-        "VLLM_CPU_KVCACHE_SPACE left unset (vLLM then reserves most of the host's memory)",
-        env={"VLLM_CPU_KVCACHE_SPACE": ""},
-    ),
+    # Not recorded: VLLM_CPU_KVCACHE_SPACE unset. vLLM then takes 0.92 of the host's memory for
+    # the worker; it fails only when other processes hold more than the rest, and otherwise
+    # starts holding almost all of it.
     "small-shm": Case("Docker's default 64 MB /dev/shm", shm=None),
     "numa-bind": Case(
         "threads bound to CPUs the host does not have", env={"VLLM_CPU_OMP_THREADS_BIND": "60-63"}

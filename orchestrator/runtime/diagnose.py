@@ -36,7 +36,8 @@ The patterns match the engines' own messages (and those of the libraries they ru
   'repo_name' or 'namespace/repo_name': '/..."), TP that does not divide the heads ("must be divisible by tensor parallel size"),
   a context above the model's ("User-specified max_model_len (N) is greater than the derived
   max_model_len"), threads bound to CPUs the container lacks ("libgomp: Thread creation
-  failed").
+  failed"), a small /dev/shm ("Insufficient space in /dev/shm"), and an engine core that dies
+  while serving ("EngineDeadError", after which the API server exits with code 0).
 - Engine-core start failures end with vLLM's generic "Engine core initialization failed. See
   root cause above": the patterns match the root cause, printed before it.
 """
@@ -164,6 +165,13 @@ CAUSES = (
         "or let deploy plan the binding",
     ),
     Cause(
+        "shm",
+        _p(r"Insufficient space in /dev/shm|No space left on device.*/dev/shm"),
+        "the container's /dev/shm is too small for the engine's shared memory (Docker gives "
+        "64 MB unless told otherwise)",
+        "give the engine's container --shm-size 1g or more (compose shm_size)",
+    ),
+    Cause(
         "engine-flag",
         _p(r"error: unrecognized arguments:|error: argument [-\w]+: (invalid|expected)"),
         "the engine refused a command-line flag (unknown to this engine version, or a bad value)",
@@ -215,6 +223,17 @@ CAUSES = (
         ),
         "NCCL/Gloo failed to connect the ranks",
         "set NCCL_SOCKET_IFNAME/GLOO_SOCKET_IFNAME to the cluster network; check firewalls",
+    ),
+    # Last: a start that fails often takes a worker down with it, and says so.
+    Cause(
+        "engine-died",
+        _p(
+            r"EngineDeadError|engine core exited unexpectedly|Engine core proc .* died unexpectedly"
+        ),
+        "the engine core process died while serving (killed, or out of memory); vLLM's API "
+        "server then stops with exit code 0",
+        "read the engine's lines before it and the node's memory (dmesg: the OOM killer); "
+        "the supervisor restarts the whole group",
     ),
 )
 
