@@ -81,3 +81,38 @@ def test_an_unknown_flag_exits_2_before_anything_starts() -> None:
     lines, meta = recorded("unknown-flag")
     assert meta["exit_code"] == 2
     assert not any("Starting to load model" in line for line in lines)
+
+
+def test_a_cpu_kv_failure_is_re_planned_with_a_shorter_context_not_a_gpu_fraction(
+    tmp_path: Path,
+) -> None:
+    from orchestrator.planner import build_plan
+    from orchestrator.request import PlanRequest
+    from orchestrator.runtime.diagnose import replan
+
+    lines, meta = recorded("kv-cache-too-small")
+    shape = meta["model"]
+    assert isinstance(shape, dict)
+    model = tmp_path / "tiny"
+    model.mkdir()
+    hidden, heads = int(shape["hidden"]), int(shape["heads"])
+    # The recorded model's config (as deploy-tiny-model writes it), with the default context.
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "hidden_size": hidden, "intermediate_size": 2 * hidden,
+        "num_hidden_layers": shape["layers"], "num_attention_heads": heads,
+        "num_key_value_heads": shape["kv_heads"], "head_dim": hidden // heads,
+        "vocab_size": shape["vocab"], "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    }  # fmt: skip
+    (model / "config.json").write_text(json.dumps(config))
+    request = PlanRequest(model=str(model), cpus="2")
+    plan = build_plan(request)
+    assert plan.cpu is not None
+    found = classify(lines)
+    assert found is not None
+    fitted = replan(found[0], lines, request, plan)
+    assert fitted is not None
+    assert fitted.knobs.startswith("--context ")
+    assert "gpu-memory-utilization" not in fitted.knobs
