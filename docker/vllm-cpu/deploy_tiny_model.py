@@ -25,7 +25,7 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}</s>\n"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-WORDS = (
+WORDS = (  # noqa: SIM905  (one string reads as the corpus it seeds)
     "the model serves tokens from a cache of keys and values while the scheduler batches "
     "requests across ranks and nodes each engine loads weights into memory and answers "
     "prompts with completions chat streams metrics health ready prefill decode transfer "
