@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE_CLUSTER := profiles/clusters/two-node-h100-ib.yaml
 
-.PHONY: install run test lint format bench sim-image clean
+.PHONY: install run test lint format bench sim-image engine-image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: install
 
 sim-image: install
 	bash docker/build-sim-image.sh
+
+engine-image: install
+	$(BIN)/deploy engine-image build
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

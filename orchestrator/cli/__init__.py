@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "calibrate",
         "Learn the performance model's factors from your bench runs.",
     ),
+    "engine-image": (
+        "orchestrator.cli.engine_image",
+        "engine_image",
+        "Build the vLLM CPU engine image locally; make tiny test models.",
+    ),
 }
 
 

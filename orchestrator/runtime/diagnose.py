@@ -26,6 +26,20 @@ The patterns match the engines' own messages (and those of the libraries they ru
   failed to be inspected"), Transformers "does not recognize this architecture", SGLang
   "Unsupported architectures".
 - Ports: "[Errno 98] ... address already in use" (uvicorn and Python's socket).
+- vLLM's CPU build (0.32.0; the real lines are recorded in tests/realengine/fixtures/failures/
+  by scripts/record_engine_failures.py): KV space above the NUMA node's free memory
+  (`vllm/v1/worker/cpu_worker.py`): "Available memory on node N (X/Y GiB) on kv cache allocation
+  is less than requested memory for kv ..."; the KV message above, told apart by the CPU
+  worker's lines around it; and, from any vLLM, an unknown flag ("error: unrecognized
+  arguments"), a model folder without a config ("Invalid repository ID or local directory
+  specified"; a path that does not exist: huggingface_hub's "Repo id must be in the form
+  'repo_name' or 'namespace/repo_name': '/..."), TP that does not divide the heads ("must be divisible by tensor parallel size"),
+  a context above the model's ("User-specified max_model_len (N) is greater than the derived
+  max_model_len"), threads bound to CPUs the container lacks ("libgomp: Thread creation
+  failed"), a small /dev/shm ("Insufficient space in /dev/shm"), and an engine core that dies
+  while serving ("EngineDeadError", after which the API server exits with code 0).
+- Engine-core start failures end with vLLM's generic "Engine core initialization failed. See
+  root cause above": the patterns match the root cause, printed before it.
 """
 
 from __future__ import annotations
@@ -49,14 +63,41 @@ class Cause:
     cause: str
     fix: str
     memory: bool = False
+    # When set, the cause applies only if some line of the log matches it too (the same
+    # message from vLLM's CPU build needs another fix than from its GPU build).
+    context: re.Pattern[str] | None = None
 
 
 def _p(text: str) -> re.Pattern[str]:
     return re.compile(text, re.IGNORECASE)
 
 
+_KV_TOO_SMALL = (
+    r"max seq len \(\d+\).*(larger than the (maximum number of tokens that can be stored"
+    r" in KV cache|available KV cache memory))|No available memory for the cache blocks"
+)
+# Lines only vLLM's CPU build prints, before its KV cache is sized.
+_CPU_ENGINE = r"cpu_worker\.py|CPUWorker|VLLM_CPU_|OpenMP thread binding info|CPU KV cache"
+
 # Most specific first: an OOM is often followed by "Engine core initialization failed".
 CAUSES = (
+    Cause(
+        "kv-cache",
+        _p(_KV_TOO_SMALL),
+        "the KV cache space (VLLM_CPU_KVCACHE_SPACE) cannot hold one request of the planned "
+        "context length",
+        "lower --context, or give each rank more host memory (--cpus CORES:MEMORY)",
+        memory=True,
+        context=_p(_CPU_ENGINE),
+    ),
+    Cause(
+        "cpu-kv-memory",
+        _p(r"on kv cache allocation is less than requested memory for kv"),
+        "the KV cache space asked of the CPU engine is more than the memory free on its NUMA "
+        "node (VLLM_CPU_KVCACHE_SPACE too large, or unset: then vLLM asks for most of the host)",
+        "plan with the node's real memory (--cpus CORES:MEMORY) so VLLM_CPU_KVCACHE_SPACE "
+        "fits, or free host memory",
+    ),
     Cause(
         "kv-cache",
         _p(
@@ -116,6 +157,49 @@ CAUSES = (
         "pick a newer --engine-version, or the other --engine",
     ),
     Cause(
+        "cpu-bind",
+        _p(r"libgomp: Thread creation failed|OMP: Error #\d+: .*(affinity|proclist)"),
+        "the engine's threads are bound to CPUs this node (or its container) does not have "
+        "(VLLM_CPU_OMP_THREADS_BIND)",
+        "bind to cores the node has (deploy detect --cpus; cpu_lists in the cluster file), "
+        "or let deploy plan the binding",
+    ),
+    Cause(
+        "shm",
+        _p(r"Insufficient space in /dev/shm|No space left on device.*/dev/shm"),
+        "the container's /dev/shm is too small for the engine's shared memory (Docker gives "
+        "64 MB unless told otherwise)",
+        "give the engine's container --shm-size 1g or more (compose shm_size)",
+    ),
+    Cause(
+        "engine-flag",
+        _p(r"error: unrecognized arguments:|error: argument [-\w]+: (invalid|expected)"),
+        "the engine refused a command-line flag (unknown to this engine version, or a bad value)",
+        "remove or correct the --engine-arg; deploy checks flags against the pinned version",
+    ),
+    Cause(
+        "model-missing",
+        # A path that is not a folder reaches the Hub client as a repository id.
+        _p(
+            r"Invalid repository ID or local directory specified"
+            r"|Repo id must be in the form 'repo_name' or 'namespace/repo_name': '/"
+        ),
+        "the engine found no model at the path it was given (no folder, or no config.json in it)",
+        "check that the model folder exists on every node and holds config.json",
+    ),
+    Cause(
+        "tp-heads",
+        _p(r"must be divisible by tensor parallel size"),
+        "the tensor parallel size does not divide the model's attention heads",
+        "pick a --tp that divides the heads (or let deploy plan choose it)",
+    ),
+    Cause(
+        "context-too-long",
+        _p(r"User-specified max_model_len \(\d+\) is greater than the derived max_model_len"),
+        "the context asked for is longer than the model's own maximum",
+        "lower --context to the model's max_position_embeddings or less",
+    ),
+    Cause(
         "port",
         _p(r"\[Errno 98\]|address already in use"),
         "a port the engine listens on is already in use on the node",
@@ -139,6 +223,17 @@ CAUSES = (
         ),
         "NCCL/Gloo failed to connect the ranks",
         "set NCCL_SOCKET_IFNAME/GLOO_SOCKET_IFNAME to the cluster network; check firewalls",
+    ),
+    # Last: a start that fails often takes a worker down with it, and says so.
+    Cause(
+        "engine-died",
+        _p(
+            r"EngineDeadError|engine core exited unexpectedly|Engine core proc .* died unexpectedly"
+        ),
+        "the engine core process died while serving (killed, or out of memory); vLLM's API "
+        "server then stops with exit code 0",
+        "read the engine's lines before it and the node's memory (dmesg: the OOM killer); "
+        "the supervisor restarts the whole group",
     ),
 )
 
@@ -172,6 +267,8 @@ class Explanation:
 def classify(lines: list[str]) -> tuple[Cause, str] | None:
     """The first cause, in order of specificity, that a log line shows, and that line."""
     for cause in CAUSES:
+        if cause.context is not None and not any(cause.context.search(x) for x in lines):
+            continue
         for line in lines:
             if cause.pattern.search(line):
                 return cause, line.strip()[:300]
@@ -208,7 +305,7 @@ def replan(cause: Cause, lines: list[str], request: PlanRequest, plan: Plan) -> 
         found = _ESTIMATE.search(text) or _OLD_KV.search(text)
         if found and int(found.group(1)) >= 1024:
             candidates.append(("context", {"context": int(found.group(1)) // 1024 * 1024}))
-        if fraction < 0.95:
+        if fraction < 0.95 and plan.cpu is None:
             candidates.append(
                 ("fraction", {"gpu_memory_utilization": round(min(0.95, fraction + 0.05), 2)})
             )
