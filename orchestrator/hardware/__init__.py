@@ -73,8 +73,12 @@ def detect_cluster(nvml: object = None) -> Cluster:
 
 def resolve_cluster(gpus: str | None, nodes: int | None, cluster: Path | None) -> Cluster:
     """The hardware for `--gpus/--nodes/--cluster` (NVML detection when none is given)."""
+    from orchestrator.input_limits import check_gpus_per_node, check_node_count
+
     if nodes is not None and nodes < 1:
         raise HardwareError(f"--nodes {nodes} is not a node count", "use --nodes 1 or more")
+    if nodes is not None:
+        check_node_count(nodes)
     if cluster is not None and gpus is not None:
         raise HardwareError(
             "--gpus and --cluster both describe the hardware",
@@ -84,6 +88,9 @@ def resolve_cluster(gpus: str | None, nodes: int | None, cluster: Path | None) -
         from orchestrator.hardware.cluster_file import load_cluster
 
         loaded = load_cluster(cluster)
+        check_node_count(len(loaded.nodes), str(cluster))
+        for node in loaded.nodes:
+            check_gpus_per_node(len(node.gpus), f"{cluster} node {node.name}")
         if nodes is None:
             return loaded
         if nodes > len(loaded.nodes):
