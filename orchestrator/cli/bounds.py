@@ -42,9 +42,7 @@ OPTION_LIMITS: dict[str, tuple[float | None, float | None]] = {
     "restart_window": (None, 30 * DAY_S),
     "max_restarts": (0, 100),
     "tail": (None, COUNT),
-    # bench
-    "input_len": (None, TOKENS),
-    "output_len": (None, TOKENS),
+    # bench (--input-len and --output-len: the generic limit; bench states its own below it)
     "requests": (None, COUNT),
     "duration": (None, 7 * DAY_S),
     "warmup": (None, COUNT),
