@@ -221,7 +221,9 @@ def _remove_everything(
         foreign += others
         for container in mine:
             names.add(container.labels.get(LABEL_DEPLOYMENT, ""))
-            jobs.append((endpoint, container))
+            # One daemon reached under two spellings (a context naming the default socket).
+            if all(container.id != other.id for _, other in jobs):
+                jobs.append((endpoint, container))
     result.other_owners = sorted({labels_of(c).get(LABEL_DEPLOYMENT, "") for c in foreign} - names)
     if name is not None and not jobs and not recorded.names() and foreign:
         raise OwnershipConflict(

@@ -23,11 +23,14 @@ def find_containers(name: str, *, store: StateStore, endpoints: Endpoints) -> di
     except InputError:
         state = None  # corrupt: the labels still find what runs on the local daemon
     local = local_endpoint()
-    targets = {local} | set(state.endpoints() if state else [])
-    found, errors = labelled_containers(endpoints, targets, f"{LABEL_DEPLOYMENT}={name}")
+    # The endpoints recorded at `up`, whatever DOCKER_HOST or the context says today.
+    recorded = set(state.recorded_endpoints() if state else [])
+    found, errors = labelled_containers(
+        endpoints, {local}, f"{LABEL_DEPLOYMENT}={name}", pinned=recorded
+    )
     for endpoint, error in errors.items():
         # The local socket is only a guess unless it is all there is; a state's node is not.
-        if endpoint != local or len(targets) == 1:
+        if endpoint in recorded or not recorded:
             raise error
     return {
         container.labels.get(LABEL_SERVICE, container.name): container for _, container in found
