@@ -64,36 +64,32 @@ OPTION_LIMITS: dict[str, tuple[float | None, float | None]] = {
 GENERIC: tuple[float | None, float | None] = (-(2**31), 2**31 - 1)
 
 
-class Bounded(click.ParamType[Any]):
-    """The wrapped type's conversion, then finiteness and the option's limits."""
-
-    def __init__(self, inner: click.ParamType[Any], low: float | None, high: float | None) -> None:
-        self.inner = inner
-        self.low = low
-        self.high = high
-        self.name = inner.name
-
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str | None:
-        return self.inner.get_metavar(param, *args)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and len(value) > 64:
-            self.fail(f"{value[:20]}... is {len(value)} characters long, not a number", param, ctx)
-        converted = self.inner.convert(value, param, ctx)
-        if isinstance(converted, float) and not math.isfinite(converted):
-            self.fail(f"{value} is not a finite number", param, ctx)
-        if self.high is not None and converted > self.high:
-            self.fail(f"{value} is over the limit of {_number(self.high)}", param, ctx)
-        if self.low is not None and converted < self.low:
-            self.fail(f"{value} is under the limit of {_number(self.low)}", param, ctx)
-        return converted
-
-    def __repr__(self) -> str:
-        return f"Bounded({self.inner!r}, {self.low}, {self.high})"
+LIMITS_ATTRIBUTE = "deploy_limits"
 
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _check(value: Any, low: float | None, high: float | None) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    if high is not None and value > high:
+        raise click.BadParameter(f"{value} is over the limit of {_number(high)}")
+    if low is not None and value < low:
+        raise click.BadParameter(f"{value} is under the limit of {_number(low)}")
+
+
+def _bounded(callback: Any, low: float | None, high: float | None) -> Any:
+    """The option's callback, after the limits are checked on the converted value(s)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        for item in value if isinstance(value, (tuple, list)) else [value]:
+            if item is not None:
+                _check(item, low, high)
+        return callback(ctx, param, value) if callback is not None else value
+
+    return check
 
 
 def is_numeric(kind: click.ParamType[Any]) -> bool:
@@ -101,11 +97,14 @@ def is_numeric(kind: click.ParamType[Any]) -> bool:
 
 
 def harden(command: click.Command) -> click.Command:
-    """Bound every numeric option of `command` (and of its subcommands); idempotent."""
+    """Bound every numeric option of `command` (and of its subcommands); idempotent. The
+    option keeps its type (help, metavar and click's own range messages stay as they are);
+    the limits are checked on the converted value, before the option's own callback."""
     for param in command.params:
-        if is_numeric(param.type):
+        if is_numeric(param.type) and not hasattr(param, LIMITS_ATTRIBUTE):
             low, high = OPTION_LIMITS.get(param.name or "", GENERIC)
-            param.type = Bounded(param.type, low, high)
+            param.callback = _bounded(param.callback, low, high)
+            setattr(param, LIMITS_ATTRIBUTE, (low, high))
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             harden(sub)

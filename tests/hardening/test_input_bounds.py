@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import COMMANDS, cli
-from orchestrator.cli.bounds import Bounded, is_numeric
+from orchestrator.cli.bounds import LIMITS_ATTRIBUTE, is_numeric
 
 # What a refused input may cost: far below what the unbounded code reached (gigabytes).
 MEMORY_LIMIT = 1536 * 2**20
@@ -118,9 +118,7 @@ def _walk(
             yield from _walk([*path, sub_name], sub)
         return
     for param in command.params:
-        if isinstance(param, click.Option) and (
-            is_numeric(param.type) or isinstance(param.type, Bounded)
-        ):
+        if isinstance(param, click.Option) and is_numeric(param.type):
             yield path, command, param
 
 
@@ -143,8 +141,8 @@ def test_the_sweep_sees_the_numeric_options_of_every_command() -> None:
     ]:
         assert expected in seen
     for path, _, param in NUMERIC:
-        assert isinstance(param.type, Bounded), (path, param.name)
-        assert param.type.high is not None, (path, param.name)
+        _, high = getattr(param, LIMITS_ATTRIBUTE)
+        assert high is not None, (path, param.name)
 
 
 @pytest.mark.parametrize(
@@ -157,10 +155,20 @@ def test_every_numeric_option_refuses_nan_inf_and_huge_values(
 ) -> None:
     command = NUMERIC[[p for p, _, o in NUMERIC].index(path)][1]
     positional = ["x" for p in command.params if isinstance(p, click.Argument) and p.required]
-    floats = isinstance(param.type.inner, click.types.FloatParamType)  # type: ignore[attr-defined]
+    floats = isinstance(param.type, click.types.FloatParamType)
     values = ["nan", "inf", "-inf", "1e308"] if floats else ["99999999999999999999", "1" * 5000]
     for value in values:
         result = CliRunner().invoke(cli, [*path, *positional, param.opts[0], f"{value}"])
         assert result.exit_code == 2, (value, result.output)
         line = _one_line_error(result.stderr)
         assert param.opts[0] in line, line
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_of_every_command_still_renders(name: str) -> None:
+    command = cli.get_command(click.Context(cli), name)
+    paths = [[name, sub] for sub in command.commands] if isinstance(command, click.Group) else []
+    for path in paths or [[name]]:
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage:" in result.output
