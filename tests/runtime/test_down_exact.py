@@ -20,7 +20,7 @@ from orchestrator.cli import cli
 from orchestrator.runtime import detached, supervisor_procs
 from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore, find_endpoint
 
-from .conftest import REPO_ROOT, free_port, server_spec, supervisor_pids
+from .conftest import REPO_ROOT, free_port, server_spec, stop_supervisors_of, supervisor_pids
 from .test_cli_up import SIM_ENV, invoke, services
 from .test_detached import up_args, wait_for
 
@@ -127,6 +127,8 @@ def test_a_corrupt_state_file_falls_back_to_labels_and_says_so(
 ) -> None:
     up = invoke(cli_runner, up_args(deployment, state_dir))
     assert up.exit_code == 0, up.output
+    # No supervisor runs (one would rewrite the file as it stops): the file stays corrupt.
+    stop_supervisors_of(deployment)
     path = state_dir / f"{deployment}.json"
     path.write_text('{"version": 1, "name": "' + deployment + '", "specs": [tru')
     down = _down(cli_runner, deployment, state_dir)
