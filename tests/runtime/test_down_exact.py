@@ -44,11 +44,22 @@ def test_down_reaches_the_daemon_recorded_at_up_not_todays_docker_host(
     state_dir: Path,
     deployment: str,
     request: Any,
+    tmp_path: Path,
 ) -> None:
     import docker
 
     request.node.extra_endpoints = [second_daemon]
-    up = invoke(cli_runner, up_args(deployment, state_dir), DOCKER_HOST=second_daemon)
+    # The node names "this machine's Docker" (as the bundled cluster files do), which
+    # DOCKER_HOST pointed at the second daemon when `up` ran.
+    cluster = tmp_path / "one.yaml"
+    cluster.write_text(
+        "name: one\nfabric: ethernet\ndefaults: {gpus: 1xH100-80GB-SXM}\nnodes:\n"
+        "  - {name: node0, address: 127.0.0.1, docker: 'unix:///var/run/docker.sock'}\n",
+        encoding="utf-8",
+    )
+    args = up_args(deployment, state_dir)
+    args[2:4] = ["--cluster", str(cluster)]
+    up = invoke(cli_runner, args, DOCKER_HOST=second_daemon)
     assert up.exit_code == 0, up.output
     other = docker.DockerClient(base_url=second_daemon, timeout=30)
     try:
