@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from orchestrator.errors import CatalogError
+from orchestrator.input_limits import MAX_GPUS_PER_NODE
 from orchestrator.profile_cache import cached_documents
 from orchestrator.resources import profiles_dir
 from orchestrator.schema import GpuSpec
@@ -209,7 +210,16 @@ def parse_gpu_spec(text: str) -> tuple[int | None, GpuSpec]:
     match = _SPEC_RE.match(text)
     if match is None:
         return None, find_gpu(text)
-    count = int(match.group(1))
+    digits = match.group(1)
+    if len(digits) > 6:  # int() of a huge digit string is itself slow
+        digits = "9" * 7
+    count = int(digits)
+    if count > MAX_GPUS_PER_NODE:
+        raise CatalogError(
+            f"GPU spec {text!r} asks for {match.group(1)} GPUs per node, over the limit of "
+            f"{MAX_GPUS_PER_NODE}",
+            f"use at most {MAX_GPUS_PER_NODE} per node and --nodes N, e.g. 8xH100",
+        )
     if count < 1:
         raise CatalogError(
             f"GPU spec {text!r} asks for {count} GPUs", "the count must be at least 1, e.g. 8xH100"

@@ -35,3 +35,38 @@ def validate_model_reference(model: str) -> str:
                 "pass a catalog alias, a Hugging Face id or a path with shorter names",
             )
     return model
+
+
+# Hardware a plan may describe. Planning time grows with the node count (a 256-node plan of
+# a 671B MoE takes seconds; 4096 nodes take half a minute and half a GiB), and no node holds
+# more than 64 GPUs (HGX boards hold 8 or 16).
+MAX_NODES = 256
+MAX_GPUS_PER_NODE = 64
+
+
+def check_node_count(nodes: int, source: str = "--nodes") -> int:
+    """Refuse a node count no plan can use before anything is built from it."""
+    if nodes > MAX_NODES:
+        raise InputError(
+            f"{source} asks for {nodes} nodes, over the limit of {MAX_NODES}",
+            f"use at most {MAX_NODES} nodes per deployment",
+        )
+    return nodes
+
+
+def check_gpus_per_node(count: int, source: str = "--gpus") -> int:
+    if count > MAX_GPUS_PER_NODE:
+        raise InputError(
+            f"{source} asks for {count} GPUs per node, over the limit of {MAX_GPUS_PER_NODE}",
+            f"use at most {MAX_GPUS_PER_NODE}, e.g. 8xH100 with --nodes N",
+        )
+    return count
+
+
+def check_finite(value: float | None, option: str) -> float | None:
+    """NaN and infinity pass every `<`/`>` check the wrong way; refuse them by name."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise InputError(f"{option} {value} is not a finite number", f"give {option} a number")
+    return value

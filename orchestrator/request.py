@@ -11,7 +11,7 @@
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from orchestrator.plan import EngineName, Goal
 
@@ -65,6 +65,22 @@ class PlanRequest(BaseModel):
         from orchestrator.input_limits import validate_model_reference
 
         return validate_model_reference(value)
+
+    @field_validator("gpu_memory_utilization", "request_rate", "download_rate", mode="before")
+    @classmethod
+    def _finite(cls, value: Any, info: ValidationInfo) -> Any:
+        from orchestrator.input_limits import check_finite
+
+        if isinstance(value, float):
+            check_finite(value, "--" + (info.field_name or "").replace("_", "-"))
+        return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _bounded_nodes(cls, value: int | None) -> int | None:
+        from orchestrator.input_limits import check_node_count
+
+        return None if value is None else check_node_count(value)
 
     @field_validator("api_key_env")
     @classmethod

@@ -118,8 +118,8 @@ def parse_slo(text: str | None) -> Slo:
             number = float(value)
         except ValueError:
             raise BenchError(f"--slo {name} value {value!r} is not a number of ms") from None
-        if not number > 0:
-            raise BenchError(f"--slo {name} must be above 0 ms")
+        if not (number > 0 and math.isfinite(number)):
+            raise BenchError(f"--slo {name} must be a finite number above 0 ms")
         limits[name] = number
     return Slo(limits.get("ttft"), limits.get("tpot"), limits.get("e2el"))
 

@@ -214,21 +214,58 @@ def lazy_synthetic(
         index += 1
 
 
+# A dataset is read line by line, within these bounds, so a huge file or a device that never
+# ends (/dev/zero, /dev/urandom) is refused after a bounded read instead of filling memory.
+MAX_DATASET_BYTES = 256 * 2**20
+MAX_LINE_BYTES = 64 * 2**20  # one request: a prompt of millions of tokens still fits
+MAX_DATASET_REQUESTS = 1_000_000
+
+
 def load_dataset(path: Path, default_output_len: int) -> list[WorkItem]:
     """Read `{"prompt": ..., "output_len": ...}` or `{"messages": [...], ...}` lines."""
+    items: list[WorkItem] = []
+    total = 0
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            for number in range(1, MAX_DATASET_REQUESTS * 4):
+                raw = handle.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    break
+                total += len(raw)
+                if len(raw) > MAX_LINE_BYTES:
+                    raise BenchError(
+                        f"dataset {path} line {number} is longer than "
+                        f"{MAX_LINE_BYTES // 2**20} MiB",
+                        "write one JSON object per line, each under that size",
+                    )
+                if total > MAX_DATASET_BYTES:
+                    raise BenchError(
+                        f"dataset {path} is larger than {MAX_DATASET_BYTES // 2**20} MiB",
+                        "benchmark with a sample of it",
+                    )
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise BenchError(
+                        f"dataset {path} line {number} is not UTF-8 text", "write it as UTF-8 JSONL"
+                    ) from None
+                if not line.strip():
+                    continue
+                if len(items) == MAX_DATASET_REQUESTS:
+                    raise BenchError(
+                        f"dataset {path} holds more than {MAX_DATASET_REQUESTS} requests",
+                        "benchmark with a sample of it",
+                    )
+                items.append(_parse_line(path, number, line, default_output_len))
+            else:
+                raise BenchError(
+                    f"dataset {path} has more than {MAX_DATASET_REQUESTS * 4} lines",
+                    "benchmark with a sample of it",
+                )
     except OSError as error:
         raise BenchError(
             f"cannot read dataset {path}: {error.strerror or error}", "check the path"
         ) from None
-    except UnicodeDecodeError:
-        raise BenchError(f"dataset {path} is not UTF-8 text", "write it as UTF-8 JSONL") from None
-    items = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        items.append(_parse_line(path, number, line, default_output_len))
     if not items:
         raise BenchError(f"dataset {path} has no requests", "write one JSON object per line")
     return items

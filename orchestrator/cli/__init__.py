@@ -56,6 +56,9 @@ class LazyGroup(click.Group):
         module = importlib.import_module(entry[0])
         command = getattr(module, entry[1])
         assert isinstance(command, click.Command)
+        from orchestrator.cli.bounds import harden
+
+        harden(command)
         _resume_gc()
         return command
 
@@ -68,6 +71,11 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            # One line, like every other input error: what is wrong and where the help is.
+            where = error.ctx.command_path if error.ctx is not None else "deploy"
+            click.echo(f"error: {error.format_message()} (see `{where} --help`)", err=True)
+            ctx.exit(error.exit_code)
         except DeployError as error:
             if ctx.find_root().params.get("debug"):
                 import traceback

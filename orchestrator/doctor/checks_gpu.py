@@ -36,6 +36,17 @@ def gpu_checks(context: NodeContext) -> list[Check]:
         return [skipped(node, name, "no GPU service on this node") for name in GPU_CHECKS]
     if context.probe is None:
         return [skipped(node, name, "the probe did not run") for name in GPU_CHECKS]
+    if context.gpu_probe_error is not None:
+        return [
+            failed(
+                node,
+                "gpus",
+                f"Docker gave the container no GPUs: {context.gpu_probe_error}",
+                "install the NVIDIA container toolkit (or generate CDI specs) on node "
+                f"{node}, check nvidia-smi there, then run `deploy doctor` again",
+            ),
+            *(skipped(node, name, "the container got no GPUs") for name in GPU_CHECKS[1:]),
+        ]
     nvml: dict[str, Any] = context.probe.get("nvml", {})
     if "error" in nvml:
         fix = (

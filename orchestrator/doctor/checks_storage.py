@@ -22,6 +22,8 @@ def disk_check(context: NodeContext) -> Check:
     node = context.node
     if context.local_model:
         return skipped(node, "disk", "the model is served from a local directory")
+    if context.simulate:
+        return skipped(node, "disk", "a rehearsal (--simulate) downloads no checkpoint")
     if context.probe is None:
         return skipped(node, "disk", "the probe did not run")
     storage = context.probe.get("storage", {})

@@ -44,6 +44,9 @@ class NodeContext:
     docker: DockerFacts = field(default_factory=DockerFacts)
     probe: dict[str, Any] | None = None
     probe_error: str | None = None
+    # The probe ran without the node's GPUs because Docker refused them (no NVIDIA runtime,
+    # no CDI device, a broken driver): why. The checks that need no GPU still ran.
+    gpu_probe_error: str | None = None
     # "peer -> address:port" -> "ok" or the error
     reach: dict[str, str] = field(default_factory=dict)
     # seconds the node's clock is off this machine's, beyond the measurement's uncertainty

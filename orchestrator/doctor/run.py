@@ -187,12 +187,34 @@ class _Node:
             return
         if not self.context.docker.image_present:
             return  # judged as skipped: `up` pulls the image before it starts anything
+        with_gpus = not self.options.simulate and spec.gpus is not None
+        refused = self._run_probe(spec, host_env, with_gpus=with_gpus)
+        # Docker refused the GPUs (no NVIDIA runtime, no CDI device): look at the node without
+        # them, so the interface, RDMA, ports, shm and disk are still reported in this round;
+        # the GPU checks say why they could not run.
+        if (
+            refused is not None
+            and with_gpus
+            and self._run_probe(spec, host_env, with_gpus=False) is None
+        ):
+            self.context.gpu_probe_error = refused
+            return
+        if refused is not None:
+            self.context.probe_error = refused
+
+    def _run_probe(
+        self, spec: ServiceSpec, host_env: Mapping[str, str], *, with_gpus: bool
+    ) -> str | None:
+        """Start the probe and read its facts; None when it ran, else why Docker refused
+        the container (a probe that started and failed is recorded in `probe_error`)."""
+        config = probe_config(self.plan, self.target, spec, self.options)
+        config["gpus"] = config["gpus"] and with_gpus
         kwargs = probe_kwargs(
             spec,
             deployment=self.plan.name,
-            config=probe_config(self.plan, self.target, spec, self.options),
+            config=config,
             host_env=dict(host_env),
-            with_gpus=not self.options.simulate,
+            with_gpus=with_gpus,
             publish=not self.options.running,
         )
         before = time.time()
@@ -202,17 +224,18 @@ class _Node:
             facts = read_facts(self.container, PROBE_TIMEOUT_S)
         except ProbeFailed as error:
             self.context.probe_error = str(error)
-            return
+            return None
         except Exception as error:  # APIError from create/start: say what Docker said
             explanation = getattr(error, "explanation", None) or str(error)
-            self.context.probe_error = str(explanation).splitlines()[0][:300]
-            return
+            self.remove()
+            return str(explanation).splitlines()[0][:300]
         after = time.time()
         self.context.probe = facts
         seen = float(facts.get("time", before))
         # The probe's clock was read between `before` and `after` on this machine's clock.
         offset = seen - after if seen > after else seen - before if seen < before else 0.0
         self.context.clock_offset_s = offset
+        return None
 
     def peer_targets(self, nodes: list[_Node]) -> list[tuple[_Node, str]]:
         """(listening node, host:port) this node must reach."""

@@ -34,6 +34,27 @@ from orchestrator.plan import Plan
 from orchestrator.spec import Mount, ServiceSpec, secret_ref
 
 ENTRYPOINT = ["python3", "-m", "sglang.launch_server"]
+# SGLang takes its API key only as `--api-key KEY` (no environment variable, no file), and a
+# command line is readable by every local user (`ps`, /proc/PID/cmdline) and by
+# `docker inspect`. So the key travels in SGLANG_API_KEY (a reference to the user's variable,
+# resolved when the container is created, like vLLM's VLLM_API_KEY) or in a file named by
+# SGLANG_API_KEY_FILE, and this wrapper hands it to SGLang's parser in-process: it becomes the
+# server through `runpy` (same process, same pid, signals reach the server), with the key in
+# `sys.argv` only, which /proc never shows. It drops the variable so SGLang's worker processes
+# do not inherit it, and refuses to serve unprotected when the key is empty. One line, no `$`
+# (compose would interpolate it), no shell.
+KEY_ENV = "SGLANG_API_KEY"
+KEY_FILE_ENV = "SGLANG_API_KEY_FILE"
+KEY_WRAPPER = (
+    "import os,runpy,sys;"
+    f'f=os.environ.pop("{KEY_FILE_ENV}","");'
+    f'k=(open(f).read() if f else os.environ.pop("{KEY_ENV}","")).strip();'
+    f'k or sys.exit("deploy: {KEY_ENV} (or the file {KEY_FILE_ENV} names) is empty; '
+    'refusing to serve without the API key");'
+    'sys.argv=[*sys.argv[1:],"--api-key",k];'
+    'runpy.run_module(sys.argv[0],run_name="__main__",alter_sys=True)'
+)
+KEY_ENTRYPOINT = ["python3", "-c", KEY_WRAPPER, "sglang.launch_server"]
 # /ready is 200 once warmup is done and the server is not paused, without running a
 # generation the way /health does by default (a busy server could miss its deadline).
 READY_PATH = "/ready"
@@ -116,19 +137,16 @@ def _service(place: Placement, model: str, mounts: list[Mount]) -> ServiceSpec:
     if is_disaggregated(plan):
         _pd_flags(place, argv)
     environment = apply_recipes(place, argv)
+    entrypoint = ENTRYPOINT
     if plan.request.api_key_env and place.rank == 0:
         # A reference to the host variable: compose interpolates it, the supervisor resolves it
-        # when it creates the container; no rendered file holds the key.
-        argv.flag(
-            "--api-key",
-            secret_ref(plan.request.api_key_env),
-            origin="user",
-            why=f"--api-key-env {plan.request.api_key_env}",
-        )
+        # when it creates the container; no rendered file and no command line holds the key.
+        environment[KEY_ENV] = secret_ref(plan.request.api_key_env)
+        entrypoint = KEY_ENTRYPOINT
     argv = apply_user_args(argv, plan.request.engine_args, MANAGED)
     return engine_spec(
         place,
-        entrypoint=list(ENTRYPOINT),
+        entrypoint=list(entrypoint),
         argv=argv,
         environment=environment,
         probe_path=READY_PATH,

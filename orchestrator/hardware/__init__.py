@@ -123,8 +123,12 @@ def resolve_cluster(
     gpus: str | None, nodes: int | None, cluster: Path | None, cpus: str | None = None
 ) -> Cluster:
     """The hardware for `--gpus/--cpus/--nodes/--cluster` (NVML detection when none is given)."""
+    from orchestrator.input_limits import check_gpus_per_node, check_node_count
+
     if nodes is not None and nodes < 1:
         raise HardwareError(f"--nodes {nodes} is not a node count", "use --nodes 1 or more")
+    if nodes is not None:
+        check_node_count(nodes)
     if cpus is not None:
         if gpus is not None or cluster is not None:
             other = "--gpus" if gpus is not None else "--cluster"
@@ -144,6 +148,9 @@ def resolve_cluster(
         from orchestrator.hardware.cluster_file import load_cluster
 
         loaded = load_cluster(cluster)
+        check_node_count(len(loaded.nodes), str(cluster))
+        for node in loaded.nodes:
+            check_gpus_per_node(len(node.gpus), f"{cluster} node {node.name}")
         if nodes is None:
             return loaded
         if nodes > len(loaded.nodes):

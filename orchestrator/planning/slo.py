@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from orchestrator.errors import InputError
 
 UNITS = {"ms": 1.0, "s": 1000.0}
@@ -19,8 +21,8 @@ def _duration_ms(text: str, item: str) -> float:
         value = float(number) * UNITS[unit]
     except ValueError:
         raise InputError(f"--slo {item!r} is not a duration", EXAMPLE) from None
-    if value <= 0:
-        raise InputError(f"--slo {item!r} must be positive", EXAMPLE)
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"--slo {item!r} must be a positive, finite duration", EXAMPLE)
     return value
 
 

@@ -10,10 +10,8 @@ environment the process inherited from `up`, never in a file. See docs/supervisi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -138,22 +136,14 @@ def spawn(
 
 
 def stop(store: StateStore, name: str, *, timeout_s: float = 30.0) -> bool:
-    """Stop the detached supervisor of `name` if one runs (SIGTERM, then SIGKILL after
-    `timeout_s`); True if one was stopped."""
-    record = read_record(store, name)
-    stopped = False
-    if record is not None and record.alive():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _is_ours(record.pid):
-            time.sleep(0.05)
-        if _is_ours(record.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(record.pid, signal.SIGKILL)
-        stopped = True
+    """Stop every detached supervisor of `name` (SIGTERM, then SIGKILL after `timeout_s`);
+    True if one was stopped. They are found by what they are (`supervisor_procs`), not by the
+    record, which may be stale or name a pid since reused."""
+    from orchestrator.runtime import supervisor_procs
+
+    count, _ = supervisor_procs.stop(store, name, timeout_s=timeout_s)
     record_path(store, name).unlink(missing_ok=True)
-    return stopped
+    return count > 0
 
 
 def describe(record: SupervisorRecord | None, now: float | None = None) -> str:

@@ -37,16 +37,18 @@ def docker_errors_as_failures(name: str, command: str = "deploy up") -> Iterator
 
 
 def labelled_containers(
-    pool: Endpoints, endpoints: Iterable[str], label: str
+    pool: Endpoints, endpoints: Iterable[str], label: str, pinned: Iterable[str] = ()
 ) -> tuple[list[tuple[str, Any]], dict[str, DockerUnavailableError]]:
     """(endpoint, container) for every container carrying `label` (`KEY` or `KEY=VALUE`) on
     each endpoint that answers, and why each other endpoint did not; callers decide which
-    endpoints they can do without."""
+    endpoints they can do without. `pinned` endpoints (recorded at `up`) are used as written,
+    never re-resolved from today's DOCKER_HOST or context."""
     found: list[tuple[str, Any]] = []
     errors: dict[str, DockerUnavailableError] = {}
-    for endpoint in sorted(set(endpoints)):
+    fixed = set(pinned)
+    for endpoint in sorted(set(endpoints) | fixed):
         try:
-            client = pool.client(endpoint)
+            client = pool.client(endpoint, pinned=endpoint in fixed)
         except DockerUnavailableError as error:
             errors[endpoint] = error
             continue

@@ -85,8 +85,10 @@ def _reason(error: BaseException) -> str:
     return line[:200]
 
 
-def connect(endpoint: str, *, timeout: int = API_TIMEOUT_S) -> DockerClient:
-    """A client that has answered a ping, or `DockerUnavailableError` (exit 2) in one line."""
+def connect(endpoint: str, *, timeout: int = API_TIMEOUT_S, pinned: bool = False) -> DockerClient:
+    """A client that has answered a ping, or `DockerUnavailableError` (exit 2) in one line.
+    `pinned`: `endpoint` is a resolved URL (as recorded at `up`), never re-read from today's
+    DOCKER_HOST or context, even when it is the default socket."""
     try:
         import docker
     except ImportError as error:  # pragma: no cover - docker is a declared dependency
@@ -94,7 +96,7 @@ def connect(endpoint: str, *, timeout: int = API_TIMEOUT_S) -> DockerClient:
             "the Docker SDK for Python is not installed", "pip install 'docker>=7.0'"
         ) from error
 
-    url = normalize(endpoint)
+    url = normalize_explicit(endpoint) if pinned else normalize(endpoint)
     if "://" not in url or url.split("://", 1)[0] not in ("unix", "tcp", "ssh", "http", "https"):
         raise DockerUnavailableError(f"unsupported Docker endpoint '{endpoint}'", _hint(url))
     base_url = url
@@ -206,13 +208,13 @@ class Endpoints:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def client(self, endpoint: str) -> DockerClient:
-        url = normalize(endpoint)
+    def client(self, endpoint: str, *, pinned: bool = False) -> DockerClient:
+        url = normalize_explicit(endpoint) if pinned else normalize(endpoint)
         with self._lock:
             existing = self._clients.get(url)
         if existing is not None:
             return existing  # type: ignore[no-any-return]
-        client = connect(url, timeout=self._timeout)
+        client = connect(url, timeout=self._timeout, pinned=True)
         with self._lock:
             kept = self._clients.setdefault(url, client)
         if kept is not client:  # another thread connected first: keep one connection pool

@@ -2,31 +2,91 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.errors import InputError
 from orchestrator.runtime.docker_ops import labelled_containers
 from orchestrator.runtime.endpoints import Endpoints, local_endpoint
-from orchestrator.runtime.state import StateStore
+from orchestrator.runtime.state import DeploymentState, StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE
 
 
 def find_containers(name: str, *, store: StateStore, endpoints: Endpoints) -> dict[str, Any]:
     """service -> container, found by label on the state's endpoints and the local one."""
-    state = store.load(name)
+    try:
+        state = store.load(name)
+    except InputError:
+        state = None  # corrupt: the labels still find what runs on the local daemon
     local = local_endpoint()
-    targets = {local} | set(state.endpoints() if state else [])
-    found, errors = labelled_containers(endpoints, targets, f"{LABEL_DEPLOYMENT}={name}")
+    # The endpoints recorded at `up`, whatever DOCKER_HOST or the context says today.
+    recorded = set(state.recorded_endpoints() if state else [])
+    found, errors = labelled_containers(
+        endpoints, {local}, f"{LABEL_DEPLOYMENT}={name}", pinned=recorded
+    )
     for endpoint, error in errors.items():
         # The local socket is only a guess unless it is all there is; a state's node is not.
-        if endpoint != local or len(targets) == 1:
+        if endpoint in recorded or not recorded:
             raise error
     return {
         container.labels.get(LABEL_SERVICE, container.name): container for _, container in found
     }
+
+
+# Variables that hold a secret in any deployment (the engines' key variables, the Hub token),
+# and the flags that take one; a deployment's own secret names come from its state.
+SECRET_VARIABLES = frozenset(
+    {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY", "SGLANG_API_KEY"}
+)
+SECRET_FLAGS = frozenset({"--api-key", "--admin-api-key"})
+# Values this short would garble every line if masked (the same floor as the kept logs).
+MIN_MASKED = 4
+
+
+def secret_values(
+    state: DeploymentState | None, containers: Iterable[Any], env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Every secret value the deployment references, longest first: the values of its secret
+    variables here and inside its containers (where they were resolved when the containers were
+    created, so a key no longer exported here is still masked), and values given to key flags."""
+    environ = os.environ if env is None else env
+    names = set(SECRET_VARIABLES)
+    for spec in state.specs if state else []:
+        names.update(spec.secret_env)
+        names.update(key for key, value in spec.environment.items() if value.startswith("${"))
+    values = {environ.get(name, "") for name in names}
+    for container in containers:
+        config = (getattr(container, "attrs", None) or {}).get("Config") or {}
+        for entry in config.get("Env") or []:
+            key, _, value = str(entry).partition("=")
+            if key in names:
+                values.add(value)
+        words = [str(word) for word in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
+        for flag, value in itertools.pairwise(words):
+            if flag in SECRET_FLAGS:
+                values.add(value)
+        values.update(
+            word.partition("=")[2] for word in words if word.partition("=")[0] in SECRET_FLAGS
+        )
+    return sorted({v for v in values if len(v) >= MIN_MASKED}, key=len, reverse=True)
+
+
+def mask(line: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret in line:
+            line = line.replace(secret, "***")
+    return line
+
+
+def _masking(echo: Callable[[str], None], secrets: Sequence[str]) -> Callable[[str], None]:
+    def masked(line: str) -> None:
+        echo(mask(line, secrets))
+
+    return masked
 
 
 def _resolve_name(name: str | None, store: StateStore) -> str:
@@ -79,6 +139,11 @@ def show_logs(
     pool = endpoints if endpoints is not None else Endpoints()
     deployment = _resolve_name(name, store)
     containers = find_containers(deployment, store=store, endpoints=pool)
+    try:
+        state = store.load(deployment)
+    except InputError:
+        state = None  # a corrupt state file: the containers still say what to mask
+    echo = _masking(echo, secret_values(state, containers.values()))
     if not containers and _show_kept(deployment, service, tail, store, echo):
         return
     if not containers:

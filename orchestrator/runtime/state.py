@@ -60,11 +60,20 @@ class DeploymentState(Strict):
     gave_up: dict[str, str] = Field(
         default={}, description="restart unit -> why the supervisor stopped restarting it"
     )
+    # node -> the Docker endpoint its `docker` resolved to when the deployment was started
+    # (DOCKER_HOST or the current context for the local socket), so `down`, `logs` and
+    # `status` reach the daemons that hold the containers whatever today's environment says.
+    docker_urls: dict[str, str] = {}
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
 
     def endpoints(self) -> list[str]:
         return sorted({node.docker for node in self.nodes})
+
+    def recorded_endpoints(self) -> list[str]:
+        """The resolved endpoints of the nodes (connect to them pinned); a node recorded
+        before endpoints were resolved keeps its `docker` as written."""
+        return sorted({self.docker_urls.get(node.name, node.docker) for node in self.nodes})
 
 
 def validate_name(name: str) -> str:
@@ -120,6 +129,8 @@ class StateStore:
         state.updated_at = time.time()
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(state.name)
+        _carry_over(state, self._previous(state.name))
+        _resolve_endpoints(state)
         data = state.model_dump_json(indent=2).encode()
         fd, tmp = tempfile.mkstemp(prefix=f".{state.name}.", suffix=".tmp", dir=self.directory)
         try:
@@ -142,6 +153,12 @@ class StateStore:
         finally:
             os.close(dir_fd)
         return path
+
+    def _previous(self, name: str) -> DeploymentState | None:
+        try:
+            return self.load(name)
+        except InputError:
+            return None
 
     def delete(self, name: str) -> bool:
         """Remove the state file and the rendered files beside it."""
@@ -174,6 +191,37 @@ class StateStore:
             if state is not None:
                 states.append(state)
         return states
+
+
+def _carry_over(state: DeploymentState, previous: DeploymentState | None) -> None:
+    """What a later save cannot know must not be lost by it: a supervisor that adopts the
+    deployment again while a daemon is still down saves before it has seen the endpoint URL,
+    the networks and volumes `up` created, or when the deployment began. Kept while the plan is
+    the same; a new plan starts afresh."""
+    if previous is None or previous.plan_hash != state.plan_hash:
+        return
+    if state.endpoint_url is None:
+        state.endpoint_url = previous.endpoint_url
+    state.created_at = min(state.created_at, previous.created_at)
+    state.networks = {**previous.networks, **state.networks}
+    volumes = dict(previous.volumes)
+    for endpoint, names in state.volumes.items():
+        volumes[endpoint] = sorted(set(volumes.get(endpoint, [])) | set(names))
+    state.volumes = volumes
+
+
+def _resolve_endpoints(state: DeploymentState) -> None:
+    """Record each node's endpoint as this process resolves it: the saving process is `up` or
+    the supervisor it started (same environment), the ones that created the containers."""
+    from orchestrator.runtime.endpoints import normalize
+
+    urls = {}
+    for node in state.nodes:
+        try:
+            urls[node.name] = normalize(node.docker)
+        except Exception:  # an unreadable context: `down` falls back to the name as written
+            urls[node.name] = node.docker
+    state.docker_urls = urls
 
 
 def find_endpoint(name: str, state_dir: Path | str | None = None) -> str:

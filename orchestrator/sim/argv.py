@@ -165,6 +165,10 @@ def _split_program(argv: Sequence[str]) -> tuple[str, list[str]]:
     if head.startswith("python"):
         if len(rest) >= 2 and rest[0] == "-m":
             return rest[1], rest[2:]
+        if len(rest) >= 3 and rest[0] == "-c" and "runpy.run_module(sys.argv[0]" in rest[1]:
+            # deploy's API-key wrapper: `python3 -c CODE MODULE ARGS` runs MODULE in-process
+            # with the key from SGLANG_API_KEY appended to its arguments.
+            return rest[2], rest[3:]
         raise SimConfigError(f"cannot simulate '{' '.join(argv[:3])}': expected python3 -m MODULE")
     return head, rest
 
@@ -188,6 +192,8 @@ def parse_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> 
             raise SimConfigError("only 'sglang serve' is simulated")
         return _sglang(rest[1:], positional_allowed=True)
     if program == "sglang.launch_server":
+        if argv[1:2] == ["-c"] and env.get("SGLANG_API_KEY"):
+            rest = [*rest, "--api-key", env["SGLANG_API_KEY"]]
         return _sglang(rest, positional_allowed=False)
     if program == "vllm-router":
         return _router("vllm-router", rest)

@@ -61,7 +61,7 @@ def test_dry_run_names_secrets_by_reference_only() -> None:
     plan = scenario("sglang", "1gpu", request={"api_key_env": "MY_KEY"})
     text = format_dry_run(plan, build_services(plan))
     assert "env: HF_TOKEN (from host), MY_KEY (from host)" in text
-    assert "--api-key '${MY_KEY}'" in text
+    assert "SGLANG_API_KEY=${MY_KEY}" in text and "${MY_KEY}'" not in text
 
 
 def test_dry_run_shows_user_flags_as_user() -> None:

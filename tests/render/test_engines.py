@@ -349,8 +349,9 @@ def test_secret_references_resolve_for_the_docker_api() -> None:
     assert env["VLLM_API_KEY"] == "k" and env["HF_TOKEN"] == "t" and env["MY_KEY"] == "k"
     assert resolved_command(vllm_spec, host) == vllm_spec.command
     (sglang_spec,) = build_services(scenario("sglang", "1gpu", request={"api_key_env": "MY_KEY"}))
-    command = resolved_command(sglang_spec, host)
-    assert command[command.index("--api-key") + 1] == "k"
+    assert resolved_command(sglang_spec, host) == sglang_spec.command
+    assert "k" not in [*(sglang_spec.entrypoint or []), *sglang_spec.command]
+    assert resolved_environment(sglang_spec, host)["SGLANG_API_KEY"] == "k"
     assert "HF_TOKEN" not in resolved_environment(sglang_spec, {"MY_KEY": "k"})
 
 

@@ -38,7 +38,7 @@ docker_serve_0() {
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=d0c5fd4a2835 \
+    --label ai.deploy.spec-hash=7d051fdf6830 \
     --publish 0.0.0.0:30000:30000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -51,13 +51,14 @@ docker_serve_0() {
     --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
     --env SERVE_KEY \
+    --env "SGLANG_API_KEY=${SERVE_KEY}" \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/ready || wget -q -O /dev/null http://127.0.0.1:30000/ready' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
     --health-start-period 360s \
     --entrypoint python3 \
-    lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
+    lmsysorg/sglang:v0.5.23 -c 'import os,runpy,sys;f=os.environ.pop("SGLANG_API_KEY_FILE","");k=(open(f).read() if f else os.environ.pop("SGLANG_API_KEY","")).strip();k or sys.exit("deploy: SGLANG_API_KEY (or the file SGLANG_API_KEY_FILE names) is empty; refusing to serve without the API key");sys.argv=[*sys.argv[1:],"--api-key",k];runpy.run_module(sys.argv[0],run_name="__main__",alter_sys=True)' sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
     --host 0.0.0.0 \
@@ -65,14 +66,14 @@ docker_serve_0() {
     --tp-size 1 \
     --context-length 32768 \
     --mem-fraction-static 0.9 \
-    --enable-metrics \
-    --api-key "${SERVE_KEY}"
+    --enable-metrics
 }
 
 bare_serve_0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0 \
-    python3 -m sglang.launch_server \
+    "SGLANG_API_KEY=${SERVE_KEY}" \
+    python3 -c 'import os,runpy,sys;f=os.environ.pop("SGLANG_API_KEY_FILE","");k=(open(f).read() if f else os.environ.pop("SGLANG_API_KEY","")).strip();k or sys.exit("deploy: SGLANG_API_KEY (or the file SGLANG_API_KEY_FILE names) is empty; refusing to serve without the API key");sys.argv=[*sys.argv[1:],"--api-key",k];runpy.run_module(sys.argv[0],run_name="__main__",alter_sys=True)' sglang.launch_server \
     --model-path meta-llama/Llama-3.1-8B-Instruct \
     --served-model-name llama-3.1-8b \
     --host 0.0.0.0 \
@@ -80,8 +81,7 @@ bare_serve_0() {
     --tp-size 1 \
     --context-length 32768 \
     --mem-fraction-static 0.9 \
-    --enable-metrics \
-    --api-key "${SERVE_KEY}"
+    --enable-metrics
 }
 
 case "${1:-docker}" in
