@@ -11,6 +11,15 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def checked_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--name` of every command: the one deployment name rule (`orchestrator.naming`)."""
+    if value is None:
+        return None
+    from orchestrator.naming import check_name
+
+    return check_name(value)
+
+
 def hardware_options(func: F) -> F:
     """--gpus / --nodes / --cluster, accepted wherever hardware is needed."""
     for option in reversed(
@@ -123,7 +132,11 @@ def plan_options(func: F) -> F:
             help="GiB/s a node downloads the checkpoint at on a first start (health-check start "
             "periods cover it; default 0.25); 0 when every node's cache already holds it.",
         ),
-        click.option("--name", help="Deployment name (default: derived from the model)."),
+        click.option(
+            "--name",
+            callback=checked_name,
+            help="Deployment name (default: derived from the model).",
+        ),
         click.option(
             "--engine-arg",
             "engine_args",

@@ -1,4 +1,4 @@
-"""Why an engine failed to start, in one line, and the planner's re-plan when memory is short.
+"""Why an engine failed to start, in one line, and (for memory) the re-plan the caller found.
 
 The patterns match the engines' own messages (and those of the libraries they run on):
 
@@ -34,11 +34,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import DeployError, RuntimeFailure
+from orchestrator.errors import RuntimeFailure
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from orchestrator.plan import Plan
-    from orchestrator.request import PlanRequest
     from orchestrator.runtime.supervisor import ServiceGaveUp
 
 
@@ -178,79 +179,19 @@ def classify(lines: list[str]) -> tuple[Cause, str] | None:
     return None
 
 
-_ESTIMATE = re.compile(r"estimated maximum model length is (\d+)")
-_OLD_KV = re.compile(r"stored in KV cache \((\d+)\)")
-_FREE = re.compile(r"Free memory on device \(([\d.]+)/([\d.]+) GiB\)")
-_LOADED = re.compile(r"Model loading took|Load weight end|Loading weights took")
-
-
-def _fits(request: PlanRequest, **changes: object) -> Plan | None:
-    from orchestrator.planner import build_plan
-
-    try:
-        plan = build_plan(request.model_copy(update=changes))
-    except DeployError:
-        return None
-    return plan if plan.fits else None
-
-
-def replan(cause: Cause, lines: list[str], request: PlanRequest, plan: Plan) -> Replan | None:
-    """The planner's plan with the knob the failure points at changed, if one fits."""
-    if not cause.memory:
-        return None
-    text = "\n".join(lines)
-    context = plan.memory.context
-    fraction = round(plan.memory.memory_fraction, 2)
-    tp = plan.parallelism.tp
-    candidates: list[tuple[str, dict[str, object]]] = []
-    if cause.key == "kv-cache":
-        # vLLM says how long a request its KV cache can hold: plan for that (a multiple of 1024).
-        found = _ESTIMATE.search(text) or _OLD_KV.search(text)
-        if found and int(found.group(1)) >= 1024:
-            candidates.append(("context", {"context": int(found.group(1)) // 1024 * 1024}))
-        if fraction < 0.95:
-            candidates.append(
-                ("fraction", {"gpu_memory_utilization": round(min(0.95, fraction + 0.05), 2)})
-            )
-        if context >= 2048:
-            candidates.append(("context", {"context": context // 2}))
-    elif cause.key == "gpu-taken":
-        found = _FREE.search(text)
-        if found:
-            free = float(found.group(1)) / float(found.group(2))
-            candidates.append(("fraction", {"gpu_memory_utilization": round(free - 0.02, 2)}))
-    elif cause.key == "cuda-oom":
-        if request.tp is None or _LOADED.search(text) is None:
-            candidates.append(("tp", {"tp": tp * 2}))
-        if fraction > 0.5:
-            candidates.append(("fraction", {"gpu_memory_utilization": round(fraction - 0.05, 2)}))
-        if context >= 2048:
-            candidates.append(("context", {"context": context // 2}))
-    for knob, changes in candidates:
-        fitted = _fits(request, **changes)
-        if fitted is None:
-            continue
-        if knob == "context":
-            words = f"--context {fitted.memory.context} (was {context})"
-        elif knob == "tp":
-            words = f"--tp {fitted.parallelism.tp} (was {tp})"
-        else:
-            words = f"--gpu-memory-utilization {changes['gpu_memory_utilization']} (was {fraction})"
-        return Replan(plan=fitted, knobs=words)
-    return None
-
-
 def explain_failure(
-    error: ServiceGaveUp, request: PlanRequest, plan: Plan, *, simulate: bool = False
+    error: ServiceGaveUp, replan_for: Callable[[str, list[str]], Replan | None] | None = None
 ) -> Explanation | None:
-    """One line naming the cause of a failed start and, for memory, the re-plan."""
+    """One line naming the cause of a failed start and, for memory, the re-plan that
+    `replan_for(cause key, log lines)` offers (the caller plans; this module never does)."""
     found = classify(error.log_tail)
     if found is None:
         return None
     cause, evidence = found
+    wanted = replan_for is not None and cause.memory
     return Explanation(
         service=error.service,
         cause=cause,
         evidence=evidence,
-        replan=replan(cause, error.log_tail, request, plan),
+        replan=replan_for(cause.key, error.log_tail) if wanted and replan_for else None,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import InputError
+from orchestrator.naming import check_name, is_valid_name
 from orchestrator.spec import ServiceSpec
 
 STATE_VERSION = 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class Strict(BaseModel):
@@ -65,12 +64,8 @@ class DeploymentState(Strict):
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise InputError(
-            f"invalid deployment name '{name}'",
-            "use letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)",
-        )
-    return name
+    """The deployment name rule of every command (`orchestrator.naming`)."""
+    return check_name(name)
 
 
 def default_state_dir() -> Path:
@@ -156,7 +151,9 @@ class StateStore:
     def names(self) -> list[str]:
         if not self.directory.is_dir():
             return []
-        return sorted(path.stem for path in self.directory.glob("*.json") if _NAME.match(path.stem))
+        return sorted(
+            path.stem for path in self.directory.glob("*.json") if is_valid_name(path.stem)
+        )
 
     def all(self) -> list[DeploymentState]:
         """Every readable state file; a corrupt or unreadable one is skipped and described in

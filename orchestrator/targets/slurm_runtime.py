@@ -36,7 +36,6 @@ from orchestrator.targets.slurm import ENDPOINT_MARK, READY_MARK, batch_script
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
 _POLL_S = 1.0
 _CANCEL_WAIT_S = 120.0
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 class SlurmJob(BaseModel):
@@ -146,9 +145,9 @@ class SlurmStore:
         self.directory = (state_dir or default_state_dir()) / "slurm"
 
     def path(self, name: str) -> Path:
-        if not _NAME.match(name):
-            raise InputError(f"invalid deployment name '{name}'", "use letters, digits, . _ -")
-        return self.directory / f"{name}.json"
+        from orchestrator.naming import check_name
+
+        return self.directory / f"{check_name(name)}.json"
 
     def run_dir(self, name: str) -> Path:
         return self.directory / name
