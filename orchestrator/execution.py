@@ -188,17 +188,15 @@ def dry_run(
     *,
     simulate: bool = False,
     allow_missing_secrets: tuple[str, ...] = (),
-) -> tuple[str, list[str]]:
-    """`deploy up --dry-run`: the text of what would run, and the warnings to print."""
-    from orchestrator.dryrun import format_dry_run
-
-    ready = prepare(
+) -> Deployment:
+    """`deploy up --dry-run`: what would run (the CLI prints it); missing secrets are warnings
+    (`Deployment.warnings`), as nothing starts."""
+    return prepare(
         request,
         simulate=simulate,
         allow_missing_secrets=allow_missing_secrets,
         secrets_required=False,
     )
-    return format_dry_run(ready.plan, ready.services), ready.warnings
 
 
 # --------------------------------------------------------------------------------------------

@@ -145,11 +145,13 @@ def up(
         )
         return
     if dry_run:
-        text, warnings = execution.dry_run(
+        from orchestrator.dryrun import format_dry_run
+
+        ready = execution.dry_run(
             request, simulate=simulate, allow_missing_secrets=allow_missing_secrets
         )
-        click.echo(text)
-        for warning in warnings:
+        click.echo(format_dry_run(ready.plan, ready.services))
+        for warning in ready.warnings:
             click.echo(f"warning: {warning}", err=True)
         return
 

@@ -190,7 +190,7 @@ def plan_nodes(plan: Plan) -> list[str]:
 
 
 def is_multi_node(plan: Plan) -> bool:
-    return len(plan_nodes(plan)) > 1
+    return plan.placed().spans_nodes
 
 
 def is_disaggregated(plan: Plan) -> bool:
@@ -230,11 +230,8 @@ def engine_port(plan: Plan, role: Role, replica: Replica) -> int:
 
 
 def front_node(plan: Plan) -> str:
-    """Where the router or load balancer runs: the planner's choice, else the first node."""
-    router = plan.role("router")
-    if router is not None and router.replicas and router.replicas[0].slices:
-        return router.replicas[0].slices[0].node
-    return plan_nodes(plan)[0]
+    """Where the router or load balancer runs: the planner's choice (`Plan.layout`)."""
+    return plan.placed().front_node
 
 
 def upstream_host(plan: Plan, engine_node: str) -> str:
@@ -267,6 +264,11 @@ def cross_node_disaggregation(plan: Plan) -> bool:
     return is_disaggregated(plan) and is_multi_node(plan)
 
 
+def public_endpoint(plan: Plan) -> bool:
+    """The endpoint users reach listens on all interfaces (`--public`; `Plan.layout.bind`)."""
+    return plan.placed().bind == "all-interfaces"
+
+
 def uses_host_network(plan: Plan, simulate: bool) -> bool:
     """Engines of multi-node or disaggregated plans share the host's network: NCCL, the DP
     RPC, KV transfer side channels and bootstrap servers open ports peers must reach directly,
@@ -287,7 +289,7 @@ def bind_address(plan: Plan, node: str, simulate: bool) -> str:
     peer on another node must reach it; loopback otherwise."""
     if not uses_host_network(plan, simulate):
         return "0.0.0.0"
-    if plan.request.public and not has_front(plan):
+    if public_endpoint(plan) and not has_front(plan):
         return "0.0.0.0"
     if reached_from_other_node(plan, node):
         return node_summary(plan, node).address
@@ -296,7 +298,7 @@ def bind_address(plan: Plan, node: str, simulate: bool) -> str:
 
 def publish_ip(plan: Plan, node: str, *, is_front: bool) -> str:
     """Host address a bridge-networked port is published on."""
-    if plan.request.public and (is_front or not has_front(plan)):
+    if public_endpoint(plan) and (is_front or not has_front(plan)):
         return "0.0.0.0"
     if not is_front and reached_from_other_node(plan, node):
         return node_summary(plan, node).address

@@ -155,7 +155,6 @@ class Situation:
 
 
 def situation(place: Placement) -> Situation:
-    from orchestrator.catalog import find_gpu
     from orchestrator.engines.common import is_disaggregated
 
     plan = place.plan
@@ -165,7 +164,7 @@ def situation(place: Placement) -> Situation:
         engine=plan.engine.name,
         version=plan.engine.version,
         model_keys=(plan.model.name.lower(), plan.model.id.lower()),
-        gpu_arch=gpu_arch(find_gpu(plan.hardware.gpu).compute_capability),
+        gpu_arch=gpu_arch(plan.hardware.compute_capability),
         goal=plan.request.goal,
         role=place.role.name,
         rank=place.rank,
@@ -180,18 +179,19 @@ def situation(place: Placement) -> Situation:
 
 
 def routed_experts(place: Placement) -> int | None:
-    """Routed experts per MoE layer, from the model's profile; None when it cannot be read."""
-    from orchestrator.errors import DeployError
-    from orchestrator.models.lookup import find_model
-
+    """Routed experts per MoE layer, as the planner recorded them; None for a dense model."""
     model = place.plan.model
     if not model.is_moe:
         return None
-    try:
-        profile = find_model(model.local_path or model.name)
-    except DeployError:
-        return None
-    return profile.moe.num_experts if profile.moe is not None else None
+    if model.routed_experts is None:
+        from orchestrator.errors import PlanError
+
+        raise PlanError(
+            f"the plan of {place.plan.name} does not record {model.name}'s routed experts "
+            "(written by an older deploy)",
+            "plan it again: `deploy render` or `deploy up` with the same options",
+        )
+    return model.routed_experts
 
 
 def redundant_experts(at_least: int, routed: int, ep: int) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan e83cc4f3aee6.
+# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan 4ee00804ae05.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=e83cc4f3aee6 \
+    --label ai.deploy.plan-hash=4ee00804ae05 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "gpt-oss-120b", node "local", plan 7fff104c2276.
+# Rendered by deploy: deployment "gpt-oss-120b", node "local", plan 2263eacfc43b.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=gpt-oss-120b \
     --label ai.deploy.node=local \
-    --label ai.deploy.plan-hash=7fff104c2276 \
+    --label ai.deploy.plan-hash=2263eacfc43b \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

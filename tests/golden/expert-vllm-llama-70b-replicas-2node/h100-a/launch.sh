@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3-1-70b", node "h100-a", plan ce3155aad393.
+# Rendered by deploy: deployment "llama-3-1-70b", node "h100-a", plan 6c3dff76d878.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3-1-70b \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=ce3155aad393 \
+    --label ai.deploy.plan-hash=6c3dff76d878 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
@@ -81,7 +81,7 @@ docker_lb() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3-1-70b \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=ce3155aad393 \
+    --label ai.deploy.plan-hash=6c3dff76d878 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
