@@ -93,6 +93,7 @@ ROOMS = {
 SIDEWAYS = {
     ("targets", "orchestrator.engines"): "targets write the engines' ServiceSpecs and placement",
     ("doctor", "orchestrator.engines"): "doctor checks the services the engines built for a plan",
+    ("doctor", "orchestrator.engine_versions"): "remote detection runs in the default vLLM image",
     ("doctor", "orchestrator.runtime.containers"): "check containers are created as runtime's",
     ("bench", "orchestrator.planning.performance"): "bench prints the prediction beside each level",
     ("planning", "orchestrator.engine_versions"): "memory overheads differ per engine release",
@@ -111,10 +112,6 @@ KNOWN_DEBTS: dict[tuple[str, str], str] = {
         "orchestrator.hardware.cluster_file",
         "orchestrator.doctor.inventory_cache",
     ): "`gpus: detect` in a cluster file runs remote detection while the file is read",
-    (
-        "orchestrator.doctor.inventory_cache",
-        "orchestrator.engine_versions",
-    ): "remote detection runs in the default vLLM image",
 }
 
 # Root modules allowed besides the shared base and the contracts: the entry points.
