@@ -43,7 +43,6 @@ ROOMS = {
     # shared base: imported by all, importing only each other
     "orchestrator.base": "base",
     "orchestrator.errors": "base",
-    "orchestrator.files": "base",
     "orchestrator.atomic_files": "base",
     "orchestrator.resources": "base",
     "orchestrator.profiles": "base",
@@ -97,7 +96,6 @@ SIDEWAYS = {
     ("doctor", "orchestrator.runtime.containers"): "check containers are created as runtime's",
     ("bench", "orchestrator.planning.performance"): "bench prints the prediction beside each level",
     ("planning", "orchestrator.engine_versions"): "memory overheads differ per engine release",
-    ("planning", "orchestrator.engines.versions"): "memory overheads differ per engine release",
     ("hardware", "orchestrator.docker"): "remote detection reaches nodes through Docker",
     ("hardware", "orchestrator.runtime.endpoints"): "remote detection reaches nodes through Docker",
 }
