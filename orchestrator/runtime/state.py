@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.atomic_files import write_atomically
 from orchestrator.errors import InputError
 from orchestrator.naming import check_name, is_valid_name
 from orchestrator.spec import ServiceSpec
@@ -112,28 +112,7 @@ class StateStore:
         state.updated_at = time.time()
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(state.name)
-        data = state.model_dump_json(indent=2).encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{state.name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        try:  # make the rename itself durable
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-        except OSError:
-            return path
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)
-        return path
+        return write_atomically(path, state.model_dump_json(indent=2), durable=True)
 
     def delete(self, name: str) -> bool:
         """Remove the state file and the rendered files beside it."""

@@ -19,7 +19,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -164,17 +163,9 @@ class SlurmStore:
             ) from None
 
     def save(self, job: SlurmJob) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{job.name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(job.model_dump_json(indent=2))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path(job.name))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from orchestrator.atomic_files import write_atomically
+
+        write_atomically(self.path(job.name), job.model_dump_json(indent=2), durable=True)
 
     def delete(self, name: str) -> None:
         import shutil
