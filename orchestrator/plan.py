@@ -12,17 +12,15 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+
+from orchestrator.base import Strict
 
 SCHEMA_VERSION = 1
 
 EngineName = Literal["vllm", "sglang"]
 Goal = Literal["latency", "throughput", "balanced"]
 RoleName = Literal["serve", "prefill", "decode", "router"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ModelSummary(Strict):

@@ -11,14 +11,13 @@
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from orchestrator.base import Strict
 from orchestrator.plan import EngineName, Goal
 
 
-class PlanRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
+class PlanRequest(Strict):
     model: str = Field(description="alias, Hugging Face id, or a local directory")
     revision: str | None = Field(default=None, description="Hub branch, tag or commit")
     gpus: str | None = None

@@ -11,7 +11,9 @@ Loading and name matching live in `catalog.py`; arithmetic lives in `memory.py`.
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from orchestrator.base import Frozen
 
 AttentionKind = Literal["mha", "gqa", "mla"]
 WeightFormat = Literal["bf16", "fp16", "fp32", "fp8", "mxfp4", "nvfp4", "int8", "int4"]
@@ -19,11 +21,7 @@ ModelSource = Literal["catalog", "hub", "local"]
 Interconnect = Literal["nvswitch", "nvlink-pairs", "pcie"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-
-class MoE(Strict):
+class MoE(Frozen):
     """Mixture-of-experts shape."""
 
     num_experts: int = Field(gt=0, description="routed experts per MoE layer")
@@ -36,7 +34,7 @@ class MoE(Strict):
     moe_layer_step: int = Field(default=1, ge=1)
 
 
-class LocalAttention(Strict):
+class LocalAttention(Frozen):
     """Layers that attend to a bounded window (sliding window or chunked local attention)."""
 
     kind: Literal["sliding", "chunked"]
@@ -44,7 +42,7 @@ class LocalAttention(Strict):
     layers: int = Field(ge=0, description="how many layers are local; the rest are full")
 
 
-class QuantScheme(Strict):
+class QuantScheme(Frozen):
     """The quantization a checkpoint declares (quantization_config / hf_quant_config.json)."""
 
     # The engines' name of the method: fp8, fbgemm_fp8, compressed-tensors, awq, gptq, modelopt,
@@ -61,7 +59,7 @@ class QuantScheme(Strict):
     unquantized_modules: tuple[str, ...] = ()
 
 
-class Checkpoint(Strict):
+class Checkpoint(Frozen):
     """How the published weights are stored."""
 
     format: WeightFormat
@@ -74,7 +72,7 @@ class Checkpoint(Strict):
     scheme: QuantScheme | None = None
 
 
-class LinearAttention(Strict):
+class LinearAttention(Frozen):
     """Linear-attention layers (Gated DeltaNet in Qwen3-Next / Qwen3.5): a fixed state per
     sequence instead of a KV entry per token."""
 
@@ -88,7 +86,7 @@ class LinearAttention(Strict):
     state_dtype_bytes: int | None = Field(default=None, gt=0)
 
 
-class SparseIndexer(Strict):
+class SparseIndexer(Frozen):
     """DeepSeek sparse attention (V3.2): a lightning indexer keeps its own key per token."""
 
     head_dim: int = Field(gt=0)
@@ -96,7 +94,7 @@ class SparseIndexer(Strict):
     top_k: int = Field(gt=0, description="tokens each query attends to")
 
 
-class ModelProfile(Strict):
+class ModelProfile(Frozen):
     """Facts about one model, enough to size memory and choose parallelism."""
 
     name: str = Field(description="short canonical alias, e.g. deepseek-r1")
@@ -143,13 +141,13 @@ class ModelProfile(Strict):
         return self.moe is not None
 
 
-class NVLink(Strict):
+class NVLink(Frozen):
     generation: int = Field(ge=1)
     bandwidth_gbs: float = Field(gt=0, description="total bidirectional GB/s per GPU")
     links: int = Field(gt=0)
 
 
-class GpuSpec(Strict):
+class GpuSpec(Frozen):
     """One GPU model."""
 
     name: str = Field(description="canonical name, e.g. H100-80GB-SXM")

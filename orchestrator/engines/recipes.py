@@ -19,8 +19,9 @@ from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from orchestrator.base import Strict
 from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import Argv, Placement
 from orchestrator.errors import CatalogError
@@ -29,11 +30,7 @@ RoleName = Literal["serve", "prefill", "decode"]
 GpuArch = Literal["ampere", "ada", "hopper", "blackwell"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RecipeFlag(_Strict):
+class RecipeFlag(Strict):
     """One flag. `value` None (and no computed form) makes a boolean switch."""
 
     flag: str = Field(pattern=r"^--[a-z0-9][a-z0-9-]*$")
@@ -50,14 +47,14 @@ class RecipeFlag(_Strict):
     why: str
 
 
-class NotAdopted(_Strict):
+class NotAdopted(Strict):
     """A flag of the published command deploy does not render, and why."""
 
     flag: str
     why: str
 
 
-class RecipeMatch(_Strict):
+class RecipeMatch(Strict):
     engine: Literal["vllm", "sglang"]
     # fnmatch patterns, lower case, against the catalog name and the Hugging Face id
     models: list[str] = []
@@ -74,7 +71,7 @@ class RecipeMatch(_Strict):
     api_ranks_only: bool = False
 
 
-class Recipe(_Strict):
+class Recipe(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
     source: str = Field(pattern=r"^https://")
@@ -86,7 +83,7 @@ class Recipe(_Strict):
     not_adopted: list[NotAdopted] = []
 
 
-class RecipeFile(_Strict):
+class RecipeFile(Strict):
     recipes: list[Recipe]
 
 

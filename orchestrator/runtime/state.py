@@ -13,18 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from orchestrator.atomic_files import write_atomically
+from orchestrator.base import Strict
 from orchestrator.errors import InputError
 from orchestrator.naming import check_name, is_valid_name
 from orchestrator.spec import ServiceSpec
 
 STATE_VERSION = 1
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class NodeInfo(Strict):

@@ -23,8 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
+from orchestrator.base import Strict
 from orchestrator.errors import InputError, RuntimeFailure
 from orchestrator.plan import Plan
 from orchestrator.spec import ServiceSpec
@@ -37,10 +36,8 @@ _POLL_S = 1.0
 _CANCEL_WAIT_S = 120.0
 
 
-class SlurmJob(BaseModel):
+class SlurmJob(Strict):
     """What `up` submitted: enough for `status`, `logs` and `down` without the plan."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str
     job_id: str
