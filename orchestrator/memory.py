@@ -17,10 +17,11 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from orchestrator.engine_versions import default_version, version_tuple
+from orchestrator.engine_versions import default_version
 from orchestrator.errors import InputError
 from orchestrator.plan import MemoryEstimate, Parallelism
 from orchestrator.schema import GpuSpec, ModelProfile
+from orchestrator.versioning import version_key
 
 GIB = 2**30
 MIB = 2**20
@@ -306,7 +307,7 @@ def default_memory_fraction(
         return VLLM_DEFAULT_UTILIZATION
     mem_mb = gpu.memory_gib * 1024
     ranks = par.tp * par.pp
-    version = version_tuple(engine_version or default_version("sglang"))
+    version = version_key(engine_version or default_version("sglang"))
     if version < (0, 5):
         if gpu.memory_gib > 80:
             return (gpu.memory_gib - 13) / gpu.memory_gib
@@ -321,7 +322,7 @@ def default_memory_fraction(
 
 @lru_cache(maxsize=64)
 def _uses_cudagraph_estimate(engine_version: str | None) -> bool:
-    version = version_tuple(engine_version or default_version("vllm"))
+    version = version_key(engine_version or default_version("vllm"))
     return version >= VLLM_CUDAGRAPH_SINCE
 
 

@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from orchestrator.base import Strict
-from orchestrator.engine_versions import version_tuple
 from orchestrator.engines.common import Argv, Placement
 from orchestrator.errors import CatalogError
+from orchestrator.versioning import at_least
 
 RoleName = Literal["serve", "prefill", "decode"]
 GpuArch = Literal["ampere", "ada", "hopper", "blackwell"]
@@ -222,8 +222,7 @@ def applies(recipe: Recipe, here: Situation) -> bool:
     match = recipe.match
     checks = (
         match.engine == here.engine,
-        match.min_version is None
-        or version_tuple(here.version) >= version_tuple(match.min_version),
+        match.min_version is None or at_least(here.version, match.min_version),
         _matches_model(match, here.model_keys),
         not match.gpu_arch or here.gpu_arch in match.gpu_arch,
         not match.goals or here.goal in match.goals,
