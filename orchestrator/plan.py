@@ -226,6 +226,8 @@ class Request(Strict):
     # GiB/s for a first start that downloads the checkpoint; None: the stated default; 0: the
     # weights are already in every node's cache.
     download_gib_per_s: float | None = None
+    # The endpoint's port (--port); None: the engine release's default.
+    port: int | None = Field(default=None, ge=1, le=65535)
 
     @model_serializer(mode="wrap")
     def _omit_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -241,6 +243,8 @@ class Request(Strict):
             data.pop("distributed_backend", None)
         if data.get("download_gib_per_s") is None:
             data.pop("download_gib_per_s", None)
+        if data.get("port") is None:
+            data.pop("port", None)
         return data
 
 

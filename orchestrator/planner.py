@@ -170,6 +170,7 @@ def build_plan(request: PlanRequest) -> Plan:
             slo_ttft_ms=work.slo_ttft_ms,
             slo_tpot_ms=work.slo_tpot_ms,
             download_gib_per_s=request.download_rate,
+            port=request.port,
         ),
         parallelism=resolution.parallelism,
         roles=resolution.roles,

@@ -41,6 +41,7 @@ class PlanRequest(Strict):
     prefill_gpus: int | None = None
     decode_gpus: int | None = None
     name: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
     engine_args: list[str] = []
     public: bool = False
     api_key_env: str | None = None

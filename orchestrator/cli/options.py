@@ -133,6 +133,13 @@ def plan_options(func: F) -> F:
             "periods cover it; default 0.25); 0 when every node's cache already holds it.",
         ),
         click.option(
+            "--port",
+            type=click.IntRange(1, 65535),
+            metavar="PORT",
+            help="The endpoint's port (default: the engine release's own, vLLM 8000, SGLang "
+            "30000); engines behind a router or load balancer take the ports after it.",
+        ),
+        click.option(
             "--name",
             callback=checked_name,
             help="Deployment name (default: derived from the model).",

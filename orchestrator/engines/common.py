@@ -51,7 +51,6 @@ MODELS_TARGET = "/models"
 # (router or load balancer) move to role blocks above it, so several services share a node
 # without collisions and the numbers say which role a port belongs to (8100 prefill, 8200
 # decode, as in the NIXL examples).
-DEFAULT_ENDPOINT_PORT = {"vllm": 8000, "sglang": 30000}
 ROLE_PORT_OFFSET = {"serve": 1, "prefill": 100, "decode": 200}
 ROLE_SLOT = {"serve": 0, "prefill": 1, "decode": 2}
 
@@ -218,7 +217,11 @@ def endpoint_port(plan: Plan) -> int:
     serve = plan.role("serve")
     if serve is not None and serve.port is not None and not has_front(plan):
         return serve.port
-    return DEFAULT_ENDPOINT_PORT[plan.engine.name]
+    if plan.request.port is not None:
+        return plan.request.port
+    from orchestrator.engine_versions import release
+
+    return release(plan.engine.name, plan.engine.version).port.value
 
 
 def engine_port(plan: Plan, role: Role, replica: Replica) -> int:
