@@ -203,6 +203,24 @@ def dry_run(
 # Stages 4-7: pre-flight, start, watch, re-plan
 
 
+def doctor(request: PlanRequest, *, simulate: bool = False, fast: bool = False) -> Any:
+    """`deploy doctor`: every check on every node of the plan, in the engine's container (the
+    report; the CLI prints it). A plan that does not fit is refused like everywhere else."""
+    from orchestrator.doctor.run import DoctorOptions, run_doctor
+    from orchestrator.runtime.endpoints import Endpoints
+
+    planned = plan(request)
+    check_fit(planned)
+    services = services_for(planned, simulate)
+    with Endpoints() as endpoints:
+        return run_doctor(
+            planned,
+            services,
+            endpoints=endpoints,
+            options=DoctorOptions(simulate=simulate, fast=fast),
+        )
+
+
 def preflight_for(ready: Deployment) -> Callable[[Any, bool], object]:
     """The fast subset of `deploy doctor` on every node, bound to one deployment."""
     command = f"deploy doctor {ready.plan.model.name}{' --simulate' if ready.simulate else ''}"

@@ -221,9 +221,10 @@ def test_runtime_never_plans_renders_or_runs_doctor() -> None:
 
 
 def test_the_cli_holds_no_sequence_of_its_own() -> None:
-    """`plan`, `render` and `up` go through execution; none calls the planner or a renderer
+    """`plan`, `render`, `up` and `doctor` go through execution; none calls the planner or a renderer
     (the request they parse is the only planning module they name)."""
-    for name in ("orchestrator.cli.plan", "orchestrator.cli.render", "orchestrator.cli.runtime"):
+    commands = ("plan", "render", "runtime", "doctor")
+    for name in (f"orchestrator.cli.{command}" for command in commands):
         targets = imports_of(name)
         assert "orchestrator.execution" in targets, name
         assert not {t for t in targets if room_of(t) in ("engines", "planning")} - {

@@ -35,6 +35,7 @@ def run(*args: str) -> tuple[int, str, str]:
         ["render", "--simulate"],
         ["render", "--target", "k8s"],
         ["render", "--target", "slurm"],
+        ["doctor", "--simulate"],
     ],
 )
 def test_every_command_that_renders_or_starts_refuses_a_plan_that_does_not_fit(
@@ -126,6 +127,7 @@ NAME_ERROR = (
     "args",
     [
         ["plan", "qwen3-8b", "--gpus", "1xH100"],
+        ["doctor", "qwen3-8b", "--gpus", "1xH100", "--simulate"],
         ["render", "qwen3-8b", "--gpus", "1xH100", "--out", "{tmp}/out"],
         ["up", "qwen3-8b", "--gpus", "1xH100", "--dry-run", "--state-dir", "{tmp}/state"],
         ["up", "qwen3-8b", "--gpus", "1xH100", "--simulate", "--state-dir", "{tmp}/state"],
