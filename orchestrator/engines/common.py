@@ -601,3 +601,12 @@ def engine_spec(
         privileged=rdma and runs_deepep(plan.engine.name, argv.args),
     )
     return finish(spec, plan)
+
+
+def hybrid_lb(place: Placement) -> bool:
+    """A data-parallel prefill or decode pool spanning nodes runs vLLM's hybrid load balancing:
+    one API endpoint per node, each balancing over its own DP ranks, and the PD router spreads
+    requests over the nodes (vLLM's data_parallel_deployment.md, "Hybrid LB"; the DEP recipes
+    in vllm-project/recipes add --data-parallel-hybrid-lb). Without it, rank 0's node runs
+    the API servers of every rank of the pool."""
+    return is_disaggregated(place.plan) and place.nnodes > 1 and place.role.parallelism.dp > 1

@@ -201,7 +201,7 @@ def serves_api(place: Placement) -> bool:
         return True
     if place.plan.engine.name != "vllm":
         return False
-    from orchestrator.engines.vllm import hybrid_lb
+    from orchestrator.engines.common import hybrid_lb
 
     return hybrid_lb(place)
 
