@@ -238,7 +238,7 @@ def test_deploy_plan_output_is_the_same_cold_warm_and_corrupt(tmp_path: Path) ->
 
     cold = run()
     written = sorted((tmp_path / "cache" / "deploy").glob("profiles-*.json"))
-    assert [path.name.split("-")[1] for path in written] == ["gpus", "models"]
+    assert [path.name.split("-")[1] for path in written] == ["gpus", "models", "releases"]
     assert run() == cold
     for path in written:
         path.write_text("{ corrupt")
