@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from orchestrator.errors import InputError
 from orchestrator.plan import Plan
 from orchestrator.spec import ServiceSpec
-from orchestrator.targets.settings import TargetSettings, load_settings
+from orchestrator.targets.settings import TargetSettings
 
 Target = Literal["compose", "k8s", "slurm"]
 TARGETS: tuple[Target, ...] = ("compose", "k8s", "slurm")
@@ -81,20 +81,3 @@ def render_target(
     path.chmod(0o755)
     written.append(path)
     return written
-
-
-def render_for_cli(
-    target: str,
-    plan: Plan,
-    simulate: bool,
-    out_dir: Path,
-    cluster: Path | None,
-    overrides: dict[str, dict[str, Any]],
-) -> list[Path]:
-    """`deploy render --target k8s|slurm`: settings from the cluster file and the options."""
-    from orchestrator.engines import build_services
-
-    settings = load_settings(cluster, overrides)
-    services = build_services(plan, simulate=simulate)
-    chosen: Target = "k8s" if target == "k8s" else "slurm"
-    return render_target(chosen, plan, services, out_dir, settings, simulate=simulate)
