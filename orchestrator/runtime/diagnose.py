@@ -32,6 +32,9 @@ class Cause:
     fix: str
     memory: bool = False
     source: str = ""
+    # When set, the cause applies only if some line of the log matches it too (the same
+    # message can need another fix from another build of the engine).
+    context: re.Pattern[str] | None = None
 
 
 def _p(text: str) -> re.Pattern[str]:
@@ -44,6 +47,7 @@ class FailureSignature(Strict):
     cause: str
     fix: str
     memory: bool = False
+    context: str | None = None
     source: str = Field(min_length=1)
 
 
@@ -60,7 +64,15 @@ def causes() -> tuple[Cause, ...]:
     path = profiles_dir() / "engines" / "failures.yaml"
     loaded: FailureFile = load_profile(path, read_yaml(path), FailureFile)
     return tuple(
-        Cause(item.key, _p(item.pattern), item.cause, item.fix, item.memory, item.source)
+        Cause(
+            item.key,
+            _p(item.pattern),
+            item.cause,
+            item.fix,
+            item.memory,
+            item.source,
+            _p(item.context) if item.context else None,
+        )
         for item in loaded.failures
     )
 
@@ -94,6 +106,8 @@ class Explanation:
 def classify(lines: list[str]) -> tuple[Cause, str] | None:
     """The first cause, in order of specificity, that a log line shows, and that line."""
     for cause in causes():
+        if cause.context is not None and not any(cause.context.search(x) for x in lines):
+            continue
         for line in lines:
             if cause.pattern.search(line):
                 return cause, line.strip()[:300]

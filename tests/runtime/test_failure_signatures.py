@@ -25,3 +25,21 @@ def test_most_specific_first() -> None:
     found = classify(lines)
     assert found is not None and found[0].key == "cuda-oom"
     assert classify(["all good"]) is None
+
+
+def test_a_cause_with_a_context_applies_only_beside_it() -> None:
+    import re
+
+    from orchestrator.runtime import diagnose
+
+    only_here = diagnose.Cause(
+        "x", re.compile("boom"), "c", "f", context=re.compile("on the test build")
+    )
+    original = diagnose.causes
+    try:
+        diagnose.causes = lambda: (only_here,)  # type: ignore[assignment]
+        assert diagnose.classify(["boom"]) is None
+        found = diagnose.classify(["on the test build", "boom"])
+        assert found is not None and found[0].key == "x"
+    finally:
+        diagnose.causes = original  # type: ignore[assignment]
