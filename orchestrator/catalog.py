@@ -1,4 +1,4 @@
-"""Loading and matching GPU profiles, and the YAML profile reader the model catalog shares.
+"""Loading and matching GPU profiles (the YAML reader is `orchestrator.profiles`).
 
 The catalog is read once per process (`functools.cache`): `deploy plan` asks for a GPU many
 times while it sweeps candidates, so every lookup after the first is a dict access. Models
@@ -8,70 +8,19 @@ are found by `orchestrator.models` (catalog, local directories, the Hugging Face
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from orchestrator.errors import CatalogError
 from orchestrator.input_limits import MAX_GPUS_PER_NODE
 from orchestrator.profile_cache import cached_documents
+from orchestrator.profiles import load_profile, parsed_documents, read_yaml
 from orchestrator.resources import profiles_dir
 from orchestrator.schema import GpuSpec
 
 _GPU_LIST_HINT = "run `deploy profiles list --gpus` to see the GPUs"
-
-# The C loader is ~10x faster than the pure-Python one; fall back when libyaml is absent.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML profiles
-# ---------------------------------------------------------------------------------------------
-
-
-def read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise CatalogError(f"cannot read {path}: {error.strerror}") from error
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise CatalogError(
-            f"{path}:{where}: invalid YAML ({error.problem})", "fix the syntax of that file"
-        ) from error
-    except yaml.YAMLError as error:
-        raise CatalogError(
-            f"{path}: invalid YAML ({error})", "fix the syntax of that file"
-        ) from error
-
-
-def validation_message(error: ValidationError) -> str:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"field {field!r}: {first['msg']}"
-
-
-def load_profile(path: Path, data: Any, schema: type[Any]) -> Any:
-    if not isinstance(data, dict):
-        raise CatalogError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
-    try:
-        return schema.model_validate(data)
-    except ValidationError as error:
-        raise CatalogError(
-            f"{path}: {validation_message(error)}", "fix that field of the profile"
-        ) from error
-
-
-def parsed_documents(directory: Path) -> Iterable[tuple[Path, Any]]:
-    # Lazily: a file is parsed only after the ones before it validated.
-    return ((path, read_yaml(path)) for path in sorted(directory.glob("*.yaml")))
 
 
 def load_gpus_from(

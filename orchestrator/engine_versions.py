@@ -1,34 +1,98 @@
-"""Engine versions `deploy` knows, their images, and the default (newest pinned) version."""
+"""Engine releases `deploy` knows, read from their profiles: one file per release under
+`profiles/engines/releases/` (image, port, feature gates, each with its `source`). The list
+of versions is the list of files; the newest release of an engine is its default.
+
+Each release also has a flag schema beside it (`profiles/engines/<engine>-<version>.json`);
+a test keeps the two lists equal.
+"""
 
 from __future__ import annotations
 
-from orchestrator.errors import InputError
+from functools import cache
+from pathlib import Path
+from typing import Literal
 
-# Versions with a flag schema under profiles/engines/, newest first.
-VERSIONS: dict[str, tuple[str, ...]] = {
-    "vllm": ("0.33.0", "0.32.0"),
-    "sglang": ("0.5.23", "0.5.22", "0.5.21", "0.5.19"),
-}
+from pydantic import Field
 
-IMAGES: dict[str, str] = {
-    "vllm": "vllm/vllm-openai:v{version}",
-    "sglang": "lmsysorg/sglang:v{version}",
-}
+from orchestrator.base import Strict
+from orchestrator.errors import CatalogError, InputError
+from orchestrator.versioning import version_key
+
+RELEASES_DIR = ("engines", "releases")
+
+
+class Fact(Strict):
+    """A value and where it comes from."""
+
+    source: str = Field(min_length=1)
+
+
+class Text(Fact):
+    value: str
+
+
+class Number(Fact):
+    value: int
+
+
+class Gate(Fact):
+    value: bool
+
+
+class EngineRelease(Strict):
+    engine: Literal["vllm", "sglang"]
+    version: str = Field(pattern=r"^\d+(\.\d+)*$")
+    image: Text
+    port: Number
+    features: dict[str, Gate] = {}
+
+
+def releases_dir() -> Path:
+    from orchestrator.resources import profiles_dir
+
+    return profiles_dir().joinpath(*RELEASES_DIR)
+
+
+@cache
+def releases() -> dict[str, dict[str, EngineRelease]]:
+    """engine -> version -> release, newest first."""
+    from orchestrator.profile_cache import cached_documents
+    from orchestrator.profiles import load_profile, read_yaml
+
+    directory = releases_dir()
+    found: dict[str, dict[str, EngineRelease]] = {}
+    for path, data in cached_documents(directory, read_yaml):
+        release: EngineRelease = load_profile(path, data, EngineRelease)
+        if path.stem != f"{release.engine}-{release.version}":
+            raise CatalogError(
+                f"{path}: names {release.engine} {release.version}",
+                f"rename it {release.engine}-{release.version}.yaml",
+            )
+        found.setdefault(release.engine, {})[release.version] = release
+    return {
+        engine: dict(sorted(by.items(), key=lambda item: version_key(item[0]), reverse=True))
+        for engine, by in found.items()
+    }
+
+
+def versions(engine: str) -> tuple[str, ...]:
+    """Known versions of `engine`, newest first."""
+    return tuple(releases().get(engine, {}))
 
 
 def default_version(engine: str) -> str:
-    return VERSIONS[engine][0]
+    return versions(engine)[0]
 
 
 def resolve_version(engine: str, version: str | None) -> str:
     """Return a known version of `engine` (the newest when `version` is None)."""
-    if engine not in VERSIONS:
+    if engine not in releases():
         raise InputError(f"unknown engine {engine!r}", "use --engine vllm or --engine sglang")
     if version is None:
         return default_version(engine)
     wanted = version.removeprefix("v")
-    if wanted not in VERSIONS[engine]:
-        known = ", ".join(VERSIONS[engine])
+    if wanted not in releases()[engine]:
+        known = ", ".join(versions(engine))
         raise InputError(
             f"no flag schema for {engine} {version}",
             f"use --engine-version with one of: {known}",
@@ -36,18 +100,20 @@ def resolve_version(engine: str, version: str | None) -> str:
     return wanted
 
 
-# Tags that differ from the pattern. SGLang images ship CUDA 13 since 0.5.20; the CUDA 12 build
-# of 0.5.19 is the last one for R535-R570 drivers ("CUDA 12 images (`-cu12` / `-cu129`) are no
-# longer published; `lmsysorg/sglang:v0.5.19-cu129` is the last CUDA 12 tag", SGLang's
-# installation docs).
-IMAGE_TAGS: dict[tuple[str, str], str] = {
-    ("sglang", "0.5.19"): "lmsysorg/sglang:v0.5.19-cu129",
-}
+def release(engine: str, version: str) -> EngineRelease:
+    return releases()[engine][resolve_version(engine, version)]
 
 
 def image_for(engine: str, version: str) -> str:
-    return IMAGE_TAGS.get((engine, version)) or IMAGES[engine].format(version=version)
+    return release(engine, version).image.value
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
+def feature(engine: str, version: str, name: str) -> bool:
+    """A feature gate of one release; a gate its profile does not state is refused."""
+    gates = release(engine, version).features
+    if name not in gates:
+        raise CatalogError(
+            f"the {engine} {version} release profile does not say whether it has {name}",
+            f"add features.{name} (value and source) to {releases_dir()}/{engine}-{version}.yaml",
+        )
+    return gates[name].value

@@ -32,6 +32,7 @@ from typing import Any
 
 from orchestrator.errors import FlagError
 from orchestrator.resources import profiles_dir
+from orchestrator.versioning import version_key
 
 _SCHEMA_DIR = "engines"
 # argparse treats these as values, not options, when no option looks like a number.
@@ -178,7 +179,7 @@ def known_versions(engine: str) -> tuple[str, ...]:
         match = pattern.match(path.name)
         if match:
             found.append(match.group(1))
-    return tuple(sorted(found, key=_version_key))
+    return tuple(sorted(found, key=version_key))
 
 
 def load_schema(engine: str, version: str) -> FlagSchema:
@@ -593,10 +594,6 @@ def _require_json_object(spelling: str, value: str, who: str) -> None:
             f"{spelling} of {who} needs a JSON object, got {type(parsed).__name__}",
             "write it as '{\"key\": value}'",
         )
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) if part.isdigit() else -1 for part in re.split(r"[.+-]", version))
 
 
 def iter_flags(engine: str, version: str) -> Iterator[FlagSpec]:

@@ -18,25 +18,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from orchestrator import cache_kinds
-from orchestrator.engine_versions import default_version, version_tuple
+from orchestrator.engine_versions import default_version
 from orchestrator.errors import InputError
 from orchestrator.plan import MemoryEstimate, Parallelism
 from orchestrator.schema import GpuSpec, ModelProfile
+from orchestrator.versioning import version_key
 
 GIB = 2**30
 MIB = 2**20
 
 BF16_BYTES = 2.0
-# Block-scaled FP8 (DeepSeek style): one fp32 scale per 128x128 block of weights.
-FP8_BLOCK_SCALE_BYTES = 4.0 / (128 * 128)
-# MXFP4: 4-bit values plus one 8-bit exponent per 32 values = 4.25 bits per weight.
-MXFP4_BYTES = 4.25 / 8
-# vLLM logs ~5% more "Model loading took" for gpt-oss than 4.25 bits give (load-time layout
-# buffers), but the KV budgets in the same logs match the 4.25-bit size: size with that.
-# AWQ / GPTQ: 4-bit values, a 16-bit scale and a 4-bit zero point per group of 128 weights.
-INT4_BYTES = 0.5 + (2.0 + 0.5) / 128
-# Weight-only INT8 with one fp32 scale per output channel (negligible per weight).
-INT8_BYTES = 1.0
+# Bytes per quantized weight: `models.quantization.bytes_per_weight` (the one table).
 
 QUANTIZATIONS = ("bf16", "fp16", "fp32", "fp8", "mxfp4", "nvfp4", "int8", "int4", "awq", "gptq")
 KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
@@ -359,7 +351,7 @@ def default_memory_fraction(
         return VLLM_DEFAULT_UTILIZATION
     mem_mb = gpu.memory_gib * 1024
     ranks = par.tp * par.pp
-    version = version_tuple(engine_version or default_version("sglang"))
+    version = version_key(engine_version or default_version("sglang"))
     if version < (0, 5):
         if gpu.memory_gib > 80:
             return (gpu.memory_gib - 13) / gpu.memory_gib
@@ -374,7 +366,7 @@ def default_memory_fraction(
 
 @lru_cache(maxsize=64)
 def _uses_cudagraph_estimate(engine_version: str | None) -> bool:
-    version = version_tuple(engine_version or default_version("vllm"))
+    version = version_key(engine_version or default_version("vllm"))
     return version >= VLLM_CUDAGRAPH_SINCE
 
 

@@ -1,5 +1,8 @@
 """Deployment names: derived from the model by default, checked when given.
 
+The one name rule of every command (`plan`, `render`, `up`, `status`, `logs`, `down`, the
+state files and the Slurm records): a name one command accepts, every command accepts.
+
 A name becomes container names, compose project names and host labels, so it must be a DNS
 label: lowercase letters, digits and '-', at most 63 characters, starting and ending with a
 letter or digit.
@@ -21,6 +24,10 @@ def default_name(model_alias: str) -> str:
     base = model_alias.rsplit("/", 1)[-1].lower()
     name = _INVALID.sub("-", base).strip("-")[:MAX_LENGTH].rstrip("-")
     return name or "deployment"
+
+
+def is_valid_name(name: str) -> bool:
+    return _LABEL.match(name) is not None
 
 
 def check_name(name: str) -> str:

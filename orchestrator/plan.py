@@ -12,17 +12,15 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+
+from orchestrator.base import Strict
 
 SCHEMA_VERSION = 1
 
 EngineName = Literal["vllm", "sglang"]
 Goal = Literal["latency", "throughput", "balanced"]
 RoleName = Literal["serve", "prefill", "decode", "router"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ModelSummary(Strict):
@@ -41,6 +39,22 @@ class ModelSummary(Strict):
     revision: str | None = Field(
         default=None, description="Hub commit (or the --revision given); pinned when rendered"
     )
+    # Facts renderers need, so they never look the model up again (added within schema 1;
+    # None in plans written before them).
+    checkpoint_bytes: int | None = Field(
+        default=None, description="bytes of the checkpoint as stored (what a node downloads)"
+    )
+    routed_experts: int | None = Field(
+        default=None, description="routed experts per MoE layer; None for a dense model"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_later_facts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("checkpoint_bytes", "routed_experts"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class EngineSummary(Strict):
@@ -66,6 +80,16 @@ class HardwareSummary(Strict):
     interconnect: str
     fabric: str
     node_list: list[NodeSummary]
+    compute_capability: str | None = Field(
+        default=None, description="the GPU's CUDA compute capability, e.g. 9.0 (recipes match it)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_later_facts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("compute_capability") is None:
+            data.pop("compute_capability", None)
+        return data
 
 
 class Parallelism(Strict):
@@ -235,6 +259,8 @@ class Request(Strict):
     # GiB/s for a first start that downloads the checkpoint; None: the stated default; 0: the
     # weights are already in every node's cache.
     download_gib_per_s: float | None = None
+    # The endpoint's port (--port); None: the engine release's default.
+    port: int | None = Field(default=None, ge=1, le=65535)
 
     @model_serializer(mode="wrap")
     def _omit_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -250,7 +276,37 @@ class Request(Strict):
             data.pop("distributed_backend", None)
         if data.get("download_gib_per_s") is None:
             data.pop("download_gib_per_s", None)
+        if data.get("port") is None:
+            data.pop("port", None)
         return data
+
+
+class Layout(Strict):
+    """Where the deployment's pieces meet, decided by the planner and read by every renderer."""
+
+    front_node: str = Field(
+        description="the node of the router or load balancer (else of the only engine)"
+    )
+    spans_nodes: bool = Field(description="engines run on more than one node")
+    bind: Literal["loopback", "all-interfaces"] = Field(
+        description="where the endpoint users reach listens (--public: all interfaces)"
+    )
+
+
+def layout_of(roles: list[Role], nodes: list[NodeSummary], public: bool) -> Layout:
+    """The layout facts of a plan's roles on its nodes."""
+    used = {s.node for role in roles for r in role.replicas for s in r.slices}
+    in_order = [node.name for node in nodes if node.name in used]
+    router = next((role for role in roles if role.name == "router"), None)
+    if router is not None and router.replicas and router.replicas[0].slices:
+        front = router.replicas[0].slices[0].node
+    else:
+        front = in_order[0] if in_order else nodes[0].name
+    return Layout(
+        front_node=front,
+        spans_nodes=len(in_order) > 1,
+        bind="all-interfaces" if public else "loopback",
+    )
 
 
 class Plan(Strict):
@@ -274,11 +330,14 @@ class Plan(Strict):
     adjustments: list[Adjustment] = []
     # Set when the nodes serve on their CPUs (vLLM's CPU build); None on GPUs.
     cpu: CpuPlan | None = None
+    layout: Layout | None = Field(
+        default=None, description="front node, multi-node, bind policy (None: older plans)"
+    )
 
     @model_serializer(mode="wrap")
     def _omit_missing_forecast(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A plan without a prediction, adjustments or a CPU part serializes (and hashes) as
-        before."""
+        """A plan without a prediction, adjustments, a CPU part or layout serializes (and hashes) as
+        before they existed."""
         data: dict[str, Any] = handler(self)
         if data.get("prediction") is None:
             data.pop("prediction", None)
@@ -286,7 +345,15 @@ class Plan(Strict):
             data.pop("adjustments", None)
         if data.get("cpu") is None:
             data.pop("cpu", None)
+        if data.get("layout") is None:
+            data.pop("layout", None)
         return data
+
+    def placed(self) -> Layout:
+        """The layout the planner recorded; derived the same way for plans written before."""
+        if self.layout is not None:
+            return self.layout
+        return layout_of(self.roles, self.hardware.node_list, self.request.public)
 
     def role(self, name: RoleName) -> Role | None:
         return next((role for role in self.roles if role.name == name), None)

@@ -18,10 +18,12 @@ from orchestrator.plan import (
     HardwareSummary,
     ModelSummary,
     NodeSummary,
+    Parallelism,
     Plan,
     Reason,
     Request,
     Role,
+    layout_of,
 )
 from orchestrator.planning.resolver import resolve
 from orchestrator.planning.resolver.context import Workload
@@ -158,6 +160,7 @@ def build_plan(request: PlanRequest) -> Plan:
     # Near-fit may have shortened the context or chosen an FP8 KV cache: the plan (and the
     # rendered flags) carry what was sized.
     planned = resolution.work or work
+    hardware = hardware_summary(work.cluster)
     return Plan(
         name=deployment_name(model.name, request.name),
         model=model_summary(model),
@@ -168,7 +171,7 @@ def build_plan(request: PlanRequest) -> Plan:
             if cpu_plan is not None
             else image_for(work.engine, work.engine_version),
         ),
-        hardware=hardware_summary(work.cluster),
+        hardware=hardware,
         request=Request(
             goal=request.goal,
             context=planned.context,
@@ -189,6 +192,7 @@ def build_plan(request: PlanRequest) -> Plan:
             slo_ttft_ms=work.slo_ttft_ms,
             slo_tpot_ms=work.slo_tpot_ms,
             download_gib_per_s=request.download_rate,
+            port=request.port,
         ),
         parallelism=resolution.parallelism,
         roles=resolution.roles,
@@ -207,6 +211,7 @@ def build_plan(request: PlanRequest) -> Plan:
         prediction=resolution.prediction,
         adjustments=resolution.adjustments,
         cpu=cpu_plan,
+        layout=layout_of(resolution.roles, hardware.node_list, request.public),
     )
 
 
@@ -265,6 +270,9 @@ def _backend_warnings(request: PlanRequest, roles: list[Role]) -> list[str]:
 
 
 def model_summary(model: ModelProfile) -> ModelSummary:
+    """What renderers need of the model, so that none of them looks it up again."""
+    from orchestrator.memory import weight_bytes_per_gpu
+
     # Absolute: the directory is bind-mounted from compose files that live elsewhere, and
     # compose resolves relative sources against the compose file's own directory.
     local = (
@@ -284,6 +292,10 @@ def model_summary(model: ModelProfile) -> ModelSummary:
         checkpoint_format=model.checkpoint.format,
         source=model.origin,
         revision=model.revision,
+        # The checkpoint in its own format (before any online quantization): what a node
+        # without it in its cache downloads.
+        checkpoint_bytes=int(weight_bytes_per_gpu(model, Parallelism())),
+        routed_experts=model.moe.num_experts if model.moe is not None else None,
     )
 
 
@@ -296,6 +308,7 @@ def hardware_summary(cluster: Cluster) -> HardwareSummary:
         nodes=len(cluster.nodes),
         interconnect=first.interconnect,
         fabric=cluster.fabric,
+        compute_capability=cluster.gpu.compute_capability,
         node_list=[
             NodeSummary(
                 name=node.name,

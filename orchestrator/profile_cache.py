@@ -73,18 +73,10 @@ def _write(file: Path, key: dict[str, Any], documents: list[Any]) -> None:
     # so what a run validates is always exactly what the YAML parser produced.
     if json.loads(payload)["documents"] != documents:
         return
-    import tempfile  # only when the cache is rebuilt
+    from orchestrator.atomic_files import write_atomically  # only when the cache is rebuilt
 
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(payload)
-            os.replace(temporary, file)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        write_atomically(file, payload)
     except OSError:
         return
 

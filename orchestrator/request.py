@@ -11,14 +11,13 @@
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
+from orchestrator.base import Strict
 from orchestrator.plan import EngineName, Goal
 
 
-class PlanRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
+class PlanRequest(Strict):
     model: str = Field(description="alias, Hugging Face id, or a local directory")
     revision: str | None = Field(default=None, description="Hub branch, tag or commit")
     gpus: str | None = None
@@ -46,6 +45,7 @@ class PlanRequest(BaseModel):
     prefill_gpus: int | None = None
     decode_gpus: int | None = None
     name: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
     engine_args: list[str] = []
     public: bool = False
     api_key_env: str | None = None

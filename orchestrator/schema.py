@@ -11,7 +11,9 @@ Loading and name matching live in `catalog.py`; arithmetic lives in `memory.py`.
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from orchestrator.base import Frozen, Strict
 
 AttentionKind = Literal["mha", "gqa", "mla"]
 WeightFormat = Literal["bf16", "fp16", "fp32", "fp8", "mxfp4", "nvfp4", "int8", "int4"]
@@ -19,11 +21,7 @@ ModelSource = Literal["catalog", "hub", "local"]
 Interconnect = Literal["nvswitch", "nvlink-pairs", "pcie"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-
-class MoE(Strict):
+class MoE(Frozen):
     """Mixture-of-experts shape."""
 
     num_experts: int = Field(gt=0, description="routed experts per MoE layer")
@@ -48,7 +46,7 @@ class HeadShape(Strict):
     v_head_dim: int = Field(gt=0)
 
 
-class LocalAttention(Strict):
+class LocalAttention(Frozen):
     """Layers that attend to a bounded window (sliding window or chunked local attention)."""
 
     kind: Literal["sliding", "chunked"]
@@ -91,7 +89,7 @@ class CompressedAttention(Strict):
         return sum(count for _, count in self.layers_by_ratio)
 
 
-class QuantScheme(Strict):
+class QuantScheme(Frozen):
     """The quantization a checkpoint declares (quantization_config / hf_quant_config.json)."""
 
     # The engines' name of the method: fp8, fbgemm_fp8, compressed-tensors, awq, gptq, modelopt,
@@ -108,7 +106,7 @@ class QuantScheme(Strict):
     unquantized_modules: tuple[str, ...] = ()
 
 
-class Checkpoint(Strict):
+class Checkpoint(Frozen):
     """How the published weights are stored."""
 
     format: WeightFormat
@@ -123,7 +121,7 @@ class Checkpoint(Strict):
     expert_format: WeightFormat | None = None
 
 
-class LinearAttention(Strict):
+class LinearAttention(Frozen):
     """Linear-attention layers (Gated DeltaNet in Qwen3-Next / Qwen3.5): a fixed state per
     sequence instead of a KV entry per token."""
 
@@ -137,7 +135,7 @@ class LinearAttention(Strict):
     state_dtype_bytes: int | None = Field(default=None, gt=0)
 
 
-class SparseIndexer(Strict):
+class SparseIndexer(Frozen):
     """DeepSeek sparse attention (V3.2): a lightning indexer keeps its own key per token."""
 
     head_dim: int = Field(gt=0)
@@ -149,7 +147,7 @@ class SparseIndexer(Strict):
     key_heads: int | None = Field(default=None, gt=0)
 
 
-class ModelProfile(Strict):
+class ModelProfile(Frozen):
     """Facts about one model, enough to size memory and choose parallelism."""
 
     name: str = Field(description="short canonical alias, e.g. deepseek-r1")
@@ -207,7 +205,7 @@ class ModelProfile(Strict):
         return self.moe is not None
 
 
-class NVLink(Strict):
+class NVLink(Frozen):
     generation: int = Field(ge=1)
     bandwidth_gbs: float = Field(gt=0, description="total bidirectional GB/s per GPU")
     links: int = Field(gt=0)
@@ -217,7 +215,7 @@ class NVLink(Strict):
     gpus_per_node: int | None = Field(default=None, gt=0, description="GPUs per tray")
 
 
-class GpuSpec(Strict):
+class GpuSpec(Frozen):
     """One GPU model."""
 
     name: str = Field(description="canonical name, e.g. H100-80GB-SXM")

@@ -11,7 +11,9 @@ import re
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from orchestrator.base import Strict
 
 FlagOrigin = Literal["resolver", "model", "engine-default", "user", "deploy", "recipe"]
 
@@ -29,10 +31,6 @@ LABEL_SERVICE = f"{LABEL_PREFIX}.service"
 # Log rotation for every container (compose, launch.sh and `deploy up` alike): engines log each
 # scheduler step, and Docker's json-file driver keeps everything unless told to rotate.
 LOG_OPTIONS = {"max-file": "5", "max-size": "100m"}
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class FlagSource(Strict):

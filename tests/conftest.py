@@ -41,3 +41,40 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory):  # type: igno
     patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
     yield
     patch.undo()
+
+
+# Ports a deployment takes beyond its endpoint: replicas behind a load balancer (+1, +2, ...)
+# and the prefill and decode pools behind a router (+100, +200).
+ENDPOINT_OFFSETS = (0, 1, 2, 3, 100, 200)
+
+
+def free_port(offsets: tuple[int, ...] = (0,)) -> int:
+    """A port the OS hands out now (and `port + offset` for each offset also free), so two
+    runs on one machine, or a deployment a user has up, never meet on a fixed port."""
+    import socket
+
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + max(offsets) > 65535:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for offset in offsets:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(sock)
+                sock.bind(("0.0.0.0", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise RuntimeError("no free port range found in 100 tries")
+
+
+@pytest.fixture
+def endpoint_port() -> int:
+    """A free endpoint port for `deploy up --port` (with the ports behind it free too)."""
+    return free_port(ENDPOINT_OFFSETS)

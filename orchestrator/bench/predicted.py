@@ -22,6 +22,8 @@ def predictions_for(
         return []
     from pydantic import ValidationError
 
+    from orchestrator.errors import DeployError
+
     try:
         plan = Plan.model_validate(state.plan)
     except ValidationError:
@@ -34,13 +36,18 @@ def predictions_for(
             found.append(None)
             continue
         rate = spec.rate if spec.rate is not None and spec.rate != float("inf") else None
-        forecast = predict_plan(
-            plan,
-            isl=metrics.mean_input_tokens or 1.0,
-            osl=metrics.mean_output_tokens,
-            concurrency=spec.concurrency if rate is None else None,
-            request_rate=rate,
-        )
+        try:
+            forecast = predict_plan(
+                plan,
+                isl=metrics.mean_input_tokens or 1.0,
+                osl=metrics.mean_output_tokens,
+                concurrency=spec.concurrency if rate is None else None,
+                request_rate=rate,
+            )
+        except DeployError:
+            # The plan's model or GPU is no longer in this install's catalog or cache: bench
+            # measures without predictions, as for a state it cannot read.
+            return []
         found.append(None if forecast is None else asdict(forecast))
     return found
 

@@ -20,18 +20,10 @@ def doctor(simulate: bool, fast: bool, as_json: bool, **options: Any) -> None:
     """Check every node of MODEL's plan before starting it: Docker, GPUs, driver against the
     image's CUDA, P2P, /dev/shm, memlock, RDMA, the NCCL/Gloo interface, ports, peers
     reaching each other, clocks, disk and the Hub token. Exit 2 when a check fails."""
-    from orchestrator.doctor.run import DoctorOptions, run_doctor
-    from orchestrator.engines import build_services
-    from orchestrator.planner import build_plan
+    from orchestrator import execution
     from orchestrator.request import PlanRequest
-    from orchestrator.runtime.endpoints import Endpoints
 
-    plan = build_plan(PlanRequest.from_options(**options))
-    services = build_services(plan, simulate=simulate)
-    with Endpoints() as endpoints:
-        report = run_doctor(
-            plan, services, endpoints=endpoints, options=DoctorOptions(simulate=simulate, fast=fast)
-        )
+    report = execution.doctor(PlanRequest.from_options(**options), simulate=simulate, fast=fast)
     emit(report, as_json=as_json)
 
 

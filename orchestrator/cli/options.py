@@ -11,6 +11,15 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def checked_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--name` of every command: the one deployment name rule (`orchestrator.naming`)."""
+    if value is None:
+        return None
+    from orchestrator.naming import check_name
+
+    return check_name(value)
+
+
 def hardware_options(func: F) -> F:
     """--gpus / --cpus / --nodes / --cluster, accepted wherever hardware is needed."""
     for option in reversed(
@@ -136,7 +145,18 @@ def plan_options(func: F) -> F:
             help="GiB/s a node downloads the checkpoint at on a first start (health-check start "
             "periods cover it; default 0.25); 0 when every node's cache already holds it.",
         ),
-        click.option("--name", help="Deployment name (default: derived from the model)."),
+        click.option(
+            "--port",
+            type=click.IntRange(1, 65535),
+            metavar="PORT",
+            help="The endpoint's port (default: the engine release's own, vLLM 8000, SGLang "
+            "30000); engines behind a router or load balancer take the ports after it.",
+        ),
+        click.option(
+            "--name",
+            callback=checked_name,
+            help="Deployment name (default: derived from the model).",
+        ),
         click.option(
             "--engine-arg",
             "engine_args",

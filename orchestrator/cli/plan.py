@@ -22,10 +22,10 @@ EXIT_DOES_NOT_FIT = 2
 @json_option
 def plan(as_json: bool, **options: Any) -> None:
     """Size memory and choose parallelism for MODEL on the given hardware."""
-    from orchestrator.planner import build_plan
+    from orchestrator import execution
     from orchestrator.request import PlanRequest
 
-    result = build_plan(PlanRequest.from_options(**options))
+    result = execution.plan(PlanRequest.from_options(**options))
     click.echo(result.model_dump_json(indent=2) if as_json else format_plan(result))
     if not result.fits:
         raise SystemExit(EXIT_DOES_NOT_FIT)

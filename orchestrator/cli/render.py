@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +36,18 @@ def render(
     **options: Any,
 ) -> None:
     """Write DIR/plan.json, DIR/<node>/compose.yaml and launch.sh, DIR/README.md."""
-    from orchestrator.engines import build_services
-    from orchestrator.errors import PlanError
-    from orchestrator.planner import build_plan
-    from orchestrator.render import render_deployment
+    from orchestrator import execution
     from orchestrator.request import PlanRequest
-    from orchestrator.secrets_policy import check_secrets
     from orchestrator.targets.options import overrides
 
-    settings = overrides(options)
-    plan = build_plan(PlanRequest.from_options(**options))
-    check_secrets(plan, os.environ, allow_missing_secrets)
-    if not plan.fits:
-        hint = plan.suggestion or "add GPUs, lower --context, or quantize (deploy plan explains)"
-        raise PlanError(f"{plan.model.name} does not fit the planned hardware", hint)
-    if target != "compose":
-        from orchestrator.targets.render import render_for_cli
-
-        paths = render_for_cli(target, plan, simulate, out_dir, options.get("cluster"), settings)
-        for path in paths:
-            click.echo(str(path))
-        return
-    for path in render_deployment(plan, build_services(plan, simulate=simulate), out_dir):
+    paths = execution.render(
+        PlanRequest.from_options(**options),
+        out_dir,
+        target=target,
+        simulate=simulate,
+        cluster=options.get("cluster"),
+        settings=overrides(options),
+        allow_missing_secrets=allow_missing_secrets,
+    )
+    for path in paths:
         click.echo(str(path))

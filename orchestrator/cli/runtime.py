@@ -1,4 +1,6 @@
-"""`deploy up`, `status`, `logs`, `down`: thin click commands over `orchestrator.runtime`.
+"""`deploy up`, `status`, `logs`, `down`: thin click commands. `up` is one call of
+`orchestrator.execution` (which owns its stages and the re-plan loop); the others read
+`orchestrator.runtime`.
 
 `up --dry-run` imports neither docker nor rich: it plans, builds the services and prints.
 """
@@ -6,13 +8,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from orchestrator.cli.options import allow_missing_secret_option, json_option, plan_options
+from orchestrator.cli.options import (
+    allow_missing_secret_option,
+    checked_name,
+    json_option,
+    plan_options,
+)
 from orchestrator.errors import DeployError
 from orchestrator.targets.options import settings_options, target_option
 
@@ -108,22 +114,26 @@ def up(
     **options: Any,
 ) -> None:
     """Plan, start and supervise MODEL until every service is ready; print its URL."""
-    from orchestrator.engines import build_services
-    from orchestrator.planner import build_plan
+    from orchestrator import execution
     from orchestrator.request import PlanRequest
-    from orchestrator.targets.options import overrides
 
-    settings = overrides(options)
     request = PlanRequest.from_options(**options)
-    plan = build_plan(request)
-    services = build_services(plan, simulate=simulate)
     if target == "slurm":
+        from orchestrator.targets.options import overrides
         from orchestrator.targets.slurm_cli import up_slurm
 
+        ready = execution.prepare(
+            request,
+            simulate=simulate,
+            allow_missing_secrets=allow_missing_secrets,
+            secrets_required=not dry_run,
+        )
+        for warning in ready.warnings:
+            click.echo(f"warning: {warning}", err=True)
         up_slurm(
-            plan,
-            services,
-            settings,
+            ready.plan,
+            ready.services,
+            overrides(options),
             options.get("cluster"),
             simulate,
             state_dir,
@@ -136,71 +146,51 @@ def up(
         return
     if dry_run:
         from orchestrator.dryrun import format_dry_run
-        from orchestrator.secrets_policy import missing_secret_warnings
 
-        click.echo(format_dry_run(plan, services))
-        for warning in missing_secret_warnings(plan, os.environ, allow_missing_secrets):
+        ready = execution.dry_run(
+            request, simulate=simulate, allow_missing_secrets=allow_missing_secrets
+        )
+        click.echo(format_dry_run(ready.plan, ready.services))
+        for warning in ready.warnings:
             click.echo(f"warning: {warning}", err=True)
         return
 
-    from orchestrator.runtime.diagnose import explain_failure
     from orchestrator.runtime.interrupts import Interrupted as Signalled
     from orchestrator.runtime.interrupts import signals_as_interrupts
     from orchestrator.runtime.progress import default_reporter
-    from orchestrator.runtime.supervisor import ServiceGaveUp, SupervisorOptions
-    from orchestrator.runtime.up import run_up
+    from orchestrator.runtime.supervisor import SupervisorOptions
 
-    attempts = 2 if replan else 1
-    for attempt in range(attempts):
-        reporter = default_reporter(quiet=as_json)
-        try:
-            with signals_as_interrupts():
-                result = run_up(
-                    plan,
-                    services,
-                    simulate=simulate,
+    try:
+        with signals_as_interrupts():
+            result = execution.up(
+                request,
+                execution.UpOptions(
                     state_dir=state_dir,
                     keep=keep,
                     timeout_s=timeout,
-                    reporter=reporter,
                     watch=foreground,
-                    options=SupervisorOptions(
+                    doctor=not skip_doctor,
+                    replan=replan,
+                    allow_missing_secrets=allow_missing_secrets,
+                    supervisor=SupervisorOptions(
                         max_restarts=max_restarts,
                         restart_window_s=restart_window,
                         copy_images=copy_images,
                         all_owners=all_owners,
                     ),
-                    doctor=not skip_doctor,
-                    allow_missing_secrets=allow_missing_secrets,
-                )
-            break
-        except KeyboardInterrupt as stopped:
-            reporter.close()
-            name = stopped.signal_name if isinstance(stopped, Signalled) else "SIGINT"
-            done = (
-                "left what it started running (--keep)"
-                if keep
-                else "removed what it started (containers, network, state)"
+                ),
+                simulate=simulate,
+                reporter=lambda: default_reporter(quiet=as_json),
+                say=lambda line: click.echo(line, err=True),
             )
-            raise Interrupted(f"interrupted by {name}: `deploy up` {done}", name) from None
-        except ServiceGaveUp as error:
-            reporter.close()
-            shown = error.log_tail[-20:]
-            if shown:
-                click.echo(f"last {len(shown)} log lines of {error.service}:", err=True)
-                for line in shown:
-                    click.echo(f"  {line}", err=True)
-            explained = explain_failure(error, request, plan, simulate=simulate)
-            if explained is None:
-                raise
-            click.echo(explained.line(), err=True)
-            if explained.replan is None or attempt + 1 >= attempts:
-                raise explained.as_error(error) from None
-            click.echo(f"re-planning with {explained.replan.knobs} and starting again", err=True)
-            plan = explained.replan.plan
-            services = build_services(plan, simulate=simulate)
-        finally:
-            reporter.close()
+    except KeyboardInterrupt as stopped:
+        name = stopped.signal_name if isinstance(stopped, Signalled) else "SIGINT"
+        done = (
+            "left what it started running (--keep)"
+            if keep
+            else "removed what it started (containers, network, state)"
+        )
+        raise Interrupted(f"interrupted by {name}: `deploy up` {done}", name) from None
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -218,7 +208,11 @@ def up(
 
 
 @click.command()
-@click.option("--name", help="One deployment (default: all, from state files and labels).")
+@click.option(
+    "--name",
+    callback=checked_name,
+    help="One deployment (default: all, from state files and labels).",
+)
 @state_dir_option
 @click.option("--doctor", is_flag=True, help="Also rerun `deploy doctor` on its nodes.")
 @runtime_target
@@ -274,7 +268,7 @@ def status(
 
 @click.command()
 @click.argument("service", required=False)
-@click.option("--name", help="The deployment (default: the only one).")
+@click.option("--name", callback=checked_name, help="The deployment (default: the only one).")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
 @click.option("--tail", type=int, metavar="N", help="Only the last N lines of each service.")
 @state_dir_option
@@ -311,7 +305,7 @@ def logs(
 
 
 @click.command()
-@click.option("--name", help="The deployment to remove.")
+@click.option("--name", callback=checked_name, help="The deployment to remove.")
 @click.option("--all", "all_deployments", is_flag=True, help="Remove every deployment.")
 @click.option(
     "--docker",

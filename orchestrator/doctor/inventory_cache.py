@@ -10,8 +10,6 @@ next plan detects again).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,13 +25,11 @@ def inventory_path(name: str, docker: str) -> Path:
 
 
 def store(name: str, docker: str, inventory: NodeInventory) -> Path:
-    path = inventory_path(name, docker)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(inventory.model_dump_json(indent=2) + "\n")
-    os.replace(temporary, path)
-    return path
+    from orchestrator.atomic_files import write_atomically
+
+    return write_atomically(
+        inventory_path(name, docker), inventory.model_dump_json(indent=2) + "\n"
+    )
 
 
 def load(name: str, docker: str) -> NodeInventory | None:

@@ -32,6 +32,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 RECORDER_MODULES = (
     "__init__.py",
     "errors.py",
+    "base.py",
     "hardware/detect.py",
     "hardware/recording.py",
     "hardware/sysfs.py",

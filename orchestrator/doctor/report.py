@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from orchestrator.base import Strict
 
 Status = Literal["pass", "warn", "fail", "skip"]
 
@@ -39,9 +39,7 @@ CHECK_IDS = (
 )
 
 
-class Check(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Check(Strict):
     node: str
     check: str
     status: Status
@@ -49,9 +47,7 @@ class Check(BaseModel):
     fix: str = ""
 
 
-class DoctorReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DoctorReport(Strict):
     checks: list[Check]
     ok: bool
 

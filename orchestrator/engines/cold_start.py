@@ -16,10 +16,6 @@ from orchestrator.plan import Plan
 DEFAULT_DOWNLOAD_GIB_PER_S = 0.25
 GIB = 1024**3
 
-# Bytes per parameter of a checkpoint format, for models outside the catalog (the catalog's
-# own weight formula is used where the model is known).
-_BYTES_PER_PARAM = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "mxfp4": 0.53}
-
 
 def download_rate(plan: Plan) -> float:
     rate = plan.request.download_gib_per_s
@@ -28,18 +24,17 @@ def download_rate(plan: Plan) -> float:
 
 def checkpoint_gib(plan: Plan) -> float:
     """Size of the checkpoint as stored on the Hub (its own format, before any online
-    quantization deploy asks the engine for)."""
-    from orchestrator.errors import DeployError
-    from orchestrator.memory import weight_bytes_per_gpu
-    from orchestrator.models.lookup import find_model
-    from orchestrator.plan import Parallelism
+    quantization deploy asks the engine for), as the planner recorded it."""
+    size = plan.model.checkpoint_bytes
+    if size is None:
+        from orchestrator.errors import PlanError
 
-    try:
-        profile = find_model(plan.model.name)
-    except DeployError:
-        per_param = _BYTES_PER_PARAM.get(plan.model.checkpoint_format, 2.0)
-        return plan.model.params_total * per_param / GIB
-    return weight_bytes_per_gpu(profile, Parallelism()) / GIB
+        raise PlanError(
+            f"the plan of {plan.name} does not record the checkpoint's size (written by an "
+            "older deploy)",
+            "plan it again: `deploy render` or `deploy up` with the same options",
+        )
+    return size / GIB
 
 
 def download_s(plan: Plan, simulate: bool) -> float:

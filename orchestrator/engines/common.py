@@ -51,7 +51,6 @@ MODELS_TARGET = "/models"
 # (router or load balancer) move to role blocks above it, so several services share a node
 # without collisions and the numbers say which role a port belongs to (8100 prefill, 8200
 # decode, as in the NIXL examples).
-DEFAULT_ENDPOINT_PORT = {"vllm": 8000, "sglang": 30000}
 ROLE_PORT_OFFSET = {"serve": 1, "prefill": 100, "decode": 200}
 ROLE_SLOT = {"serve": 0, "prefill": 1, "decode": 2}
 
@@ -190,7 +189,7 @@ def plan_nodes(plan: Plan) -> list[str]:
 
 
 def is_multi_node(plan: Plan) -> bool:
-    return len(plan_nodes(plan)) > 1
+    return plan.placed().spans_nodes
 
 
 def is_disaggregated(plan: Plan) -> bool:
@@ -218,7 +217,11 @@ def endpoint_port(plan: Plan) -> int:
     serve = plan.role("serve")
     if serve is not None and serve.port is not None and not has_front(plan):
         return serve.port
-    return DEFAULT_ENDPOINT_PORT[plan.engine.name]
+    if plan.request.port is not None:
+        return plan.request.port
+    from orchestrator.engine_versions import release
+
+    return release(plan.engine.name, plan.engine.version).port.value
 
 
 def engine_port(plan: Plan, role: Role, replica: Replica) -> int:
@@ -230,11 +233,8 @@ def engine_port(plan: Plan, role: Role, replica: Replica) -> int:
 
 
 def front_node(plan: Plan) -> str:
-    """Where the router or load balancer runs: the planner's choice, else the first node."""
-    router = plan.role("router")
-    if router is not None and router.replicas and router.replicas[0].slices:
-        return router.replicas[0].slices[0].node
-    return plan_nodes(plan)[0]
+    """Where the router or load balancer runs: the planner's choice (`Plan.layout`)."""
+    return plan.placed().front_node
 
 
 def upstream_host(plan: Plan, engine_node: str) -> str:
@@ -267,6 +267,11 @@ def cross_node_disaggregation(plan: Plan) -> bool:
     return is_disaggregated(plan) and is_multi_node(plan)
 
 
+def public_endpoint(plan: Plan) -> bool:
+    """The endpoint users reach listens on all interfaces (`--public`; `Plan.layout.bind`)."""
+    return plan.placed().bind == "all-interfaces"
+
+
 def uses_host_network(plan: Plan, simulate: bool) -> bool:
     """Engines of multi-node or disaggregated plans share the host's network: NCCL, the DP
     RPC, KV transfer side channels and bootstrap servers open ports peers must reach directly,
@@ -287,7 +292,7 @@ def bind_address(plan: Plan, node: str, simulate: bool) -> str:
     peer on another node must reach it; loopback otherwise."""
     if not uses_host_network(plan, simulate):
         return "0.0.0.0"
-    if plan.request.public and not has_front(plan):
+    if public_endpoint(plan) and not has_front(plan):
         return "0.0.0.0"
     if reached_from_other_node(plan, node):
         return node_summary(plan, node).address
@@ -296,7 +301,7 @@ def bind_address(plan: Plan, node: str, simulate: bool) -> str:
 
 def publish_ip(plan: Plan, node: str, *, is_front: bool) -> str:
     """Host address a bridge-networked port is published on."""
-    if plan.request.public and (is_front or not has_front(plan)):
+    if public_endpoint(plan) and (is_front or not has_front(plan)):
         return "0.0.0.0"
     if not is_front and reached_from_other_node(plan, node):
         return node_summary(plan, node).address
@@ -595,3 +600,12 @@ def engine_spec(
         privileged=rdma and runs_deepep(plan.engine.name, argv.args),
     )
     return finish(spec, plan)
+
+
+def hybrid_lb(place: Placement) -> bool:
+    """A data-parallel prefill or decode pool spanning nodes runs vLLM's hybrid load balancing:
+    one API endpoint per node, each balancing over its own DP ranks, and the PD router spreads
+    requests over the nodes (vLLM's data_parallel_deployment.md, "Hybrid LB"; the DEP recipes
+    in vllm-project/recipes add --data-parallel-hybrid-lb). Without it, rank 0's node runs
+    the API servers of every rank of the pool."""
+    return is_disaggregated(place.plan) and place.nnodes > 1 and place.role.parallelism.dp > 1

@@ -19,21 +19,18 @@ from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from orchestrator.engine_versions import version_tuple
+from orchestrator.base import Strict
 from orchestrator.engines.common import Argv, Placement
 from orchestrator.errors import CatalogError
+from orchestrator.versioning import at_least
 
 RoleName = Literal["serve", "prefill", "decode"]
 GpuArch = Literal["ampere", "ada", "hopper", "blackwell"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RecipeFlag(_Strict):
+class RecipeFlag(Strict):
     """One flag. `value` None (and no computed form) makes a boolean switch."""
 
     flag: str = Field(pattern=r"^--[a-z0-9][a-z0-9-]*$")
@@ -50,14 +47,14 @@ class RecipeFlag(_Strict):
     why: str
 
 
-class NotAdopted(_Strict):
+class NotAdopted(Strict):
     """A flag of the published command deploy does not render, and why."""
 
     flag: str
     why: str
 
 
-class RecipeMatch(_Strict):
+class RecipeMatch(Strict):
     engine: Literal["vllm", "sglang"]
     # fnmatch patterns, lower case, against the catalog name and the Hugging Face id
     models: list[str] = []
@@ -74,7 +71,7 @@ class RecipeMatch(_Strict):
     api_ranks_only: bool = False
 
 
-class Recipe(_Strict):
+class Recipe(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
     source: str = Field(pattern=r"^https://")
@@ -86,7 +83,7 @@ class Recipe(_Strict):
     not_adopted: list[NotAdopted] = []
 
 
-class RecipeFile(_Strict):
+class RecipeFile(Strict):
     recipes: list[Recipe]
 
 
@@ -155,7 +152,6 @@ class Situation:
 
 
 def situation(place: Placement) -> Situation:
-    from orchestrator.catalog import find_gpu
     from orchestrator.engines.common import is_disaggregated
 
     plan = place.plan
@@ -165,7 +161,7 @@ def situation(place: Placement) -> Situation:
         engine=plan.engine.name,
         version=plan.engine.version,
         model_keys=(plan.model.name.lower(), plan.model.id.lower()),
-        gpu_arch=gpu_arch(find_gpu(plan.hardware.gpu).compute_capability),
+        gpu_arch=gpu_arch(plan.hardware.compute_capability),
         goal=plan.request.goal,
         role=place.role.name,
         rank=place.rank,
@@ -180,18 +176,19 @@ def situation(place: Placement) -> Situation:
 
 
 def routed_experts(place: Placement) -> int | None:
-    """Routed experts per MoE layer, from the model's profile; None when it cannot be read."""
-    from orchestrator.errors import DeployError
-    from orchestrator.models.lookup import find_model
-
+    """Routed experts per MoE layer, as the planner recorded them; None for a dense model."""
     model = place.plan.model
     if not model.is_moe:
         return None
-    try:
-        profile = find_model(model.local_path or model.name)
-    except DeployError:
-        return None
-    return profile.moe.num_experts if profile.moe is not None else None
+    if model.routed_experts is None:
+        from orchestrator.errors import PlanError
+
+        raise PlanError(
+            f"the plan of {place.plan.name} does not record {model.name}'s routed experts "
+            "(written by an older deploy)",
+            "plan it again: `deploy render` or `deploy up` with the same options",
+        )
+    return model.routed_experts
 
 
 def redundant_experts(at_least: int, routed: int, ep: int) -> int:
@@ -204,7 +201,7 @@ def serves_api(place: Placement) -> bool:
         return True
     if place.plan.engine.name != "vllm":
         return False
-    from orchestrator.engines.vllm import hybrid_lb
+    from orchestrator.engines.common import hybrid_lb
 
     return hybrid_lb(place)
 
@@ -225,8 +222,7 @@ def applies(recipe: Recipe, here: Situation) -> bool:
     match = recipe.match
     checks = (
         match.engine == here.engine,
-        match.min_version is None
-        or version_tuple(here.version) >= version_tuple(match.min_version),
+        match.min_version is None or at_least(here.version, match.min_version),
         _matches_model(match, here.model_keys),
         not match.gpu_arch or here.gpu_arch in match.gpu_arch,
         not match.goals or here.goal in match.goals,

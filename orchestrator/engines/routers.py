@@ -28,6 +28,7 @@ from orchestrator.engines.common import (
     has_front,
     http_probe,
     is_disaggregated,
+    public_endpoint,
     upstream_host,
 )
 from orchestrator.engines.sglang import bootstrap_port
@@ -81,7 +82,7 @@ def _url(plan: Plan, spec: ServiceSpec) -> str:
 
 
 def _bind(plan: Plan) -> str:
-    return "0.0.0.0" if plan.request.public else "127.0.0.1"
+    return "0.0.0.0" if public_endpoint(plan) else "127.0.0.1"
 
 
 def _router(plan: Plan, engines: list[ServiceSpec], simulate: bool) -> ServiceSpec:
@@ -123,7 +124,7 @@ def _router(plan: Plan, engines: list[ServiceSpec], simulate: bool) -> ServiceSp
         _bind(plan),
         origin="deploy",
         why="public"
-        if plan.request.public
+        if public_endpoint(plan)
         else "this node only; pass --public to listen on all interfaces",
     )
     argv.flag("--port", port, origin="deploy", why="the deployment's endpoint")
@@ -180,5 +181,5 @@ def nginx_settings(plan: Plan, services: list[ServiceSpec]) -> NginxSettings | N
         host = upstream_host(plan, spec.node)
         upstreams.append(NginxUpstream(host=host, port=spec.probe.port, service=name))
     port = endpoint_port(plan)
-    listen = str(port) if plan.request.public else f"127.0.0.1:{port}"
+    listen = str(port) if public_endpoint(plan) else f"127.0.0.1:{port}"
     return NginxSettings(listen=listen, upstreams=upstreams)

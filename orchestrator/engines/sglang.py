@@ -15,7 +15,7 @@ Layouts (SGLang docs: multi_node.mdx, expert_parallelism.mdx, pd_disaggregation.
 
 from __future__ import annotations
 
-from orchestrator.engine_versions import version_tuple
+from orchestrator.engine_versions import feature
 from orchestrator.engines.common import (
     REVISION_WHY,
     Argv,
@@ -61,7 +61,6 @@ READY_PATH = "/ready"
 DIST_INIT_PORT = 20000  # SGLang docs use 20000; attention DP also takes the next six ports
 DIST_INIT_STRIDE = 10
 BOOTSTRAP_PORT = 8998  # --disaggregation-bootstrap-port default
-ATTN_DP_FLAG_SINCE = "0.5.22"
 
 MEMORY_SPELLING = MemorySpelling(
     context_flag="--context-length",
@@ -109,7 +108,8 @@ def build(plan: Plan, simulate: bool) -> list[ServiceSpec]:
 
 
 def uses_attn_dp_flag(version: str) -> bool:
-    return version_tuple(version) >= version_tuple(ATTN_DP_FLAG_SINCE)
+    """`--attn-dp-size` exists (the release profile's `attn_dp_size_flag` gate)."""
+    return feature("sglang", version, "attn_dp_size_flag")
 
 
 def bootstrap_port(place_index: int) -> int:

@@ -27,6 +27,7 @@ from orchestrator.engines.common import (
     Placement,
     apply_user_args,
     engine_spec,
+    hybrid_lb,
     is_disaggregated,
     model_argument,
     placements,
@@ -223,15 +224,6 @@ def _service(
     )
     # CPU nodes: vLLM's CPU build (engines/vllm_cpu.py).
     return spec if plan.cpu is None else cpu_spec(place, spec)
-
-
-def hybrid_lb(place: Placement) -> bool:
-    """A data-parallel prefill or decode pool spanning nodes runs vLLM's hybrid load balancing:
-    one API endpoint per node, each balancing over its own DP ranks, and the PD router spreads
-    requests over the nodes (vLLM's data_parallel_deployment.md, "Hybrid LB"; the DEP recipes
-    in vllm-project/recipes add --data-parallel-hybrid-lb). Without it, rank 0's node runs
-    the API servers of every rank of the pool."""
-    return is_disaggregated(place.plan) and place.nnodes > 1 and place.role.parallelism.dp > 1
 
 
 def _ray_parallel_flags(place: Placement, argv: Argv) -> None:

@@ -27,8 +27,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from orchestrator.base import Strict
 from orchestrator.errors import CatalogError, DockerUnavailableError, HardwareError
 from orchestrator.hardware.formats import INVENTORY_KIND, SCHEMA_VERSION
 from orchestrator.hardware.model import Cluster, Fabric, Node
@@ -63,9 +64,7 @@ def check_docker_endpoint(value: str) -> str:
     return value
 
 
-class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
+class _Entry(Strict):
     docker: str | None = None
     gpus: str | None = Field(
         default=None,
@@ -113,9 +112,7 @@ class NodeEntry(_Entry):
         return value
 
 
-class ClusterFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
+class ClusterFile(Strict):
     schema_version: int = SCHEMA_VERSION
     kind: str = "cluster"
     name: str | None = None

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from orchestrator.base import Strict
 from orchestrator.hardware.formats import INVENTORY_KIND
 from orchestrator.hardware.formats import SCHEMA_VERSION as SCHEMA_VERSION
 
@@ -22,11 +23,7 @@ BandwidthClass = Literal["self", "nvlink", "pcie-switch", "pcie-host", "numa-loc
 RemoteKind = Literal["gpu", "switch", "npu", "unknown"]
 
 
-class Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class NvLinkInfo(Doc):
+class NvLinkInfo(Strict):
     """One NVLink of a GPU."""
 
     link: int = Field(ge=0)
@@ -38,18 +35,18 @@ class NvLinkInfo(Doc):
     peer: int | None = None
 
 
-class MigDevice(Doc):
+class MigDevice(Strict):
     uuid: str | None = None
     memory_bytes: int | None = None
 
 
-class MigInfo(Doc):
+class MigInfo(Strict):
     enabled: bool
     pending: bool = Field(description="the mode after the next GPU reset")
     devices: list[MigDevice] = []
 
 
-class FabricInfo(Doc):
+class FabricInfo(Strict):
     """GPU fabric registration (multi-node NVLink: GB200 NVL72, GH200 NVL32)."""
 
     state: Literal["not-supported", "not-started", "in-progress", "completed"]
@@ -58,7 +55,7 @@ class FabricInfo(Doc):
     clique_id: int | None = None
 
 
-class GpuInfo(Doc):
+class GpuInfo(Strict):
     index: int = Field(ge=0)
     name: str
     uuid: str | None = None
@@ -81,7 +78,7 @@ class GpuInfo(Doc):
     unsupported: dict[str, str] = {}
 
 
-class PairLink(Doc):
+class PairLink(Strict):
     """How two GPUs of the node reach each other."""
 
     a: int
@@ -103,14 +100,14 @@ class PairLink(Doc):
     unsupported: dict[str, str] = {}
 
 
-class RdmaPort(Doc):
+class RdmaPort(Strict):
     port: int
     state: str
     link_layer: str
     rate_gbps: float | None = None
 
 
-class RdmaDevice(Doc):
+class RdmaDevice(Strict):
     name: str
     pci_bus_id: str | None = None
     numa_node: int | None = None
@@ -126,7 +123,7 @@ class RdmaDevice(Doc):
         return self.ports[0].link_layer if self.ports else None
 
 
-class NetInterface(Doc):
+class NetInterface(Strict):
     name: str
     operstate: str
     kind: Literal["ethernet", "infiniband", "loopback", "other"]
@@ -136,7 +133,7 @@ class NetInterface(Doc):
     default_route: bool = False
 
 
-class NodeInventory(Doc):
+class NodeInventory(Strict):
     """One machine as `deploy detect --json` sees it."""
 
     schema_version: int

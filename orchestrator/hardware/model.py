@@ -10,17 +10,14 @@ produce a `Cluster`. The resolver reads only this model, never NVML.
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from orchestrator.base import Strict
 from orchestrator.hardware.cpu import CpuSpec
 from orchestrator.schema import GpuSpec, Interconnect
 
 # How nodes talk to each other: RDMA fabrics allow TP across nodes and fast PD KV transfer.
 Fabric = Literal["infiniband", "roce", "ethernet", "none"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class GpuDevice(Strict):

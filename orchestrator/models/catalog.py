@@ -12,9 +12,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from orchestrator.catalog import load_profile, parsed_documents, read_yaml
 from orchestrator.errors import CatalogError
 from orchestrator.profile_cache import cached_documents
+from orchestrator.profiles import load_profile, parsed_documents, read_yaml
 from orchestrator.resources import profiles_dir
 from orchestrator.schema import ModelProfile
 

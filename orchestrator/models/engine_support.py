@@ -8,12 +8,12 @@ SGLang's model classes and quantization methods); each file records the wheel it
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 
 from orchestrator.errors import CatalogError, PlanError
 from orchestrator.resources import profiles_dir
 from orchestrator.schema import ModelProfile
+from orchestrator.versioning import version_key
 
 _DIRECTORY = ("engines", "architectures")
 
@@ -78,10 +78,6 @@ def check_quantization(model: ModelProfile, engine: str, version: str) -> None:
     )
 
 
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version))
-
-
 def versions_with_lists(engine: str) -> list[str]:
     directory = profiles_dir().joinpath(*_DIRECTORY)
     found = [
@@ -89,7 +85,7 @@ def versions_with_lists(engine: str) -> list[str]:
         for path in directory.glob(f"{engine}-*.json")
         if path.stem[len(engine) + 1 :][:1].isdigit()
     ]
-    return sorted(found, key=_version_key)
+    return sorted(found, key=version_key)
 
 
 def check_loadable(model: ModelProfile, engine: str, version: str) -> list[str]:

@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.catalog import validation_message
 from orchestrator.errors import CatalogError
 from orchestrator.models import config_defaults, families, layer_kinds
 from orchestrator.models.quantization import (
@@ -28,6 +27,7 @@ from orchestrator.models.quantization import (
     scheme_bytes_per_weight,
     unquantized_share,
 )
+from orchestrator.profiles import validation_message
 from orchestrator.schema import ModelProfile, ModelSource
 
 CONFIG = "config.json"

@@ -12,10 +12,9 @@ which the library does not cache, are kept beside deploy's own cache, keyed by c
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -195,14 +194,11 @@ def _single_file_params(repo_id: str, commit: str) -> dict[str, int] | None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except OSError:
-        pass  # a read-only cache only costs the range request next time
+    from orchestrator.atomic_files import write_atomically
+
+    # A read-only cache only costs the range request next time.
+    with contextlib.suppress(OSError):
+        write_atomically(path, text)
 
 
 def _object(path: Path) -> Mapping[str, Any]:

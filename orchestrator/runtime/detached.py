@@ -11,10 +11,8 @@ environment the process inherited from `up`, never in a file. See docs/supervisi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,16 +54,9 @@ def read_record(store: StateStore, name: str) -> SupervisorRecord | None:
 
 def write_record(store: StateStore, name: str, record: SupervisorRecord) -> None:
     """Atomically (temporary file + rename), so `status` never reads half a record."""
-    path = record_path(store, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record.__dict__, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from orchestrator.atomic_files import write_atomically
+
+    write_atomically(record_path(store, name), json.dumps(record.__dict__))
 
 
 def _is_ours(pid: int) -> bool:

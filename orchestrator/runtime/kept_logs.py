@@ -4,8 +4,6 @@ them. Secrets are masked before the lines get here (`docker_ops.log_tail`)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from orchestrator.runtime.state import StateStore, validate_name
@@ -16,14 +14,10 @@ def directory(store: StateStore, name: str) -> Path:
 
 
 def keep(store: StateStore, name: str, service: str, lines: list[str]) -> Path:
-    folder = directory(store, name)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{service}.log"
-    fd, tmp = tempfile.mkstemp(prefix=f".{service}.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("".join(f"{line}\n" for line in lines))
-    os.replace(tmp, path)
-    return path
+    from orchestrator.atomic_files import write_atomically
+
+    text = "".join(f"{line}\n" for line in lines)
+    return write_atomically(directory(store, name) / f"{service}.log", text)
 
 
 def kept(store: StateStore, name: str) -> dict[str, list[str]]:

@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from orchestrator.atomic_files import write_atomically
+from orchestrator.base import Strict
 from orchestrator.errors import InputError
+from orchestrator.naming import check_name, is_valid_name
 from orchestrator.spec import ServiceSpec
 
 STATE_VERSION = 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class NodeInfo(Strict):
@@ -77,12 +73,8 @@ class DeploymentState(Strict):
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise InputError(
-            f"invalid deployment name '{name}'",
-            "use letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)",
-        )
-    return name
+    """The deployment name rule of every command (`orchestrator.naming`)."""
+    return check_name(name)
 
 
 def default_state_dir() -> Path:
@@ -131,28 +123,7 @@ class StateStore:
         path = self.path(state.name)
         _carry_over(state, self._previous(state.name))
         _resolve_endpoints(state)
-        data = state.model_dump_json(indent=2).encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{state.name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        try:  # make the rename itself durable
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-        except OSError:
-            return path
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)
-        return path
+        return write_atomically(path, state.model_dump_json(indent=2), durable=True)
 
     def _previous(self, name: str) -> DeploymentState | None:
         try:
@@ -176,7 +147,9 @@ class StateStore:
     def names(self) -> list[str]:
         if not self.directory.is_dir():
             return []
-        return sorted(path.stem for path in self.directory.glob("*.json") if _NAME.match(path.stem))
+        return sorted(
+            path.stem for path in self.directory.glob("*.json") if is_valid_name(path.stem)
+        )
 
     def all(self) -> list[DeploymentState]:
         """Every readable state file; a corrupt or unreadable one is skipped and described in

@@ -12,8 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from orchestrator.base import Strict
 from orchestrator.errors import DockerUnavailableError, InputError
 from orchestrator.runtime.containers import LABEL_GPUS
 from orchestrator.runtime.docker_ops import labelled_containers, started_at
@@ -22,10 +21,6 @@ from orchestrator.runtime.ownership import labels_of, split_owned
 from orchestrator.runtime.probes import check_ready
 from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_NODE, LABEL_ROLE, LABEL_SERVICE, ServiceSpec
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class GpuUsage(Strict):

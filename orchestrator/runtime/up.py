@@ -1,11 +1,15 @@
-"""`deploy up` as one library call: a plan and its services in, a running deployment out."""
+"""Start a deployment: a plan and its services in, a running deployment out.
+
+The stages around the start (planning, the fit check, rendering the files, the pre-flight) are
+`orchestrator.execution`'s: they arrive here as `Stages` callbacks, so runtime never plans,
+renders or runs doctor itself."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +26,18 @@ if TYPE_CHECKING:
     from orchestrator.plan import Plan
 
 SIM_ENV_PREFIX = "DEPLOY_SIM_"
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What `run_up` runs that is not runtime's own, passed in by `orchestrator.execution`."""
+
+    # Write the deployment's files (compose, launch scripts, nginx.conf) into this directory:
+    # what `./file` mounts refer to, and a record of exactly what runs.
+    write_files: Callable[[Path], object]
+    # The pre-flight: (endpoints, already running) -> raises to refuse the start. None: skipped.
+    preflight: Callable[[Endpoints, bool], object] | None = None
+    skipped: str = ""  # reported when `preflight` is None
 
 
 @dataclass
@@ -66,18 +82,10 @@ def with_sim_knobs(services: list[ServiceSpec], host_env: Mapping[str, str]) -> 
     ]
 
 
-def render_files(plan: Plan, services: list[ServiceSpec], out_dir: Path) -> Path:
-    """The deployment's files (compose, launch scripts, nginx.conf) next to its state: what
-    `./file` mounts refer to, and a record of exactly what runs."""
-    from orchestrator.render import render_deployment
-
-    render_deployment(plan, services, out_dir)
-    return out_dir
-
-
 def run_up(
     plan: Plan,
     services: list[ServiceSpec],
+    stages: Stages,
     *,
     simulate: bool = False,
     state_dir: Path | None = None,
@@ -87,18 +95,12 @@ def run_up(
     watch: bool = False,
     stop: threading.Event | None = None,
     options: SupervisorOptions | None = None,
-    doctor: bool = True,
     detach: bool = True,
-    allow_missing_secrets: tuple[str, ...] = (),
 ) -> UpResult:
     """Start `services` and return once ready. Then, by default (`detach`), a detached
     supervisor process keeps the deployment alive after this returns; `watch` supervises in
     this process instead (`up --foreground`) until `stop` or Ctrl-C."""
-    from orchestrator.secrets_policy import check_secrets
-
     host_env = dict(os.environ)
-    # Before anything is written or started: an endpoint asked to be protected never runs open.
-    check_secrets(plan, host_env, allow_missing_secrets)
     if simulate:
         services = with_sim_knobs(services, host_env)
     options = options or SupervisorOptions()
@@ -108,24 +110,15 @@ def run_up(
     store = StateStore(state_dir)
     with contextlib.ExitStack() as held:
         # Files first: an unwritable state directory is reported for the files it holds.
-        files_dir = render_files(plan, services, store.files_dir(plan.name))
+        files_dir = store.files_dir(plan.name)
+        stages.write_files(files_dir)
         held.enter_context(deployment_lock(store, plan.name))
         endpoints = held.enter_context(Endpoints())
         # The pre-flight (deploy doctor's fast subset) refuses a start on a broken node.
-        from orchestrator.doctor.gate import preflight, skipped_message
-
-        if doctor:
-            running = store.load(plan.name) is not None
-            preflight(
-                plan,
-                services,
-                endpoints=endpoints,
-                simulate=simulate,
-                running=running,
-                command=f"deploy doctor {plan.model.name}{' --simulate' if simulate else ''}",
-            )
-        elif reporter is not None:
-            reporter.message(skipped_message())
+        if stages.preflight is not None:
+            stages.preflight(endpoints, store.load(plan.name) is not None)
+        elif reporter is not None and stages.skipped:
+            reporter.message(stages.skipped)
         # The previous supervisor would fight this `up` over the containers it replaces.
         detached.stop(store, plan.name)
         supervisor = Supervisor(

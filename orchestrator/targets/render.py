@@ -9,7 +9,7 @@ from typing import Any, Literal
 from orchestrator.errors import InputError
 from orchestrator.plan import Plan
 from orchestrator.spec import ServiceSpec
-from orchestrator.targets.settings import TargetSettings, load_settings
+from orchestrator.targets.settings import TargetSettings
 
 Target = Literal["compose", "k8s", "slurm"]
 TARGETS: tuple[Target, ...] = ("compose", "k8s", "slurm")
@@ -195,20 +195,3 @@ def render_target(
         lambda relative: relative not in owned,
     )
     return [out_dir / path for path in written]
-
-
-def render_for_cli(
-    target: str,
-    plan: Plan,
-    simulate: bool,
-    out_dir: Path,
-    cluster: Path | None,
-    overrides: dict[str, dict[str, Any]],
-) -> list[Path]:
-    """`deploy render --target k8s|slurm`: settings from the cluster file and the options."""
-    from orchestrator.engines import build_services
-
-    settings = load_settings(cluster, overrides)
-    services = build_services(plan, simulate=simulate)
-    chosen: Target = "k8s" if target == "k8s" else "slurm"
-    return render_target(chosen, plan, services, out_dir, settings, simulate=simulate)

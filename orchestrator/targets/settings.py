@@ -23,19 +23,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from orchestrator.base import Strict
 from orchestrator.errors import HardwareError
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _TIME_LIMIT = r"^(\d+-)?\d+(:\d{2}){0,2}$|^(infinite|UNLIMITED)$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class HfCache(_Strict):
+class HfCache(Strict):
     """Where the Hugging Face cache lives: a PersistentVolumeClaim, or a directory on the node."""
 
     pvc: str | None = Field(default=None, pattern=_DNS_LABEL)
@@ -45,7 +42,7 @@ class HfCache(_Strict):
     access_mode: Literal["ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce"] = "ReadWriteMany"
 
 
-class KubernetesSettings(_Strict):
+class KubernetesSettings(Strict):
     namespace: str = Field(default="default", pattern=_DNS_LABEL)
     hf_cache: HfCache = HfCache(pvc="hf-cache")
     host_network: bool = False
@@ -55,14 +52,14 @@ class KubernetesSettings(_Strict):
     secret: str | None = Field(default=None, pattern=_DNS_LABEL)
 
 
-class SlurmSettings(_Strict):
+class SlurmSettings(Strict):
     partition: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
     time_limit: str = Field(default="24:00:00", pattern=_TIME_LIMIT)
     account: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
     runtime: Literal["pyxis", "apptainer", "bare-metal"] = "pyxis"
 
 
-class TargetSettings(_Strict):
+class TargetSettings(Strict):
     kubernetes: KubernetesSettings = KubernetesSettings()
     slurm: SlurmSettings = SlurmSettings()
 

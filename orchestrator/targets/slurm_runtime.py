@@ -19,13 +19,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
+from orchestrator.base import Strict
 from orchestrator.errors import InputError, RuntimeFailure
 from orchestrator.plan import Plan
 from orchestrator.spec import ServiceSpec
@@ -36,13 +34,10 @@ from orchestrator.targets.slurm import ENDPOINT_MARK, READY_MARK, batch_script
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
 _POLL_S = 1.0
 _CANCEL_WAIT_S = 120.0
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
-class SlurmJob(BaseModel):
+class SlurmJob(Strict):
     """What `up` submitted: enough for `status`, `logs` and `down` without the plan."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str
     job_id: str
@@ -146,9 +141,9 @@ class SlurmStore:
         self.directory = (state_dir or default_state_dir()) / "slurm"
 
     def path(self, name: str) -> Path:
-        if not _NAME.match(name):
-            raise InputError(f"invalid deployment name '{name}'", "use letters, digits, . _ -")
-        return self.directory / f"{name}.json"
+        from orchestrator.naming import check_name
+
+        return self.directory / f"{check_name(name)}.json"
 
     def run_dir(self, name: str) -> Path:
         return self.directory / name
@@ -165,17 +160,9 @@ class SlurmStore:
             ) from None
 
     def save(self, job: SlurmJob) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{job.name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(job.model_dump_json(indent=2))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path(job.name))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from orchestrator.atomic_files import write_atomically
+
+        write_atomically(self.path(job.name), job.model_dump_json(indent=2), durable=True)
 
     def delete(self, name: str) -> None:
         import shutil

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from orchestrator import catalog, profile_cache
-from orchestrator.catalog import load_gpus, load_gpus_from, read_yaml
+from orchestrator.catalog import load_gpus, load_gpus_from
 from orchestrator.errors import CatalogError
 from orchestrator.models import catalog as model_catalog
 from orchestrator.models.catalog import load_models, load_models_from
 from orchestrator.profile_cache import cache_dir, cache_file, cached_documents
+from orchestrator.profiles import read_yaml
 from orchestrator.resources import profiles_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -237,7 +238,7 @@ def test_deploy_plan_output_is_the_same_cold_warm_and_corrupt(tmp_path: Path) ->
 
     cold = run()
     written = sorted((tmp_path / "cache" / "deploy").glob("profiles-*.json"))
-    assert [path.name.split("-")[1] for path in written] == ["gpus", "models"]
+    assert [path.name.split("-")[1] for path in written] == ["gpus", "models", "releases"]
     assert run() == cold
     for path in written:
         path.write_text("{ corrupt")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from orchestrator.engine_versions import VERSIONS
+from orchestrator.engine_versions import releases
 from orchestrator.errors import FlagError
 from orchestrator.flags import accepts, known_versions, load_schema, schema_path, versions_accepting
 from orchestrator.resources import profiles_dir
@@ -65,9 +65,11 @@ def test_load_schema_is_cached() -> None:
     assert load_schema("vllm", "v0.33.0") is load_schema("vllm", "0.33.0")
 
 
-def test_every_pinned_engine_version_has_a_schema() -> None:
-    for engine, versions in VERSIONS.items():
-        assert set(versions) <= set(known_versions(engine))
+def test_every_engine_release_has_a_schema_and_each_schema_a_release() -> None:
+    """The version list is the release profiles; each has its flag schema, and back."""
+    assert set(releases()) == {"vllm", "sglang"}
+    for engine, by_version in releases().items():
+        assert set(by_version) == set(known_versions(engine))
 
 
 def test_known_versions_keep_engines_apart() -> None:

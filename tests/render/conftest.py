@@ -72,6 +72,23 @@ MODELS = {
     ),
 }
 
+
+def _with_facts(summary: ModelSummary) -> ModelSummary:
+    """The facts the planner records for renderers: the checkpoint's size and routed experts."""
+    from orchestrator.memory import weight_bytes_per_gpu
+    from orchestrator.models.lookup import find_model
+
+    profile = find_model(summary.name)
+    return summary.model_copy(
+        update={
+            "checkpoint_bytes": int(weight_bytes_per_gpu(profile, Parallelism())),
+            "routed_experts": profile.moe.num_experts if profile.moe is not None else None,
+        }
+    )
+
+
+MODELS = {name: _with_facts(summary) for name, summary in MODELS.items()}
+
 # Weights per GPU (GiB) for a model at a given number of GPUs per instance, roughly what the
 # memory model gives; only the start period and the simulator's load time read it.
 WEIGHTS_GIB = {
@@ -147,6 +164,7 @@ def make_plan(
         hardware=HardwareSummary(
             gpu="H100-80GB-SXM",
             gpu_memory_gib=79.18,
+            compute_capability="9.0",
             gpus_per_node=gpus_per_node,
             nodes=node_count,
             interconnect="nvswitch",

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.engine_versions import version_tuple
 from orchestrator.engines import sglang, vllm
 from orchestrator.engines.recipes import gpu_arch, load_recipes, redundant_experts
 from orchestrator.flags import known_versions, load_schema
+from orchestrator.versioning import at_least
 
 REPO = Path(__file__).resolve().parent.parent.parent
 TWO = str(REPO / "profiles" / "clusters" / "two-node-h100-ib.yaml")
@@ -34,9 +34,7 @@ DEP16 = [
 
 def _versions(engine: str, since: str | None) -> list[str]:
     return [
-        version
-        for version in known_versions(engine)
-        if since is None or version_tuple(version) >= version_tuple(since)
+        version for version in known_versions(engine) if since is None or at_least(version, since)
     ]
 
 

@@ -82,8 +82,10 @@ def test_single_node_up_is_idempotent_then_status_and_down(
     state_dir: Path,
     cleanup: list[str],
     deployment: str,
+    endpoint_port: int,
 ) -> None:
     cleanup.append(deployment)
+    url = f"http://127.0.0.1:{endpoint_port}"
     args = [
         "up",
         "qwen3-8b",
@@ -92,6 +94,8 @@ def test_single_node_up_is_idempotent_then_status_and_down(
         # Two single-GPU replicas behind the load balancer.
         "--tp",
         "1",
+        "--port",
+        str(endpoint_port),
         "--simulate",
         "--name",
         deployment,
@@ -102,9 +106,9 @@ def test_single_node_up_is_idempotent_then_status_and_down(
     ]
     first = invoke(cli_runner, args)
     assert first.exit_code == 0, first.output
-    assert first.stdout == f"{deployment} is ready: http://127.0.0.1:8000\n"
+    assert first.stdout == f"{deployment} is ready: {url}\n"
     assert sorted(services(docker_client, deployment)) == ["lb", "serve-0", "serve-1"]
-    assert http_check("http://127.0.0.1:8000/v1/models", 2) == (True, "HTTP 200")
+    assert http_check(f"{url}/v1/models", 2) == (True, "HTTP 200")
     ids = {name: c.id for name, c in services(docker_client, deployment).items()}
     # The rendered files live beside the state, and nginx.conf reached the lb container.
     assert (state_dir / deployment / "local" / "nginx.conf").is_file()
@@ -112,7 +116,7 @@ def test_single_node_up_is_idempotent_then_status_and_down(
     again = invoke(cli_runner, [*args, "--json"])
     assert again.exit_code == 0, again.output
     data = json.loads(again.stdout)
-    assert data["url"] == "http://127.0.0.1:8000"
+    assert data["url"] == url
     assert data["kept"] == ["lb", "serve-0", "serve-1"] and data["started"] == []
     assert {name: c.id for name, c in services(docker_client, deployment).items()} == ids
 
@@ -139,6 +143,7 @@ def test_pd_deployment_with_its_router(
     state_dir: Path,
     cleanup: list[str],
     deployment: str,
+    endpoint_port: int,
 ) -> None:
     cleanup.append(deployment)
     result = invoke(
@@ -149,6 +154,8 @@ def test_pd_deployment_with_its_router(
             "--gpus",
             "2xH100",
             "--disagg",
+            "--port",
+            str(endpoint_port),
             "--simulate",
             "--name",
             deployment,
@@ -167,7 +174,7 @@ def test_pd_deployment_with_its_router(
     import urllib.request
 
     request = urllib.request.Request(
-        "http://127.0.0.1:8000/v1/completions",
+        f"http://127.0.0.1:{endpoint_port}/v1/completions",
         data=json.dumps({"model": "qwen3-8b", "prompt": "hi", "max_tokens": 2}).encode(),
         headers={"content-type": "application/json"},
     )

@@ -19,11 +19,16 @@ from orchestrator.runtime import detached
 from orchestrator.runtime.lock import deployment_lock
 from orchestrator.runtime.state import StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT
+from tests.conftest import ENDPOINT_OFFSETS, free_port
 
 from .conftest import REPO_ROOT, supervisor_pids
 from .test_cli_up import SIM_ENV, invoke, services
 
 pytestmark = pytest.mark.docker
+
+
+# One free endpoint port for this module's deployments (they run one at a time).
+PORT = free_port(ENDPOINT_OFFSETS)
 
 
 def up_args(name: str, state_dir: Path, *extra: str) -> list[str]:
@@ -32,6 +37,8 @@ def up_args(name: str, state_dir: Path, *extra: str) -> list[str]:
         "qwen3-8b",
         "--gpus",
         "1xH100",
+        "--port",
+        str(PORT),
         "--simulate",
         "--name",
         name,
@@ -63,7 +70,7 @@ def test_a_killed_engine_comes_back_after_up_returned_and_down_stops_the_supervi
 ) -> None:
     result = invoke(cli_runner, up_args(deployment, state_dir))
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{deployment} is ready: http://127.0.0.1:8000\n"
+    assert result.stdout == f"{deployment} is ready: http://127.0.0.1:{PORT}\n"
     store = StateStore(state_dir)
     record = detached.read_record(store, deployment)
     assert record is not None and record.alive()

@@ -9,14 +9,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import ENDPOINT_OFFSETS, free_port
+
 from .test_cli_up import invoke, services
 
 pytestmark = pytest.mark.docker
 
+PORT = free_port(ENDPOINT_OFFSETS)
+
 
 def up_args(name: str, state_dir: Path, *extra: str) -> list[str]:
     return [
-        "up", "qwen3-8b", "--gpus", "1xH100", "--simulate", "--name", name,
+        "up", "qwen3-8b", "--gpus", "1xH100", "--port", str(PORT), "--simulate", "--name", name,
         "--state-dir", str(state_dir), "--timeout", "120", "--max-restarts", "1", *extra,
     ]  # fmt: skip
 
@@ -54,7 +58,7 @@ def test_a_kv_cache_shortfall_is_named_replanned_and_kept_for_logs(
         assert "re-planning with --context 19456 (was 32768) and starting again" in (
             replanned.stderr
         )
-        assert replanned.stdout == f"{deployment} is ready: http://127.0.0.1:8000\n"
+        assert replanned.stdout == f"{deployment} is ready: http://127.0.0.1:{PORT}\n"
         command = services(docker_client, deployment)["serve-0"].attrs["Args"]
         assert command[command.index("--max-model-len") + 1] == "19456"
     finally:

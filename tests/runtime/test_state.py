@@ -100,7 +100,7 @@ def test_find_endpoint(tmp_path: Path) -> None:
 
 def test_bad_names_and_corrupt_files_are_input_errors(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
-    with pytest.raises(InputError, match="invalid deployment name"):
+    with pytest.raises(InputError, match="is not a DNS label"):
         store.path("../etc/passwd")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(

@@ -227,10 +227,21 @@ def ensure_sim_image() -> str:
         ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=1200
     )
     if result.returncode != 0:
-        pytest.fail(
-            "building the simulator image failed:\n" + result.stdout[-2000:] + result.stderr[-2000:]
-        )
+        output = result.stdout[-2000:] + result.stderr[-2000:]
+        missing = _missing_build_tool(output)
+        if missing is not None and not IN_CI:
+            # A fresh machine without the build's tools skips, with the reason; CI requires them.
+            pytest.skip(f"the simulator image cannot be built here: {missing}")
+        pytest.fail("building the simulator image failed:\n" + output)
     return SIM_IMAGE
+
+
+def _missing_build_tool(output: str) -> str | None:
+    """The line of docker/build-sim-image.sh that names a tool this machine lacks."""
+    for line in output.splitlines():
+        if "debootstrap is not installed" in line or "debootstrap needs root" in line:
+            return line.strip()
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.execution import replan_for
 from orchestrator.planner import build_plan
 from orchestrator.request import PlanRequest
-from orchestrator.runtime.diagnose import Explanation, classify, replan
+from orchestrator.runtime.diagnose import Explanation, classify
 from orchestrator.runtime.supervisor import ServiceGaveUp
 from orchestrator.sim.settings import Faults, SimConfigError
 
@@ -86,7 +87,7 @@ def _explain(lines: list[str], request: PlanRequest) -> Explanation:
         service="serve-0",
         cause=found[0],
         evidence=found[1],
-        replan=replan(found[0], lines, request, plan),
+        replan=replan_for(request, plan)(found[0].key, lines),
     )
 
 

@@ -25,13 +25,15 @@ import pytest
 from orchestrator.cli import cli as main
 from orchestrator.errors import InputError
 from orchestrator.targets.slurm_runtime import SlurmCommands
-from tests.conftest import IN_CI, REPO_ROOT
+from tests.conftest import ENDPOINT_OFFSETS, IN_CI, REPO_ROOT, free_port
 
-# Also `docker`: the simulator binds the engines' default ports on the host (8000), as the Docker
-# rehearsals do, so runs that leave those out (`-m "not docker"`) leave this out too.
+# Also `docker`: the simulator binds host ports, as the Docker rehearsals do, so runs that leave
+# those out (`-m "not docker"`) leave this out too. The endpoint port is a free one (`--port`).
 pytestmark = [pytest.mark.slurm, pytest.mark.docker]
 START = REPO_ROOT / "tests" / "slurm" / "start-slurm.sh"
 DEADLINE_S = 120
+PORT = free_port(ENDPOINT_OFFSETS)
+URL = f"http://127.0.0.1:{PORT}"
 
 
 def _unavailable(reason: str) -> None:
@@ -115,6 +117,8 @@ def _rehearse(cli_runner: Any, state: Path, name: str, *plan: str) -> str:
         cli_runner,
         "up",
         *plan,
+        "--port",
+        str(PORT),
         "--name",
         name,
         "--simulate",
@@ -130,7 +134,7 @@ def _rehearse(cli_runner: Any, state: Path, name: str, *plan: str) -> str:
     )
     assert ready, result.stdout
     job, url = ready.group(1), ready.group(2)
-    assert url == "http://127.0.0.1:8000"
+    assert url == URL
 
     reply = _completion(url, "qwen3-8b")
     assert reply["choices"][0]["text"] and reply["usage"]["completion_tokens"] == 4
@@ -181,7 +185,7 @@ def _teardown(cli_runner: Any, state: Path, name: str, job: str) -> None:
         "RUNNING",
         "PENDING",
     )  # type: ignore[index]
-    assert _closed(8000), "the simulator still listens after scancel"
+    assert _closed(PORT), "the simulator still listens after scancel"
     assert not any((state / "slurm").iterdir())
 
 
@@ -196,6 +200,8 @@ def test_single_node_through_slurm(cli_runner: Any, slurm_env: Path) -> None:
         cli_runner,
         "up",
         *plan,
+        "--port",
+        str(PORT),
         "--name",
         name,
         "--simulate",
@@ -207,7 +213,7 @@ def test_single_node_through_slurm(cli_runner: Any, slurm_env: Path) -> None:
         "slurm",
     )
     assert again.exit_code == 0
-    assert again.stdout == f"{name} is ready (Slurm job {job}): http://127.0.0.1:8000\n"
+    assert again.stdout == f"{name} is ready (Slurm job {job}): {URL}\n"
     _teardown(cli_runner, slurm_env, name, job)
 
 
@@ -245,6 +251,8 @@ def test_a_rank_that_dies_fails_up_with_its_output(
             "qwen3-8b",
             "--gpus",
             "1xH100",
+            "--port",
+            str(PORT),
             "--name",
             "slurm-dies",
             "--simulate",

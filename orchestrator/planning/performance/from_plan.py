@@ -11,20 +11,19 @@ GIB = 2**30
 
 
 def instance_of(plan: Plan) -> tuple[Instance, int] | None:
-    """The serving role (decode when disaggregated) as an `Instance`, and its replica count."""
+    """The serving role (decode when disaggregated) as an `Instance`, and its replica count.
+
+    The model is found by what the plan recorded (its directory, or its Hub id at its
+    revision), never by the short name; a model or GPU that cannot be found is an error."""
     from orchestrator.catalog import find_gpu
-    from orchestrator.errors import CatalogError
     from orchestrator.models.lookup import find_model
 
     role = plan.role("serve") or plan.role("decode")
     if role is None or not role.replicas:
         return None
     memory = role.memory or plan.memory
-    try:
-        model = find_model(plan.model.local_path or plan.model.name)
-        gpu = find_gpu(plan.hardware.gpu)
-    except CatalogError:
-        return None
+    model = find_model(plan.model.local_path or plan.model.id, plan.model.revision)
+    gpu = find_gpu(plan.hardware.gpu)
     inst = Instance(
         model=model,
         gpu=gpu,

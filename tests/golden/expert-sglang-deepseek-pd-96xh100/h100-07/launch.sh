@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-07", plan aca63b1dd805.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-07", plan 430140297143.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_decode_0_rank2() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-07 \
-    --label ai.deploy.plan-hash=aca63b1dd805 \
+    --label ai.deploy.plan-hash=430140297143 \
     --label ai.deploy.rank=2 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan e5837532f898.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan bc5a6505123f.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -31,7 +31,7 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-b \
-    --label ai.deploy.plan-hash=e5837532f898 \
+    --label ai.deploy.plan-hash=bc5a6505123f \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-05", plan a35d48d46376.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-05", plan 7eafbc410e07.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_decode_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-05 \
-    --label ai.deploy.plan-hash=a35d48d46376 \
+    --label ai.deploy.plan-hash=7eafbc410e07 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3-1-70b", node "h100-b", plan 70f1b3db9bab.
+# Rendered by deploy: deployment "llama-3-1-70b", node "h100-b", plan 6c3dff76d878.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,7 +8,6 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
-# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -32,7 +31,7 @@ docker_serve_1() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3-1-70b \
     --label ai.deploy.node=h100-b \
-    --label ai.deploy.plan-hash=70f1b3db9bab \
+    --label ai.deploy.plan-hash=6c3dff76d878 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \

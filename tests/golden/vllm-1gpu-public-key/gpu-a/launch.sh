@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan e23b431b09ad.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 22a751bb21df.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -33,7 +33,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=e23b431b09ad \
+    --label ai.deploy.plan-hash=22a751bb21df \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
