@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.hardware.detect import detect_node  # noqa: E402
-from orchestrator.hardware.fake_nvml import FakeNvml  # noqa: E402
-from orchestrator.hardware.fake_sysfs import write_sysfs  # noqa: E402
+from orchestrator.hardware.replay.nvml import FakeNvml  # noqa: E402
+from orchestrator.hardware.replay.sysfs import write_sysfs  # noqa: E402
 
 RECORDING = ROOT / "tests" / "hardware" / "fixtures" / "h100-sxm-8-nvswitch.json"
 RUNS = 200

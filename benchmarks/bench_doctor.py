@@ -25,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from orchestrator.docker.endpoints import Endpoints, connect  # noqa: E402
 from orchestrator.doctor.probe import Roots, interface_addresses  # noqa: E402
 from orchestrator.doctor.run import DoctorOptions, run_doctor  # noqa: E402
 from orchestrator.engines import build_services  # noqa: E402
 from orchestrator.errors import DockerUnavailableError  # noqa: E402
-from orchestrator.planner import build_plan  # noqa: E402
-from orchestrator.request import PlanRequest  # noqa: E402
-from orchestrator.runtime.endpoints import Endpoints, connect  # noqa: E402
+from orchestrator.planning.build import build_plan  # noqa: E402
+from orchestrator.planning.request import PlanRequest  # noqa: E402
 
 GOAL_S = 15.0
 RUNS = 5

@@ -20,12 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.flags import check_argv, known_versions, load_schema  # noqa: E402
+from orchestrator.engines.flags import check_argv, known_versions, load_schema  # noqa: E402
 
 LOAD_ONE = """
 import sys, time, json
 sys.path.insert(0, {root!r})
-import orchestrator.flags as flags
+import orchestrator.engines.flags as flags
 started = time.perf_counter()
 flags.load_schema({engine!r}, {version!r})
 print(json.dumps(time.perf_counter() - started))

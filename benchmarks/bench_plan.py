@@ -57,8 +57,8 @@ def main() -> int:
         report(f"  {label}", time_cli([*deploy_argv(), "plan", *args], RUNS, (0, 2)), GOAL_MS)
 
     sys.path.insert(0, str(ROOT))
-    from orchestrator.planner import build_plan
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.build import build_plan
+    from orchestrator.planning.request import PlanRequest
 
     print("build_plan in-process (catalog loaded, imports done):")
     build_plan(PlanRequest(model="qwen3-8b", gpus="1xH100"))  # load the catalog once

@@ -31,12 +31,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from orchestrator.docker.endpoints import Endpoints, connect  # noqa: E402
 from orchestrator.errors import DockerUnavailableError  # noqa: E402
 from orchestrator.runtime.down import down  # noqa: E402
-from orchestrator.runtime.endpoints import Endpoints, connect  # noqa: E402
-from orchestrator.runtime.state import NodeInfo, StateStore  # noqa: E402
 from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions  # noqa: E402
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, PortBinding, Probe, ServiceSpec  # noqa: E402
+from orchestrator.state import NodeInfo, StateStore  # noqa: E402
 
 IMAGE = "deploy-sim:latest"
 RUNS = 5

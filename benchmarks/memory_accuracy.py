@@ -1,6 +1,6 @@
 """How close the memory planner comes to real engine startup logs.
 
-Compares `orchestrator.memory.estimate` with every observation in
+Compares `orchestrator.planning.memory.estimate.estimate` with every observation in
 `fixtures/memory-observations-dev.json` (vLLM startup-log figures published in the llm-d
 benchmark report): weights per GPU, available KV cache GiB and KV tokens. Models that are not in
 the catalog are read from `fixtures/models/<name>/config.json` through `find_model(path)`.
@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from orchestrator.catalog import find_gpu, gpu_from_nvml_name  # noqa: E402
-from orchestrator.memory import GIB, estimate, kv_capacity  # noqa: E402
+from orchestrator.hardware.gpus import find_gpu, gpu_from_nvml_name  # noqa: E402
 from orchestrator.models.lookup import find_model  # noqa: E402
 from orchestrator.plan import Parallelism  # noqa: E402
+from orchestrator.planning.memory.estimate import GIB, estimate, kv_capacity  # noqa: E402
 from orchestrator.schema import GpuSpec, ModelProfile  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -183,7 +183,7 @@ def timings(repeat: int = 20) -> str:
     """Catalog load time (cold caches) and the cost of one `estimate`, both on the plan path."""
     import time
 
-    from orchestrator import catalog
+    from orchestrator.hardware import gpus as catalog
     from orchestrator.models import catalog as model_catalog
 
     loads = []

@@ -27,7 +27,7 @@ from orchestrator.errors import PlanError
 
 if TYPE_CHECKING:
     from orchestrator.plan import Plan
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.request import PlanRequest
     from orchestrator.runtime.diagnose import Replan
     from orchestrator.runtime.progress import Reporter
     from orchestrator.runtime.supervisor import SupervisorOptions
@@ -44,7 +44,7 @@ FIT_HINT = "add GPUs, lower --context, or quantize (deploy plan explains)"
 def plan(request: PlanRequest) -> Plan:
     """The planner's `Plan` for `request`, with the user's engine flags checked against the
     engine version's schema (a wrong flag fails here, not at the first start)."""
-    from orchestrator.planner import build_plan
+    from orchestrator.planning.build import build_plan
 
     planned = build_plan(request)
     check_engine_args(planned)
@@ -58,7 +58,7 @@ def check_engine_args(planned: Plan) -> None:
     if not args:
         return
     from orchestrator.engines.common import split_user_args
-    from orchestrator.flags import check_argv
+    from orchestrator.engines.flags import check_argv
 
     words = [word for group in split_user_args(args) for word in group]
     check_argv(planned.engine.name, planned.engine.version, words)
@@ -176,7 +176,7 @@ def write_compose(ready: Deployment) -> Callable[[Path], list[Path]]:
     """The compose renderer bound to one deployment: what `up` writes next to its state."""
 
     def write(out_dir: Path) -> list[Path]:
-        from orchestrator.render import render_deployment
+        from orchestrator.targets.compose.render import render_deployment
 
         return render_deployment(ready.plan, ready.services, out_dir)
 
@@ -206,8 +206,8 @@ def dry_run(
 def doctor(request: PlanRequest, *, simulate: bool = False, fast: bool = False) -> Any:
     """`deploy doctor`: every check on every node of the plan, in the engine's container (the
     report; the CLI prints it). A plan that does not fit is refused like everywhere else."""
+    from orchestrator.docker.endpoints import Endpoints
     from orchestrator.doctor.run import DoctorOptions, run_doctor
-    from orchestrator.runtime.endpoints import Endpoints
 
     planned = plan(request)
     check_fit(planned)

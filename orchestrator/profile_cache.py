@@ -73,7 +73,7 @@ def _write(file: Path, key: dict[str, Any], documents: list[Any]) -> None:
     # so what a run validates is always exactly what the YAML parser produced.
     if json.loads(payload)["documents"] != documents:
         return
-    from orchestrator.atomic_files import write_atomically  # only when the cache is rebuilt
+    from orchestrator.files import write_atomically  # only when the cache is rebuilt
 
     try:
         write_atomically(file, payload)

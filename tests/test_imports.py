@@ -43,7 +43,7 @@ ROOMS = {
     # shared base: imported by all, importing only each other
     "orchestrator.base": "base",
     "orchestrator.errors": "base",
-    "orchestrator.atomic_files": "base",
+    "orchestrator.files": "base",
     "orchestrator.resources": "base",
     "orchestrator.profiles": "base",
     "orchestrator.profile_cache": "base",
@@ -56,27 +56,27 @@ ROOMS = {
     "orchestrator.schema": "contracts",
     "orchestrator.group_health": "contracts",
     "orchestrator.secrets_policy": "contracts",
-    "orchestrator.runtime.state": "contracts",
+    "orchestrator.state": "contracts",
     # what a model is; what the machines are; how Docker is reached
     "orchestrator.models": "models",
     "orchestrator.hardware": "hardware",
-    "orchestrator.catalog": "hardware",
+    "orchestrator.hardware.gpus": "hardware",
     "orchestrator.docker": "docker",
-    "orchestrator.runtime.endpoints": "docker",
-    "orchestrator.runtime.docker_ops": "docker",
-    "orchestrator.runtime.docker_env": "docker",
+    "orchestrator.docker.endpoints": "docker",
+    "orchestrator.docker.ops": "docker",
+    "orchestrator.docker.env": "docker",
     # the work rooms
     "orchestrator.planning": "planning",
-    "orchestrator.memory": "planning",
-    "orchestrator.planner": "planning",
-    "orchestrator.request": "planning",
+    "orchestrator.planning.memory.estimate": "planning",
+    "orchestrator.planning.build": "planning",
+    "orchestrator.planning.request": "planning",
     "orchestrator.engines": "engines",
-    "orchestrator.flags": "engines",
-    "orchestrator.flag_values": "engines",
-    "orchestrator.engine_versions": "engines",
+    "orchestrator.engines.flags": "engines",
+    "orchestrator.engines.flag_values": "engines",
+    "orchestrator.engines.versions": "engines",
     "orchestrator.targets": "targets",
-    "orchestrator.render": "targets",
-    "orchestrator.readme_nodes": "targets",
+    "orchestrator.targets.compose.render": "targets",
+    "orchestrator.targets.compose.readme": "targets",
     "orchestrator.runtime": "runtime",
     "orchestrator.doctor": "doctor",
     "orchestrator.bench": "bench",
@@ -84,20 +84,20 @@ ROOMS = {
     # the sequence, and the words
     "orchestrator.execution": "execution",
     "orchestrator.cli": "cli",
-    "orchestrator.dryrun": "cli",
-    "orchestrator.targets.slurm_cli": "cli",
+    "orchestrator.cli.dryrun": "cli",
+    "orchestrator.cli.slurm": "cli",
 }
 
 # Imports between rooms of one layer, each with its reason: (room, imported module prefix).
 SIDEWAYS = {
     ("targets", "orchestrator.engines"): "targets write the engines' ServiceSpecs and placement",
     ("doctor", "orchestrator.engines"): "doctor checks the services the engines built for a plan",
-    ("doctor", "orchestrator.engine_versions"): "remote detection runs in the default vLLM image",
+    ("doctor", "orchestrator.engines.versions"): "remote detection runs in the default vLLM image",
     ("doctor", "orchestrator.runtime.containers"): "check containers are created as runtime's",
     ("bench", "orchestrator.planning.performance"): "bench prints the prediction beside each level",
-    ("planning", "orchestrator.engine_versions"): "memory overheads differ per engine release",
+    ("planning", "orchestrator.engines.versions"): "memory overheads differ per engine release",
     ("hardware", "orchestrator.docker"): "remote detection reaches nodes through Docker",
-    ("hardware", "orchestrator.runtime.endpoints"): "remote detection reaches nodes through Docker",
+    ("hardware", "orchestrator.docker.endpoints"): "remote detection reaches nodes through Docker",
 }
 
 # Rooms that read only the Plan, the ServiceSpecs and the engine profiles.
@@ -228,7 +228,7 @@ def test_the_cli_holds_no_sequence_of_its_own() -> None:
         targets = imports_of(name)
         assert "orchestrator.execution" in targets, name
         assert not {t for t in targets if room_of(t) in ("engines", "planning")} - {
-            "orchestrator.request",
+            "orchestrator.planning.request",
             "orchestrator.planning.resolver.explain",  # words of the plan report
         }, name
 
@@ -244,19 +244,7 @@ def test_engines_and_targets_read_no_catalog(room: str) -> None:
 
 # Root modules that belong in a room and move there (the moves rewrite these paths).
 # <moves-pending>
-MOVES_PENDING = {
-    "orchestrator.memory",
-    "orchestrator.planner",
-    "orchestrator.request",
-    "orchestrator.catalog",
-    "orchestrator.render",
-    "orchestrator.readme_nodes",
-    "orchestrator.flags",
-    "orchestrator.flag_values",
-    "orchestrator.engine_versions",
-    "orchestrator.dryrun",
-    "orchestrator.atomic_files",
-}
+MOVES_PENDING: set[str] = set()
 # </moves-pending>
 
 

@@ -67,7 +67,7 @@ def resolve_url(deployment: str | None, url: str | None, state_dir: Path | None 
     if url is not None:
         return normalise_url(url)
     assert deployment is not None
-    from orchestrator.runtime.state import find_endpoint
+    from orchestrator.state import find_endpoint
 
     return normalise_url(find_endpoint(deployment, state_dir))
 
@@ -165,7 +165,7 @@ def recorded_key_env(deployment: str | None, state_dir: Path | None) -> str | No
     """The API-key variable a deployment was started with (`deploy up --api-key-env`)."""
     if deployment is None:
         return None
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.state import StateStore
 
     state = StateStore(state_dir).load(deployment)
     request = (state.plan or {}).get("request") if state is not None else None

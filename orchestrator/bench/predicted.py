@@ -15,7 +15,7 @@ def predictions_for(
     """One prediction per level at the level's measured mean lengths and its load."""
     from orchestrator.plan import Plan
     from orchestrator.planning.performance.from_plan import predict_plan
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.state import StateStore
 
     state = StateStore(state_dir).load(deployment)
     if state is None or state.plan is None:
@@ -57,7 +57,7 @@ def planned_facts(deployment: str, state_dir: Path | None) -> dict[str, Any] | N
     from pydantic import ValidationError
 
     from orchestrator.plan import Plan
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.state import StateStore
 
     state = StateStore(state_dir).load(deployment)
     if state is None or state.plan is None:

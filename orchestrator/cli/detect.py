@@ -90,7 +90,7 @@ def detect(
     if replay is None:
         inventory = detect_node()
     else:
-        from orchestrator.hardware.fake_sysfs import write_sysfs
+        from orchestrator.hardware.replay.sysfs import write_sysfs
 
         fake = _load_replay(replay)
         with tempfile.TemporaryDirectory(prefix="deploy-replay-") as root:
@@ -103,13 +103,13 @@ def detect(
 
 
 def _detect_cluster(path: Path, image: str | None, as_json: bool) -> None:
+    from orchestrator.docker.endpoints import Endpoints
     from orchestrator.doctor.inventory_cache import store
     from orchestrator.doctor.remote_detect import detect_cluster_nodes, differences
-    from orchestrator.engine_versions import default_version, image_for
+    from orchestrator.engines.versions import default_version, image_for
     from orchestrator.errors import DeployError
     from orchestrator.hardware.cluster_file import load_cluster
     from orchestrator.hardware.report import format_inventory
-    from orchestrator.runtime.endpoints import Endpoints
 
     declared = load_cluster(path)
     with Endpoints() as endpoints:
@@ -146,7 +146,7 @@ def _detect_cluster(path: Path, image: str | None, as_json: bool) -> None:
 
 def _load_replay(path: Path) -> Any:
     """A FakeNvml for a recorded topology, or one line saying why the file is not one."""
-    from orchestrator.hardware.fake_nvml import FakeNvml
+    from orchestrator.hardware.replay.nvml import FakeNvml
 
     try:
         topology = json.loads(path.read_text(encoding="utf-8"))

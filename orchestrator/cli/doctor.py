@@ -21,7 +21,7 @@ def doctor(simulate: bool, fast: bool, as_json: bool, **options: Any) -> None:
     image's CUDA, P2P, /dev/shm, memlock, RDMA, the NCCL/Gloo interface, ports, peers
     reaching each other, clocks, disk and the Hub token. Exit 2 when a check fails."""
     from orchestrator import execution
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.request import PlanRequest
 
     report = execution.doctor(PlanRequest.from_options(**options), simulate=simulate, fast=fast)
     emit(report, as_json=as_json)

@@ -23,7 +23,7 @@ EXIT_DOES_NOT_FIT = 2
 def plan(as_json: bool, **options: Any) -> None:
     """Size memory and choose parallelism for MODEL on the given hardware."""
     from orchestrator import execution
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.request import PlanRequest
 
     result = execution.plan(PlanRequest.from_options(**options))
     click.echo(result.model_dump_json(indent=2) if as_json else format_plan(result))

@@ -37,7 +37,7 @@ def profiles() -> None:
 @json_option
 def list_profiles(show_gpus: bool, as_json: bool) -> None:
     """List the catalog's models (or GPUs with --gpus)."""
-    from orchestrator.catalog import load_gpus
+    from orchestrator.hardware.gpus import load_gpus
     from orchestrator.models.catalog import load_models
 
     if show_gpus:
@@ -89,14 +89,14 @@ def list_profiles(show_gpus: bool, as_json: bool) -> None:
 @json_option
 def show_profile(model: str, revision: str | None, as_json: bool) -> None:
     """Show one model's profile (catalog, local directory or Hub repo) and its KV cost."""
-    from orchestrator.memory import (
+    from orchestrator.models.lookup import find_model
+    from orchestrator.plan import Parallelism
+    from orchestrator.planning.memory.estimate import (
         kv_bytes_per_token_per_gpu,
         linear_state_bytes_per_request_per_gpu,
         local_kv_bytes_per_token_layers,
         weight_bytes_per_gpu,
     )
-    from orchestrator.models.lookup import find_model
-    from orchestrator.plan import Parallelism
 
     profile = find_model(model, revision)
     single = Parallelism()

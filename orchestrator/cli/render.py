@@ -37,7 +37,7 @@ def render(
 ) -> None:
     """Write DIR/plan.json, DIR/<node>/compose.yaml and launch.sh, DIR/README.md."""
     from orchestrator import execution
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.request import PlanRequest
     from orchestrator.targets.options import overrides
 
     paths = execution.render(

@@ -115,12 +115,12 @@ def up(
 ) -> None:
     """Plan, start and supervise MODEL until every service is ready; print its URL."""
     from orchestrator import execution
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.request import PlanRequest
 
     request = PlanRequest.from_options(**options)
     if target == "slurm":
+        from orchestrator.cli.slurm import up_slurm
         from orchestrator.targets.options import overrides
-        from orchestrator.targets.slurm_cli import up_slurm
 
         ready = execution.prepare(
             request,
@@ -145,7 +145,7 @@ def up(
         )
         return
     if dry_run:
-        from orchestrator.dryrun import format_dry_run
+        from orchestrator.cli.dryrun import format_dry_run
 
         ready = execution.dry_run(
             request, simulate=simulate, allow_missing_secrets=allow_missing_secrets
@@ -228,14 +228,14 @@ def status(
 ) -> None:
     """Services, state, health, restarts, uptime and GPU use of deployments."""
     if target == "slurm":
-        from orchestrator.targets.slurm_cli import status_slurm
+        from orchestrator.cli.slurm import status_slurm
 
         status_slurm(name, state_dir, as_json)
         return
-    from orchestrator.runtime.docker_ops import docker_errors_as_failures
-    from orchestrator.runtime.endpoints import Endpoints
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.docker.endpoints import Endpoints
+    from orchestrator.docker.ops import docker_errors_as_failures
     from orchestrator.runtime.status import collect, format_table
+    from orchestrator.state import StateStore
 
     store = StateStore(state_dir)
     with Endpoints() as endpoints, docker_errors_as_failures("deploy status", "deploy status"):
@@ -287,10 +287,10 @@ def logs(
 
         slurm_logs(service, name, state_dir, tail, follow, click.echo)
         return
-    from orchestrator.runtime.docker_ops import docker_errors_as_failures
-    from orchestrator.runtime.endpoints import Endpoints
+    from orchestrator.docker.endpoints import Endpoints
+    from orchestrator.docker.ops import docker_errors_as_failures
     from orchestrator.runtime.logs import show_logs
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.state import StateStore
 
     with Endpoints() as endpoints, docker_errors_as_failures("deploy logs", "deploy logs"):
         show_logs(
@@ -331,14 +331,14 @@ def down(
 ) -> None:
     """Stop and remove a deployment's containers (found by label), networks and state."""
     if target == "slurm":
-        from orchestrator.targets.slurm_cli import down_slurm
+        from orchestrator.cli.slurm import down_slurm
 
         down_slurm(name, all_deployments, state_dir, as_json)
         return
-    from orchestrator.runtime.docker_ops import docker_errors_as_failures
+    from orchestrator.docker.endpoints import Endpoints
+    from orchestrator.docker.ops import docker_errors_as_failures
     from orchestrator.runtime.down import down as remove
-    from orchestrator.runtime.endpoints import Endpoints
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.state import StateStore
 
     store = StateStore(state_dir)
     with Endpoints() as endpoints, docker_errors_as_failures("deploy down", "deploy down"):

@@ -84,8 +84,8 @@ def _visible(context: NodeContext, gpus: list[dict[str, Any]]) -> Check:
 
 def _inventory(context: NodeContext, gpus: list[dict[str, Any]]) -> Check:
     """The GPUs found are the model the plan was made for (the cluster file's declaration)."""
-    from orchestrator.catalog import gpu_from_nvml_name
     from orchestrator.errors import DeployError
+    from orchestrator.hardware.gpus import gpu_from_nvml_name
 
     node, wanted = context.node, context.gpu_name
     found = set()

@@ -13,7 +13,7 @@ import re
 
 # The last tags built on CUDA 12, for drivers that cannot run CUDA 13 images (engine docs).
 LAST_CUDA12_TAGS = {"sglang": "lmsysorg/sglang:v0.5.19-cu129"}
-# The pinned versions those tags are (orchestrator.engine_versions renders them).
+# The pinned versions those tags are (orchestrator.engines.versions renders them).
 LAST_CUDA12_VERSIONS = {"sglang": "0.5.19"}
 
 

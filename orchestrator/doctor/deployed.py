@@ -14,8 +14,8 @@ from orchestrator.engines.common import SIM_IMAGE
 from orchestrator.errors import InputError
 
 if TYPE_CHECKING:
-    from orchestrator.runtime.endpoints import Endpoints
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.docker.endpoints import Endpoints
+    from orchestrator.state import StateStore
 
 
 def doctor_deployment(name: str | None, *, store: StateStore, endpoints: Endpoints) -> DoctorReport:

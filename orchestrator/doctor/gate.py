@@ -11,8 +11,8 @@ from orchestrator.errors import InputError
 from orchestrator.spec import ServiceSpec
 
 if TYPE_CHECKING:
+    from orchestrator.docker.endpoints import Endpoints
     from orchestrator.plan import Plan
-    from orchestrator.runtime.endpoints import Endpoints
 
 # What the fast subset leaves out (`deploy doctor` runs them).
 NOT_IN_FAST = ("reachability", "hub-token")

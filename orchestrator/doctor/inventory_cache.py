@@ -25,7 +25,7 @@ def inventory_path(name: str, docker: str) -> Path:
 
 
 def store(name: str, docker: str, inventory: NodeInventory) -> Path:
-    from orchestrator.atomic_files import write_atomically
+    from orchestrator.files import write_atomically
 
     return write_atomically(
         inventory_path(name, docker), inventory.model_dump_json(indent=2) + "\n"
@@ -50,9 +50,9 @@ def detected_inventory(name: str, docker: str) -> NodeInventory:
     cached = load(name, docker)
     if cached is not None:
         return cached
+    from orchestrator.docker.endpoints import Endpoints
     from orchestrator.doctor.remote_detect import inventory_from_recording, record_remote
-    from orchestrator.engine_versions import default_version, image_for
-    from orchestrator.runtime.endpoints import Endpoints
+    from orchestrator.engines.versions import default_version, image_for
 
     image = image_for("vllm", default_version("vllm"))
     with Endpoints() as endpoints:

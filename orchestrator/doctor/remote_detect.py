@@ -23,9 +23,9 @@ from orchestrator.doctor.containers import LABEL_DOCTOR
 from orchestrator.errors import DeployError, HardwareError
 
 if TYPE_CHECKING:
+    from orchestrator.docker.endpoints import Endpoints
     from orchestrator.hardware.inventory import NodeInventory
     from orchestrator.hardware.model import Cluster, Node
-    from orchestrator.runtime.endpoints import Endpoints
 
 PACKAGE = Path(__file__).resolve().parent.parent
 # What `record_topology` imports, relative to the package.
@@ -98,8 +98,8 @@ def record_remote(client: Any, image: str, node: str) -> dict[str, Any]:
 
 def inventory_from_recording(recording: dict[str, Any]) -> NodeInventory:
     from orchestrator.hardware.detect import detect_node
-    from orchestrator.hardware.fake_nvml import FakeNvml
-    from orchestrator.hardware.fake_sysfs import write_sysfs
+    from orchestrator.hardware.replay.nvml import FakeNvml
+    from orchestrator.hardware.replay.sysfs import write_sysfs
 
     with tempfile.TemporaryDirectory(prefix="deploy-remote-") as root:
         paths = write_sysfs(recording.get("sysfs", {}), Path(root))

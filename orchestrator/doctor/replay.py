@@ -51,8 +51,8 @@ def replay_context(
     root: Path,
     options: DoctorOptions | None = None,
 ) -> NodeContext:
-    from orchestrator.hardware.fake_nvml import FakeNvml
-    from orchestrator.hardware.fake_sysfs import write_sysfs
+    from orchestrator.hardware.replay.nvml import FakeNvml
+    from orchestrator.hardware.replay.sysfs import write_sysfs
 
     options = options or DoctorOptions()
     target = next(t for t in node_targets(plan, services) if t.name == node)

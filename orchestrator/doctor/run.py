@@ -37,8 +37,8 @@ from orchestrator.doctor.targets import ENGINE_ROLES, NodeTarget, node_targets
 from orchestrator.spec import ServiceSpec
 
 if TYPE_CHECKING:
+    from orchestrator.docker.endpoints import Endpoints
     from orchestrator.plan import Plan
-    from orchestrator.runtime.endpoints import Endpoints
 
 PROBE_TIMEOUT_S = 60.0
 _PORT_TAKEN = ("port is already allocated", "address already in use")

@@ -17,7 +17,7 @@ def build_services(plan: Plan, *, simulate: bool = False) -> list[ServiceSpec]:
     RDMA devices and host networking for engines; command lines stay the engines' own."""
     from orchestrator.engines import routers, sglang, vllm
     from orchestrator.engines.common import runs_engine
-    from orchestrator.flags import check_argv
+    from orchestrator.engines.flags import check_argv
 
     engines: list[ServiceSpec] = (
         vllm.build(plan, simulate) if plan.engine.name == "vllm" else sglang.build(plan, simulate)

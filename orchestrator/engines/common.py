@@ -219,7 +219,7 @@ def endpoint_port(plan: Plan) -> int:
         return serve.port
     if plan.request.port is not None:
         return plan.request.port
-    from orchestrator.engine_versions import release
+    from orchestrator.engines.versions import release
 
     return release(plan.engine.name, plan.engine.version).port.value
 

@@ -265,7 +265,7 @@ def flag_value(item: RecipeFlag, here: Situation) -> str | None:
 
 def _same_setting(engine: str, version: str, flag: str) -> frozenset[str]:
     """Every spelling of `flag` in this version (aliases, `--no-X`, `--disable-X`)."""
-    from orchestrator.flags import load_schema
+    from orchestrator.engines.flags import load_schema
 
     spec = load_schema(engine, version).lookup(flag)
     return frozenset(spec.all_flags) if spec is not None else frozenset({flag})

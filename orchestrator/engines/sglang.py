@@ -15,7 +15,6 @@ Layouts (SGLang docs: multi_node.mdx, expert_parallelism.mdx, pd_disaggregation.
 
 from __future__ import annotations
 
-from orchestrator.engine_versions import feature
 from orchestrator.engines.common import (
     REVISION_WHY,
     Argv,
@@ -29,6 +28,7 @@ from orchestrator.engines.common import (
 )
 from orchestrator.engines.memory_flags import MemorySpelling, add_memory_flags
 from orchestrator.engines.recipes import apply_recipes
+from orchestrator.engines.versions import feature
 from orchestrator.errors import PlanError
 from orchestrator.plan import Plan
 from orchestrator.spec import Mount, ServiceSpec, secret_ref

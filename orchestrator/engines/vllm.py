@@ -135,7 +135,7 @@ def ray_port(place: Placement) -> int:
 
 def _ray_node(place: Placement, mounts: list[Mount]) -> ServiceSpec:
     """`ray start --block` in the engine image, as vLLM's run_cluster.sh does. This is Ray's
-    command line, not an engine's: `orchestrator.flags.check_argv` checks only `vllm serve`."""
+    command line, not an engine's: `orchestrator.engines.flags.check_argv` checks only `vllm serve`."""
     argv = Argv()
     argv.positional("start", "deploy", "join or found this instance's Ray cluster", "start")
     argv.flag("--block", origin="deploy", why="stay in the foreground as the container's process")

@@ -33,7 +33,7 @@ __all__ = [
 
 
 def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
-    from orchestrator.catalog import parse_gpu_spec
+    from orchestrator.hardware.gpus import parse_gpu_spec
     from orchestrator.hardware.nodes import (
         DEFAULT_DOCKER,
         shorthand_domains,

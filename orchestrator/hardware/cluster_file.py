@@ -228,7 +228,7 @@ def _build_node(
         node = _inventory_node(found, common, numa_nodes, lines, at("gpus"))
         return _with_domain(node, nvlink_domain)
     if gpus is not None:
-        from orchestrator.catalog import parse_gpu_spec
+        from orchestrator.hardware.gpus import parse_gpu_spec
 
         try:
             count, spec = parse_gpu_spec(gpus)

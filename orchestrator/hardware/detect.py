@@ -300,8 +300,8 @@ def _resolve_peers(gpus: list[GpuInfo]) -> list[GpuInfo]:
 
 def _with_catalog_names(gpus: list[GpuInfo]) -> list[GpuInfo]:
     """Name each GPU's catalog entry; an unknown GPU keeps None (detection still works)."""
-    from orchestrator.catalog import gpu_from_nvml_name
     from orchestrator.errors import DeployError
+    from orchestrator.hardware.gpus import gpu_from_nvml_name
 
     named: list[GpuInfo] = []
     for gpu in gpus:

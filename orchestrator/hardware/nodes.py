@@ -94,7 +94,7 @@ def shorthand_domains(gpu: GpuSpec, count: int, nodes: int) -> list[str | None]:
 
 def catalog_gpu(inventory: NodeInventory, where: str) -> GpuSpec:
     """The catalog entry for the node's GPUs; nodes must be homogeneous."""
-    from orchestrator.catalog import gpu_from_nvml_name
+    from orchestrator.hardware.gpus import gpu_from_nvml_name
 
     names = sorted({gpu.name for gpu in inventory.gpus})
     if len(names) > 1:

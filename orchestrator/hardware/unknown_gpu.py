@@ -33,7 +33,7 @@ def _capability(text: str | None) -> tuple[int, int] | None:
 
 def assumed_gpu(info: GpuInfo) -> GpuSpec:
     """A GpuSpec for `info` from NVML's facts, the rest borrowed with the assumptions named."""
-    from orchestrator.catalog import load_gpus, register_detected
+    from orchestrator.hardware.gpus import load_gpus, register_detected
 
     memory_gib = round(info.memory_bytes / GIB, 2)
     capability = _capability(info.compute_capability)

@@ -194,7 +194,7 @@ def _single_file_params(repo_id: str, commit: str) -> dict[str, int] | None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    from orchestrator.atomic_files import write_atomically
+    from orchestrator.files import write_atomically
 
     # A read-only cache only costs the range request next time.
     with contextlib.suppress(OSError):

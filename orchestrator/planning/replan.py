@@ -8,7 +8,7 @@ import re
 
 from orchestrator.errors import DeployError
 from orchestrator.plan import Plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.request import PlanRequest
 
 # The failure classes (runtime/diagnose.py CAUSES) that more memory room can fix.
 MEMORY_CAUSES = frozenset({"kv-cache", "gpu-taken", "cuda-oom"})
@@ -20,7 +20,7 @@ _LOADED = re.compile(r"Model loading took|Load weight end|Loading weights took")
 
 
 def _fits(request: PlanRequest, **changes: object) -> Plan | None:
-    from orchestrator.planner import build_plan
+    from orchestrator.planning.build import build_plan
 
     try:
         plan = build_plan(request.model_copy(update=changes))

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.runtime.state import StateStore, validate_name
+from orchestrator.state import StateStore, validate_name
 
 MODULE = "orchestrator.runtime.supervise"
 # A heartbeat older than this means the process is stuck or gone.
@@ -54,7 +54,7 @@ def read_record(store: StateStore, name: str) -> SupervisorRecord | None:
 
 def write_record(store: StateStore, name: str, record: SupervisorRecord) -> None:
     """Atomically (temporary file + rename), so `status` never reads half a record."""
-    from orchestrator.atomic_files import write_atomically
+    from orchestrator.files import write_atomically
 
     write_atomically(record_path(store, name), json.dumps(record.__dict__))
 

@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.docker.endpoints import Endpoints, local_endpoint, normalize
 from orchestrator.errors import DockerUnavailableError, InputError, RuntimeFailure
 from orchestrator.runtime import detached, kept_logs, supervisor_procs
 from orchestrator.runtime.containers import LABEL_CREATED
-from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
 from orchestrator.runtime.lock import deployment_lock
 from orchestrator.runtime.ownership import (
     OwnershipConflict,
@@ -33,8 +33,8 @@ from orchestrator.runtime.ownership import (
     split_owned,
     state_dir_key,
 )
-from orchestrator.runtime.state import DeploymentState, StateStore, validate_name
 from orchestrator.spec import LABEL_DEPLOYMENT
+from orchestrator.state import DeploymentState, StateStore, validate_name
 
 
 @dataclass

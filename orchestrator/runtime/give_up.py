@@ -12,11 +12,11 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, NoReturn
 
+from orchestrator.docker.ops import log_tail
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime import kept_logs
-from orchestrator.runtime.docker_ops import log_tail
-from orchestrator.runtime.state import ContainerRecord, DeploymentState
 from orchestrator.runtime.units import Unit
+from orchestrator.state import ContainerRecord, DeploymentState
 
 if TYPE_CHECKING:
     from orchestrator.runtime.supervisor import Supervisor

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.runtime.state import StateStore, validate_name
+from orchestrator.state import StateStore, validate_name
 
 
 def directory(store: StateStore, name: str) -> Path:
@@ -14,7 +14,7 @@ def directory(store: StateStore, name: str) -> Path:
 
 
 def keep(store: StateStore, name: str, service: str, lines: list[str]) -> Path:
-    from orchestrator.atomic_files import write_atomically
+    from orchestrator.files import write_atomically
 
     text = "".join(f"{line}\n" for line in lines)
     return write_atomically(directory(store, name) / f"{service}.log", text)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 
 from orchestrator.errors import RuntimeFailure
-from orchestrator.runtime.state import StateStore, validate_name
+from orchestrator.state import StateStore, validate_name
 
 
 class DeploymentBusy(RuntimeFailure):

@@ -9,11 +9,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from orchestrator.docker.endpoints import Endpoints, local_endpoint
+from orchestrator.docker.ops import labelled_containers
 from orchestrator.errors import InputError
-from orchestrator.runtime.docker_ops import labelled_containers
-from orchestrator.runtime.endpoints import Endpoints, local_endpoint
-from orchestrator.runtime.state import DeploymentState, StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE
+from orchestrator.state import DeploymentState, StateStore
 
 
 def find_containers(name: str, *, store: StateStore, endpoints: Endpoints) -> dict[str, Any]:

@@ -26,7 +26,7 @@ _cache: dict[str, tuple[str, str]] = {}
 
 
 def _ask(endpoint: str) -> tuple[str, str]:
-    from orchestrator.runtime.endpoints import _ssh_target
+    from orchestrator.docker.endpoints import _ssh_target
 
     if shutil.which("ssh") is None:
         raise DockerUnavailableError(

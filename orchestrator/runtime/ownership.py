@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator.errors import InputError
-from orchestrator.runtime.state import StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_PREFIX
+from orchestrator.state import StateStore
 
 LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 LABEL_STATE_DIR = f"{LABEL_PREFIX}.state-dir"

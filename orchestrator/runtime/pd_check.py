@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestrator.runtime.probes import service_url
-from orchestrator.runtime.state import NodeInfo
 from orchestrator.spec import ServiceSpec
+from orchestrator.state import NodeInfo
 
 _BY_SOURCE = re.compile(
     r'^vllm:prompt_tokens_by_source_total\{[^}]*source="(?P<source>[a-z_]+)"[^}]*\}\s+(?P<v>[\d.eE+]+)',

@@ -23,10 +23,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from orchestrator.docker.endpoints import is_local
 from orchestrator.group_health import liveness_window_s
-from orchestrator.runtime.endpoints import is_local
-from orchestrator.runtime.state import NodeInfo
 from orchestrator.spec import ServiceSpec
+from orchestrator.state import NodeInfo
 
 Verdict = Literal["starting", "loading", "ready", "busy", "unready", "unhealthy", "dead"]
 # Verdicts of a service that serves (a unit whose members all say one of these is ready).

@@ -13,14 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from orchestrator.base import Strict
+from orchestrator.docker.endpoints import Endpoints, is_local, local_endpoint
+from orchestrator.docker.ops import labelled_containers, started_at
 from orchestrator.errors import DockerUnavailableError, InputError
 from orchestrator.runtime.containers import LABEL_GPUS
-from orchestrator.runtime.docker_ops import labelled_containers, started_at
-from orchestrator.runtime.endpoints import Endpoints, is_local, local_endpoint
 from orchestrator.runtime.ownership import labels_of, split_owned
 from orchestrator.runtime.probes import check_ready
-from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_NODE, LABEL_ROLE, LABEL_SERVICE, ServiceSpec
+from orchestrator.state import DeploymentState, NodeInfo, StateStore
 
 
 class GpuUsage(Strict):

@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator.errors import DeployError
 from orchestrator.runtime.detached import SupervisorRecord, write_record
-from orchestrator.runtime.state import StateStore
+from orchestrator.state import StateStore
 
 RECONNECT_MAX_S = 30.0
 HEARTBEAT_EVERY_S = 2.0
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--without-gpus", action="store_true", help="a simulated deployment")
     args = parser.parse_args(argv)
 
-    from orchestrator.runtime.endpoints import Endpoints
+    from orchestrator.docker.endpoints import Endpoints
     from orchestrator.runtime.progress import LineReporter
     from orchestrator.runtime.supervisor import ServiceGaveUp, Supervisor, SupervisorOptions
 

@@ -25,10 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import RuntimeFailure
-from orchestrator.runtime import containers as ck
-from orchestrator.runtime import ownership
-from orchestrator.runtime.docker_ops import (
+from orchestrator.docker.endpoints import Endpoints, local_endpoint, normalize
+from orchestrator.docker.ops import (
     docker_errors_as_failures,
     ensure_image,
     has_image,
@@ -37,7 +35,9 @@ from orchestrator.runtime.docker_ops import (
     log_tail,
     started_at,
 )
-from orchestrator.runtime.endpoints import Endpoints, local_endpoint, normalize
+from orchestrator.errors import RuntimeFailure
+from orchestrator.runtime import containers as ck
+from orchestrator.runtime import ownership
 from orchestrator.runtime.events import DeathWatch
 from orchestrator.runtime.give_up import ServiceGaveUp as ServiceGaveUp  # re-exported
 from orchestrator.runtime.give_up import (
@@ -50,7 +50,6 @@ from orchestrator.runtime.interrupts import shielded
 from orchestrator.runtime.member_check import check_member, rows_of
 from orchestrator.runtime.probes import SERVING, entry_url
 from orchestrator.runtime.progress import QuietReporter, Reporter
-from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
 from orchestrator.runtime.units import (
     Member,
     Unit,
@@ -60,6 +59,7 @@ from orchestrator.runtime.units import (
     failures_in_window,
 )
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
+from orchestrator.state import DeploymentState, NodeInfo, StateStore
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Supervisor:
         host_env: Mapping[str, str] | None = None,
         files_dir: Path | None = None,
     ) -> None:
-        from orchestrator.runtime.state import validate_name
+        from orchestrator.state import validate_name
 
         self.name = validate_name(name)
         self.specs = specs

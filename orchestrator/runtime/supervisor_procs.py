@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.runtime.state import StateStore
+from orchestrator.state import StateStore
 
 MODULE = "orchestrator.runtime.supervise"
 KILL_WAIT_S = 10.0

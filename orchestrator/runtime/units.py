@@ -14,8 +14,8 @@ from typing import Any
 
 from orchestrator.errors import InputError
 from orchestrator.runtime.probes import ProbeTracker, Verdict
-from orchestrator.runtime.state import NodeInfo
 from orchestrator.spec import ServiceSpec
+from orchestrator.state import NodeInfo
 
 
 @dataclass

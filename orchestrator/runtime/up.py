@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.docker.endpoints import Endpoints
 from orchestrator.runtime import detached
-from orchestrator.runtime.endpoints import Endpoints
 from orchestrator.runtime.lock import deployment_lock
 from orchestrator.runtime.progress import Reporter
-from orchestrator.runtime.state import NodeInfo, StateStore
 from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
 from orchestrator.spec import ServiceSpec
+from orchestrator.state import NodeInfo, StateStore
 
 if TYPE_CHECKING:
     from orchestrator.plan import Plan

@@ -102,7 +102,7 @@ def requests(spec: ServiceSpec) -> dict[str, str]:
 
 def gpu_products(plan: Plan) -> list[str]:
     """The values of `nvidia.com/gpu.product` for the plan's GPU (its NVML names)."""
-    from orchestrator.catalog import load_gpus
+    from orchestrator.hardware.gpus import load_gpus
 
     spec = load_gpus().get(plan.hardware.gpu)
     if spec is None:
@@ -553,7 +553,7 @@ def manifests(
     plan: Plan, services: list[ServiceSpec], settings: KubernetesSettings, slug: str
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(file name, documents) per file of DIR/k8s/, in apply order."""
-    from orchestrator.render import environment
+    from orchestrator.targets.compose.render import environment
 
     builder = _Manifests(plan, services, settings, slug)
     _check_cache_claim(settings, services)

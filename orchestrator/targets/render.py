@@ -25,7 +25,7 @@ def _earlier_files(out_dir: Path, subdir: str) -> set[PurePosixPath]:
     """Files of `out_dir` an earlier render of this target wrote (relative paths). A directory
     with other content must hold a deploy plan.json; the target's directory must be a real
     directory (a link would send the replacement elsewhere)."""
-    from orchestrator.render import _check_out_dir
+    from orchestrator.targets.compose.render import _check_out_dir
 
     if not _check_out_dir(out_dir):
         return set()
@@ -137,7 +137,7 @@ def target_files(
     simulate: bool = False,
 ) -> list[tuple[str, str, bool]]:
     """(file name, text, executable) of the k8s or Slurm target's directory, in order."""
-    from orchestrator.render import compose_project, environment
+    from orchestrator.targets.compose.render import compose_project, environment
     from orchestrator.targets.yaml_text import yaml_document
 
     slug = compose_project(plan)
@@ -177,10 +177,10 @@ def render_target(
     rename (`atomic_files`): a failure leaves the earlier render as it was. Only the files an
     earlier render of this target wrote (its manifest) and plan.json are replaced; every other
     file is carried over."""
-    from orchestrator.atomic_files import os_error, replace_directory, resolve_target
+    from orchestrator.files import os_error, replace_directory, resolve_target
 
     if target == "compose":
-        from orchestrator.render import render_deployment
+        from orchestrator.targets.compose.render import render_deployment
 
         return render_deployment(plan, services, out_dir)
     files = target_files(target, plan, services, settings, simulate=simulate)

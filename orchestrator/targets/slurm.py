@@ -21,8 +21,8 @@ from typing import Any
 from orchestrator.engines.common import HF_CACHE_SOURCE, HF_CACHE_TARGET
 from orchestrator.engines.jit_cache import is_home_path
 from orchestrator.plan import Plan
-from orchestrator.render import ShellRaw, flag_lines, shell_quote
 from orchestrator.spec import Mount, ServiceSpec, is_secret_ref
+from orchestrator.targets.compose.render import ShellRaw, flag_lines, shell_quote
 from orchestrator.targets.instances import LOOPBACK, exposed_ports, node_index, rewrite
 from orchestrator.targets.settings import SlurmSettings
 
@@ -300,7 +300,7 @@ class _Script:
     def nginx_conf(self, spec: ServiceSpec) -> str:
         """nginx.conf with the engines' node addresses expanded by the job (a heredoc)."""
         from orchestrator.engines.routers import nginx_settings
-        from orchestrator.render import environment
+        from orchestrator.targets.compose.render import environment
 
         settings = nginx_settings(self.plan, self.services)
         assert settings is not None
@@ -380,7 +380,7 @@ def batch_script(
     *,
     simulate: bool = False,
 ) -> str:
-    from orchestrator.render import environment
+    from orchestrator.targets.compose.render import environment
 
     context = _Script(plan, services, settings, simulate).context(slug)
     text: str = environment().get_template("slurm/job.sbatch.j2").render(**context)

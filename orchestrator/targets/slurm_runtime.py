@@ -136,7 +136,7 @@ class SlurmCommands:
 
 class SlurmStore:
     def __init__(self, state_dir: Path | None) -> None:
-        from orchestrator.runtime.state import default_state_dir
+        from orchestrator.state import default_state_dir
 
         self.directory = (state_dir or default_state_dir()) / "slurm"
 
@@ -160,7 +160,7 @@ class SlurmStore:
             ) from None
 
     def save(self, job: SlurmJob) -> None:
-        from orchestrator.atomic_files import write_atomically
+        from orchestrator.files import write_atomically
 
         write_atomically(self.path(job.name), job.model_dump_json(indent=2), durable=True)
 
@@ -222,7 +222,7 @@ def up(
 ) -> SlurmJob:
     """Submit the deployment's batch job (unless the same plan already runs) and wait until
     its endpoint answers."""
-    from orchestrator.render import compose_project
+    from orchestrator.targets.compose.render import compose_project
 
     commands = commands or SlurmCommands()
     store = SlurmStore(state_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from orchestrator.render import yaml_str
+from orchestrator.targets.compose.render import yaml_str
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 

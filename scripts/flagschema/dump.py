@@ -1,4 +1,4 @@
-"""Turn a built `argparse.ArgumentParser` into the JSON flag schema `orchestrator.flags` reads.
+"""Turn a built `argparse.ArgumentParser` into the JSON flag schema `orchestrator.engines.flags` reads.
 
 Pure introspection of argparse objects: no engine import happens here, so the same code serves
 the real engines and the small fake parser of the tests.

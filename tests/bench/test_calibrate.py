@@ -20,9 +20,9 @@ from orchestrator.calibration import Calibration, calibration_for, scale_forecas
 from orchestrator.calibration.learn import factors_from_runs
 from orchestrator.calibration.store import load_calibrations, read_document
 from orchestrator.cli import cli
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
-from orchestrator.runtime.state import DeploymentState, StateStore
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
+from orchestrator.state import DeploymentState, StateStore
 
 REQUEST = PlanRequest(model="llama-3.1-8b", gpus="1xH100", concurrency=1, isl=64, osl=32)
 BENCH = ["--input-len", "64", "--output-len", "32", "--requests", "8", "--concurrency", "1"]

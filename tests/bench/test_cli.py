@@ -93,7 +93,7 @@ def test_out_writes_csv_json_plots_and_html(server: Any, tmp_path: Path) -> None
 
 
 def test_a_deployment_name_resolves_through_the_state(server: Any, tmp_path: Path) -> None:
-    from orchestrator.runtime.state import DeploymentState, StateStore
+    from orchestrator.state import DeploymentState, StateStore
 
     StateStore(tmp_path).save(
         DeploymentState(name="demo", specs=[], nodes=[], endpoint_url=server.url)

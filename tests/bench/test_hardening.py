@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from orchestrator.bench.bounds import MAX_CONCURRENCY, split_credentials, use_proxy
 from orchestrator.bench.workload import lazy_synthetic
 from orchestrator.cli import cli
-from orchestrator.runtime.state import DeploymentState, StateStore
+from orchestrator.state import DeploymentState, StateStore
 
 SMALL = ["--input-len", "4", "--output-len", "4", "--requests", "6"]
 

@@ -9,9 +9,9 @@ from typing import Any
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
-from orchestrator.runtime.state import DeploymentState, StateStore
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
+from orchestrator.state import DeploymentState, StateStore
 
 SMALL = ["--input-len", "4", "--output-len", "4", "--requests", "6"]
 

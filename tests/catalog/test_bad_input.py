@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_gpus_from
 from orchestrator.errors import CatalogError
+from orchestrator.hardware.gpus import load_gpus_from
 from orchestrator.models.catalog import load_models_from
 from orchestrator.models.hf_config import model_from_directory
 from orchestrator.models.lookup import find_model

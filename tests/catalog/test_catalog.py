@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from orchestrator.catalog import build_gpu_index, load_gpus, load_gpus_from
+from orchestrator.hardware.gpus import build_gpu_index, load_gpus, load_gpus_from
 from orchestrator.models.catalog import build_model_index, load_models, load_models_from
 from orchestrator.models.lookup import find_model
 from orchestrator.resources import profiles_dir

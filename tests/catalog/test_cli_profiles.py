@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from orchestrator.catalog import load_gpus
 from orchestrator.cli import cli
+from orchestrator.hardware.gpus import load_gpus
 from orchestrator.models.catalog import load_models
 
 

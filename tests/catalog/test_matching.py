@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import find_gpu, gpu_from_nvml_name, parse_gpu_spec
 from orchestrator.errors import CatalogError
+from orchestrator.hardware.gpus import find_gpu, gpu_from_nvml_name, parse_gpu_spec
 from orchestrator.models.lookup import find_model
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator import catalog, profile_cache
-from orchestrator.catalog import load_gpus, load_gpus_from
+from orchestrator import profile_cache
 from orchestrator.errors import CatalogError
+from orchestrator.hardware import gpus as catalog
+from orchestrator.hardware.gpus import load_gpus, load_gpus_from
 from orchestrator.models import catalog as model_catalog
 from orchestrator.models.catalog import load_models, load_models_from
 from orchestrator.profile_cache import cache_dir, cache_file, cached_documents

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 from orchestrator.resources import profiles_dir
 
 TWO_NODE_IB = str(profiles_dir() / "clusters" / "two-node-h100-ib.yaml")

@@ -15,9 +15,9 @@ import pytest
 
 from orchestrator.engines import build_services
 from orchestrator.plan import Plan
-from orchestrator.planner import build_plan
-from orchestrator.render import render_deployment
-from orchestrator.request import PlanRequest
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
+from orchestrator.targets.compose.render import render_deployment
 
 from .conftest import cpu_cluster
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import cli
-from orchestrator.planner import build_plan
+from orchestrator.planning.build import build_plan
 from orchestrator.planning.cpu.memory import logged_kv_tokens
-from orchestrator.request import PlanRequest
+from orchestrator.planning.request import PlanRequest
 
 from .conftest import cpu_cluster
 

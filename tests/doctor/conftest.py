@@ -11,8 +11,8 @@ import pytest
 
 from orchestrator.engines import build_services
 from orchestrator.plan import Plan
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 from orchestrator.spec import ServiceSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

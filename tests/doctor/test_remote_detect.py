@@ -34,7 +34,9 @@ def test_the_recorder_archive_imports_on_its_own(tmp_path: Path) -> None:
     )
     path, modules = result.stdout.splitlines()
     assert path.startswith(str(root))
-    assert "orchestrator.catalog" not in modules and "orchestrator.planner" not in modules
+    assert (
+        "orchestrator.hardware.gpus" not in modules and "orchestrator.planning.build" not in modules
+    )
 
 
 def test_a_recording_becomes_the_inventory_and_is_compared(

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from orchestrator import execution
 from orchestrator.cli import cli
 from orchestrator.errors import FlagError, PlanError
-from orchestrator.request import PlanRequest
+from orchestrator.planning.request import PlanRequest
 
 TOO_SMALL = ["llama-3.1-70b", "--gpus", "1xL4"]
 NOT_FIT = "error: llama-3.1-70b does not fit the planned hardware; fits on "
@@ -147,7 +147,7 @@ def test_one_name_rule_for_every_command(tmp_path: Path, args: list[str]) -> Non
 
 def test_state_files_follow_the_same_rule(tmp_path: Path) -> None:
     from orchestrator.errors import InputError
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.state import StateStore
 
     with pytest.raises(InputError, match="is not a DNS label"):
         StateStore(tmp_path).path("My_Deploy")

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from orchestrator.engines.flags import CheckedArgv, check_argv
 from orchestrator.errors import FlagError
-from orchestrator.flags import CheckedArgv, check_argv
 
 
 @pytest.fixture

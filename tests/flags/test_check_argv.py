@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from orchestrator.flags import CheckedArgv
+from orchestrator.engines.flags import CheckedArgv
 
 Accept = Callable[[str, str, Sequence[str]], CheckedArgv]
 Reject = Callable[[str, str, Sequence[str]], str]

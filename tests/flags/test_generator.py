@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.engines.flags import check_against, schema_from_dict
 from orchestrator.errors import FlagError
-from orchestrator.flags import check_against, schema_from_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = REPO_ROOT / "scripts" / "gen_flag_schemas.py"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.engine_versions import (
+from orchestrator.engines.flags import load_schema
+from orchestrator.engines.versions import (
     default_version,
     feature,
     image_for,
@@ -15,7 +16,6 @@ from orchestrator.engine_versions import (
     versions,
 )
 from orchestrator.errors import CatalogError, InputError
-from orchestrator.flags import load_schema
 
 
 def test_the_version_list_is_the_release_files() -> None:

@@ -6,9 +6,15 @@ import json
 
 import pytest
 
-from orchestrator.engine_versions import releases
+from orchestrator.engines.flags import (
+    accepts,
+    known_versions,
+    load_schema,
+    schema_path,
+    versions_accepting,
+)
+from orchestrator.engines.versions import releases
 from orchestrator.errors import FlagError
-from orchestrator.flags import accepts, known_versions, load_schema, schema_path, versions_accepting
 from orchestrator.resources import profiles_dir
 
 # Option counts of each real parser (without --help), as engines.md §9 reports them for the

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.flags import CheckedArgv, check_against, schema_from_dict
+from orchestrator.engines.flags import CheckedArgv, check_against, schema_from_dict
 
 Accept = Callable[[str, str, Sequence[str]], CheckedArgv]
 Reject = Callable[[str, str, Sequence[str]], str]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore
+from orchestrator.state import DeploymentState, NodeInfo, StateStore
 
 
 def test_all_skips_a_corrupt_state_file_and_says_which(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.hardware.detect import detect_node
-from orchestrator.hardware.fake_nvml import FakeNvml
-from orchestrator.hardware.fake_sysfs import write_sysfs
 from orchestrator.hardware.inventory import NodeInventory
+from orchestrator.hardware.replay.nvml import FakeNvml
+from orchestrator.hardware.replay.sysfs import write_sysfs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TOPOLOGIES = sorted(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from orchestrator.hardware.fake_nvml import FakeNvml
+from orchestrator.hardware.replay.nvml import FakeNvml
 
 
 def _fake(fixtures_dir: Path, name: str = "h100-sxm-8-nvswitch") -> FakeNvml:

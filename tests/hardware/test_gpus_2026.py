@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from orchestrator.catalog import find_gpu, gpu_from_nvml_name
 from orchestrator.errors import CatalogError, HardwareError
 from orchestrator.hardware import cluster_from_shorthand
 from orchestrator.hardware.cluster_file import load_cluster
+from orchestrator.hardware.gpus import find_gpu, gpu_from_nvml_name
 from orchestrator.hardware.inventory import FabricInfo
 from orchestrator.hardware.nodes import fabric_domain
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,7 +155,7 @@ def test_a_plan_on_an_unknown_detected_gpu_states_its_assumptions(
     assert plan.warnings[1].startswith("assumed like L40S")
     # The same process renders it: the engines' GPU lookups find the detected GPU.
     from orchestrator.engines import build_services
-    from orchestrator.render import render_deployment
+    from orchestrator.targets.compose.render import render_deployment
 
     written = render_deployment(plan, build_services(plan), tmp_path / "out")
     assert written and find_gpu("NVIDIA Quantum Q1").assumed

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from orchestrator.hardware.cluster_file import load_cluster
 from orchestrator.hardware.detect import detect_node
-from orchestrator.hardware.fake_nvml import FakeNvml
-from orchestrator.hardware.fake_sysfs import write_sysfs
 from orchestrator.hardware.inventory import NodeInventory
+from orchestrator.hardware.replay.nvml import FakeNvml
+from orchestrator.hardware.replay.sysfs import write_sysfs
 
 
 def test_real_output_is_a_node_inventory(fixtures_dir: Path) -> None:

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.hardware.detect import detect_node
-from orchestrator.hardware.fake_nvml import FakeNvml
-from orchestrator.hardware.fake_sysfs import write_sysfs
 from orchestrator.hardware.recording import record_topology
+from orchestrator.hardware.replay.nvml import FakeNvml
+from orchestrator.hardware.replay.sysfs import write_sysfs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TOPOLOGIES = sorted(

@@ -8,8 +8,8 @@ import pytest
 
 from orchestrator.errors import HardwareError
 from orchestrator.hardware import cluster_from_shorthand, detect_cluster, resolve_cluster
-from orchestrator.hardware.fake_nvml import FakeNvml
 from orchestrator.hardware.nodes import default_interconnect, domains_for
+from orchestrator.hardware.replay.nvml import FakeNvml
 
 
 def _nvml_works() -> bool:
@@ -82,7 +82,7 @@ def test_odd_gpu_count_pairs() -> None:
 
 
 def test_default_interconnect_single_gpu_is_pcie() -> None:
-    from orchestrator.catalog import find_gpu
+    from orchestrator.hardware.gpus import find_gpu
 
     assert default_interconnect(find_gpu("H100"), 1) == "pcie"
     assert default_interconnect(find_gpu("A100-80GB-PCIE"), 8) == "pcie"

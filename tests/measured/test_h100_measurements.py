@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import catalog, memory
+from orchestrator.hardware import gpus as catalog
 from orchestrator.models import lookup
 from orchestrator.plan import Parallelism
+from orchestrator.planning.memory import estimate as memory
 
 MEASURED = json.loads((Path(__file__).parent / "h100-gpu-memory.json").read_text())
 GIB = 2**30

@@ -6,9 +6,11 @@ import math
 
 import pytest
 
-from orchestrator.catalog import find_gpu
 from orchestrator.errors import InputError
-from orchestrator.memory import (
+from orchestrator.hardware.gpus import find_gpu
+from orchestrator.models.lookup import find_model
+from orchestrator.plan import Parallelism
+from orchestrator.planning.memory.estimate import (
     default_memory_fraction,
     estimate,
     kv_bytes_per_token_per_gpu,
@@ -17,8 +19,6 @@ from orchestrator.memory import (
     vllm_overhead,
     weight_bytes_per_gpu,
 )
-from orchestrator.models.lookup import find_model
-from orchestrator.plan import Parallelism
 
 GIB = 2**30
 

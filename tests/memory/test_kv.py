@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.memory import (
+from orchestrator.models.lookup import find_model
+from orchestrator.plan import Parallelism
+from orchestrator.planning.memory.estimate import (
     kv_bytes_per_token_per_gpu,
     local_kv_bytes_per_token_layers,
     local_kv_tokens_per_request,
 )
-from orchestrator.models.lookup import find_model
-from orchestrator.plan import Parallelism
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import find_gpu
-from orchestrator.memory import estimate
+from orchestrator.hardware.gpus import find_gpu
 from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
+from orchestrator.planning.memory.estimate import estimate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sizing.md"
 

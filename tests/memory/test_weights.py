@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import InputError
-from orchestrator.memory import weight_bytes_per_gpu
 from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
+from orchestrator.planning.memory.estimate import weight_bytes_per_gpu
 
 GIB = 2**30
 

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from orchestrator.memory import (
+from orchestrator.models.hf_config import CheckpointFiles, Identity, profile_from_files
+from orchestrator.models.quantization import bytes_per_weight
+from orchestrator.plan import Parallelism
+from orchestrator.planning.memory.estimate import (
     kv_bytes_per_token_per_gpu,
     linear_state_bytes_per_request_per_gpu,
     local_kv_bytes_per_token_layers,
     weight_bytes_per_gpu,
 )
-from orchestrator.models.hf_config import CheckpointFiles, Identity, profile_from_files
-from orchestrator.models.quantization import bytes_per_weight
-from orchestrator.plan import Parallelism
 from orchestrator.schema import ModelProfile
 
 from .fakehub import FIXTURES, build_index

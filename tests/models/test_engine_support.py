@@ -15,8 +15,8 @@ from orchestrator.errors import PlanError
 from orchestrator.models.catalog import load_models
 from orchestrator.models.engine_support import architectures, check_loadable, versions_with_lists
 from orchestrator.plan import Plan
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = REPO_ROOT / "scripts" / "gen_model_architectures.py"

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import PlanError
-from orchestrator.memory import (
+from orchestrator.models.hf_config import CheckpointFiles, Identity, profile_from_files
+from orchestrator.models.layer_kinds import DSV4_ENTRY_BYTES
+from orchestrator.plan import Parallelism
+from orchestrator.planning.memory.estimate import (
     GIB,
     estimate,
     kv_bytes_per_token_per_gpu,
@@ -16,9 +19,6 @@ from orchestrator.memory import (
     local_kv_bytes_per_token_layers,
     weight_bytes_per_gpu,
 )
-from orchestrator.models.hf_config import CheckpointFiles, Identity, profile_from_files
-from orchestrator.models.layer_kinds import DSV4_ENTRY_BYTES
-from orchestrator.plan import Parallelism
 from orchestrator.schema import ModelProfile
 
 from .conftest import Runner
@@ -159,7 +159,7 @@ def test_an_unknown_cache_kind_is_refused_not_invented() -> None:
 
 
 def _gpu(name: str) -> Any:
-    from orchestrator.catalog import find_gpu
+    from orchestrator.hardware.gpus import find_gpu
 
     return find_gpu(name)
 
@@ -200,8 +200,8 @@ def test_the_cli_refuses_an_unsizable_cache_until_told(deploy: Runner) -> None:
     ],
 )
 def test_2026_catalog_entries_plan_offline(alias: str, gpus: str) -> None:
-    from orchestrator.planner import build_plan
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.build import build_plan
+    from orchestrator.planning.request import PlanRequest
 
     plan = build_plan(PlanRequest(model=alias, gpus=gpus))
     assert plan.fits and plan.memory.kv_bytes_per_token_per_gpu > 0
@@ -249,7 +249,7 @@ def test_the_recorded_engine_counts_are_what_the_engine_image_builds() -> None:
 
 
 def test_nemotron_h_moe_blocks_count_their_experts_only() -> None:
-    from orchestrator.memory import expert_params
+    from orchestrator.planning.memory.estimate import expert_params
 
     config = json.loads((FIXTURES / "nvidia--Nemotron-H-8B-Base-8K" / "config.json").read_text())
     # A MoE variant of the same shapes: `E` blocks instead of every MLP block.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from orchestrator.engines.common import simulation_environment
-from orchestrator.planner import build_plan
+from orchestrator.planning.build import build_plan
 from orchestrator.planning.performance.from_plan import predict_plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.request import PlanRequest
 
 
 def test_predict_plan_matches_the_plan_at_its_own_load() -> None:

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from orchestrator.catalog import find_gpu
-from orchestrator.memory import estimate
+from orchestrator.hardware.gpus import find_gpu
 from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
+from orchestrator.planning.memory.estimate import estimate
 from orchestrator.planning.performance import CALIBRATED, Forecast, Instance, Traffic, forecast
 from orchestrator.planning.performance.calibration import cases, fit, median_error, rows
 from orchestrator.planning.performance.dataset import DATA, dev_observations, model_finder
@@ -89,8 +89,8 @@ def test_experts_touched_grows_to_all() -> None:
 
 
 def test_speculative_decoding_in_the_engine_args_lowers_the_planned_tpot() -> None:
-    from orchestrator.planner import build_plan
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.build import build_plan
+    from orchestrator.planning.request import PlanRequest
 
     plain = build_plan(PlanRequest(model="deepseek-r1", gpus="8xH200"))
     mtp = build_plan(

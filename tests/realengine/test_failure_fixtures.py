@@ -86,8 +86,8 @@ def test_an_unknown_flag_exits_2_before_anything_starts() -> None:
 def test_a_cpu_kv_failure_is_re_planned_with_a_shorter_context_not_a_gpu_fraction(
     tmp_path: Path,
 ) -> None:
-    from orchestrator.planner import build_plan
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.build import build_plan
+    from orchestrator.planning.request import PlanRequest
     from orchestrator.runtime.diagnose import replan
 
     lines, meta = recorded("kv-cache-too-small")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.engine_versions import default_version, image_for
+from orchestrator.engines.versions import default_version, image_for
 from orchestrator.plan import (
     EngineSummary,
     HardwareSummary,
@@ -75,8 +75,8 @@ MODELS = {
 
 def _with_facts(summary: ModelSummary) -> ModelSummary:
     """The facts the planner records for renderers: the checkpoint's size and routed experts."""
-    from orchestrator.memory import weight_bytes_per_gpu
     from orchestrator.models.lookup import find_model
+    from orchestrator.planning.memory.estimate import weight_bytes_per_gpu
 
     profile = find_model(summary.name)
     return summary.model_copy(

@@ -204,8 +204,8 @@ def test_simulated_ray_is_a_one_line_input_error(tmp_path: Path) -> None:
 
 
 def test_ray_on_an_instance_inside_one_node_is_a_warning_not_a_silent_fallback() -> None:
-    from orchestrator.planner import build_plan
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.build import build_plan
+    from orchestrator.planning.request import PlanRequest
 
     plan = build_plan(PlanRequest(model="qwen3-8b", gpus="1xH100", distributed_backend="ray"))
     assert any(

@@ -41,7 +41,7 @@ def test_render_two_node_deepseek_through_the_planner(tmp_path: Path) -> None:
 
 def test_rendering_plan_json_again_gives_the_same_files(tmp_path: Path) -> None:
     from orchestrator.engines import build_services
-    from orchestrator.render import render_deployment
+    from orchestrator.targets.compose.render import render_deployment
 
     args = ["render", "qwen3-8b", "--gpus", "2xH100", "--out", str(tmp_path / "a")]
     assert CliRunner().invoke(cli, args).exit_code == 0

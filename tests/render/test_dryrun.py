@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from orchestrator.dryrun import command_lines, format_dry_run
+from orchestrator.cli.dryrun import command_lines, format_dry_run
 from orchestrator.engines import build_services
 
 from .conftest import scenario

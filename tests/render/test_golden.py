@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engines import build_services
-from orchestrator.render import render_deployment
+from orchestrator.targets.compose.render import render_deployment
 
 from .conftest import GOLDEN_DIR, SCENARIOS, scenario
 

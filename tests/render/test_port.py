@@ -7,7 +7,7 @@ import pytest
 
 from orchestrator import execution
 from orchestrator.engines import build_services
-from orchestrator.request import PlanRequest
+from orchestrator.planning.request import PlanRequest
 
 
 def _published(request: PlanRequest) -> dict[str, list[int]]:

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.engines import sglang, vllm
+from orchestrator.engines.flags import known_versions, load_schema
 from orchestrator.engines.recipes import gpu_arch, load_recipes, redundant_experts
-from orchestrator.flags import known_versions, load_schema
 from orchestrator.versioning import at_least
 
 REPO = Path(__file__).resolve().parent.parent.parent

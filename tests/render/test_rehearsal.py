@@ -20,7 +20,7 @@ import pytest
 from orchestrator.engines import build_services
 from orchestrator.engines.common import SIM_IMAGE
 from orchestrator.plan import Parallelism, Plan, Role
-from orchestrator.render import render_deployment
+from orchestrator.targets.compose.render import render_deployment
 
 from .conftest import scenario
 

@@ -12,8 +12,8 @@ import yaml
 
 from orchestrator.engines import build_services
 from orchestrator.engines.common import healthcheck_test
-from orchestrator.render import render_deployment
 from orchestrator.runtime.containers import create_kwargs, healthcheck_for
+from orchestrator.targets.compose.render import render_deployment
 
 from .conftest import scenario
 

@@ -17,8 +17,8 @@ import yaml
 
 from orchestrator.engines import build_services
 from orchestrator.plan import ModelSummary, Plan
-from orchestrator.render import render_deployment, shell_argv, yaml_str
 from orchestrator.spec import ServiceSpec
+from orchestrator.targets.compose.render import render_deployment, shell_argv, yaml_str
 
 from .conftest import scenario
 

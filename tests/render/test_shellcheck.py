@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.engines import build_services
-from orchestrator.render import render_deployment
+from orchestrator.targets.compose.render import render_deployment
 from orchestrator.targets.render import render_target
 from orchestrator.targets.settings import TargetSettings
 from tests.conftest import IN_CI, REPO_ROOT

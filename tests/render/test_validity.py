@@ -15,10 +15,10 @@ import yaml
 
 from orchestrator.engines import build_services
 from orchestrator.engines.common import runs_engine
+from orchestrator.engines.flags import check_argv
 from orchestrator.engines.routers import router_program
 from orchestrator.errors import PlanError
-from orchestrator.flags import check_argv
-from orchestrator.render import render_deployment
+from orchestrator.targets.compose.render import render_deployment
 
 from .conftest import GOLDEN_DIR, SCENARIOS, scenario
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.engines import build_services
+from orchestrator.engines.flags import check_argv
 from orchestrator.errors import FlagError
-from orchestrator.flags import check_argv
 
 from .conftest import scenario
 
@@ -57,8 +57,8 @@ def test_sglang_cuda12_tag_renders_with_its_own_schema() -> None:
 
     from orchestrator.cli import cli
     from orchestrator.doctor.cuda import driver_fix
-    from orchestrator.engine_versions import image_for, resolve_version
-    from orchestrator.flags import load_schema
+    from orchestrator.engines.flags import load_schema
+    from orchestrator.engines.versions import image_for, resolve_version
 
     assert resolve_version("sglang", "0.5.19") == "0.5.19"
     assert image_for("sglang", "0.5.19") == "lmsysorg/sglang:v0.5.19-cu129"

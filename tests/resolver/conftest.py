@@ -9,9 +9,9 @@ import pytest
 
 from orchestrator.hardware import cluster_from_shorthand
 from orchestrator.hardware.model import Cluster
-from orchestrator.planner import workload_for
+from orchestrator.planning.build import workload_for
+from orchestrator.planning.request import PlanRequest
 from orchestrator.planning.resolver.context import Shape, Workload
-from orchestrator.request import PlanRequest
 from orchestrator.resources import profiles_dir
 
 CLUSTERS_DIR = profiles_dir() / "clusters"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import find_gpu
-from orchestrator.memory import estimate
+from orchestrator.hardware.gpus import find_gpu
 from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
-from orchestrator.planner import build_plan
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.memory.estimate import estimate
 from orchestrator.planning.performance.dataset import (
     DATA,
     comparisons,
@@ -19,7 +19,7 @@ from orchestrator.planning.performance.dataset import (
     model_finder,
 )
 from orchestrator.planning.performance.layouts import judge_all
-from orchestrator.request import PlanRequest
+from orchestrator.planning.request import PlanRequest
 from orchestrator.resources import profiles_dir
 
 FIXTURES = Path(__file__).resolve().parents[1] / "models" / "fixtures"
@@ -97,7 +97,7 @@ def test_sglang_dp_attention_on_deepseek_is_not_plain_tp8() -> None:
 
 def test_a_rule_that_overrides_the_prediction_says_so() -> None:
     from orchestrator.hardware import resolve_cluster
-    from orchestrator.planner import workload_for
+    from orchestrator.planning.build import workload_for
     from orchestrator.planning.resolver.overrides import objective
     from orchestrator.planning.resolver.scoring import TIE_STEP
     from orchestrator.planning.resolver.select import select

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.plan import Plan
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 
 
 def _predicted(plan: Plan) -> None:

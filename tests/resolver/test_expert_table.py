@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from orchestrator.plan import Plan
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 
 from .conftest import cluster_file
 

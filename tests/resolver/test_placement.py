@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from orchestrator.planner import build_plan
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 from orchestrator.planning.resolver.context import Shape
 from orchestrator.planning.resolver.placement import place, subset_node, tp_within_domains
 from orchestrator.planning.resolver.suggest import hypothetical_cluster
-from orchestrator.request import PlanRequest
 
 from .conftest import cluster_file, make_workload
 

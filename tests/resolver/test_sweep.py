@@ -13,10 +13,10 @@ from orchestrator.hardware import resolve_cluster
 from orchestrator.models.catalog import load_models
 from orchestrator.models.lookup import find_model
 from orchestrator.plan import Plan
-from orchestrator.planner import build_plan, workload_for
+from orchestrator.planning.build import build_plan, workload_for
+from orchestrator.planning.request import PlanRequest
 from orchestrator.planning.resolver.context import Shape
 from orchestrator.planning.resolver.rules import validate
-from orchestrator.request import PlanRequest
 
 from .conftest import CLUSTERS_DIR
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runtime.endpoints import LOCAL_ENDPOINT, Endpoints
-from orchestrator.runtime.state import NodeInfo, StateStore
+from orchestrator.docker.endpoints import LOCAL_ENDPOINT, Endpoints
 from orchestrator.spec import PortBinding, Probe, ServiceSpec
+from orchestrator.state import NodeInfo, StateStore
 
 from .netns_node import NetnsNode, missing_tools, netns_node
 

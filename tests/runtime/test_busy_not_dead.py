@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from orchestrator.bench.bounds import connection_cap
 from orchestrator.cli import cli
-from orchestrator.runtime.endpoints import Endpoints
-from orchestrator.runtime.state import StateStore
+from orchestrator.docker.endpoints import Endpoints
 from orchestrator.runtime.status import collect
 from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
+from orchestrator.state import StateStore
 
 from .conftest import local_node, server_spec
 from .test_cli_up import SIM_ENV, services

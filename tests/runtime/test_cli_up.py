@@ -50,7 +50,7 @@ def invoke(runner: CliRunner, args: list[str], **env: str) -> Any:
 
 
 def test_dry_run_touches_nothing_and_never_imports_docker(state_dir: Path) -> None:
-    pytest.importorskip("orchestrator.dryrun")
+    pytest.importorskip("orchestrator.cli.dryrun")
     code = (
         "import sys\n"
         "from orchestrator.cli import cli\n"

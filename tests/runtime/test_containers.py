@@ -229,8 +229,8 @@ def test_docker_errors_mid_command_become_one_line_naming_the_command_to_rerun()
     import pytest
     import requests
 
+    from orchestrator.docker.ops import docker_errors_as_failures
     from orchestrator.errors import RuntimeFailure
-    from orchestrator.runtime.docker_ops import docker_errors_as_failures
 
     with (
         pytest.raises(RuntimeFailure) as lost,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runtime.docker_ops import ensure_image, has_image
+from orchestrator.docker.ops import ensure_image, has_image
 
 pytestmark = pytest.mark.docker
 

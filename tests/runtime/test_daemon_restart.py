@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.runtime import detached
-from orchestrator.runtime.state import StateStore
+from orchestrator.state import StateStore
 
 from .conftest import restart_second_daemon
 from .test_cli_up import invoke, services

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from orchestrator.runtime import detached
 from orchestrator.runtime.lock import deployment_lock
-from orchestrator.runtime.state import StateStore
 from orchestrator.spec import LABEL_DEPLOYMENT
+from orchestrator.state import StateStore
 from tests.conftest import ENDPOINT_OFFSETS, free_port
 
 from .conftest import REPO_ROOT, supervisor_pids

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.docker.endpoints import normalize
+from orchestrator.docker.env import local_docker
 from orchestrator.errors import DockerUnavailableError
-from orchestrator.runtime.docker_env import local_docker
-from orchestrator.runtime.endpoints import normalize
 
 needs_docker_cli = pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from orchestrator.docker.endpoints import Endpoints
 from orchestrator.doctor.containers import LABEL_DOCTOR
 from orchestrator.doctor.report import DoctorReport
 from orchestrator.doctor.run import DoctorOptions, run_doctor
 from orchestrator.engines import build_services
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
-from orchestrator.runtime.endpoints import Endpoints
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 
 from .test_doctor import _on_free_ports
 

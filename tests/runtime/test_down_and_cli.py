@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.docker.endpoints import Endpoints, connect
 from orchestrator.errors import DockerUnavailableError
-from orchestrator.runtime.endpoints import Endpoints, connect
-from orchestrator.runtime.state import StateStore
 from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
 from orchestrator.spec import LABEL_DEPLOYMENT, Mount
+from orchestrator.state import StateStore
 
 from .conftest import local_node, server_spec
 
@@ -164,7 +164,7 @@ def test_logs_without_any_deployment_says_so(tmp_path: Path, cli_runner: CliRunn
 
 
 def test_logs_with_several_deployments_asks_which(tmp_path: Path, cli_runner: CliRunner) -> None:
-    from orchestrator.runtime.state import DeploymentState
+    from orchestrator.state import DeploymentState
 
     store = StateStore(tmp_path)
     for name in ("beta", "alpha"):

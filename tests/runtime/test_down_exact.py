@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.runtime import detached, supervisor_procs
-from orchestrator.runtime.state import DeploymentState, NodeInfo, StateStore, find_endpoint
+from orchestrator.state import DeploymentState, NodeInfo, StateStore, find_endpoint
 
 from .conftest import REPO_ROOT, free_port, server_spec, stop_supervisors_of, supervisor_pids
 from .test_cli_up import SIM_ENV, invoke, services

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.docker.endpoints import Endpoints, connect, is_local, normalize
 from orchestrator.errors import DockerUnavailableError
-from orchestrator.runtime.endpoints import Endpoints, connect, is_local, normalize
 
 
 def closed_port() -> int:

@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.docker.endpoints import Endpoints
 from orchestrator.engines.common import SIM_IMAGE
-from orchestrator.runtime.endpoints import Endpoints
 from orchestrator.runtime.probes import check_ready, http_check, probe_url
-from orchestrator.runtime.state import NodeInfo, StateStore
 from orchestrator.runtime.status import collect
 from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
+from orchestrator.state import NodeInfo, StateStore
 
 from .conftest import REPO_ROOT, server_spec
 from .netns_node import NetnsNode

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from orchestrator.docker.endpoints import Endpoints
 from orchestrator.runtime.down import down
-from orchestrator.runtime.endpoints import Endpoints
 from orchestrator.runtime.probes import http_check
-from orchestrator.runtime.state import StateStore
 from orchestrator.runtime.supervisor import ServiceGaveUp, Supervisor, SupervisorOptions
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE
+from orchestrator.state import StateStore
 
 from .conftest import local_node, server_spec
 

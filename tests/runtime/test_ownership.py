@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.runtime.endpoints import Endpoints
+from orchestrator.docker.endpoints import Endpoints
 from orchestrator.runtime.ownership import LABEL_OWNER, LABEL_STATE_DIR, OwnershipConflict
-from orchestrator.runtime.state import StateStore
 from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
 from orchestrator.spec import LABEL_DEPLOYMENT, Mount
+from orchestrator.state import StateStore
 
 from .conftest import local_node, server_spec
 
@@ -164,7 +164,7 @@ def test_containers_without_owner_labels_belong_to_the_state_directory_that_reco
     tmp_path: Path,
     cli_runner: CliRunner,
 ) -> None:
-    from orchestrator.runtime.state import DeploymentState, NodeInfo
+    from orchestrator.state import DeploymentState, NodeInfo
 
     # What a deploy that wrote no owner labels left behind: a container labelled by name only.
     docker_client.containers.create(

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator.runtime.probes import ProbeTracker, entry_url, http_check, probe_url, service_url
-from orchestrator.runtime.state import NodeInfo
 from orchestrator.spec import PortBinding, Probe, ServiceSpec
+from orchestrator.state import NodeInfo
 
 
 def spec(name: str = "s", role: str = "serve", **changes: object) -> ServiceSpec:

@@ -123,9 +123,9 @@ def test_logs_mask_the_secret_an_engine_logs_with_its_arguments(
 ) -> None:
     """An engine that logs its arguments, key and all (SGLang's `server_args=ServerArgs(...)`),
     shows `***` in `deploy logs`, also where the key is no longer exported."""
-    from orchestrator.runtime.endpoints import Endpoints
-    from orchestrator.runtime.state import StateStore
+    from orchestrator.docker.endpoints import Endpoints
     from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
+    from orchestrator.state import StateStore
 
     from .conftest import TEST_SERVER, local_node, server_spec
 

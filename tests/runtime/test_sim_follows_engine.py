@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runtime.endpoints import Endpoints
-from orchestrator.runtime.state import StateStore
+from orchestrator.docker.endpoints import Endpoints
 from orchestrator.runtime.supervisor import Supervisor, SupervisorOptions
+from orchestrator.state import StateStore
 
 from .conftest import local_node
 from .real_vllm import SERVED, kill_inside, tiny_model, vllm_cpu_image, vllm_spec, wait_for

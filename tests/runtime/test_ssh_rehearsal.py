@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.runtime.endpoints import ssh_url_with_port
+from orchestrator.docker.endpoints import ssh_url_with_port
 
 from .conftest import SshNode
 from .test_cli_up import SIM_ENV, services

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import InputError
-from orchestrator.runtime.state import (
+from orchestrator.spec import Probe, ServiceSpec
+from orchestrator.state import (
     ContainerRecord,
     DeploymentState,
     NodeInfo,
@@ -15,7 +16,6 @@ from orchestrator.runtime.state import (
     default_state_dir,
     find_endpoint,
 )
-from orchestrator.spec import Probe, ServiceSpec
 
 
 def a_state(name: str = "qwen", url: str | None = "http://127.0.0.1:8000") -> DeploymentState:

@@ -14,8 +14,8 @@ from orchestrator.group_health import group_peer, restart_policy
 from orchestrator.runtime import detached
 from orchestrator.runtime.interrupts import Interrupted, shielded, signals_as_interrupts
 from orchestrator.runtime.lock import DeploymentBusy, deployment_lock
-from orchestrator.runtime.state import StateStore
 from orchestrator.runtime.units import Unit, failures_in_window
+from orchestrator.state import StateStore
 
 
 def test_one_lock_holder_per_deployment_name(tmp_path: Path) -> None:

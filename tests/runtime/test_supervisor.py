@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
+from orchestrator.docker.endpoints import Endpoints
 from orchestrator.errors import RuntimeFailure
 from orchestrator.runtime.down import down
-from orchestrator.runtime.endpoints import Endpoints
 from orchestrator.runtime.probes import http_check
 from orchestrator.runtime.progress import QuietReporter, Row
-from orchestrator.runtime.state import StateStore
 from orchestrator.runtime.supervisor import ServiceGaveUp, Supervisor, SupervisorOptions
 from orchestrator.spec import LABEL_DEPLOYMENT, LABEL_SERVICE, LABEL_SPEC_HASH, ServiceSpec
+from orchestrator.state import StateStore
 
 from .conftest import local_node, server_spec
 

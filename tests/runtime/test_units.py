@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import InputError
-from orchestrator.runtime.state import NodeInfo
 from orchestrator.runtime.units import backoff_delay, build_units, dependency_depth
 from orchestrator.spec import Probe, ServiceSpec
+from orchestrator.state import NodeInfo
 
 NODES = {"a": NodeInfo(name="a"), "b": NodeInfo(name="b", docker="ssh://ops@b")}
 

@@ -31,9 +31,9 @@ CASES: list[dict[str, Any]] = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(str(v) for v in c.values())[:60])
 def test_simulated_services_run_as_their_role(case: dict[str, Any], tmp_path: Path) -> None:
     from orchestrator.engines import build_services
-    from orchestrator.planner import build_plan
-    from orchestrator.render import render_deployment
-    from orchestrator.request import PlanRequest
+    from orchestrator.planning.build import build_plan
+    from orchestrator.planning.request import PlanRequest
+    from orchestrator.targets.compose.render import render_deployment
 
     plan = build_plan(PlanRequest(**case))
     services = build_services(plan, simulate=True)

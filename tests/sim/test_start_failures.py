@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from orchestrator.execution import replan_for
-from orchestrator.planner import build_plan
-from orchestrator.request import PlanRequest
+from orchestrator.planning.build import build_plan
+from orchestrator.planning.request import PlanRequest
 from orchestrator.runtime.diagnose import Explanation, classify
 from orchestrator.runtime.supervisor import ServiceGaveUp
 from orchestrator.sim.settings import Faults, SimConfigError

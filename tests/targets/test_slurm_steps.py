@@ -22,7 +22,7 @@ import pytest
 
 from orchestrator.engines import build_services
 from orchestrator.engines.common import endpoint_port
-from orchestrator.render import compose_project
+from orchestrator.targets.compose.render import compose_project
 from orchestrator.targets.instances import exposed_ports
 from orchestrator.targets.settings import SlurmSettings
 from orchestrator.targets.slurm import READY_MARK, batch_script

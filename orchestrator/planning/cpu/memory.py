@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass
 
 from orchestrator.errors import PlanError
-from orchestrator.memory import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
 from orchestrator.plan import MemoryEstimate, Parallelism
+from orchestrator.planning.memory.estimate import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
 from orchestrator.schema import ModelProfile
 
 GIB = 2**30

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from orchestrator.errors import PlanError
 from orchestrator.plan import CpuPlan
 from orchestrator.planning.cpu import check_model, eager_requested, engine_version
+from orchestrator.planning.request import PlanRequest
 from orchestrator.planning.resolver.context import Workload
 from orchestrator.planning.resolver.select import Resolution
-from orchestrator.request import PlanRequest
 from orchestrator.schema import ModelProfile
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ def plan_on_cpu(
     """Refuse what CPU nodes cannot serve (one line each), then size and lay out the plan."""
     from orchestrator.models.engine_support import check_loadable
     from orchestrator.models.quantization import served_format
-    from orchestrator.planner import workload_for
+    from orchestrator.planning.build import workload_for
     from orchestrator.planning.cpu.resolve import resolve_cpu
 
     version = engine_version(request.engine, request.engine_version)

@@ -15,7 +15,7 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
 
     The model is found by what the plan recorded (its directory, or its Hub id at its
     revision), never by the short name; a model or GPU that cannot be found is an error."""
-    from orchestrator.catalog import find_gpu
+    from orchestrator.hardware.gpus import find_gpu
     from orchestrator.models.lookup import find_model
 
     role = plan.role("serve") or plan.role("decode")

@@ -105,8 +105,8 @@ def speculative_tokens(command: str) -> int:
 
 
 def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
-    from orchestrator.catalog import find_gpu
-    from orchestrator.memory import default_max_num_batched_tokens, estimate
+    from orchestrator.hardware.gpus import find_gpu
+    from orchestrator.planning.memory.estimate import default_max_num_batched_tokens, estimate
 
     model = find(entry["model"])
     gpu = find_gpu(entry["gpu"])

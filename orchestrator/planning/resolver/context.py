@@ -22,7 +22,7 @@ WIDE_EP_REDUNDANT = 32
 
 
 class MemoryFunction(Protocol):
-    """The signature of `orchestrator.memory.estimate`."""
+    """The signature of `orchestrator.planning.memory.estimate.estimate`."""
 
     def __call__(
         self,

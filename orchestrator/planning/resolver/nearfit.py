@@ -97,7 +97,7 @@ def cap_or_none(fraction: bool) -> float | None:
 
 
 def _batch_knob_applies(work: Workload) -> bool:
-    from orchestrator.memory import default_max_num_batched_tokens
+    from orchestrator.planning.memory.estimate import default_max_num_batched_tokens
 
     return (
         work.engine == "vllm"
@@ -208,13 +208,13 @@ def near_fit(work: Workload, *, context_asked: bool) -> NearFit | None:
 
 
 def _default_batched_tokens(work: Workload) -> int:
-    from orchestrator.memory import default_max_num_batched_tokens
+    from orchestrator.planning.memory.estimate import default_max_num_batched_tokens
 
     return default_max_num_batched_tokens(work.engine, work.gpu)
 
 
 def _default_fraction(work: Workload, shape: Shape) -> float:
-    from orchestrator.memory import default_memory_fraction
+    from orchestrator.planning.memory.estimate import default_memory_fraction
 
     return default_memory_fraction(work.engine, work.gpu, shape.parallelism(), work.engine_version)
 

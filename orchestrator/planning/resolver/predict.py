@@ -14,7 +14,9 @@ __all__ = ["as_prediction", "predict", "short", "traffic_of"]
 
 
 def default_max_num_batched_tokens(engine: str, gpu: GpuSpec) -> int:
-    from orchestrator.memory import default_max_num_batched_tokens as engine_default
+    from orchestrator.planning.memory.estimate import (
+        default_max_num_batched_tokens as engine_default,
+    )
 
     return engine_default(engine, gpu)
 

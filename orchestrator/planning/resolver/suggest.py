@@ -86,7 +86,7 @@ def describe(gpu: GpuSpec, per_node: int, nodes: int) -> str:
 
 def suggest(work: Workload) -> str | None:
     """A one-line hint naming the smallest hardware that fits, or None when none in range does."""
-    from orchestrator.catalog import load_gpus
+    from orchestrator.hardware.gpus import load_gpus
 
     weights_gib = work.memory(Shape()).weights_gib_per_gpu
     current = work.gpu

@@ -319,7 +319,7 @@ def render_deployment(plan: Plan, services: list[ServiceSpec], out_dir: Path) ->
 
     The files are written to a temporary sibling that is then renamed to `out_dir`, so a
     failure leaves an earlier render untouched; the user's own files in it are carried over."""
-    from orchestrator.atomic_files import os_error, replace_directory, resolve_target
+    from orchestrator.files import os_error, replace_directory, resolve_target
 
     final = resolve_target(out_dir)
     try:
@@ -555,7 +555,7 @@ def readme_context(plan: Plan, services: list[ServiceSpec], slug: str) -> dict[s
         }
         for spec in roles.values()
     ]
-    from orchestrator.readme_nodes import readme_extras
+    from orchestrator.targets.compose.readme import readme_extras
 
     return {
         **readme_extras(plan, services),

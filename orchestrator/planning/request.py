@@ -1,7 +1,7 @@
 """`PlanRequest`: what a user asked for, as typed, before anything is looked up.
 
 `plan`, `render` and `up` all build one from their options and hand it to
-`orchestrator.planner.build_plan`, the one core call that returns a `Plan`.
+`orchestrator.planning.build.build_plan`, the one core call that returns a `Plan`.
 """
 
 # No `from __future__ import annotations` in this module: pydantic would then evaluate each

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from orchestrator import cache_kinds
-from orchestrator.engine_versions import default_version
+from orchestrator.engines.versions import default_version
 from orchestrator.errors import InputError
 from orchestrator.plan import MemoryEstimate, Parallelism
 from orchestrator.schema import GpuSpec, ModelProfile

@@ -38,7 +38,7 @@ def up_slurm(
 
     settings = load_settings(cluster, overrides).slurm
     if dry_run:  # the batch script `up` would submit
-        from orchestrator.render import compose_project
+        from orchestrator.targets.compose.render import compose_project
         from orchestrator.targets.slurm import batch_script
 
         slug = compose_project(plan)

@@ -29,8 +29,8 @@ API_TIMEOUT_S = 60
 
 def local_endpoint() -> str:
     """This machine's Docker: `DOCKER_HOST`, `DOCKER_CONTEXT`, the current context, or the
-    default socket (see `orchestrator.runtime.docker_env`)."""
-    from orchestrator.runtime.docker_env import local_docker
+    default socket (see `orchestrator.docker.env`)."""
+    from orchestrator.docker.env import local_docker
 
     resolved = local_docker()
     if resolved.tls is not None:

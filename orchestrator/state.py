@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import Field
 
-from orchestrator.atomic_files import write_atomically
 from orchestrator.base import Strict
 from orchestrator.errors import InputError
+from orchestrator.files import write_atomically
 from orchestrator.naming import check_name, is_valid_name
 from orchestrator.spec import ServiceSpec
 
@@ -186,7 +186,7 @@ def _carry_over(state: DeploymentState, previous: DeploymentState | None) -> Non
 def _resolve_endpoints(state: DeploymentState) -> None:
     """Record each node's endpoint as this process resolves it: the saving process is `up` or
     the supervisor it started (same environment), the ones that created the containers."""
-    from orchestrator.runtime.endpoints import normalize
+    from orchestrator.docker.endpoints import normalize
 
     urls = {}
     for node in state.nodes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.engine_versions import image_for, resolve_version
+from orchestrator.engines.versions import image_for, resolve_version
 from orchestrator.errors import InputError, PlanError
 from orchestrator.hardware.model import Cluster
 from orchestrator.naming import check_name, deployment_name
@@ -25,9 +25,9 @@ from orchestrator.plan import (
     Role,
     layout_of,
 )
+from orchestrator.planning.request import PlanRequest
 from orchestrator.planning.resolver import resolve
 from orchestrator.planning.resolver.context import Workload
-from orchestrator.request import PlanRequest
 from orchestrator.schema import ModelProfile
 from orchestrator.secrets_policy import exposure_warnings
 
@@ -83,7 +83,7 @@ def _check_numbers(request: PlanRequest) -> None:
 
 
 def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) -> Workload:
-    from orchestrator.memory import estimate
+    from orchestrator.planning.memory.estimate import estimate
     from orchestrator.planning.performance.observations import speculative_tokens
     from orchestrator.planning.slo import parse_slo
 
@@ -223,7 +223,7 @@ def cpu_image(version: str) -> str:
 
 def check_model_runs(work: Workload, *, speculative: bool = False) -> list[str]:
     """Refuse an architecture or weight format the target cannot run; the model's warnings."""
-    from orchestrator.catalog import load_gpus
+    from orchestrator.hardware.gpus import load_gpus
     from orchestrator.models.engine_support import check_loadable, check_quantization
     from orchestrator.models.quantization import check_runs, served_format
 
@@ -271,7 +271,7 @@ def _backend_warnings(request: PlanRequest, roles: list[Role]) -> list[str]:
 
 def model_summary(model: ModelProfile) -> ModelSummary:
     """What renderers need of the model, so that none of them looks it up again."""
-    from orchestrator.memory import weight_bytes_per_gpu
+    from orchestrator.planning.memory.estimate import weight_bytes_per_gpu
 
     # Absolute: the directory is bind-mounted from compose files that live elsewhere, and
     # compose resolves relative sources against the compose file's own directory.

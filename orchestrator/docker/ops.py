@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import DockerUnavailableError, RuntimeFailure
 
 if TYPE_CHECKING:
-    from orchestrator.runtime.endpoints import Endpoints
+    from orchestrator.docker.endpoints import Endpoints
 
 
 @contextlib.contextmanager

@@ -357,7 +357,7 @@ class _Walk:
         if spec.json == "object" or (spec.json == "object_or_string" and value.lstrip()[:1] == "{"):
             _require_json_object(spelling, value, self._who())
         if spec.value_kind is not None and spec.choices is None:
-            from orchestrator.flag_values import check_value_kind
+            from orchestrator.engines.flag_values import check_value_kind
 
             check_value_kind(spec.value_kind, spelling, value, self._who(), spec.value_words)
 

@@ -1,0 +1,1 @@
+"""Memory: bytes per GPU for weights, KV/state per token, overheads and budgets (never choosing)."""
