@@ -83,12 +83,18 @@ class HardwareSummary(Strict):
     compute_capability: str | None = Field(
         default=None, description="the GPU's CUDA compute capability, e.g. 9.0 (recipes match it)"
     )
+    gpu_products: list[str] = Field(
+        default=[],
+        description="the GPU's NVML product names, as node labels spell them (nvidia.com/gpu.product)",
+    )
 
     @model_serializer(mode="wrap")
     def _omit_later_facts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         if data.get("compute_capability") is None:
             data.pop("compute_capability", None)
+        if not data.get("gpu_products"):
+            data.pop("gpu_products", None)
         return data
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.engine_image import VLLM_CPU_IMAGE, TinyModel, make_tiny_model  # noqa: E402
+from orchestrator.docker.engine_image import VLLM_CPU_IMAGE, TinyModel, make_tiny_model  # noqa: E402
 
 OUT = REPO / "tests" / "realengine" / "fixtures" / "failures"
 MODEL = "/models/tiny"

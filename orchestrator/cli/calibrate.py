@@ -20,7 +20,7 @@ def calibrate(results: tuple[Path, ...], reset: bool, as_json: bool) -> None:
     directory ($DEPLOY_CALIBRATION, else $XDG_STATE_HOME/deploy); later plans on the same GPU
     and engine version use them and say so. Without RESULTS, show what is stored.
     """
-    from orchestrator.calibration import command
+    from orchestrator.planning.calibration import command
 
     path, factors = command.calibrate(list(results), reset=reset)
     click.echo(command.as_json(path, factors) if as_json else command.report(path, factors))

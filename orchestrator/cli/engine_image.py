@@ -20,7 +20,7 @@ def engine_image() -> None:
 @click.option("--rebuild-base", is_flag=True, help="Also rebuild the Debian base layer.")
 def build(force: bool, rebuild_deps: bool, rebuild_base: bool) -> None:
     """Build deploy-vllm-cpu:0.32.0 (debootstrap + pip, cached; progress, size, time shown)."""
-    from orchestrator import engine_image as images
+    from orchestrator.docker import engine_image as images
 
     images.build(force=force, rebuild_deps=rebuild_deps, rebuild_base=rebuild_base)
 
@@ -47,7 +47,7 @@ def tiny_model(
     """Write a tiny Llama-shaped model (random weights, trained tokenizer) into OUT_DIR."""
     from pydantic import ValidationError
 
-    from orchestrator import engine_image as images
+    from orchestrator.docker import engine_image as images
 
     try:
         model = images.TinyModel(

@@ -251,7 +251,7 @@ def check_model_runs(work: Workload, *, speculative: bool = False) -> list[str]:
 
 def _calibration_line(work: Workload) -> list[Reason]:
     """The reason citing the calibration the predictions were scaled by (`deploy calibrate`)."""
-    from orchestrator.calibration import calibration_for
+    from orchestrator.planning.calibration import calibration_for
 
     found = calibration_for(work.gpu.name, work.engine, work.engine_version)
     if found is None:
@@ -309,6 +309,7 @@ def hardware_summary(cluster: Cluster) -> HardwareSummary:
         interconnect=first.interconnect,
         fabric=cluster.fabric,
         compute_capability=cluster.gpu.compute_capability,
+        gpu_products=[name.replace(" ", "-") for name in cluster.gpu.nvml_names],
         node_list=[
             NodeSummary(
                 name=node.name,

@@ -102,12 +102,7 @@ def requests(spec: ServiceSpec) -> dict[str, str]:
 
 def gpu_products(plan: Plan) -> list[str]:
     """The values of `nvidia.com/gpu.product` for the plan's GPU (its NVML names)."""
-    from orchestrator.hardware.gpus import load_gpus
-
-    spec = load_gpus().get(plan.hardware.gpu)
-    if spec is None:
-        return []
-    return [name.replace(" ", "-") for name in spec.nvml_names]
+    return list(plan.hardware.gpu_products)
 
 
 def escape(value: str) -> str:

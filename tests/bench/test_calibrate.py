@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.calibration import Calibration, calibration_for, scale_forecast
-from orchestrator.calibration.learn import factors_from_runs
-from orchestrator.calibration.store import load_calibrations, read_document
 from orchestrator.cli import cli
 from orchestrator.planning.build import build_plan
+from orchestrator.planning.calibration import Calibration, calibration_for, scale_forecast
+from orchestrator.planning.calibration.learn import factors_from_runs
+from orchestrator.planning.calibration.store import load_calibrations, read_document
 from orchestrator.planning.request import PlanRequest
 from orchestrator.state import DeploymentState, StateStore
 
@@ -178,7 +178,7 @@ def test_deploy_plan_stays_fast_with_a_calibration(calibration_file: Path) -> No
     env = {**os.environ, "DEPLOY_CALIBRATION": str(calibration_file)}
     code = (
         "import sys, orchestrator.cli;"
-        "from orchestrator.calibration import calibration_for;"
+        "from orchestrator.planning.calibration import calibration_for;"
         "calibration_for('H100-80GB-SXM', 'vllm', '0.33.0');"
         "print(sorted(m for m in ('numpy', 'pandas', 'transformers', 'torch') if m in sys.modules))"
     )

@@ -28,7 +28,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator.engine_image import VLLM_CPU_IMAGE, TinyModel, image_present, make_tiny_model
+from orchestrator.docker.engine_image import (
+    VLLM_CPU_IMAGE,
+    TinyModel,
+    image_present,
+    make_tiny_model,
+)
 from orchestrator.engines.common import SIM_IMAGE
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.engine_image import (
+from orchestrator.docker.engine_image import (
     BUILD_SCRIPT,
     VLLM_CPU_IMAGE,
     TinyModel,

@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from orchestrator import cache_kinds
 from orchestrator.engines.versions import default_version
 from orchestrator.errors import InputError
 from orchestrator.plan import MemoryEstimate, Parallelism
+from orchestrator.planning.memory import cache_kinds
 from orchestrator.schema import GpuSpec, ModelProfile
 from orchestrator.versioning import version_key
 

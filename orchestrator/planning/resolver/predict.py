@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.calibration import calibration_for, scale_forecast
 from orchestrator.plan import MemoryEstimate, Replica
+from orchestrator.planning.calibration import calibration_for, scale_forecast
 from orchestrator.planning.performance import Forecast, Instance, Traffic, forecast
 from orchestrator.planning.performance.from_plan import as_prediction
 from orchestrator.planning.resolver.context import Shape, Workload

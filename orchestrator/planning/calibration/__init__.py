@@ -95,7 +95,7 @@ def calibration_for(gpu: str, engine: str, engine_version: str | None) -> Calibr
     """The stored calibration of (GPU, engine, version), or None (no file: nothing is read)."""
     if not engine_version:
         return None
-    from orchestrator.calibration.store import load_calibrations
+    from orchestrator.planning.calibration.store import load_calibrations
 
     for entry in load_calibrations():
         if (entry.gpu, entry.engine, entry.engine_version) == (gpu, engine, engine_version):

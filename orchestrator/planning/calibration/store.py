@@ -16,8 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from orchestrator.calibration import FACTOR_MAX, FACTOR_MIN, Calibration
 from orchestrator.errors import InputError
+from orchestrator.planning.calibration import FACTOR_MAX, FACTOR_MIN, Calibration
 
 SCHEMA_VERSION = 1
 FILE_NAME = "calibration.json"
@@ -91,7 +91,7 @@ def load_calibrations() -> tuple[Calibration, ...]:
     path = calibration_path()
     if not path.is_file():
         return ()
-    from orchestrator.calibration.learn import factors_from_runs
+    from orchestrator.planning.calibration.learn import factors_from_runs
 
     return factors_from_runs(read_document(path)["runs"])
 

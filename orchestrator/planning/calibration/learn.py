@@ -22,8 +22,8 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orchestrator.calibration import Calibration
 from orchestrator.errors import InputError
+from orchestrator.planning.calibration import Calibration
 
 MAX_ERROR_SHARE = 0.1
 
@@ -104,7 +104,7 @@ def _geometric_median(values: Iterable[float | None]) -> float | None:
 
 def factors_from_runs(runs: Iterable[Mapping[str, Any]]) -> tuple[Calibration, ...]:
     """One Calibration per (GPU, engine, version) over every stored run of it."""
-    from orchestrator.calibration.store import clamp
+    from orchestrator.planning.calibration.store import clamp
 
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for run in runs:

