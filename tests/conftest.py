@@ -8,6 +8,37 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_tiny_model(directory: Path) -> Path:
+    """A Llama-shaped model directory as the engine image's `deploy-tiny-model` writes it
+    (defaults: 2 layers, hidden 256, 4 heads, 2 KV heads, head_dim 64, BF16): config only."""
+    import json
+
+    directory.mkdir()
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 256,
+        "intermediate_size": 512,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 64,
+        "vocab_size": 2048,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return directory
+
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

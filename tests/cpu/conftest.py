@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.hardware.sysfs import SystemPaths
+from tests.conftest import write_tiny_model
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -55,29 +56,7 @@ def cpu_cluster(
 def tiny_model(tmp_path: Path) -> Path:
     """A Llama-shaped model directory as the engine image's `deploy-tiny-model` writes it
     (defaults: 2 layers, hidden 256, 4 heads, 2 KV heads, head_dim 64, BF16)."""
-    directory = tmp_path / "tiny-model"
-    directory.mkdir()
-    config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": 256,
-        "intermediate_size": 512,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 64,
-        "vocab_size": 2048,
-        "max_position_embeddings": 4096,
-        "rms_norm_eps": 1e-5,
-        "rope_theta": 10000.0,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-    }
-    (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    return directory
+    return write_tiny_model(tmp_path / "tiny-model")
 
 
 @pytest.fixture

@@ -165,6 +165,7 @@ def make_plan(
             gpu="H100-80GB-SXM",
             gpu_memory_gib=79.18,
             compute_capability="9.0",
+            gpu_products=["NVIDIA-H100-80GB-HBM3"],
             gpus_per_node=gpus_per_node,
             nodes=node_count,
             interconnect="nvswitch",

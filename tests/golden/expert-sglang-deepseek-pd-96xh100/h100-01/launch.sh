@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-01", plan 430140297143.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-01", plan e2734ff05b34.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_prefill_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-01 \
-    --label ai.deploy.plan-hash=430140297143 \
+    --label ai.deploy.plan-hash=e2734ff05b34 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank0 \
-    --label ai.deploy.spec-hash=633f2a3fbeb4 \
+    --label ai.deploy.spec-hash=12aa6958e4cb \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -61,7 +61,7 @@ docker_prefill_0_rank0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 3900s \
+    --health-start-period 3960s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-V3 \
@@ -134,13 +134,13 @@ bare_prefill_0_rank0() {
 }
 
 docker_router() {
-  wait_healthy deepseek-v3-prefill-0-rank0 3940
+  wait_healthy deepseek-v3-prefill-0-rank0 4000
   docker run --detach \
     --name deepseek-v3-router \
     --restart unless-stopped \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-01 \
-    --label ai.deploy.plan-hash=430140297143 \
+    --label ai.deploy.plan-hash=e2734ff05b34 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-03", plan 430140297143.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-03", plan e2734ff05b34.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_prefill_0_rank2() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-03 \
-    --label ai.deploy.plan-hash=430140297143 \
+    --label ai.deploy.plan-hash=e2734ff05b34 \
     --label ai.deploy.rank=2 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank2 \
-    --label ai.deploy.spec-hash=22acbf026595 \
+    --label ai.deploy.spec-hash=5519e0aed579 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -61,7 +61,7 @@ docker_prefill_0_rank2() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 3900s \
+    --health-start-period 3960s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-V3 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-11", plan 430140297143.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-11", plan e2734ff05b34.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_decode_0_rank6() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-11 \
-    --label ai.deploy.plan-hash=430140297143 \
+    --label ai.deploy.plan-hash=e2734ff05b34 \
     --label ai.deploy.rank=6 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank6 \
-    --label ai.deploy.spec-hash=d41c434cbf6f \
+    --label ai.deploy.spec-hash=8764fdb08db8 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -61,7 +61,7 @@ docker_decode_0_rank6() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 3600s \
+    --health-start-period 3660s \
     --entrypoint python3 \
     lmsysorg/sglang:v0.5.23 -m sglang.launch_server \
     --model-path deepseek-ai/DeepSeek-V3 \

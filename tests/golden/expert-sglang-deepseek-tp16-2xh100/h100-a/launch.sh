@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan 4ee00804ae05.
+# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan 264c9ca052d5.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,12 +32,12 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=4ee00804ae05 \
+    --label ai.deploy.plan-hash=264c9ca052d5 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=c08d73bc26b5 \
+    --label ai.deploy.spec-hash=d573fb2e03bc \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,8 +53,7 @@ docker_serve_0_rank0() {
     --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
     --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
-    --env GLOO_SOCKET_IFNAME=ib0 \
-    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
+    --env 'NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7' \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.10 \
     --health-cmd 'python3 -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=4)" http://127.0.0.1:30000/ready 2>/dev/null || curl -fsS -o /dev/null http://127.0.0.1:30000/ready || wget -q -O /dev/null http://127.0.0.1:30000/ready' \
@@ -74,14 +74,14 @@ docker_serve_0_rank0() {
     --context-length 32768 \
     --mem-fraction-static 0.804 \
     --enable-metrics \
-    --trust-remote-code
+    --trust-remote-code \
+    --reasoning-parser deepseek-r1
 }
 
 bare_serve_0_rank0() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
-    GLOO_SOCKET_IFNAME=ib0 \
-    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
+    'NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7' \
     NCCL_SOCKET_IFNAME=ib0 \
     SGLANG_HOST_IP=192.0.2.10 \
     python3 -m sglang.launch_server \
@@ -96,7 +96,8 @@ bare_serve_0_rank0() {
     --context-length 32768 \
     --mem-fraction-static 0.804 \
     --enable-metrics \
-    --trust-remote-code
+    --trust-remote-code \
+    --reasoning-parser deepseek-r1
 }
 
 case "${1:-docker}" in

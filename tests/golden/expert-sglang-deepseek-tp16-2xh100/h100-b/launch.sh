@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "h100-b", plan 4ee00804ae05.
+# Rendered by deploy: deployment "deepseek-r1", node "h100-b", plan 264c9ca052d5.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,12 +32,12 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=h100-b \
-    --label ai.deploy.plan-hash=4ee00804ae05 \
+    --label ai.deploy.plan-hash=264c9ca052d5 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=ed44a7e05269 \
+    --label ai.deploy.spec-hash=adde36a80010 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,8 +53,7 @@ docker_serve_0_rank1() {
     --volume "$HOME"/.cache/deploy-jit/sglang/flashinfer:/root/.cache/flashinfer \
     --volume "$HOME"/.cache/deploy-jit/sglang/triton:/root/.triton \
     --env HF_TOKEN \
-    --env GLOO_SOCKET_IFNAME=ib0 \
-    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
+    --env 'NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7' \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env SGLANG_HOST_IP=192.0.2.11 \
     --health-cmd 'python3 -c '"'"'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()'"'"' 192.0.2.10 20000' \
@@ -77,8 +77,7 @@ docker_serve_0_rank1() {
 bare_serve_0_rank1() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
-    GLOO_SOCKET_IFNAME=ib0 \
-    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
+    'NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7' \
     NCCL_SOCKET_IFNAME=ib0 \
     SGLANG_HOST_IP=192.0.2.11 \
     python3 -m sglang.launch_server \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-a", plan bc5a6505123f.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-a", plan f0bffb7bbedc.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=bc5a6505123f \
+    --label ai.deploy.plan-hash=f0bffb7bbedc \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=a507d0750f60 \
+    --label ai.deploy.spec-hash=4eac4b123895 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -60,7 +60,7 @@ docker_serve_0_rank0() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 4560s \
+    --health-start-period 4680s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-V3 \
     --served-model-name deepseek-v3 \

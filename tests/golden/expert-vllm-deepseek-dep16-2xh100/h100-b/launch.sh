@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan bc5a6505123f.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan f0bffb7bbedc.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,12 +32,12 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-b \
-    --label ai.deploy.plan-hash=bc5a6505123f \
+    --label ai.deploy.plan-hash=f0bffb7bbedc \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=e1133ea73e76 \
+    --label ai.deploy.spec-hash=ed2e94d28d4f \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -52,15 +53,14 @@ docker_serve_0_rank1() {
     --volume "$HOME"/.cache/deploy-jit/vllm/flashinfer:/root/.cache/flashinfer \
     --volume "$HOME"/.cache/deploy-jit/vllm/triton:/root/.triton \
     --env HF_TOKEN \
-    --env GLOO_SOCKET_IFNAME=ib0 \
-    --env NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
+    --env 'NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7' \
     --env NCCL_SOCKET_IFNAME=ib0 \
     --env VLLM_HOST_IP=192.0.2.11 \
     --health-cmd 'kill -0 1' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 4560s \
+    --health-start-period 4680s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-V3 \
     --tensor-parallel-size 1 \
@@ -83,8 +83,7 @@ docker_serve_0_rank1() {
 bare_serve_0_rank1() {
   exec env \
     CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
-    GLOO_SOCKET_IFNAME=ib0 \
-    NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7 \
+    'NCCL_IB_HCA==mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7' \
     NCCL_SOCKET_IFNAME=ib0 \
     VLLM_HOST_IP=192.0.2.11 \
     vllm serve deepseek-ai/DeepSeek-V3 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-10", plan 7eafbc410e07.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-10", plan 4092aa44d33d.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_decode_0_rank5() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-10 \
-    --label ai.deploy.plan-hash=7eafbc410e07 \
+    --label ai.deploy.plan-hash=4092aa44d33d \
     --label ai.deploy.rank=5 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank5 \
-    --label ai.deploy.spec-hash=285f5b6771c3 \
+    --label ai.deploy.spec-hash=f0ba8650ed55 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -63,7 +63,7 @@ docker_decode_0_rank5() {
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \
-    --health-start-period 3600s \
+    --health-start-period 3720s \
     --entrypoint vllm \
     vllm/vllm-openai:v0.33.0 serve deepseek-ai/DeepSeek-V3 \
     --served-model-name deepseek-v3 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "gpt-oss-120b", node "local", plan 2263eacfc43b.
+# Rendered by deploy: deployment "gpt-oss-120b", node "local", plan 3e513787b968.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,12 +32,12 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=gpt-oss-120b \
     --label ai.deploy.node=local \
-    --label ai.deploy.plan-hash=2263eacfc43b \
+    --label ai.deploy.plan-hash=3e513787b968 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0 \
-    --label ai.deploy.spec-hash=1f0565a778d9 \
+    --label ai.deploy.spec-hash=963cd0fb6b59 \
     --publish 127.0.0.1:8000:8000 \
     --ipc host \
     --log-opt max-file=5 \
@@ -60,8 +61,8 @@ docker_serve_0() {
     --tensor-parallel-size 1 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
+    --max-num-batched-tokens 2048 \
     --max-cudagraph-capture-size 2048 \
-    --max-num-batched-tokens 8192 \
     --stream-interval 20
 }
 
@@ -75,8 +76,8 @@ bare_serve_0() {
     --tensor-parallel-size 1 \
     --max-model-len 32768 \
     --gpu-memory-utilization 0.9 \
+    --max-num-batched-tokens 2048 \
     --max-cudagraph-capture-size 2048 \
-    --max-num-batched-tokens 8192 \
     --stream-interval 20
 }
 

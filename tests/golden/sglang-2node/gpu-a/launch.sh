@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan 5f7665d54cab.
+# Rendered by deploy: deployment "llama-3.1-405b", node "gpu-a", plan ec482f9781a2.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=llama-3.1-405b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=5f7665d54cab \
+    --label ai.deploy.plan-hash=ec482f9781a2 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

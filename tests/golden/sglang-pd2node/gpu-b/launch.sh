@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-b", plan adbe22e21844.
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-b", plan b8e9340e3921.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-b \
-    --label ai.deploy.plan-hash=adbe22e21844 \
+    --label ai.deploy.plan-hash=b8e9340e3921 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "gpu-a", plan 0b92e06c473b.
+# Rendered by deploy: deployment "deepseek-r1", node "gpu-a", plan 518a6575d306.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=0b92e06c473b \
+    --label ai.deploy.plan-hash=518a6575d306 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-b", plan 935fdee8d44b.
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-b", plan d4b15d0bf907.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-b \
-    --label ai.deploy.plan-hash=935fdee8d44b \
+    --label ai.deploy.plan-hash=d4b15d0bf907 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan 9a1261e4a0d7.
+# Rendered by deploy: deployment "llama-3.1-8b", node "gpu-a", plan f63ef5717952.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=9a1261e4a0d7 \
+    --label ai.deploy.plan-hash=f63ef5717952 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
@@ -81,7 +81,7 @@ docker_serve_1() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=9a1261e4a0d7 \
+    --label ai.deploy.plan-hash=f63ef5717952 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=1 \
     --label ai.deploy.role=serve \
@@ -132,7 +132,7 @@ docker_lb() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-8b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=9a1261e4a0d7 \
+    --label ai.deploy.plan-hash=f63ef5717952 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \

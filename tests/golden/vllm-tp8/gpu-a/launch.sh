@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan d27ec37d78fa.
+# Rendered by deploy: deployment "llama-3.1-70b", node "gpu-a", plan 49b14b20fa3c.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3.1-70b \
     --label ai.deploy.node=gpu-a \
-    --label ai.deploy.plan-hash=d27ec37d78fa \
+    --label ai.deploy.plan-hash=49b14b20fa3c \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-dp2", node "cpu2", plan 8ffec396800a.
+# Rendered by deploy: deployment "2node-dp2", node "cpu2", plan e00e5df7fb20.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,12 +32,12 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=2node-dp2 \
     --label ai.deploy.node=cpu2 \
-    --label ai.deploy.plan-hash=8ffec396800a \
+    --label ai.deploy.plan-hash=e00e5df7fb20 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank1 \
-    --label ai.deploy.spec-hash=fec10dff723d \
+    --label ai.deploy.spec-hash=c74f2e1bf3c9 \
     --network host \
     --ipc private \
     --shm-size 1g \
@@ -50,7 +51,7 @@ docker_serve_0_rank1() {
     --env VLLM_CPU_KVCACHE_SPACE=2 \
     --env VLLM_CPU_OMP_THREADS_BIND=0-7 \
     --env VLLM_HOST_IP=192.0.2.41 \
-    --health-cmd 'python3 -c '"'"'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()'"'"' 192.0.2.40 29550' \
+    --health-cmd 'kill -0 1' \
     --health-interval 10s \
     --health-timeout 5s \
     --health-retries 3 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-pp2", node "cpu2", plan dea752d01eae.
+# Rendered by deploy: deployment "2node-pp2", node "cpu2", plan ddb257b1d467.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,7 +32,7 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=2node-pp2 \
     --label ai.deploy.node=cpu2 \
-    --label ai.deploy.plan-hash=dea752d01eae \
+    --label ai.deploy.plan-hash=ddb257b1d467 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-replicas", node "cpu1", plan a9742f40ef1c.
+# Rendered by deploy: deployment "2node-replicas", node "cpu1", plan 86708ee9fc42.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,7 +32,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=2node-replicas \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=a9742f40ef1c \
+    --label ai.deploy.plan-hash=86708ee9fc42 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
@@ -82,7 +83,7 @@ docker_lb() {
     --restart unless-stopped \
     --label ai.deploy.deployment=2node-replicas \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=a9742f40ef1c \
+    --label ai.deploy.plan-hash=86708ee9fc42 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "2node-tp2", node "cpu2", plan 42b5ae43aca8.
+# Rendered by deploy: deployment "2node-tp2", node "cpu2", plan 46086b02caf1.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,7 +32,7 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=2node-tp2 \
     --label ai.deploy.node=cpu2 \
-    --label ai.deploy.plan-hash=42b5ae43aca8 \
+    --label ai.deploy.plan-hash=46086b02caf1 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "pd1node", node "cpu1", plan a7b26b70287e.
+# Rendered by deploy: deployment "pd1node", node "cpu1", plan 2cd98d87093b.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,7 +32,7 @@ docker_prefill_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pd1node \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=a7b26b70287e \
+    --label ai.deploy.plan-hash=2cd98d87093b \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
@@ -89,7 +90,7 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pd1node \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=a7b26b70287e \
+    --label ai.deploy.plan-hash=2cd98d87093b \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
@@ -149,7 +150,7 @@ docker_router() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pd1node \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=a7b26b70287e \
+    --label ai.deploy.plan-hash=2cd98d87093b \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "pd2node-tp2", node "cpu2", plan 33805dbf40b4.
+# Rendered by deploy: deployment "pd2node-tp2", node "cpu2", plan 7a60f6b7878c.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,7 +32,7 @@ docker_decode_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=pd2node-tp2 \
     --label ai.deploy.node=cpu2 \
-    --label ai.deploy.plan-hash=33805dbf40b4 \
+    --label ai.deploy.plan-hash=7a60f6b7878c \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "tp2", node "cpu1", plan 1b8dd908ee83.
+# Rendered by deploy: deployment "tp2", node "cpu1", plan 938f4f010e85.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -8,6 +8,7 @@
 #
 # Secrets come from the environment (see ../.env.example); none is written here.
 set -euo pipefail
+# shellcheck disable=SC2034  # read by the services that mount a file beside this script
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 
@@ -31,7 +32,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=tp2 \
     --label ai.deploy.node=cpu1 \
-    --label ai.deploy.plan-hash=1b8dd908ee83 \
+    --label ai.deploy.plan-hash=938f4f010e85 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
