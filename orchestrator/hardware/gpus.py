@@ -164,6 +164,13 @@ def parse_gpu_spec(text: str) -> tuple[int | None, GpuSpec]:
         digits = "9" * 7
     count = int(digits)
     if count > MAX_GPUS_PER_NODE:
+        # A whole NVL72 rack typed as one node: the tray layout is the useful answer.
+        from orchestrator.hardware.nodes import tray_problem
+
+        spec = find_gpu(match.group(2))
+        problem = tray_problem(spec, count)
+        if problem is not None:
+            raise CatalogError(problem, "")
         raise CatalogError(
             f"GPU spec {text!r} asks for {match.group(1)} GPUs per node, over the limit of "
             f"{MAX_GPUS_PER_NODE}",
