@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.base import Frozen, Strict
+from orchestrator.base import Frozen
 
 AttentionKind = Literal["mha", "gqa", "mla"]
 WeightFormat = Literal["bf16", "fp16", "fp32", "fp8", "mxfp4", "nvfp4", "int8", "int4"]
@@ -38,7 +38,7 @@ class MoE(Frozen):
     matrices_per_expert: int = Field(default=3, ge=1, le=3)
 
 
-class HeadShape(Strict):
+class HeadShape(Frozen):
     """KV heads of one kind of attention layer, when it differs from the model's defaults."""
 
     num_kv_heads: int = Field(gt=0)
@@ -56,7 +56,7 @@ class LocalAttention(Frozen):
     heads: HeadShape | None = None
 
 
-class MambaState(Strict):
+class MambaState(Frozen):
     """Mamba2 (SSM) layers: a convolution window and a recurrent state per sequence, no KV."""
 
     layers: int = Field(gt=0)
@@ -69,7 +69,7 @@ class MambaState(Strict):
     state_dtype_bytes: int = Field(default=4, gt=0)
 
 
-class CompressedAttention(Strict):
+class CompressedAttention(Frozen):
     """DeepSeek-V4 attention: every layer keeps a sliding window of raw entries; compressed
     layers also keep one entry per `ratio` tokens (ratio 4 layers with an indexer key)."""
 

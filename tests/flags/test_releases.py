@@ -23,7 +23,7 @@ def test_the_version_list_is_the_release_files() -> None:
     listed = sorted(f"{engine}-{v}" for engine, by in releases().items() for v in by)
     assert files == listed
     assert versions("vllm") == ("0.33.0", "0.32.0")
-    assert versions("sglang") == ("0.5.23", "0.5.22", "0.5.21")
+    assert versions("sglang") == ("0.5.23", "0.5.22", "0.5.21", "0.5.19")
     assert default_version("vllm") == "0.33.0"
     assert resolve_version("sglang", "v0.5.22") == "0.5.22"
     with pytest.raises(InputError, match=r"use --engine-version with one of: 0\.33\.0, 0\.32\.0"):
