@@ -33,12 +33,11 @@ __all__ = [
 
 
 def cluster_from_shorthand(gpus: str, nodes: int = 1) -> Cluster:
-    from orchestrator.hardware.gpus import parse_gpu_spec
+    from orchestrator.hardware.gpus import parse_gpu_spec, tray_problem
     from orchestrator.hardware.nodes import (
         DEFAULT_DOCKER,
         shorthand_domains,
         shorthand_node,
-        tray_problem,
     )
 
     try:

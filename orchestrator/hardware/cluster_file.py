@@ -38,7 +38,6 @@ from orchestrator.hardware.nodes import (
     catalog_gpu,
     inventory_node,
     shorthand_node,
-    tray_problem,
 )
 from orchestrator.hardware.yaml_source import LineMap, load_document, validation_error
 from orchestrator.schema import GpuSpec, Interconnect
@@ -228,7 +227,7 @@ def _build_node(
         node = _inventory_node(found, common, numa_nodes, lines, at("gpus"))
         return _with_domain(node, nvlink_domain)
     if gpus is not None:
-        from orchestrator.hardware.gpus import parse_gpu_spec
+        from orchestrator.hardware.gpus import parse_gpu_spec, tray_problem
 
         try:
             count, spec = parse_gpu_spec(gpus)

@@ -152,6 +152,19 @@ def find_gpu(text: str) -> GpuSpec:
 _SPEC_RE = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\S.*)$", re.IGNORECASE)
 
 
+def tray_problem(gpu: GpuSpec, count: int) -> str | None:
+    """Why `count` GPUs cannot be one node of this GPU (an NVL72 tray holds 4), or None."""
+    per_tray = gpu.nvlink.gpus_per_node if gpu.nvlink is not None else None
+    if per_tray is None or count <= per_tray:
+        return None
+    trays = -(-count // per_tray)
+    return (
+        f"a {gpu.name} node (compute tray) holds {per_tray} GPUs, not {count}; "
+        f"write {per_tray}x{gpu.aliases[0] if gpu.aliases else gpu.name} with {trays} nodes "
+        "(--nodes, or one cluster-file node per tray): the trays share one NVLink domain"
+    )
+
+
 def parse_gpu_spec(text: str) -> tuple[int | None, GpuSpec]:
     """`8xH200`, `8x H100-80GB`, `4*RTX4090` or a bare name (count None)."""
     if not text or not text.strip():
@@ -165,8 +178,6 @@ def parse_gpu_spec(text: str) -> tuple[int | None, GpuSpec]:
     count = int(digits)
     if count > MAX_GPUS_PER_NODE:
         # A whole NVL72 rack typed as one node: the tray layout is the useful answer.
-        from orchestrator.hardware.nodes import tray_problem
-
         spec = find_gpu(match.group(2))
         problem = tray_problem(spec, count)
         if problem is not None:

@@ -69,19 +69,6 @@ def shorthand_node(
     )
 
 
-def tray_problem(gpu: GpuSpec, count: int) -> str | None:
-    """Why `count` GPUs cannot be one node of this GPU (an NVL72 tray holds 4), or None."""
-    per_tray = gpu.nvlink.gpus_per_node if gpu.nvlink is not None else None
-    if per_tray is None or count <= per_tray:
-        return None
-    trays = -(-count // per_tray)
-    return (
-        f"a {gpu.name} node (compute tray) holds {per_tray} GPUs, not {count}; "
-        f"write {per_tray}x{gpu.aliases[0] if gpu.aliases else gpu.name} with {trays} nodes "
-        "(--nodes, or one cluster-file node per tray): the trays share one NVLink domain"
-    )
-
-
 def shorthand_domains(gpu: GpuSpec, count: int, nodes: int) -> list[str | None]:
     """NVLink domain names of `nodes` shorthand nodes: racks of `domain_gpus` GPUs for a GPU
     whose NVLink crosses nodes (NVL72: 18 trays of 4), None otherwise."""
