@@ -88,7 +88,7 @@ def test_a_cpu_kv_failure_is_re_planned_with_a_shorter_context_not_a_gpu_fractio
 ) -> None:
     from orchestrator.planning.build import build_plan
     from orchestrator.planning.request import PlanRequest
-    from orchestrator.runtime.diagnose import replan
+    from orchestrator.planning.replan import replan
 
     lines, meta = recorded("kv-cache-too-small")
     shape = meta["model"]
@@ -112,7 +112,8 @@ def test_a_cpu_kv_failure_is_re_planned_with_a_shorter_context_not_a_gpu_fractio
     assert plan.cpu is not None
     found = classify(lines)
     assert found is not None
-    fitted = replan(found[0], lines, request, plan)
+    fitted = replan(found[0].key, lines, request, plan)
     assert fitted is not None
-    assert fitted.knobs.startswith("--context ")
-    assert "gpu-memory-utilization" not in fitted.knobs
+    _, knobs = fitted
+    assert knobs.startswith("--context ")
+    assert "gpu-memory-utilization" not in knobs

@@ -9,7 +9,12 @@ from orchestrator.runtime.diagnose import causes, classify
 
 def test_every_signature_names_its_source_and_compiles() -> None:
     found = causes()
-    assert len({cause.key for cause in found}) == len(found) >= 10
+    assert len(found) >= 10
+    # A key appears twice only where a context tells the builds apart (the same vLLM message
+    # needs another fix on its CPU build): all but one of its entries carry a context.
+    for key in {cause.key for cause in found}:
+        same = [cause for cause in found if cause.key == key]
+        assert sum(cause.context is None for cause in same) <= 1, key
     assert all(cause.source.strip() and cause.pattern.pattern for cause in found)
 
 
