@@ -87,8 +87,8 @@ def test_a_cpu_kv_failure_is_re_planned_with_a_shorter_context_not_a_gpu_fractio
     tmp_path: Path,
 ) -> None:
     from orchestrator.planning.build import build_plan
-    from orchestrator.planning.request import PlanRequest
     from orchestrator.planning.replan import replan
+    from orchestrator.planning.request import PlanRequest
 
     lines, meta = recorded("kv-cache-too-small")
     shape = meta["model"]
