@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError
+from orchestrator.files import write_atomically
 from orchestrator.planning.calibration import FACTOR_MAX, FACTOR_MIN, Calibration
 
 SCHEMA_VERSION = 1
@@ -64,19 +64,9 @@ def read_document(path: Path | None = None) -> dict[str, Any]:
 def write_document(data: dict[str, Any], path: Path | None = None) -> Path:
     """Replace the calibration file atomically."""
     path = path or calibration_path()
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, text, durable=True)
     except OSError as error:
         raise InputError(
             f"cannot write {path}: {error.strerror}", "choose a writable DEPLOY_CALIBRATION"
