@@ -84,7 +84,11 @@ def _check_numbers(request: PlanRequest) -> None:
 
 def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) -> Workload:
     from orchestrator.planning.memory.estimate import estimate
-    from orchestrator.planning.performance.observations import speculative_tokens
+    from orchestrator.planning.performance.observations import (
+        cuda_graph_max_bs,
+        speculative_tokens,
+        stream_interval,
+    )
     from orchestrator.planning.slo import parse_slo
 
     engine_version = resolve_version(request.engine, request.engine_version)
@@ -114,6 +118,8 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
         ),
         eager_asked=any(arg.split("=")[0] in EAGER_FLAGS for arg in request.engine_args),
         speculative_tokens=speculative_tokens(" ".join(request.engine_args)),
+        stream_interval=stream_interval(" ".join(request.engine_args)),
+        cuda_graph_max_bs=cuda_graph_max_bs(" ".join(request.engine_args)),
     )
 
 

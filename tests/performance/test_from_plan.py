@@ -25,3 +25,17 @@ def test_the_simulator_serves_at_the_predicted_medians() -> None:
     env = simulation_environment(plan, plan.roles[0], 2)
     assert env["DEPLOY_SIM_TTFT_MS"] == f"{plan.prediction.ttft_ms:.1f}"
     assert env["DEPLOY_SIM_TPOT_MS"] == f"{plan.prediction.tpot_ms:.2f}"
+
+
+def test_engine_args_that_change_a_step_reach_both_predictions() -> None:
+    """A CUDA-graph cap below the running batch (--cuda-graph-max-bs) makes every step launch
+    its kernels from Python; the plan's prediction and `deploy bench`'s prediction of the same
+    plan both read it."""
+    asked = dict(model="qwen3-8b", gpus="1xH100", engine="sglang", concurrency=32, isl=200, osl=200)
+    plain = build_plan(PlanRequest(**asked))
+    capped = build_plan(PlanRequest(**asked, engine_args=["--cuda-graph-max-bs=16"]))
+    assert plain.prediction is not None and capped.prediction is not None
+    assert capped.prediction.tpot_ms > 1.3 * plain.prediction.tpot_ms
+    again = predict_plan(capped, isl=200, osl=200, concurrency=32)
+    assert again is not None
+    assert again.tpot_ms == capped.prediction.tpot_ms

@@ -8,6 +8,8 @@ from orchestrator.planning.performance.serving import Forecast, Traffic, forecas
 from orchestrator.planning.performance.steps import Instance
 
 GIB = 2**30
+# Engine arguments that turn CUDA graphs off (vLLM, SGLang).
+EAGER_FLAGS = ("--enforce-eager", "--disable-cuda-graph")
 
 
 def instance_of(plan: Plan) -> tuple[Instance, int] | None:
@@ -17,6 +19,11 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
     revision), never by the short name; a model or GPU that cannot be found is an error."""
     from orchestrator.hardware.gpus import find_gpu
     from orchestrator.models.lookup import find_model
+    from orchestrator.planning.performance.observations import (
+        cuda_graph_max_bs,
+        speculative_tokens,
+        stream_interval,
+    )
 
     role = plan.role("serve") or plan.role("decode")
     if role is None or not role.replicas:
@@ -24,6 +31,7 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
     memory = role.memory or plan.memory
     model = find_model(plan.model.local_path or plan.model.id, plan.model.revision)
     gpu = find_gpu(plan.hardware.gpu)
+    args = " ".join(plan.request.engine_args)
     inst = Instance(
         model=model,
         gpu=gpu,
@@ -36,6 +44,12 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
         fabric=plan.hardware.fabric,
         quantization=plan.request.quantization,
         engine_version=plan.engine.version,
+        # What the user's engine arguments change about a step (the resolver reads the same).
+        eager=any(arg.split("=")[0] in EAGER_FLAGS for arg in plan.request.engine_args)
+        or any(item.knob == "enforce_eager" for item in plan.adjustments),
+        speculative_tokens=speculative_tokens(args),
+        stream_interval=stream_interval(args),
+        cuda_graph_max_bs=cuda_graph_max_bs(args),
     )
     return inst, len(role.replicas)
 

@@ -41,6 +41,12 @@ class Comparison:
     def best_picked(self) -> bool:
         return self.best_predicted == self.best_measured
 
+    def picked_within(self, share: float) -> bool:
+        """The predicted best measured within `share` of the measured best: a gap that small is
+        within one benchmark's run-to-run spread, so either layout is a right answer."""
+        measured = {judged.label: judged.measured_per_gpu for judged in self.layouts}
+        return measured[self.best_predicted] >= (1 - share) * measured[self.best_measured]
+
     def pairs(self) -> list[tuple[Judged, Judged, bool]]:
         """(better measured, worse measured, ordered right) for pairs at least MIN_GAP apart."""
         out = []

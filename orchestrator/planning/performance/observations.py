@@ -41,6 +41,9 @@ class Case:
     context: int
     measured: dict[str, float]
     prefill_tokens_per_s_per_node: float | None = None
+    # The best one-second output rate of the run (vllm bench serve's "Peak output token
+    # throughput"), when the client reports it.
+    peak_output_tokens_per_s: float | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -68,6 +71,10 @@ def _flag(command: str, *names: str) -> str | None:
         if found:
             return found.group(1)
     return None
+
+
+def _positive_int(value: str | None, default: int = 1) -> int:
+    return int(value) if value and value.isdigit() and int(value) > 0 else default
 
 
 def _context(command: str, default: int) -> int:
@@ -102,6 +109,17 @@ def speculative_tokens(command: str) -> int:
     if any(flag in command for flag in ("--speculative-algorithm", "--speculative-config", "-sc ")):
         return 4  # the engines' usual draft length when the command leaves it implicit
     return 0
+
+
+def stream_interval(command: str) -> int:
+    """Decode steps per streamed chunk (SGLang's --stream-interval); 1 when the command is
+    silent."""
+    return _positive_int(_flag(command, "--stream-interval"))
+
+
+def cuda_graph_max_bs(command: str) -> int | None:
+    """The largest CUDA-graph batch the command sets (SGLang's --cuda-graph-max-bs)."""
+    return _positive_int(_flag(command, "--cuda-graph-max-bs"), 0) or None
 
 
 def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
@@ -140,6 +158,8 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
         else default_max_num_batched_tokens(engine, gpu),
         engine_version=str(entry.get("engine_version") or "") or None,
         speculative_tokens=speculative_tokens(command),
+        stream_interval=stream_interval(command),
+        cuda_graph_max_bs=cuda_graph_max_bs(command),
         eager="--enforce-eager" in command or "--disable-cuda-graph" in command,
     )
     rate = entry.get("request_rate")
@@ -164,7 +184,16 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
         context=context,
         measured=measured,
         prefill_tokens_per_s_per_node=_number(prefill),
+        peak_output_tokens_per_s=_peak(entry),
     )
+
+
+def _peak(entry: Mapping[str, Any]) -> float | None:
+    """The peak output rate, where the client is vLLM's (vllm/benchmarks/serve.py counts the
+    stream events of each one-second window; other clients define their peaks otherwise)."""
+    if "vllm bench serve" not in str(entry.get("bench_command") or ""):
+        return None
+    return _number((entry.get("measured_other") or {}).get("peak_output_tokens_per_s"))
 
 
 def _measured(entry: Mapping[str, Any], gpus: int) -> list[tuple[str, float]]:

@@ -121,6 +121,36 @@ def _burst_rate(
     return count / (count / steady + tail)
 
 
+def running_cap(inst: Instance, traffic: Traffic, kv_tokens: int, context: int) -> tuple[int, bool]:
+    """The most requests one instance runs at once, and whether the KV cache (not the engine's
+    max running requests) sets it."""
+    per_request_tokens = traffic.isl + traffic.osl / 2
+    kv_limit = max(1, int(kv_tokens / max(per_request_tokens, 1.0)))
+    engine_cap = max_running(inst, kv_tokens, context)
+    return max(1, min(engine_cap, kv_limit)), kv_limit < engine_cap
+
+
+def peak_output_rate(
+    inst: Instance,
+    traffic: Traffic,
+    *,
+    kv_tokens: int,
+    context: int,
+    replicas: int = 1,
+    eff: Efficiency = CALIBRATED,
+) -> float:
+    """Streamed chunks/s while the running batch is at its largest and every request decodes
+    (what `vllm bench serve` reports as its peak output token throughput: the best one-second
+    window of stream events, one per request and step, its requests early in their outputs).
+    Speculative tokens arrive in one event, so they do not multiply it."""
+    replicas = max(1, replicas)
+    cap, _ = running_cap(inst, traffic, kv_tokens, context)
+    offered = traffic.concurrency or traffic.num_requests
+    batch = float(min(cap, math.ceil(offered / replicas))) if offered else float(cap)
+    step = decode_step(inst, batch, traffic.isl + traffic.osl / 4, eff)
+    return replicas * batch / max(inst.stream_interval, 1) / step.seconds
+
+
 def forecast(
     inst: Instance,
     traffic: Traffic,
@@ -132,10 +162,7 @@ def forecast(
 ) -> Forecast:
     """Predict one deployment of `replicas` identical instances; the load is spread evenly."""
     replicas = max(1, replicas)
-    per_request_tokens = traffic.isl + traffic.osl / 2
-    kv_limit = max(1, int(kv_tokens / max(per_request_tokens, 1.0)))
-    cap = max(1, min(max_running(inst, kv_tokens, context), kv_limit))
-    bound_by_kv = kv_limit < max_running(inst, kv_tokens, context)
+    cap, bound_by_kv = running_cap(inst, traffic, kv_tokens, context)
     wait = 0.0
     if traffic.request_rate is not None and math.isfinite(traffic.request_rate):
         rate_in = traffic.request_rate / replicas

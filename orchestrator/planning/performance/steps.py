@@ -27,9 +27,6 @@ from orchestrator.planning.performance.links import (
 from orchestrator.schema import GpuSpec, ModelProfile
 
 ACTIVATION_BYTES = 2  # BF16 hidden states on the wire
-# Without CUDA graphs each layer's ~10 kernels are launched from the CPU, about 5 us each
-# (CUDA launch latency; the reason both engines capture decode graphs by default).
-EAGER_LAUNCH_S_PER_LAYER = 50e-6
 DISPATCH_BYTES = 1.5  # FP8 dispatch (1 byte) and BF16 combine (2 bytes), on average
 # Rows of one grouped-GEMM tile: an expert that gets m tokens computes ceil(m / 64) x 64 rows
 # (Triton fused_moe BLOCK_SIZE_M and the CUTLASS/DeepGEMM grouped kernels' M tile are 16-128;
@@ -64,6 +61,12 @@ class Instance:
     engine_version: str | None = None
     # Draft tokens per step with speculative decoding (EAGLE, MTP); 0: none.
     speculative_tokens: int = 0
+    # Decode steps per streamed chunk (SGLang's --stream-interval): the front end's work per
+    # token divides by it.
+    stream_interval: int = 1
+    # The largest decode batch with a CUDA graph, when the command sets it; None: the engine's
+    # default (graph_max_batch).
+    cuda_graph_max_bs: int | None = None
 
     @property
     def gpus(self) -> int:
@@ -103,6 +106,23 @@ class StepCost:
             "launch-overhead": self.overhead_s,
         }
         return max(parts, key=lambda name: parts[name])
+
+
+def graph_max_batch(inst: Instance) -> int:
+    """The largest decode batch (per attention group) the engine runs as a CUDA graph; a larger
+    one launches every kernel from Python. SGLang (server_args.py, GPUs of 40-160 GB): 256
+    below TP4, else 512; 512 on larger GPUs; 32/160 on smaller ones. vLLM V1: capture sizes up
+    to 512 (compilation config default)."""
+    if inst.cuda_graph_max_bs:
+        return inst.cuda_graph_max_bs
+    if inst.engine == "sglang":
+        memory = inst.gpu.memory_gib
+        if memory < 56:
+            return 32 if inst.par.tp < 4 else 160
+        if memory >= 160:
+            return 512
+        return 256 if inst.par.tp < 4 else 512
+    return 512
 
 
 def tokens_per_step(inst: Instance) -> float:
@@ -274,8 +294,8 @@ def decode_step(inst: Instance, batch: float, context: float, eff: Efficiency) -
     weights_s = dense / bandwidth + moe_memory
     kv_s = kv_bytes / bandwidth
     overhead = layers * eff.layer_overhead_s + moe_layers * eff.moe_layer_overhead_s
-    if inst.eager:
-        overhead += layers * EAGER_LAUNCH_S_PER_LAYER
+    if inst.eager or micro / inst.kv_pools > graph_max_batch(inst):
+        overhead += layers * eff.eager_layer_s
     comm = _comm_seconds(inst, micro * width, layers, moe_layers)
     stage = max(weights_s + kv_s, compute) + overhead + comm
     gpu_s = stage * par.pp
@@ -287,7 +307,8 @@ def decode_step(inst: Instance, batch: float, context: float, eff: Efficiency) -
     # The front end (its API server processes) detokenizes, serializes and sends every token of
     # every running request; it runs beside the engine, so a step is never faster than it.
     servers = par.dp if features.api_servers == "per-dp-rank" else 1
-    seconds = max(seconds, batch * eff.stream_token_s / max(servers, 1))
+    chunks = batch / max(inst.stream_interval, 1)
+    seconds = max(seconds, chunks * eff.stream_token_s / max(servers, 1))
     return StepCost(
         seconds=seconds,
         weights_s=weights_s * par.pp,

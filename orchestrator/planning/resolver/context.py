@@ -120,6 +120,9 @@ class Workload:
     eager_asked: bool = False
     # Draft tokens per step with speculative decoding (EAGLE, MTP) the engine args ask for.
     speculative_tokens: int = 0
+    # Decode steps per streamed chunk and the CUDA-graph batch cap the engine args set.
+    stream_interval: int = 1
+    cuda_graph_max_bs: int | None = None
     _memo: dict[Shape, MemoryEstimate] = field(default_factory=dict, repr=False)
 
     @property
@@ -255,6 +258,8 @@ class Workload:
             enforce_eager=self.enforce_eager,
             eager_asked=self.eager_asked,
             speculative_tokens=self.speculative_tokens,
+            stream_interval=self.stream_interval,
+            cuda_graph_max_bs=self.cuda_graph_max_bs,
             # Same GPU type: the per-shape estimates stay valid.
             _memo=self._memo if cluster.gpu == self.gpu else {},
         )

@@ -66,6 +66,8 @@ def predict(
         eager=work.enforce_eager,
         engine_version=work.engine_version,
         speculative_tokens=work.speculative_tokens,
+        stream_interval=work.stream_interval,
+        cuda_graph_max_bs=work.cuda_graph_max_bs,
     )
     result = forecast(
         instance,

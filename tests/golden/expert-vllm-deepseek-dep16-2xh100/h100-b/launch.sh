@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan f0bffb7bbedc.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan 6813212e0b90.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-b \
-    --label ai.deploy.plan-hash=f0bffb7bbedc \
+    --label ai.deploy.plan-hash=6813212e0b90 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

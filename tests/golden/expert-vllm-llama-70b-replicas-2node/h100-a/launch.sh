@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "llama-3-1-70b", node "h100-a", plan 1c204af89073.
+# Rendered by deploy: deployment "llama-3-1-70b", node "h100-a", plan 34b23ed6c28e.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3-1-70b \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=1c204af89073 \
+    --label ai.deploy.plan-hash=34b23ed6c28e \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
@@ -82,7 +82,7 @@ docker_lb() {
     --restart unless-stopped \
     --label ai.deploy.deployment=llama-3-1-70b \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=1c204af89073 \
+    --label ai.deploy.plan-hash=34b23ed6c28e \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=lb \
