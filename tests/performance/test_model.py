@@ -39,16 +39,18 @@ def test_the_fit_owes_nothing_to_the_calibrated_values(monkeypatch: pytest.Monke
     the data did not choose: changing CALIBRATED changes nothing a fit returns."""
     import orchestrator.planning.performance.calibration as calibration
 
-    few = [case for case in cases(dev_observations(DATA), model_finder(DATA))][:6]
+    few = cases(dev_observations(DATA), model_finder(DATA))[:6]
     before, _ = fit(few)
     monkeypatch.setattr(calibration, "CALIBRATED", dataclasses.replace(CALIBRATED, hbm=0.41))
     after, _ = fit(few)
     assert after == before
 
 
-def _predict(
-    model: str, gpu: str, par: Parallelism, traffic: Traffic, engine: str = "vllm"
-) -> Forecast:
+def _sized(
+    model: str, gpu: str, engine: str, par: Parallelism, **extra: object
+) -> tuple[Instance, int]:
+    """One instance of `model` on `gpu` as the memory estimate sizes it at 8k context, and its
+    KV cache in tokens; `extra` sets other `Instance` fields."""
     profile, spec = find_model(model), find_gpu(gpu)
     memory = estimate(profile, spec, engine, par, context=8192)
     inst = Instance(
@@ -59,7 +61,14 @@ def _predict(
         weight_bytes_per_gpu=memory.weights_gib_per_gpu * 2**30,
         kv_bytes_per_token_per_gpu=memory.kv_bytes_per_token_per_gpu,
     )
-    return forecast(inst, traffic, kv_tokens=memory.kv_cache_tokens, context=8192)
+    return dataclasses.replace(inst, **extra), memory.kv_cache_tokens
+
+
+def _predict(
+    model: str, gpu: str, par: Parallelism, traffic: Traffic, engine: str = "vllm"
+) -> Forecast:
+    inst, kv_tokens = _sized(model, gpu, engine, par)
+    return forecast(inst, traffic, kv_tokens=kv_tokens, context=8192)
 
 
 def test_wider_tp_lowers_tpot_of_a_bandwidth_bound_model() -> None:
@@ -136,21 +145,9 @@ def test_vllm_dp_ranks_each_get_an_api_server_so_streaming_scales() -> None:
 
 
 def _vllm_dp(traffic: Traffic, version: str) -> Forecast:
-    profile, spec = find_model("qwen3-8b"), find_gpu("H100")
     par = Parallelism(tp=1, dp=8, attn_dp=8)
-    memory = estimate(profile, spec, "vllm", par, context=8192)
-    inst = Instance(
-        model=profile,
-        gpu=spec,
-        engine="vllm",
-        par=par,
-        weight_bytes_per_gpu=memory.weights_gib_per_gpu * 2**30,
-        kv_bytes_per_token_per_gpu=memory.kv_bytes_per_token_per_gpu,
-        engine_version=version,
-    )
-    return forecast(
-        inst, traffic, kv_tokens=memory.kv_cache_tokens, context=8192, eff=SLOW_FRONT_END
-    )
+    inst, kv_tokens = _sized("qwen3-8b", "H100", "vllm", par, engine_version=version)
+    return forecast(inst, traffic, kv_tokens=kv_tokens, context=8192, eff=SLOW_FRONT_END)
 
 
 def test_mla_attention_dp_runs_the_larger_batch_tp_cannot_hold() -> None:
@@ -167,17 +164,7 @@ def test_mla_attention_dp_runs_the_larger_batch_tp_cannot_hold() -> None:
 
 
 def _instance(engine: str, par: Parallelism, **extra: object) -> Instance:
-    profile, spec = find_model("qwen3-8b"), find_gpu("H100")
-    memory = estimate(profile, spec, engine, par, context=8192)
-    return Instance(
-        model=profile,
-        gpu=spec,
-        engine=engine,
-        par=par,
-        weight_bytes_per_gpu=memory.weights_gib_per_gpu * 2**30,
-        kv_bytes_per_token_per_gpu=memory.kv_bytes_per_token_per_gpu,
-        **extra,  # type: ignore[arg-type]
-    )
+    return _sized("qwen3-8b", "H100", engine, par, **extra)[0]
 
 
 def test_a_batch_above_the_largest_cuda_graph_launches_its_kernels_from_python() -> None:

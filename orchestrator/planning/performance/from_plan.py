@@ -8,8 +8,6 @@ from orchestrator.planning.performance.serving import Forecast, Traffic, forecas
 from orchestrator.planning.performance.steps import Instance
 
 GIB = 2**30
-# Engine arguments that turn CUDA graphs off (vLLM, SGLang).
-EAGER_FLAGS = ("--enforce-eager", "--disable-cuda-graph")
 
 
 def instance_of(plan: Plan) -> tuple[Instance, int] | None:
@@ -21,6 +19,7 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
     from orchestrator.models.lookup import find_model
     from orchestrator.planning.performance.observations import (
         cuda_graph_max_bs,
+        eager_mode,
         speculative_tokens,
         stream_interval,
     )
@@ -45,8 +44,7 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
         quantization=plan.request.quantization,
         engine_version=plan.engine.version,
         # What the user's engine arguments change about a step (the resolver reads the same).
-        eager=any(arg.split("=")[0] in EAGER_FLAGS for arg in plan.request.engine_args)
-        or any(item.knob == "enforce_eager" for item in plan.adjustments),
+        eager=eager_mode(args) or any(item.knob == "enforce_eager" for item in plan.adjustments),
         speculative_tokens=speculative_tokens(args),
         stream_interval=stream_interval(args),
         cuda_graph_max_bs=cuda_graph_max_bs(args),

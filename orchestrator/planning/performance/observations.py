@@ -111,6 +111,15 @@ def speculative_tokens(command: str) -> int:
     return 0
 
 
+def eager_mode(command: str) -> bool:
+    """The command turns CUDA graphs off (vLLM --enforce-eager, SGLang --disable-cuda-graph;
+    not SGLang's --disable-cuda-graph-padding, which keeps the graphs)."""
+    return (
+        re.search(r"(?:^|\s)(?:--enforce-eager|--disable-cuda-graph)(?:[=\s]|$)", command)
+        is not None
+    )
+
+
 def stream_interval(command: str) -> int:
     """Decode steps per streamed chunk (SGLang's --stream-interval); 1 when the command is
     silent."""
@@ -160,7 +169,7 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
         speculative_tokens=speculative_tokens(command),
         stream_interval=stream_interval(command),
         cuda_graph_max_bs=cuda_graph_max_bs(command),
-        eager="--enforce-eager" in command or "--disable-cuda-graph" in command,
+        eager=eager_mode(command),
     )
     rate = entry.get("request_rate")
     workload = entry.get("workload") or {}
