@@ -61,7 +61,7 @@ def check_engine_args(planned: Plan) -> None:
     from orchestrator.engines.flags import check_argv
 
     words = [word for group in split_user_args(args) for word in group]
-    check_argv(planned.engine.name, planned.engine.version, words)
+    check_argv(planned.engine.name, planned.engine.version, words, part=True)
 
 
 # --------------------------------------------------------------------------------------------

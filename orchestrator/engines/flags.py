@@ -251,20 +251,26 @@ def accepts(engine: str, version: str, flag: str) -> bool:
 # The walk
 
 
-def check_argv(engine: str, version: str, argv: Sequence[str]) -> CheckedArgv:
-    """Raise `FlagError` unless `engine` at `version` accepts `argv` (see the module doc)."""
-    return check_against(load_schema(engine, version), argv)
+def check_argv(
+    engine: str, version: str, argv: Sequence[str], *, part: bool = False
+) -> CheckedArgv:
+    """Raise `FlagError` unless `engine` at `version` accepts `argv` (see the module doc).
+    `part`: `argv` is a piece of a command (the user's --engine-arg flags), so what only the
+    whole command must hold (required flags, positionals, the model first) is not asked of
+    it; every flag and value still is."""
+    return check_against(load_schema(engine, version), argv, part=part)
 
 
-def check_against(schema: FlagSchema, argv: Sequence[str]) -> CheckedArgv:
+def check_against(schema: FlagSchema, argv: Sequence[str], *, part: bool = False) -> CheckedArgv:
     """`check_argv` with a schema already in hand."""
-    return _Walk(schema, list(argv)).run()
+    return _Walk(schema, list(argv), part=part).run()
 
 
 class _Walk:
-    def __init__(self, schema: FlagSchema, argv: list[str]) -> None:
+    def __init__(self, schema: FlagSchema, argv: list[str], *, part: bool = False) -> None:
         self.schema = schema
         self.argv = argv
+        self.part = part
         self.index = 0
         self.positionals: list[str] = []
         self.flags: list[CheckedFlag] = []
@@ -285,10 +291,11 @@ class _Walk:
                 self._optimisation_shorthand(arg)
             else:
                 self._option(arg)
-        self._check_positionals()
-        self._check_required()
+        if not self.part:
+            self._check_positionals()
+            self._check_required()
+            self._check_model_first()
         self._check_json_forms()
-        self._check_model_first()
         deprecated = tuple(
             item.spelling for item in self.flags if self.schema.by_flag[item.flag].deprecated
         )

@@ -126,6 +126,17 @@ def test_does_not_fit_json_still_prints_the_plan() -> None:
             ["llama-3.1-70b", "--gpus", "4xH100", "--disagg"],
             "error: --disagg needs two instances",
         ),
+        (
+            [
+                "qwen3-8b",
+                "--gpus",
+                "1xH100",
+                "--engine",
+                "sglang",
+                "--engine-arg=--cuda-graph-max-bs-decode=abc",
+            ],
+            "error: --cuda-graph-max-bs-decode abc is not accepted by sglang 0.5.23",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -134,6 +145,15 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert out == ""
     assert err.count("\n") == 1
     assert err.startswith(message)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_engine_flags_are_checked_as_part_of_a_command(engine: str) -> None:
+    """--engine-arg flags are a piece of the command: the engine's required flags (SGLang's
+    --model-path) and its positionals come from the renderer, not from the user."""
+    flag = "--enable-metrics" if engine == "sglang" else "--enable-log-requests"
+    code, _, err = run("qwen3-8b", "--gpus", "1xH100", "--engine", engine, f"--engine-arg={flag}")
+    assert code == 0, err
 
 
 def test_pins_are_honoured() -> None:

@@ -15,7 +15,7 @@ from orchestrator.planning.performance import CALIBRATED, Forecast, Instance, Tr
 from orchestrator.planning.performance.calibration import cases, fit, median_error, rows
 from orchestrator.planning.performance.dataset import DATA, dev_observations, model_finder
 from orchestrator.planning.performance.efficiency import engine_features
-from orchestrator.planning.performance.observations import case_of
+from orchestrator.planning.performance.observations import case_of, cuda_graph_max_bs
 from orchestrator.planning.performance.steps import decode_step, experts_touched, graph_max_batch
 
 # A front end that costs 200 us per streamed chunk and an engine core with no CPU share: the
@@ -213,6 +213,13 @@ def test_the_published_commands_set_the_graph_cap_and_the_stream_interval() -> N
     case = case_of(entry, model_finder(DATA))
     assert case.instance.stream_interval == 10
     assert case.instance.cuda_graph_max_bs == 640
+
+
+def test_the_graph_cap_is_read_under_either_sglang_spelling() -> None:
+    """Newer SGLang splits --cuda-graph-max-bs by phase; the decode cap is the one a step sees."""
+    assert cuda_graph_max_bs("--cuda-graph-max-bs 640") == 640
+    assert cuda_graph_max_bs("--cuda-graph-max-bs-prefill 8 --cuda-graph-max-bs-decode=64") == 64
+    assert cuda_graph_max_bs("--cuda-graph-max-bs-prefill 8") is None
 
 
 @pytest.mark.parametrize(

@@ -127,8 +127,10 @@ def stream_interval(command: str) -> int:
 
 
 def cuda_graph_max_bs(command: str) -> int | None:
-    """The largest CUDA-graph batch the command sets (SGLang's --cuda-graph-max-bs)."""
-    return _positive_int(_flag(command, "--cuda-graph-max-bs"), 0) or None
+    """The largest decode CUDA-graph batch the command sets (SGLang's --cuda-graph-max-bs,
+    --cuda-graph-max-bs-decode in the releases that split it by phase)."""
+    flag = _flag(command, "--cuda-graph-max-bs-decode", "--cuda-graph-max-bs")
+    return _positive_int(flag, 0) or None
 
 
 def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
