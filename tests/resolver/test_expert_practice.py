@@ -12,6 +12,8 @@ from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
 from orchestrator.planning.build import build_plan
 from orchestrator.planning.memory.estimate import estimate
+from orchestrator.planning.performance import CALIBRATED
+from orchestrator.planning.performance.calibration import cases, predict
 from orchestrator.planning.performance.dataset import (
     DATA,
     comparisons,
@@ -89,10 +91,21 @@ def test_gpt_oss_mxfp4_on_hopper_counts_vllm_padding() -> None:
 
 
 def test_sglang_dp_attention_on_deepseek_is_not_plain_tp8() -> None:
+    """Eight attention groups of 125 requests, each inside its CUDA graphs, against one
+    scheduler running 1000 requests eagerly above SGLang's 512 cap: the decode step of the
+    measured burst is predicted well apart (its TPOT, and its peak rate once everything is
+    admitted), and DP attention ranks ahead. The burst's average output is admission- and
+    tail-bound for both, so it is close (docs/performance.md, "Known limits")."""
+    found = {case.id: case for case in cases(dev_observations(DATA), model_finder(DATA))}
+    tp8 = predict(found["gpustack-dsv32-h200-sglang-tp8-sharegpt"], CALIBRATED)
+    dp8 = predict(found["gpustack-dsv32-h200-sglang-tp8-dp8-dpattn-sharegpt"], CALIBRATED)
+    assert tp8.tpot_ms > 1.2 * dp8.tpot_ms
+    assert tp8.peak_events_per_s is not None and dp8.peak_events_per_s is not None
+    assert dp8.peak_events_per_s > 1.5 * tp8.peak_events_per_s
     judged = judge_all(comparisons(DATA), dev_observations(DATA), model_finder(DATA))
     dsv32 = next(c for c in judged if c.id == "gpustack-dsv32-h200-sglang-sharegpt")
     by_label = {layout.label: layout.predicted_per_gpu for layout in dsv32.layouts}
-    assert by_label["TP8"] != pytest.approx(by_label["TP8 + DP8 attention"], rel=0.05)
+    assert by_label["TP8 + DP8 attention"] > by_label["TP8"]
 
 
 def test_a_rule_that_overrides_the_prediction_says_so() -> None:

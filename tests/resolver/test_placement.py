@@ -97,7 +97,11 @@ def test_throughput_fills_spare_gpus_with_replicas_and_says_why() -> None:
     plan = build_plan(PlanRequest(model="qwen3-32b", gpus="8xH100", goal="throughput"))
     serve = plan.role("serve")
     assert serve is not None
-    assert (serve.parallelism.label(), len(serve.replicas)) in {("TP2", 4), ("TP4", 2)}
+    # Which instance shape is the prediction's call (TP2xPP2 holds more KV per weight copy than
+    # TP2, and stays inside its CUDA graphs where TP4 x 2 runs 527 requests each above vLLM's
+    # 512); what the goal must do is fill the node with independent instances.
+    assert len(serve.replicas) >= 2
+    assert serve.parallelism.gpus * len(serve.replicas) == 8
     reason = next(r for r in plan.rationale if r.decision == "data parallel / replicas")
     assert "independent engine instances behind a load balancer" in reason.why
 

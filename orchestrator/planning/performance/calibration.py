@@ -107,7 +107,7 @@ def rows(all_cases: Sequence[Case], eff: Efficiency = CALIBRATED) -> list[Row]:
         for metric, published in case.measured.items():
             out.append(Row(case.id, case.source, metric, values[metric], published))
         if case.peak_output_tokens_per_s is not None:
-            peak = peak_output_rate(
+            peak = result.peak_events_per_s or peak_output_rate(
                 case.instance, case.traffic, kv_tokens=case.kv_tokens, context=case.context, eff=eff
             )
             out.append(Row(case.id, case.source, PEAK, peak, case.peak_output_tokens_per_s))
@@ -225,12 +225,21 @@ def fit(all_cases: Sequence[Case]) -> tuple[Efficiency, float]:
     return Efficiency(**point), best
 
 
-def cross_validate(all_cases: Sequence[Case]) -> list[Row]:
-    """Leave one source out: for each publication, refit on the others and predict its runs."""
-    out: list[Row] = []
-    for source in sorted({case.source for case in all_cases}):
-        train = [case for case in all_cases if case.source != source]
-        held = [case for case in all_cases if case.source == source]
-        fitted, _ = fit(train)
-        out += rows(held, fitted)
-    return out
+def _held_out(all_cases: Sequence[Case], source: str) -> list[Row]:
+    """One fold: refit without `source`, predict its runs."""
+    fitted, _ = fit([case for case in all_cases if case.source != source])
+    return rows([case for case in all_cases if case.source == source], fitted)
+
+
+def cross_validate(all_cases: Sequence[Case], workers: int = 1) -> list[Row]:
+    """Leave one source out: for each publication, refit on the others and predict its runs.
+    The folds are independent; `workers` > 1 runs them in that many processes."""
+    sources = sorted({case.source for case in all_cases})
+    if workers <= 1:
+        return [row for source in sources for row in _held_out(all_cases, source)]
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        folds = pool.map(partial(_held_out, list(all_cases)), sources)
+        return [row for fold in folds for row in fold]

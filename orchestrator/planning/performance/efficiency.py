@@ -40,11 +40,13 @@ class Efficiency:
     # API server process serves all of an instance's requests, whatever its DP size.
     stream_token_s: float
     # Time outside the engine's forward passes per request: HTTP, chat template, tokenizer,
-    # scheduler admission and the first token's detokenization.
+    # scheduler admission and the first token's detokenization, in vLLM's OpenAI server.
     frontend_s: float
     # Time per layer and step when the step runs without a CUDA graph (eager mode, or a batch
     # above the largest captured graph): every kernel launched from Python, one after another.
     eager_layer_s: float
+    # The same in SGLang's front end (its HTTP server and tokenizer manager), another program.
+    sglang_frontend_s: float
 
 
 # The front end's cost per streamed chunk is not fitted: the published peak rates bound it.
@@ -66,6 +68,7 @@ FACTOR_BOUNDS: dict[str, tuple[float, float]] = {
     "stream_token_s": (0.0, 480e-6),
     "frontend_s": (0.005, 0.2),
     "eager_layer_s": (20e-6, 1.6e-3),
+    "sglang_frontend_s": (0.005, 0.2),
 }
 
 # The physical value of each factor before any fit, from published figures: decode GEMV/GEMM
@@ -86,6 +89,7 @@ PRIOR = Efficiency(
     stream_token_s=20e-6,
     frontend_s=0.015,
     eager_layer_s=200e-6,
+    sglang_frontend_s=0.015,
 )
 
 # Fitted by `orchestrator.planning.performance.calibration.fit` (coordinate descent on a
@@ -93,16 +97,22 @@ PRIOR = Efficiency(
 # throughput, TPOT and TTFT of the 58 published dev runs, plus the pull towards PRIOR).
 CALIBRATED = Efficiency(
     hbm=0.687,
-    moe_hbm=0.534,
+    moe_hbm=0.4,
     moe_hbm_legacy=0.3,
     compute=0.443,
     layer_overhead_s=1.5e-05,
     moe_layer_overhead_s=5e-05,
-    request_cpu_s=0.00016,
+    request_cpu_s=8e-05,
     stream_token_s=2e-05,
     frontend_s=0.0199,
-    eager_layer_s=0.000179,
+    eager_layer_s=0.0006,
+    sglang_frontend_s=0.015,
 )
+
+
+def frontend_seconds(eff: Efficiency, engine: str) -> float:
+    """The engine's front-end time per request."""
+    return eff.sglang_frontend_s if engine == "sglang" else eff.frontend_s
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ gives the request rate: B / (TTFT + osl x TPOT). Requests beyond B wait in the q
 
 Open loop (`request_rate`): the batch is the fixed point B = rate x time in system; past the
 instance's capacity the queue grows for the whole run. A burst (`num_requests` sent at once,
-rate inf) fills B slots and the median request waits for N/2 - B to finish first.
+rate inf) is run step by step (burst.py): its admission, prefill pauses and tail decide what
+the client measures.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from orchestrator.planning.performance.efficiency import CALIBRATED, Efficiency
+from orchestrator.planning.performance.burst import simulate
+from orchestrator.planning.performance.efficiency import CALIBRATED, Efficiency, frontend_seconds
 from orchestrator.planning.performance.steps import (
     Instance,
     decode_step,
@@ -65,6 +67,9 @@ class Forecast:
     max_concurrency: int
     batch: float
     bound: str
+    # A burst's busiest one-second bucket of stream events (what `vllm bench serve` reports as
+    # its peak output token throughput); None for other loads.
+    peak_events_per_s: float | None = None
 
 
 def max_running(inst: Instance, kv_tokens: int, context: int) -> int:
@@ -87,10 +92,10 @@ def _in_system(
     share = prefill_share_seconds(inst, traffic.isl, eff)
     if traffic.phase == "decode":
         # Prompts were prefilled elsewhere: a request joins the batch at the next step.
-        return eff.frontend_s + step.seconds, step.seconds, step.bound
+        return frontend_seconds(eff, inst.engine) + step.seconds, step.seconds, step.bound
     if traffic.phase == "prefill":
         # Prompts back to back: each costs its compute share; the first token ends the request.
-        ttft = eff.frontend_s + prefill_seconds(inst, traffic.isl, eff)
+        ttft = frontend_seconds(eff, inst.engine) + prefill_seconds(inst, traffic.isl, eff)
         ttft += max(0.0, batch - 1) * share / 2
         return ttft, 0.0, "compute"
     tpot = (step.seconds + max(0.0, batch - 1) * share / max(traffic.osl, 1.0)) / tokens_per_step(
@@ -100,7 +105,7 @@ def _in_system(
     # A prompt longer than the step's token budget is prefilled in chunks, one per step.
     budget = inst.max_num_batched_tokens
     chunks = math.ceil(traffic.isl / budget) if budget else 1
-    ttft = eff.frontend_s + alone + (chunks - 1) * step.seconds
+    ttft = frontend_seconds(eff, inst.engine) + alone + (chunks - 1) * step.seconds
     ttft += step.seconds / 2 if batch > 1 else 0.0
     bound = step.bound if share * (batch - 1) < step.seconds * traffic.osl else "compute"
     return ttft, tpot, bound
@@ -108,17 +113,6 @@ def _in_system(
 
 def _rate(traffic: Traffic, batch: float, ttft: float, tpot: float) -> float:
     return batch / (ttft + max(traffic.osl - 1, 0.0) * tpot)
-
-
-def _burst_rate(
-    inst: Instance, traffic: Traffic, count: int, steady: float, eff: Efficiency
-) -> float:
-    """Requests/s over a whole burst: the steady rate, then the tail. With varied lengths the
-    longest of N outputs is about osl x ln N (exponential lengths), decoded nearly alone."""
-    tail_tokens = traffic.osl * (max(0.0, math.log(count) - 1) if traffic.varied_lengths else 0.5)
-    context = traffic.isl + tail_tokens / 2
-    tail = tail_tokens * decode_step(inst, 1.0, context, eff).seconds
-    return count / (count / steady + tail)
 
 
 def running_cap(inst: Instance, traffic: Traffic, kv_tokens: int, context: int) -> tuple[int, bool]:
@@ -164,6 +158,7 @@ def forecast(
     replicas = max(1, replicas)
     cap, bound_by_kv = running_cap(inst, traffic, kv_tokens, context)
     wait = 0.0
+    peak: float | None = None
     if traffic.request_rate is not None and math.isfinite(traffic.request_rate):
         rate_in = traffic.request_rate / replicas
         batch = 1.0
@@ -189,22 +184,22 @@ def forecast(
         batch = float(min(wanted, cap))
         ttft, tpot, bound = _in_system(inst, traffic, batch, eff)
         served = _rate(traffic, batch, ttft, tpot)
-        if traffic.concurrency is None and traffic.num_requests is not None:
-            # A burst: the front end admits the requests one after another (chat template,
-            # tokenizer, scheduler admission: `frontend_s` each), so the engine sees them
-            # arrive at 1 / frontend_s; the first B prompts are prefilled together, then slots
-            # free up. The median request waits for the N/2 ahead of it at the slower pace.
-            admit = 1.0 / max(eff.frontend_s, 1e-6)
-            if admit < served:
-                for _ in range(FIXED_POINT_ROUNDS):
-                    batch = min(float(cap), max(1.0, admit * (ttft + traffic.osl * tpot)))
-                    ttft, tpot, bound = _in_system(inst, traffic, batch, eff)
-                served = min(admit, _rate(traffic, batch, ttft, tpot))
-            ahead = wanted / 2
-            prefills = min(ahead, batch) * prefill_share_seconds(inst, traffic.isl, eff)
-            queued = prefills + max(0.0, ahead - batch) / served
-            wait = max(ahead * eff.frontend_s, queued)
-            served = _burst_rate(inst, traffic, wanted, served, eff)
+        burst = traffic.concurrency is None and traffic.num_requests is not None
+        if burst and traffic.phase == "both":
+            run = simulate(
+                inst,
+                count=wanted,
+                isl=traffic.isl,
+                osl=traffic.osl,
+                varied=traffic.varied_lengths,
+                cap=cap,
+                eff=eff,
+            )
+            ttft, tpot = run.ttft_s, run.tpot_s
+            served = wanted / run.duration_s
+            peak = run.peak_events_per_s * replicas
+            batch = run.largest_batch
+            bound = decode_step(inst, batch, traffic.isl + traffic.osl / 2, eff).bound
         elif wanted > batch:
             wait = (wanted - batch) / served
         if wanted > batch:
@@ -224,4 +219,5 @@ def forecast(
         max_concurrency=cap * replicas,
         batch=round(batch, 1),
         bound=bound,
+        peak_events_per_s=None if peak is None else round(peak, 1),
     )

@@ -337,6 +337,22 @@ def prefill_seconds(inst: Instance, prompt: float, eff: Efficiency) -> float:
     return max(compute, reads) + overhead + comm * par.pp
 
 
+def prefill_batch_seconds(inst: Instance, tokens: float, prompt: float, eff: Efficiency) -> float:
+    """A prefill step of `tokens` tokens from prompts of `prompt` tokens: their FLOPs over
+    every GPU of the instance, or one read of the weights, or the step's kernel launches (no
+    CUDA graph covers a prefill batch), whichever is longest; then its communication."""
+    model, par = inst.model, inst.par
+    peak = peak_flops(inst.gpu, model, inst.quantization) * eff.compute
+    compute = tokens / max(prompt, 1.0) * prefill_flops(model, prompt) / (inst.gpus * peak)
+    reads = inst.weight_bytes_per_gpu * par.pp / (inst.gpu.memory_bandwidth_gbs * 1e9 * eff.hbm)
+    layers, moe_layers = model.num_layers, _moe_layers(model)
+    launches = layers * (eff.layer_overhead_s + eff.eager_layer_s) + moe_layers * (
+        eff.moe_layer_overhead_s
+    )
+    comm = _comm_seconds(inst, tokens, math.ceil(layers / par.pp), moe_layers)
+    return max(compute, reads, launches) + comm * par.pp
+
+
 def prefill_share_seconds(inst: Instance, prompt: float, eff: Efficiency) -> float:
     """Instance time a prompt costs when prefills are batched with other work: its FLOPs over
     every GPU of the instance (the weight reads are shared with the decode batch)."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-05", plan 1952e536dc03.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-05", plan 431f505fe25c.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_decode_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-05 \
-    --label ai.deploy.plan-hash=1952e536dc03 \
+    --label ai.deploy.plan-hash=431f505fe25c \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "h100-b", plan cd2d0fc4391b.
+# Rendered by deploy: deployment "deepseek-r1", node "h100-b", plan 6f7a2e5a9b80.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=h100-b \
-    --label ai.deploy.plan-hash=cd2d0fc4391b \
+    --label ai.deploy.plan-hash=6f7a2e5a9b80 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

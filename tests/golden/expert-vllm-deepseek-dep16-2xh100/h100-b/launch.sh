@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan 6813212e0b90.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-b", plan 378a96770ea8.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-b \
-    --label ai.deploy.plan-hash=6813212e0b90 \
+    --label ai.deploy.plan-hash=378a96770ea8 \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \

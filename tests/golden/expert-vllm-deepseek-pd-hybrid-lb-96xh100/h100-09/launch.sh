@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-09", plan 94d092514f3e.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-09", plan f0bf7baff618.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_decode_0_rank4() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-09 \
-    --label ai.deploy.plan-hash=94d092514f3e \
+    --label ai.deploy.plan-hash=f0bf7baff618 \
     --label ai.deploy.rank=4 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "gpt-oss-120b", node "local", plan f480caf965cf.
+# Rendered by deploy: deployment "gpt-oss-120b", node "local", plan d4f413e5fb16.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,7 +32,7 @@ docker_serve_0() {
     --restart unless-stopped \
     --label ai.deploy.deployment=gpt-oss-120b \
     --label ai.deploy.node=local \
-    --label ai.deploy.plan-hash=f480caf965cf \
+    --label ai.deploy.plan-hash=d4f413e5fb16 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
