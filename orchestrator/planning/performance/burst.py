@@ -156,18 +156,21 @@ class _Buckets:
 class _Run:
     """The state of one burst as the engine steps through it."""
 
-    def __init__(self, count: int, lengths: list[tuple[float, float]], chunk: float) -> None:
+    def __init__(
+        self, count: int, lengths: list[tuple[float, float]], chunk: float, per_step: float
+    ) -> None:
         self.count = count
         self.lengths = lengths
         self.chunk = chunk  # stream events per request and decode step
-        self.per_step = 1.0  # output tokens per request and decode step
+        self.per_step = per_step  # output tokens per request and decode step
         self.now = 0.0
         self.steps_done = 0
         self.started = self.running = self.largest = self.produced = 0.0
         self.progress = 0.0  # prompt tokens prefilled towards the next requests
         # Finishing steps are rounded up to a fiftieth of a mean output: requests that start
         # within one such stretch finish together (a few hundred events per burst).
-        self.granularity = 1
+        mean = sum(share * tokens for share, tokens in lengths)
+        self.granularity = max(1, round(mean / per_step / 50))
         # (decode step at which they finish, order, requests, first-token time, output tokens)
         self.finishing: list[tuple[int, int, float, float, float]] = []
         # The cohort starting in the current stretch: [stretch, requests, sum of first tokens].
@@ -266,9 +269,8 @@ def simulate(
         lambda tokens: prefill_batch_seconds(inst, tokens, isl, eff), _doubling(1.0, budget)
     )
     width = 1 + inst.speculative_tokens
-    run = _Run(count, output_lengths(osl, varied, count), 1.0 / max(inst.stream_interval, 1))
-    run.per_step = tokens_per_step(inst)
-    run.granularity = max(1, round(osl / run.per_step / 50))
+    chunk = 1.0 / max(inst.stream_interval, 1)
+    run = _Run(count, output_lengths(osl, varied, count), chunk, tokens_per_step(inst))
 
     for _ in range(MAX_ITERATIONS):
         if run.done:

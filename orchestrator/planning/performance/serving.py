@@ -182,8 +182,6 @@ def forecast(
         # No load given: as many requests as one instance runs (saturation).
         wanted = cap if offered is None else max(1, math.ceil(offered / replicas))
         batch = float(min(wanted, cap))
-        ttft, tpot, bound = _in_system(inst, traffic, batch, eff)
-        served = _rate(traffic, batch, ttft, tpot)
         burst = traffic.concurrency is None and traffic.num_requests is not None
         if burst and traffic.phase == "both":
             run = simulate(
@@ -200,8 +198,11 @@ def forecast(
             peak = run.peak_events_per_s * replicas
             batch = run.largest_batch
             bound = decode_step(inst, batch, traffic.isl + traffic.osl / 2, eff).bound
-        elif wanted > batch:
-            wait = (wanted - batch) / served
+        else:
+            ttft, tpot, bound = _in_system(inst, traffic, batch, eff)
+            served = _rate(traffic, batch, ttft, tpot)
+            if wanted > batch:
+                wait = (wanted - batch) / served
         if wanted > batch:
             bound = "kv-capacity" if bound_by_kv else "max-running-requests"
     if traffic.phase == "prefill":
