@@ -84,7 +84,7 @@ def _check_numbers(request: PlanRequest) -> None:
 
 def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) -> Workload:
     from orchestrator.planning.memory.estimate import estimate
-    from orchestrator.planning.performance.observations import (
+    from orchestrator.planning.performance.engine_args import (
         cuda_graph_max_bs,
         speculative_tokens,
         stream_interval,

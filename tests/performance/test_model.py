@@ -15,7 +15,8 @@ from orchestrator.planning.performance import CALIBRATED, Forecast, Instance, Tr
 from orchestrator.planning.performance.calibration import cases, fit, median_error, rows
 from orchestrator.planning.performance.dataset import DATA, dev_observations, model_finder
 from orchestrator.planning.performance.efficiency import engine_features
-from orchestrator.planning.performance.observations import case_of, cuda_graph_max_bs
+from orchestrator.planning.performance.engine_args import cuda_graph_max_bs
+from orchestrator.planning.performance.observations import case_of
 from orchestrator.planning.performance.steps import decode_step, experts_touched, graph_max_batch
 
 # A front end that costs 200 us per streamed chunk and an engine core with no CPU share: the

@@ -17,7 +17,7 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
     revision), never by the short name; a model or GPU that cannot be found is an error."""
     from orchestrator.hardware.gpus import find_gpu
     from orchestrator.models.lookup import find_model
-    from orchestrator.planning.performance.observations import (
+    from orchestrator.planning.performance.engine_args import (
         cuda_graph_max_bs,
         eager_mode,
         speculative_tokens,

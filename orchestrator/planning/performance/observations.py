@@ -10,12 +10,18 @@ cross-validation holds out.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.plan import Parallelism
+from orchestrator.planning.performance.engine_args import (
+    cuda_graph_max_bs,
+    eager_mode,
+    flag_value,
+    speculative_tokens,
+    stream_interval,
+)
 from orchestrator.planning.performance.serving import Traffic
 from orchestrator.planning.performance.steps import Instance
 from orchestrator.schema import ModelProfile
@@ -65,25 +71,13 @@ def layout_of(entry: Mapping[str, Any]) -> Parallelism:
     return Parallelism(tp=tp, pp=entry.get("pp") or 1, dp=dp, ep=ep, attn_dp=attn_dp)
 
 
-def _flag(command: str, *names: str) -> str | None:
-    for name in names:
-        found = re.search(re.escape(name) + r"[= ]+(\S+)", command)
-        if found:
-            return found.group(1)
-    return None
-
-
-def _positive_int(value: str | None, default: int = 1) -> int:
-    return int(value) if value and value.isdigit() and int(value) > 0 else default
-
-
 def _context(command: str, default: int) -> int:
-    value = _flag(command, "--max-model-len", "--max_model_len", "--context-length")
+    value = flag_value(command, "--max-model-len", "--max_model_len", "--context-length")
     return int(value) if value and value.isdigit() else default
 
 
 def _memory_fraction(command: str) -> float | None:
-    value = _flag(command, "--mem-fraction-static", "--gpu-memory-utilization")
+    value = flag_value(command, "--mem-fraction-static", "--gpu-memory-utilization")
     try:
         return float(value) if value else None
     except ValueError:
@@ -95,42 +89,6 @@ def source_of(entry: Mapping[str, Any]) -> str:
     text = str(entry.get("source") or entry["id"])
     text = text.split(" ")[0].split("@")[0].split("#")[0]
     return text.rstrip("/")
-
-
-def speculative_tokens(command: str) -> int:
-    """Draft tokens per step when the command enables speculative decoding (EAGLE, MTP)."""
-    value = _flag(command, "--speculative-num-draft-tokens", "--num-speculative-tokens")
-    if value and value.isdigit():
-        return int(value)
-    # vLLM: --speculative-config '{"method": "mtp", "num_speculative_tokens": 3}'
-    found = re.search(r'num_speculative_tokens"?\s*[:=]\s*(\d+)', command)
-    if found:
-        return int(found.group(1))
-    if any(flag in command for flag in ("--speculative-algorithm", "--speculative-config", "-sc ")):
-        return 4  # the engines' usual draft length when the command leaves it implicit
-    return 0
-
-
-def eager_mode(command: str) -> bool:
-    """The command turns CUDA graphs off (vLLM --enforce-eager, SGLang --disable-cuda-graph;
-    not SGLang's --disable-cuda-graph-padding, which keeps the graphs)."""
-    return (
-        re.search(r"(?:^|\s)(?:--enforce-eager|--disable-cuda-graph)(?:[=\s]|$)", command)
-        is not None
-    )
-
-
-def stream_interval(command: str) -> int:
-    """Decode steps per streamed chunk (SGLang's --stream-interval); 1 when the command is
-    silent."""
-    return _positive_int(_flag(command, "--stream-interval"))
-
-
-def cuda_graph_max_bs(command: str) -> int | None:
-    """The largest decode CUDA-graph batch the command sets (SGLang's --cuda-graph-max-bs,
-    --cuda-graph-max-bs-decode in the releases that split it by phase)."""
-    flag = _flag(command, "--cuda-graph-max-bs-decode", "--cuda-graph-max-bs")
-    return _positive_int(flag, 0) or None
 
 
 def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
@@ -152,7 +110,7 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
         memory_fraction=_memory_fraction(command),
         engine_version=None,
     )
-    budget = _flag(command, "--max-num-batched-tokens", "--chunked-prefill-size")
+    budget = flag_value(command, "--max-num-batched-tokens", "--chunked-prefill-size")
     nodes = entry.get("nodes") or 1
     instance = Instance(
         model=model,

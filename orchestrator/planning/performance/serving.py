@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from orchestrator.planning.performance.burst import simulate
 from orchestrator.planning.performance.efficiency import CALIBRATED, Efficiency, frontend_seconds
 from orchestrator.planning.performance.steps import (
     Instance,
@@ -184,6 +183,9 @@ def forecast(
         batch = float(min(wanted, cap))
         burst = traffic.concurrency is None and traffic.num_requests is not None
         if burst and traffic.phase == "both":
+            # Plans load at a concurrency or a rate; only a burst needs the simulation.
+            from orchestrator.planning.performance.burst import simulate
+
             run = simulate(
                 inst,
                 count=wanted,
