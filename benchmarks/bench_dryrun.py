@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cli_timing import deploy_argv, library_floor, report, time_cli
+from cli_timing import deploy_argv, report, report_against_floor, time_against_floor, time_cli
 
 CLUSTER = "profiles/clusters/two-node-h100-ib.yaml"
 RUNS = 20
@@ -22,11 +22,9 @@ GOAL_MS = 300.0
 
 
 def main() -> int:
-    report("library floor (python + click, pydantic, yaml)", library_floor(RUNS), None)
     base = [*deploy_argv(), "up", "deepseek-r1", "--nodes", "2", "--cluster", CLUSTER]
-    report(
-        "deploy up deepseek-r1 --nodes 2 --dry-run", time_cli([*base, "--dry-run"], RUNS), GOAL_MS
-    )
+    floor, times = time_against_floor([*base, "--dry-run"], RUNS)
+    report_against_floor("deploy up deepseek-r1 --nodes 2 --dry-run", floor, times, GOAL_MS)
     out = Path(tempfile.mkdtemp(prefix="bench-render-"))
     try:
         render = [*deploy_argv(), "render", "deepseek-r1", "--nodes", "2", "--cluster", CLUSTER,

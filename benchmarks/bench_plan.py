@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from cli_timing import ROOT, deploy_argv, library_floor, report, time_cli
+from cli_timing import ROOT, deploy_argv, report, report_against_floor, time_against_floor
 
 RUNS = 20
 GOAL_MS = 300.0
@@ -52,9 +52,9 @@ IN_PROCESS: list[tuple[str, dict[str, object]]] = [
 
 def main() -> int:
     print("deploy plan, fresh process per run:")
-    report("  library floor (python + click, pydantic, yaml)", library_floor(RUNS), None)
     for label, args in CASES:
-        report(f"  {label}", time_cli([*deploy_argv(), "plan", *args], RUNS, (0, 2)), GOAL_MS)
+        floor, times = time_against_floor([*deploy_argv(), "plan", *args], RUNS, (0, 2))
+        report_against_floor(f"  {label}", floor, times, GOAL_MS)
 
     sys.path.insert(0, str(ROOT))
     from orchestrator.planning.build import build_plan

@@ -3,7 +3,9 @@
 Shared by the start-up benchmarks. `library_floor` times an interpreter that only imports the
 libraries every planning command needs (click, pydantic with one model built, PyYAML): on a
 shared 2-core VM the CPU speed drifts by a third from minute to minute, so each figure is
-printed beside the floor measured in the same minute.
+printed beside the floor measured in the same minute. `time_against_floor` goes further: one
+floor run right before each command run, so the median of the pairs' differences (the
+command's own cost: its imports, planning, rendering) holds still while the machine does not.
 """
 
 from __future__ import annotations
@@ -58,7 +60,46 @@ def time_cli(argv: list[str], runs: int, ok_codes: tuple[int, ...] = (0,)) -> li
 
 
 def library_floor(runs: int) -> list[float]:
-    return time_cli([sys.executable, "-c", _FLOOR_CODE + "print('ok')"], runs)
+    return time_cli(_FLOOR_ARGV, runs)
+
+
+_FLOOR_ARGV = [sys.executable, "-c", _FLOOR_CODE + "print('ok')"]
+
+
+def time_against_floor(
+    argv: list[str], runs: int, ok_codes: tuple[int, ...] = (0,)
+) -> tuple[list[float], list[float]]:
+    """(floor ms, command ms), one floor run right before each command run: the pairs share
+    the minute's CPU speed, so their differences are the command's own cost."""
+    floor: list[float] = []
+    times: list[float] = []
+    time_cli(argv, 0, ok_codes)  # warms the byte code and the page cache
+    for _ in range(runs):
+        floor += _timed(_FLOOR_ARGV, (0,))
+        times += _timed(argv, ok_codes)
+    return floor, times
+
+
+def _timed(argv: list[str], ok_codes: tuple[int, ...]) -> list[float]:
+    started = time.perf_counter()
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    elapsed = (time.perf_counter() - started) * 1000
+    if result.returncode not in ok_codes or not result.stdout:
+        raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    return [elapsed]
+
+
+def report_against_floor(
+    label: str, floor: list[float], times: list[float], goal: float | None
+) -> bool:
+    """The command's median, and its median cost above the floor run paired with it."""
+    met = report(label, times, goal)
+    above = statistics.median(t - f for f, t in zip(floor, times, strict=True))
+    print(
+        f"  the library floor in the same runs: median {statistics.median(floor):.0f} ms; "
+        f"the command's own cost above it: median {above:.0f} ms"
+    )
+    return met
 
 
 def report(label: str, times: list[float], goal: float | None) -> bool:
