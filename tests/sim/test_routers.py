@@ -176,16 +176,18 @@ def test_router_readiness_and_errors_when_a_worker_is_down(client: Any) -> None:
 
 
 def test_streaming_through_a_router_keeps_token_timing(client: Any) -> None:
+    # The worker spreads four tokens over 750 ms; a router that buffered the response would
+    # hand them over together at its end. Half of that spread is left to the machine's load.
     with (
-        start_in_thread("vllm", ttft_ms=100, tpot_ms=20) as worker,
+        start_in_thread("vllm", ttft_ms=100, tpot_ms=250) as worker,
         router(["vllm-router", "--worker-urls", worker.url]) as lb,
     ):
-        body = {"prompt": "x", "max_tokens": 11, "ignore_eos": True, "stream": True}
+        body = {"prompt": "x", "max_tokens": 4, "ignore_eos": True, "stream": True}
         _, events = client.stream(lb.url, "/v1/completions", body)
     stamps = [e.at * 1000 for e in events if e.data != "[DONE]"]
-    assert len(stamps) == 11
+    assert len(stamps) == 4
     assert stamps[0] >= 100
-    assert abs((stamps[-1] - stamps[0]) / 10 - 20) <= 2  # chunks are relayed as they come
+    assert stamps[-1] - stamps[0] >= 375  # chunks are relayed as they come
 
 
 class _AppThread:
