@@ -4,8 +4,8 @@ Shared by the start-up benchmarks. `library_floor` times an interpreter that onl
 libraries every planning command needs (click, pydantic with one model built, PyYAML): on a
 shared 2-core VM the CPU speed drifts by a third from minute to minute, so each figure is
 printed beside the floor measured in the same minute. `time_against_floor` goes further: one
-floor run right before each command run, so the median of the pairs' differences (the
-command's own cost: its imports, planning, rendering) holds still while the machine does not.
+floor run right before each command run. The drift scales everything alike (the command's own
+imports and planning too), so the ratio of each pair holds still where both times do not.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ _FLOOR_ARGV = [sys.executable, "-c", _FLOOR_CODE + "print('ok')"]
 def time_against_floor(
     argv: list[str], runs: int, ok_codes: tuple[int, ...] = (0,)
 ) -> tuple[list[float], list[float]]:
-    """(floor ms, command ms), one floor run right before each command run: the pairs share
-    the minute's CPU speed, so their differences are the command's own cost."""
+    """(floor ms, command ms), one floor run right before each command run: each pair shares
+    the minute's CPU speed."""
     floor: list[float] = []
     times: list[float] = []
     time_cli(argv, 0, ok_codes)  # warms the byte code and the page cache
@@ -92,12 +92,13 @@ def _timed(argv: list[str], ok_codes: tuple[int, ...]) -> list[float]:
 def report_against_floor(
     label: str, floor: list[float], times: list[float], goal: float | None
 ) -> bool:
-    """The command's median, and its median cost above the floor run paired with it."""
+    """The command's median, the floor's, and the median ratio of the pairs: the figure that
+    tells whether a change made the command itself faster on a machine whose speed drifts."""
     met = report(label, times, goal)
-    above = statistics.median(t - f for f, t in zip(floor, times, strict=True))
+    ratio = statistics.median(t / f for f, t in zip(floor, times, strict=True))
     print(
         f"  the library floor in the same runs: median {statistics.median(floor):.0f} ms; "
-        f"the command's own cost above it: median {above:.0f} ms"
+        f"the command takes {ratio:.2f}x the floor run before it (median of the pairs)"
     )
     return met
 
