@@ -79,16 +79,21 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory):  # type: igno
 ENDPOINT_OFFSETS = (0, 1, 2, 3, 100, 200)
 
 
-def free_port(offsets: tuple[int, ...] = (0,)) -> int:
-    """A port the OS hands out now (and `port + offset` for each offset also free), so two
-    runs on one machine, or a deployment a user has up, never meet on a fixed port."""
+def free_ports(count: int, offsets: tuple[int, ...] = (0,)) -> list[int]:
+    """`count` ports free now (and `port + offset` for each offset), drawn below the kernel's
+    ephemeral range: the OS hands those out to nobody by itself, so no outgoing connection or
+    other `bind(0)` can take one between this call and the bind of the program under test (a
+    port the OS picked from the ephemeral range was once taken in that gap). The OS still
+    says which are free: each is bound once here."""
+    import random
     import socket
 
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + max(offsets) > 65535:
+    low = _ephemeral_low()
+    top = max(offsets)
+    found: list[int] = []
+    for _ in range(1000):
+        base = random.randrange(10_000, low - top)
+        if any(abs(base - other) <= top for other in found):
             continue
         held: list[socket.socket] = []
         try:
@@ -96,13 +101,30 @@ def free_port(offsets: tuple[int, ...] = (0,)) -> int:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 held.append(sock)
                 sock.bind(("0.0.0.0", base + offset))
-            return base
         except OSError:
             continue
         finally:
             for sock in held:
                 sock.close()
-    raise RuntimeError("no free port range found in 100 tries")
+        found.append(base)
+        if len(found) == count:
+            return found
+    raise RuntimeError(f"no {count} free ports found below {low} in 1000 tries")
+
+
+def _ephemeral_low() -> int:
+    """The bottom of the range the kernel picks outgoing and `bind(0)` ports from."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return max(20_000, int(text.split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(offsets: tuple[int, ...] = (0,)) -> int:
+    """A free port (and `port + offset` for each offset also free), so two runs on one machine,
+    or a deployment a user has up, never meet on a fixed port."""
+    return free_ports(1, offsets)[0]
 
 
 @pytest.fixture

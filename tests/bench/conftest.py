@@ -19,6 +19,7 @@ from aiohttp import web
 
 from orchestrator.bench.options import BenchOptions
 from orchestrator.bench.runner import BenchResult, LevelResult, run_bench
+from tests.conftest import free_ports
 
 
 @dataclass
@@ -225,11 +226,7 @@ def measure_timing() -> Any:
 
 @pytest.fixture
 def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -35,6 +34,7 @@ from orchestrator.docker.engine_image import (
     make_tiny_model,
 )
 from orchestrator.engines.common import SIM_IMAGE
+from tests.conftest import free_ports
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PREFIX = "deploy-rt-"
@@ -74,9 +74,7 @@ def docker(
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def http(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,6 +20,7 @@ from orchestrator.engines import build_services
 from orchestrator.engines.common import SIM_IMAGE
 from orchestrator.plan import Parallelism, Plan, Role
 from orchestrator.targets.compose.render import render_deployment
+from tests.conftest import free_ports
 
 from .conftest import scenario
 
@@ -52,20 +52,9 @@ def compose_program() -> str:
     return program
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _with_ports(plan: Plan) -> Plan:
     """Move the plan off the default ports, so the rehearsal cannot collide with anything."""
-    ports = _free_ports(len(plan.roles) + 1)
+    ports = free_ports(len(plan.roles) + 1)
     roles = [
         role.model_copy(update={"port": port})
         for role, port in zip(plan.roles, ports[1:], strict=True)

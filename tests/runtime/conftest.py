@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -22,6 +21,7 @@ import pytest
 from orchestrator.docker.endpoints import LOCAL_ENDPOINT, Endpoints
 from orchestrator.spec import PortBinding, Probe, ServiceSpec
 from orchestrator.state import NodeInfo, StateStore
+from tests.conftest import free_ports
 
 from .netns_node import NetnsNode, missing_tools, netns_node
 
@@ -272,9 +272,7 @@ def stop_supervisors_of(name: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def local_node(name: str = "node0", docker: str = LOCAL_ENDPOINT) -> NodeInfo:

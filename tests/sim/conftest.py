@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import free_ports
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SIM_IMAGE = "deploy-sim:latest"
@@ -136,9 +138,7 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 # ----------------------------------------------------------------------------- subprocesses

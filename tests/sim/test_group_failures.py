@@ -12,12 +12,11 @@ from typing import Any
 
 from orchestrator.sim.server import start_command_in_thread
 from orchestrator.sim.settings import Behaviour
+from tests.conftest import free_ports
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def _connects(port: int) -> bool:

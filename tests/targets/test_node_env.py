@@ -18,15 +18,11 @@ from orchestrator.errors import DockerUnavailableError
 from orchestrator.runtime import node_env
 from orchestrator.runtime.containers import create_kwargs
 from orchestrator.spec import Mount, Probe, ServiceSpec
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, free_ports
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -27,6 +26,7 @@ from orchestrator.targets.instances import exposed_ports
 from orchestrator.targets.settings import SlurmSettings
 from orchestrator.targets.slurm import READY_MARK, batch_script
 from orchestrator.targets.slurm_runtime import ACTIVE, SlurmCommands
+from tests.conftest import free_ports
 from tests.render.conftest import scenario
 
 from . import test_slurm_rehearsal as rehearsal
@@ -46,17 +46,6 @@ SHAPES = [
 ]
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _script(engine: str, layout: str) -> tuple[str, list[str], int, str]:
     """The simulated deployment's batch script on free ports, its service names, its endpoint."""
     plan = scenario(engine, layout, name=f"steps-{engine}-{layout}")
@@ -65,7 +54,7 @@ def _script(engine: str, layout: str) -> tuple[str, list[str], int, str]:
     for spec in services:
         ports.update(exposed_ports(spec))
         ports.update(binding.host for binding in spec.ports)
-    mapping = dict(zip(sorted(ports), _free_ports(len(ports)), strict=True))
+    mapping = dict(zip(sorted(ports), free_ports(len(ports)), strict=True))
     text = batch_script(
         plan, services, SlurmSettings(time_limit="10"), compose_project(plan), simulate=True
     )
