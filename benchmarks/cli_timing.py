@@ -45,25 +45,18 @@ def compile_package() -> None:
     compileall.compile_dir(ROOT / "orchestrator", quiet=1)
 
 
+_FLOOR_ARGV = [sys.executable, "-c", _FLOOR_CODE + "print('ok')"]
+
+
 def time_cli(argv: list[str], runs: int, ok_codes: tuple[int, ...] = (0,)) -> list[float]:
     """Milliseconds per run; the first run only warms the page cache and byte code."""
     compile_package()
     subprocess.run(argv, cwd=ROOT, capture_output=True, check=False)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-        times.append((time.perf_counter() - started) * 1000)
-        if result.returncode not in ok_codes or not result.stdout:
-            raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.strip()}")
-    return times
+    return [_timed(argv, ok_codes) for _ in range(runs)]
 
 
 def library_floor(runs: int) -> list[float]:
     return time_cli(_FLOOR_ARGV, runs)
-
-
-_FLOOR_ARGV = [sys.executable, "-c", _FLOOR_CODE + "print('ok')"]
 
 
 def time_against_floor(
@@ -75,18 +68,19 @@ def time_against_floor(
     times: list[float] = []
     time_cli(argv, 0, ok_codes)  # warms the byte code and the page cache
     for _ in range(runs):
-        floor += _timed(_FLOOR_ARGV, (0,))
-        times += _timed(argv, ok_codes)
+        floor.append(_timed(_FLOOR_ARGV, (0,)))
+        times.append(_timed(argv, ok_codes))
     return floor, times
 
 
-def _timed(argv: list[str], ok_codes: tuple[int, ...]) -> list[float]:
+def _timed(argv: list[str], ok_codes: tuple[int, ...]) -> float:
+    """Milliseconds of one run of `argv`, which must exit with one of `ok_codes` and print."""
     started = time.perf_counter()
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
     elapsed = (time.perf_counter() - started) * 1000
     if result.returncode not in ok_codes or not result.stdout:
         raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.strip()}")
-    return [elapsed]
+    return elapsed
 
 
 def report_against_floor(

@@ -113,7 +113,8 @@ def free_ports(count: int, offsets: tuple[int, ...] = (0,)) -> list[int]:
 
 
 def _ephemeral_low() -> int:
-    """The bottom of the range the kernel picks outgoing and `bind(0)` ports from."""
+    """The bottom of the range the kernel picks outgoing and `bind(0)` ports from (at least
+    20000, so that the draw above has room even where the range was widened downwards)."""
     try:
         text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
         return max(20_000, int(text.split()[0]))
