@@ -85,6 +85,7 @@ def _check_numbers(request: PlanRequest) -> None:
 def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) -> Workload:
     from orchestrator.planning.memory.estimate import estimate
     from orchestrator.planning.performance.engine_args import (
+        batched_tokens,
         cuda_graph_max_bs,
         speculative_tokens,
         stream_interval,
@@ -113,6 +114,7 @@ def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) ->
         slo_ttft_ms=slo_ttft_ms,
         slo_tpot_ms=slo_tpot_ms,
         context_asked=request.context is not None,
+        max_num_batched_tokens=batched_tokens(" ".join(request.engine_args)),
         batched_tokens_asked=any(
             arg.split("=")[0] in BATCHED_TOKEN_FLAGS for arg in request.engine_args
         ),

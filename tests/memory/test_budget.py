@@ -11,6 +11,7 @@ from orchestrator.hardware.gpus import find_gpu
 from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
 from orchestrator.planning.memory.estimate import (
+    default_max_num_batched_tokens,
     default_memory_fraction,
     estimate,
     kv_bytes_per_token_per_gpu,
@@ -48,6 +49,19 @@ def test_small_gpus_profile_a_smaller_batch() -> None:
     llama = find_model("llama-3.1-8b")
     over = vllm_overhead(llama, find_gpu("L4"), Parallelism())
     assert over.activation == pytest.approx(2048 * 128_256 * 4 + 0.9 * GIB / 4)
+
+
+def test_a100s_keep_vllms_smaller_scheduler_budget() -> None:
+    """vLLM gives >= 70 GiB GPUs 8192 tokens and 1024 sequences, except A100s (PR 17885)."""
+    llama = find_model("llama-3.1-8b")
+    a100, h100 = find_gpu("A100-80GB-SXM"), find_gpu("H100")
+    assert a100.memory_gib >= 70
+    assert default_max_num_batched_tokens("vllm", a100) == 2048
+    assert default_max_num_batched_tokens("vllm", h100) == 8192
+    over = vllm_overhead(llama, a100, Parallelism())
+    assert over.activation == pytest.approx(2048 * 128_256 * 4 + 0.9 * GIB / 4)
+    # SGLang sizes its chunks by memory alone: 8192 on an 80 GB A100 as on an H100.
+    assert default_max_num_batched_tokens("sglang", a100) == 8192
 
 
 def test_default_memory_fractions() -> None:

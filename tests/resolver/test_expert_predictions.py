@@ -200,3 +200,16 @@ def test_eager_mode_is_the_last_knob_and_costs_decode_time() -> None:
     assert shorter.adjustments == []
     assert plan.prediction is not None and shorter.prediction is not None
     assert plan.prediction.tpot_ms > shorter.prediction.tpot_ms
+
+
+def test_a_step_budget_from_engine_args_is_sized_and_the_a100_default_is_vllms() -> None:
+    # vLLM profiles its activation peak with the step's token budget: a user's
+    # --max-num-batched-tokens moves it, and an A100 runs on vLLM's 2048-token default.
+    options = {"model": "qwen3-32b", "gpus": "1xA100-80GB", "context": 8192}
+    default = build_plan(PlanRequest(**options))
+    larger = build_plan(PlanRequest(**options, engine_args=["--max-num-batched-tokens", "8192"]))
+    assert default.memory.overhead_gib_per_gpu < larger.memory.overhead_gib_per_gpu
+    logits_gib = (8192 - 2048) * 151_936 * 4 / 2**30  # FP32 logits of the profiling batch
+    assert larger.memory.overhead_gib_per_gpu - default.memory.overhead_gib_per_gpu > logits_gib
+    assert larger.memory.kv_cache_tokens < default.memory.kv_cache_tokens
+    assert larger.adjustments == default.adjustments == []

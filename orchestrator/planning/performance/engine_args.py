@@ -1,5 +1,5 @@
-"""What a serving command line sets that the speed model reads: speculative draft tokens, eager
-mode, the stream interval and SGLang's CUDA-graph cap.
+"""What a serving command line sets that the speed and memory models read: speculative draft
+tokens, eager mode, the stream interval, SGLang's CUDA-graph cap and the step's token budget.
 
 Read from a published run's command (calibration cases), from `--engine-arg` flags (a plan), and
 from a plan's rendered arguments (`deploy bench`), in one place so that the three agree.
@@ -57,3 +57,12 @@ def cuda_graph_max_bs(command: str) -> int | None:
     --cuda-graph-max-bs-decode in the releases that split it by phase)."""
     flag = flag_value(command, "--cuda-graph-max-bs-decode", "--cuda-graph-max-bs")
     return positive_int(flag, 0) or None
+
+
+def batched_tokens(command: str) -> int | None:
+    """The prompt tokens per engine step the command sets (vLLM --max-num-batched-tokens, SGLang
+    --chunked-prefill-size); None when it leaves the engine's default."""
+    return (
+        positive_int(flag_value(command, "--max-num-batched-tokens", "--chunked-prefill-size"), 0)
+        or None
+    )

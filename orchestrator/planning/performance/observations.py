@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestrator.plan import Parallelism
 from orchestrator.planning.performance.engine_args import (
+    batched_tokens,
     cuda_graph_max_bs,
     eager_mode,
     flag_value,
@@ -101,6 +102,7 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
     par = layout_of(entry)
     command = str(entry.get("server_command") or "")
     context = _context(command, min(model.max_context, 32768))
+    budget = batched_tokens(command) or default_max_num_batched_tokens(engine, gpu)
     memory = estimate(
         model,
         gpu,
@@ -108,9 +110,9 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
         par,
         context=context,
         memory_fraction=_memory_fraction(command),
+        max_num_batched_tokens=budget,
         engine_version=None,
     )
-    budget = flag_value(command, "--max-num-batched-tokens", "--chunked-prefill-size")
     nodes = entry.get("nodes") or 1
     instance = Instance(
         model=model,
@@ -122,9 +124,7 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
         nnodes=nodes,
         interconnect="nvswitch" if gpu.nvlink is not None else "pcie",
         fabric="infiniband" if nodes > 1 else "none",
-        max_num_batched_tokens=int(budget)
-        if budget and budget.isdigit()
-        else default_max_num_batched_tokens(engine, gpu),
+        max_num_batched_tokens=budget,
         engine_version=str(entry.get("engine_version") or "") or None,
         speculative_tokens=speculative_tokens(command),
         stream_interval=stream_interval(command),

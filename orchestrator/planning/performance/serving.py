@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from orchestrator.planning.memory.estimate import vllm_large_defaults
 from orchestrator.planning.performance.efficiency import CALIBRATED, Efficiency, frontend_seconds
 from orchestrator.planning.performance.steps import (
     Instance,
@@ -29,7 +30,7 @@ from orchestrator.planning.performance.steps import (
 )
 
 GIB = 2**30
-# vLLM's default --max-num-seqs: 1024 on GPUs with 70 GiB or more, else 256 (V1 defaults).
+# vLLM's default --max-num-seqs (memory.estimate.vllm_large_defaults says which).
 VLLM_MAX_NUM_SEQS_LARGE, VLLM_MAX_NUM_SEQS_SMALL = 1024, 256
 # An open-loop run past capacity is judged over two minutes of arrivals.
 OVERLOAD_WINDOW_S = 120.0
@@ -76,8 +77,7 @@ def max_running(inst: Instance, kv_tokens: int, context: int) -> int:
     if inst.engine == "sglang":
         # SGLang: min(max(max_total_num_tokens / context_len * 512, 2048), 4096).
         return int(min(max(kv_tokens / max(context, 1) * 512, 2048), 4096))
-    # vLLM (engine/arg_utils.py): the larger default on >= 70 GiB GPUs that are not A100s.
-    large = inst.gpu.memory_gib >= 70 and not inst.gpu.name.upper().startswith("A100")
+    large = vllm_large_defaults(inst.gpu)
     per_pool = VLLM_MAX_NUM_SEQS_LARGE if large else VLLM_MAX_NUM_SEQS_SMALL
     return per_pool * inst.kv_pools
 
