@@ -39,3 +39,18 @@ def test_engine_args_that_change_a_step_reach_both_predictions() -> None:
     again = predict_plan(capped, isl=200, osl=200, concurrency=32)
     assert again is not None
     assert again.tpot_ms == capped.prediction.tpot_ms
+
+
+def test_a_step_budget_reaches_both_predictions() -> None:
+    """A smaller --max-num-batched-tokens chunks a 2000-token prompt over more steps: a later
+    first token, in the plan's prediction and in `deploy bench`'s alike."""
+    asked = dict(model="qwen3-8b", gpus="1xH100", concurrency=64, isl=2000, osl=200)
+    plain = build_plan(PlanRequest(**asked))
+    small = build_plan(PlanRequest(**asked, engine_args=["--max-num-batched-tokens", "512"]))
+    assert plain.prediction is not None and small.prediction is not None
+    assert small.prediction.ttft_ms > 1.2 * plain.prediction.ttft_ms
+    for plan in (plain, small):
+        again = predict_plan(plan, isl=2000, osl=200, concurrency=64)
+        assert again is not None and plan.prediction is not None
+        assert again.ttft_ms == plan.prediction.ttft_ms
+        assert again.tpot_ms == plan.prediction.tpot_ms

@@ -17,7 +17,9 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
     revision), never by the short name; a model or GPU that cannot be found is an error."""
     from orchestrator.hardware.gpus import find_gpu
     from orchestrator.models.lookup import find_model
+    from orchestrator.planning.memory.estimate import default_max_num_batched_tokens
     from orchestrator.planning.performance.engine_args import (
+        batched_tokens,
         cuda_graph_max_bs,
         eager_mode,
         speculative_tokens,
@@ -31,6 +33,10 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
     model = find_model(plan.model.local_path or plan.model.id, plan.model.revision)
     gpu = find_gpu(plan.hardware.gpu)
     args = " ".join(plan.request.engine_args)
+    budget = next(
+        (int(item.value) for item in plan.adjustments if item.knob == "max_num_batched_tokens"),
+        batched_tokens(args) or default_max_num_batched_tokens(plan.engine.name, gpu),
+    )
     inst = Instance(
         model=model,
         gpu=gpu,
@@ -45,6 +51,7 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
         engine_version=plan.engine.version,
         # What the user's engine arguments change about a step (the resolver reads the same).
         eager=eager_mode(args) or any(item.knob == "enforce_eager" for item in plan.adjustments),
+        max_num_batched_tokens=budget,
         speculative_tokens=speculative_tokens(args),
         stream_interval=stream_interval(args),
         cuda_graph_max_bs=cuda_graph_max_bs(args),
