@@ -389,6 +389,19 @@ def engines(tiny_model: Path, compile_cache: Path) -> Iterator[RealEngines]:
         stack.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test shows the last lines of every engine it started: an HTTP 500 from a router
+    says nothing of which engine failed, or why."""
+    report = yield
+    stack = getattr(item, "funcargs", {}).get("engines")
+    if report.when == "call" and report.failed and isinstance(stack, RealEngines):
+        for name in stack.containers:
+            logs = docker("logs", "--tail", "80", name, check=False, timeout=60)
+            report.sections.append((f"container {name}", logs.stdout + logs.stderr))
+    return report
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if TIMINGS:
         terminalreporter.write_sep("-", "real engine start-to-ready")
