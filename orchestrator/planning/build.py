@@ -32,8 +32,8 @@ from orchestrator.schema import ModelProfile
 from orchestrator.secrets_policy import exposure_warnings
 
 DEFAULT_CONTEXT = 32768
-# The prefill token budget, as each engine spells it (a user's --engine-arg wins).
-BATCHED_TOKEN_FLAGS = ("--max-num-batched-tokens", "--chunked-prefill-size")
+# Flags by which a user turns CUDA graphs off or changes how they are built (a user's
+# --engine-arg wins over the eager-mode knob).
 EAGER_FLAGS = ("--enforce-eager", "--disable-cuda-graph", "--compilation-config", "-O")
 
 
@@ -85,6 +85,7 @@ def _check_numbers(request: PlanRequest) -> None:
 def workload_for(request: PlanRequest, model: ModelProfile, cluster: Cluster) -> Workload:
     from orchestrator.planning.memory.estimate import estimate
     from orchestrator.planning.performance.engine_args import (
+        BATCHED_TOKEN_FLAGS,
         batched_tokens,
         cuda_graph_max_bs,
         speculative_tokens,

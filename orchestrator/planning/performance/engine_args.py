@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+# The flags that set the prompt tokens per engine step (vLLM, SGLang).
+BATCHED_TOKEN_FLAGS = ("--max-num-batched-tokens", "--chunked-prefill-size")
+
 
 def flag_value(command: str, *names: str) -> str | None:
     """The value after the first of `names` the command sets (`--name value` or `--name=value`)."""
@@ -62,7 +65,4 @@ def cuda_graph_max_bs(command: str) -> int | None:
 def batched_tokens(command: str) -> int | None:
     """The prompt tokens per engine step the command sets (vLLM --max-num-batched-tokens, SGLang
     --chunked-prefill-size); None when it leaves the engine's default."""
-    return (
-        positive_int(flag_value(command, "--max-num-batched-tokens", "--chunked-prefill-size"), 0)
-        or None
-    )
+    return positive_int(flag_value(command, *BATCHED_TOKEN_FLAGS), 0) or None
