@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import CatalogError, InputError
+from orchestrator.models import hub_cache
 from orchestrator.models.hf_config import (
     CONFIG,
     HF_QUANT,
@@ -168,18 +169,21 @@ def _header_cache(repo_id: str, commit: str) -> Path:
     return cache_dir() / "hub-headers" / repo_id.replace("/", "--") / f"{commit}.json"
 
 
+def _cached_single_file_params(repo_id: str, commit: str) -> dict[str, int] | None:
+    try:
+        data = json.loads(_header_cache(repo_id, commit).read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            return {str(k): int(v) for k, v in data.items()}
+    except (OSError, ValueError, TypeError):
+        pass
+    return None
+
+
 def _single_file_params(repo_id: str, commit: str) -> dict[str, int] | None:
     """Parameters per dtype of a single-file checkpoint, from its header (cached by commit)."""
-    cached = _header_cache(repo_id, commit)
-    if cached.is_file():
-        try:
-            data = json.loads(cached.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                return {str(k): int(v) for k, v in data.items()}
-        except (OSError, ValueError):
-            pass
-    if _offline():
-        return None
+    cached = _cached_single_file_params(repo_id, commit)
+    if cached is not None or _offline():
+        return cached
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, NotASafetensorsRepoError
 
@@ -189,7 +193,7 @@ def _single_file_params(repo_id: str, commit: str) -> dict[str, int] | None:
     except (NotASafetensorsRepoError, HfHubHTTPError, OSError):
         return None  # sizes then come from the config's shapes alone
     counts = {str(dtype): int(count) for dtype, count in metadata.parameter_count.items()}
-    _write_atomically(cached, json.dumps(counts))
+    _write_atomically(_header_cache(repo_id, commit), json.dumps(counts))
     return counts
 
 
@@ -210,6 +214,64 @@ def _object(path: Path) -> Mapping[str, Any]:
 
 def hub_model(repo_id: str, revision: str | None = None) -> ModelProfile:
     """The profile of `repo_id` at `revision` (default branch when None), pinned to its commit."""
+    cached = _from_cache(repo_id, revision)
+    if cached is not None:
+        (files, commit), endpoint = cached, hub_cache.endpoint()
+    else:
+        (files, commit), endpoint = _from_hub(repo_id, revision), _endpoint()
+    identity = Identity(
+        name=repo_id.rsplit("/", 1)[-1].lower(),
+        hf_id=repo_id,
+        source=f"{endpoint}/{repo_id}/blob/{commit}/{CONFIG}",
+        origin="hub",
+        revision=commit,
+    )
+    return profile_from_files(files, identity)
+
+
+def _checkpoint_files(
+    repo_id: str,
+    config: Path,
+    index: Path | None,
+    hf_quant: Path | None,
+    single_file_params: dict[str, int] | None,
+) -> CheckpointFiles:
+    return CheckpointFiles(
+        config=_object(config),
+        config_path=f"{repo_id}/{CONFIG}",
+        index=_object(index) if index is not None else None,
+        index_path=f"{repo_id}/{INDEX}",
+        hf_quant=_object(hf_quant) if hf_quant is not None else None,
+        single_file_params=single_file_params,
+    )
+
+
+def _from_cache(repo_id: str, revision: str | None) -> tuple[CheckpointFiles, str] | None:
+    """The files the client would return from its cache without fetching, else None."""
+    commit = hub_cache.cached_commit(repo_id, revision)
+    if commit is None:
+        return None
+    offline = hub_cache.offline()
+    found: dict[str, Path | None] = {}
+    for filename in (CONFIG, INDEX, HF_QUANT):
+        cached = hub_cache.cached_file(repo_id, commit, filename)
+        if cached is None and (filename == CONFIG or not offline):
+            return None  # only the Hub knows: the client asks it
+        found[filename] = cached if isinstance(cached, Path) else None
+    single = None
+    if found[INDEX] is None:
+        single = _cached_single_file_params(repo_id, commit)
+        if single is None and not offline:
+            return None
+    if not hub_cache.still_current(repo_id, revision, commit):
+        return None
+    config = found[CONFIG]
+    assert config is not None
+    return _checkpoint_files(repo_id, config, found[INDEX], found[HF_QUANT], single), commit
+
+
+def _from_hub(repo_id: str, revision: str | None) -> tuple[CheckpointFiles, str]:
+    """The files through the client: fetched once, then from its cache."""
     config_path = _download(repo_id, CONFIG, revision, required=True)
     assert config_path is not None
     # The cache keeps files under snapshots/<commit>/: the resolved revision.
@@ -217,19 +279,5 @@ def hub_model(repo_id: str, revision: str | None = None) -> ModelProfile:
     index_path = _download(repo_id, INDEX, commit, required=False)
     quant_path = _download(repo_id, HF_QUANT, commit, required=False)
     single = _single_file_params(repo_id, commit) if index_path is None else None
-    files = CheckpointFiles(
-        config=_object(config_path),
-        config_path=f"{repo_id}/{CONFIG}",
-        index=_object(index_path) if index_path is not None else None,
-        index_path=f"{repo_id}/{INDEX}",
-        hf_quant=_object(quant_path) if quant_path is not None else None,
-        single_file_params=single,
-    )
-    identity = Identity(
-        name=repo_id.rsplit("/", 1)[-1].lower(),
-        hf_id=repo_id,
-        source=f"{_endpoint()}/{repo_id}/blob/{commit}/{CONFIG}",
-        origin="hub",
-        revision=commit,
-    )
-    return profile_from_files(files, identity)
+    files = _checkpoint_files(repo_id, config_path, index_path, quant_path, single)
+    return files, commit

@@ -21,11 +21,27 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT_S = 120
 
 
+# `deploy` as `python -m orchestrator` runs it, noting at exit whether the Hub client was loaded.
+_DEPLOY_NOTING_THE_CLIENT = (
+    "import atexit, sys\n"
+    "note = sys.argv.pop(1)\n"
+    "def write_note():\n"
+    "    with open(note, 'w') as out:\n"
+    "        out.write(str('huggingface_hub' in sys.modules))\n"
+    "atexit.register(write_note)\n"
+    "sys.argv[0] = 'deploy'\n"
+    "from orchestrator.cli import main\n"
+    "main()\n"
+)
+
+
 @dataclass(frozen=True)
 class Result:
     returncode: int
     stdout: str
     stderr: str
+    # Whether the command imported huggingface_hub.
+    client_imported: bool
 
 
 Runner = Callable[..., Result]
@@ -63,8 +79,10 @@ def deploy(hub: FakeHub, tmp_path: Path) -> Runner:
             env["HF_HUB_OFFLINE"] = "1"
         if token is not None:
             env["HF_TOKEN"] = token
+        note = tmp_path / "client-imported"
+        note.unlink(missing_ok=True)
         completed = subprocess.run(
-            [sys.executable, "-m", "orchestrator", *args],
+            [sys.executable, "-c", _DEPLOY_NOTING_THE_CLIENT, str(note), *args],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,
@@ -72,6 +90,7 @@ def deploy(hub: FakeHub, tmp_path: Path) -> Runner:
             timeout=COMMAND_TIMEOUT_S,
             check=False,
         )
-        return Result(completed.returncode, completed.stdout, completed.stderr)
+        imported = note.read_text() == "True"
+        return Result(completed.returncode, completed.stdout, completed.stderr, imported)
 
     return run
