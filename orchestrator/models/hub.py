@@ -7,7 +7,8 @@ shared cache. Only metadata is fetched, never weights: `config.json`,
 `model.safetensors.index.json`, `hf_quant_config.json`, and for a single-file checkpoint the
 safetensors header (HTTP range requests, `HfApi.get_safetensors_metadata`). The files land in
 the HF cache, so a model fetched once plans offline afterwards; the header's per-dtype counts,
-which the library does not cache, are kept beside deploy's own cache, keyed by commit.
+which the library does not cache, are kept beside deploy's own cache, keyed by commit. Where
+the client would only read its cache back, `hub_cache` reads it without loading the client.
 """
 
 from __future__ import annotations
@@ -255,8 +256,10 @@ def _from_cache(repo_id: str, revision: str | None) -> tuple[CheckpointFiles, st
     found: dict[str, Path | None] = {}
     for filename in (CONFIG, INDEX, HF_QUANT):
         cached = hub_cache.cached_file(repo_id, commit, filename)
-        if cached is None and (filename == CONFIG or not offline):
-            return None  # only the Hub knows: the client asks it
+        if filename == CONFIG and not isinstance(cached, Path):
+            return None  # the client fetches it, or says why it cannot
+        if cached is None and not offline:
+            return None  # only the Hub knows whether the file exists: the client asks it
         found[filename] = cached if isinstance(cached, Path) else None
     single = None
     if found[INDEX] is None:

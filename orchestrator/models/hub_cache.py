@@ -8,10 +8,11 @@ missing) and answers only when the client would not have asked the Hub anything 
 
 * offline (`HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE`): the cached ref is the revision;
 * a revision that is a commit hash: a snapshot never changes;
-* a branch or tag: one `HEAD` of `config.json`, the request the client makes itself, must
-  answer 200 with the commit the cache's ref names. A ref the Hub moved, any other answer,
-  an unreachable Hub, a proxy to honour or a staging endpoint go to the client, which
-  fetches, updates the cache, falls back to it when offline and raises its typed errors.
+* a branch or tag: one `HEAD` of `config.json`, the request the client makes itself, answers
+  200 with the commit the cache's ref names, or cannot connect at all (the client then serves
+  its cached ref as well). A ref the Hub moved, any other answer, a proxy to honour or a
+  staging endpoint go to the client, which fetches, updates the cache and raises its typed
+  errors.
 
 Nothing here writes the cache; every miss returns None and the caller asks the client.
 """
@@ -134,7 +135,10 @@ def _proxied(host: str) -> bool:
 
 
 def _hub_confirms(repo_id: str, revision: str, commit: str) -> bool:
-    """True when a HEAD of config.json at `revision` answers 200 naming `commit`."""
+    """Whether the client would keep `commit` after its HEAD of config.json at `revision`:
+    the Hub answers 200 naming that commit, or cannot be reached at all (the client then
+    serves its cached ref too, `_get_metadata_or_catch_error`). Any other answer is the
+    client's to read: a newer commit to fetch, a missing revision, a token it would send."""
     from urllib.parse import quote, urlsplit
 
     url = urlsplit(endpoint())
@@ -148,16 +152,18 @@ def _hub_confirms(repo_id: str, revision: str, commit: str) -> bool:
         http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
     )
     headers = {"User-Agent": "deploy", "Accept-Encoding": "identity"}
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if token and token.strip() and not _is_true("HF_HUB_DISABLE_IMPLICIT_TOKEN"):
-        headers["Authorization"] = f"Bearer {token.strip()}"
+    token = (os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or "").strip()
+    if token and not _is_true("HF_HUB_DISABLE_IMPLICIT_TOKEN"):
+        headers["Authorization"] = f"Bearer {token}"
     path = f"{url.path}/{repo_id}/resolve/{quote(revision, safe='')}/config.json"
     connection = connection_class(url.hostname, url.port, timeout=_head_timeout_s())
     try:
         connection.request("HEAD", path, headers=headers)
         response = connection.getresponse()
         return response.status == 200 and response.getheader("X-Repo-Commit") == commit
-    except (OSError, http.client.HTTPException):
-        return False  # the client retries, and falls back to the cache itself when offline
+    except http.client.HTTPException:
+        return False
+    except OSError:
+        return True  # unreachable, refused or timed out: the cache is what the client serves
     finally:
         connection.close()

@@ -331,3 +331,5 @@ def test_a_cached_model_still_plans_when_the_hub_is_unreachable(deploy: Runner) 
     result = deploy("plan", "MiniMaxAI/MiniMax-M2", "--gpus", "4xH200", "--json", endpoint=closed)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["model"] == json.loads(online.stdout)["model"]
+    # The connection refused, the cache is what the client would serve: it is not loaded.
+    assert not result.client_imported

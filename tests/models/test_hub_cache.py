@@ -16,6 +16,7 @@ from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.file_download import _CACHED_NO_EXIST
 
 from orchestrator.models import hub_cache
+from orchestrator.models.hub import _from_cache
 
 from .conftest import REPO_ROOT, Result, Runner
 from .fakehub import VALID_TOKEN, FakeHub
@@ -205,3 +206,20 @@ def test_a_proxy_for_the_hub_is_left_to_the_client(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("NO_PROXY", "huggingface.co,127.0.0.1")
     assert not hub_cache._proxied("huggingface.co")
     assert hub_cache._proxied("mirror.internal")
+
+
+def test_a_config_the_hub_said_is_missing_is_left_to_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = hashlib.sha1(b"no config").hexdigest()
+    repo = tmp_path / "models--owner--no-config"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / ".no_exist" / commit).mkdir(parents=True)
+    (repo / ".no_exist" / commit / "config.json").write_text("")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_cache.cached_commit("owner/no-config", None) == commit
+    assert hub_cache.cached_file("owner/no-config", commit, "config.json") is hub_cache.ABSENT
+    assert _from_cache("owner/no-config", None) is None
