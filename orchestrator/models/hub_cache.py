@@ -147,6 +147,7 @@ def _hub_confirms(repo_id: str, revision: str, commit: str) -> bool:
     if _proxied(url.hostname) or os.environ.get("HF_OIDC_RESOURCE"):
         return False
     import http.client
+    import ssl
 
     connection_class = (
         http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -161,8 +162,8 @@ def _hub_confirms(repo_id: str, revision: str, commit: str) -> bool:
         connection.request("HEAD", path, headers=headers)
         response = connection.getresponse()
         return response.status == 200 and response.getheader("X-Repo-Commit") == commit
-    except http.client.HTTPException:
-        return False
+    except (http.client.HTTPException, ssl.SSLError):
+        return False  # the client's own TLS settings (a CA bundle) may succeed where these fail
     except OSError:
         return True  # unreachable, refused or timed out: the cache is what the client serves
     finally:

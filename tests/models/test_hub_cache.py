@@ -223,3 +223,14 @@ def test_a_config_the_hub_said_is_missing_is_left_to_the_client(
     assert hub_cache.cached_commit("owner/no-config", None) == commit
     assert hub_cache.cached_file("owner/no-config", commit, "config.json") is hub_cache.ABSENT
     assert _from_cache("owner/no-config", None) is None
+
+
+def test_a_tls_failure_is_left_to_the_client(deploy: Runner, hub: FakeHub) -> None:
+    """The client's TLS settings (its CA bundle) may succeed where the standard library's do
+    not, so a handshake that fails is the client's to judge; here it fails for the client as
+    well (the loopback Hub speaks plain HTTP) and the client serves its cache."""
+    fetched = _plan(deploy)
+    https = hub.url.replace("http://", "https://", 1)
+    result = _plan(deploy, endpoint=https)
+    assert json.loads(result.stdout)["model"]["revision"] == _revision(fetched)
+    assert result.client_imported
