@@ -10,9 +10,9 @@ missing) and answers only when the client would not have asked the Hub anything 
 * a revision that is a commit hash: a snapshot never changes;
 * a branch or tag: one `HEAD` of `config.json`, the request the client makes itself, answers
   200 with the commit the cache's ref names, or cannot connect at all (the client then serves
-  its cached ref as well). A ref the Hub moved, any other answer, a proxy to honour or a
-  staging endpoint go to the client, which fetches, updates the cache and raises its typed
-  errors.
+  its cached ref as well). A ref the Hub moved, any other answer, a TLS handshake that
+  fails, a proxy to honour or a staging endpoint go to the client, which fetches, updates
+  the cache and raises its typed errors.
 
 Nothing here writes the cache; every miss returns None and the caller asks the client.
 """
