@@ -41,18 +41,6 @@ class HubError(InputError):
     """The Hub cannot give a model's metadata (gated, missing, offline, unreachable)."""
 
 
-def _endpoint() -> str:
-    from huggingface_hub import constants
-
-    return str(constants.ENDPOINT).rstrip("/")
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
 def _close_hint(repo_id: str) -> str:
     from orchestrator.models.catalog import LIST_HINT, close_names
 
@@ -62,7 +50,7 @@ def _close_hint(repo_id: str) -> str:
 
 def _progress(repo_id: str, revision: str | None, filename: str) -> None:
     at = f"@{revision}" if revision else ""
-    sys.stderr.write(f"fetching {repo_id}{at} {filename} from {_endpoint()}\n")
+    sys.stderr.write(f"fetching {repo_id}{at} {filename} from {hub_cache.endpoint()}\n")
     sys.stderr.flush()
 
 
@@ -90,7 +78,7 @@ def _probe(repo_id: str, filename: str, revision: str | None) -> None:
     except Exception as error:
         at = f" at revision {revision}" if revision else ""
         raise HubError(
-            f"cannot reach the Hugging Face Hub at {_endpoint()} for {repo_id}{at} "
+            f"cannot reach the Hugging Face Hub at {hub_cache.endpoint()} for {repo_id}{at} "
             f"({type(error).__name__}: {error})",
             f"check the network or HF_ENDPOINT, set HF_HUB_OFFLINE=1 to use the cache, "
             f"{LOCAL_HINT}",
@@ -113,14 +101,14 @@ def _download(repo_id: str, filename: str, revision: str | None, *, required: bo
     if state == "absent" and not required:
         return None
     try:
-        if state != "cached" and not _offline():
+        if state != "cached" and not hub_cache.offline():
             _progress(repo_id, revision, filename)
             if required:
                 _probe(repo_id, filename, revision)
         return Path(hf_hub_download(repo_id, filename, revision=revision))
     except GatedRepoError as error:
         raise HubError(
-            f"{repo_id} is gated: accept its license at {_endpoint()}/{repo_id}",
+            f"{repo_id} is gated: accept its license at {hub_cache.endpoint()}/{repo_id}",
             "then export HF_TOKEN=<a token of that account> (or run `hf auth login`)",
         ) from error
     except RevisionNotFoundError as error:
@@ -130,20 +118,20 @@ def _download(repo_id: str, filename: str, revision: str | None, *, required: bo
         ) from error
     except RepositoryNotFoundError as error:
         raise HubError(
-            f"model {repo_id!r} not found on the Hub ({_endpoint()})",
+            f"model {repo_id!r} not found on the Hub ({hub_cache.endpoint()})",
             f"{_close_hint(repo_id)}; a private repo needs HF_TOKEN",
         ) from error
     except LocalEntryNotFoundError as error:
         if not required:
             return None
         at = f" at revision {revision}" if revision else ""
-        if _offline():
+        if hub_cache.offline():
             raise HubError(
                 f"{repo_id}{at} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
                 f"unset HF_HUB_OFFLINE to fetch it once, {LOCAL_HINT}",
             ) from error
         raise HubError(
-            f"cannot reach the Hugging Face Hub at {_endpoint()} for {repo_id}{at}, "
+            f"cannot reach the Hugging Face Hub at {hub_cache.endpoint()} for {repo_id}{at}, "
             "and it is not in the cache",
             f"check the network or HF_ENDPOINT, {LOCAL_HINT}",
         ) from error
@@ -160,7 +148,7 @@ def _download(repo_id: str, filename: str, revision: str | None, *, required: bo
         ) from error
     except OSError as error:
         raise HubError(
-            f"cannot reach the Hugging Face Hub at {_endpoint()} for {repo_id} ({error})",
+            f"cannot reach the Hugging Face Hub at {hub_cache.endpoint()} for {repo_id} ({error})",
             f"check the network or HF_ENDPOINT, set HF_HUB_OFFLINE=1 to use the cache, "
             f"{LOCAL_HINT}",
         ) from error
@@ -183,7 +171,7 @@ def _cached_single_file_params(repo_id: str, commit: str) -> dict[str, int] | No
 def _single_file_params(repo_id: str, commit: str) -> dict[str, int] | None:
     """Parameters per dtype of a single-file checkpoint, from its header (cached by commit)."""
     cached = _cached_single_file_params(repo_id, commit)
-    if cached is not None or _offline():
+    if cached is not None or hub_cache.offline():
         return cached
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, NotASafetensorsRepoError
@@ -215,15 +203,11 @@ def _object(path: Path) -> Mapping[str, Any]:
 
 def hub_model(repo_id: str, revision: str | None = None) -> ModelProfile:
     """The profile of `repo_id` at `revision` (default branch when None), pinned to its commit."""
-    cached = _from_cache(repo_id, revision)
-    if cached is not None:
-        (files, commit), endpoint = cached, hub_cache.endpoint()
-    else:
-        (files, commit), endpoint = _from_hub(repo_id, revision), _endpoint()
+    files, commit = _from_cache(repo_id, revision) or _from_hub(repo_id, revision)
     identity = Identity(
         name=repo_id.rsplit("/", 1)[-1].lower(),
         hf_id=repo_id,
-        source=f"{endpoint}/{repo_id}/blob/{commit}/{CONFIG}",
+        source=f"{hub_cache.endpoint()}/{repo_id}/blob/{commit}/{CONFIG}",
         origin="hub",
         revision=commit,
     )
@@ -252,25 +236,25 @@ def _from_cache(repo_id: str, revision: str | None) -> tuple[CheckpointFiles, st
     commit = hub_cache.cached_commit(repo_id, revision)
     if commit is None:
         return None
+    config = hub_cache.cached_file(repo_id, commit, CONFIG)
+    if not isinstance(config, Path):
+        return None  # the client fetches it, or says why it cannot
     offline = hub_cache.offline()
-    found: dict[str, Path | None] = {}
-    for filename in (CONFIG, INDEX, HF_QUANT):
+    optional: dict[str, Path | None] = {}
+    for filename in (INDEX, HF_QUANT):
         cached = hub_cache.cached_file(repo_id, commit, filename)
-        if filename == CONFIG and not isinstance(cached, Path):
-            return None  # the client fetches it, or says why it cannot
         if cached is None and not offline:
             return None  # only the Hub knows whether the file exists: the client asks it
-        found[filename] = cached if isinstance(cached, Path) else None
+        optional[filename] = cached if isinstance(cached, Path) else None
     single = None
-    if found[INDEX] is None:
+    if optional[INDEX] is None:
         single = _cached_single_file_params(repo_id, commit)
         if single is None and not offline:
             return None
     if not hub_cache.still_current(repo_id, revision, commit):
         return None
-    config = found[CONFIG]
-    assert config is not None
-    return _checkpoint_files(repo_id, config, found[INDEX], found[HF_QUANT], single), commit
+    files = _checkpoint_files(repo_id, config, optional[INDEX], optional[HF_QUANT], single)
+    return files, commit
 
 
 def _from_hub(repo_id: str, revision: str | None) -> tuple[CheckpointFiles, str]:

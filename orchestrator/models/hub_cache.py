@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Final
 
 DEFAULT_ENDPOINT: Final = "https://huggingface.co"
+STAGING_ENDPOINT: Final = "https://hub-ci.huggingface.co"
 DEFAULT_REVISION: Final = "main"
 # `huggingface_hub.constants.DEFAULT_ETAG_TIMEOUT`: the client's own wait for this HEAD.
 DEFAULT_HEAD_TIMEOUT_S: Final = 10
@@ -47,8 +48,14 @@ def _is_true(name: str) -> bool:
     return os.environ.get(name, "").upper() in TRUE_VALUES
 
 
+def _staging() -> bool:
+    return _is_true("HUGGINGFACE_CO_STAGING")
+
+
 def endpoint() -> str:
     """The Hub the client talks to (`HF_ENDPOINT`, as `huggingface_hub.constants` reads it)."""
+    if _staging():
+        return STAGING_ENDPOINT
     return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
 
 
@@ -84,7 +91,7 @@ def cached_commit(repo_id: str, revision: str | None) -> str | None:
     """The commit the cache holds for `revision` (the default branch when None), or None."""
     repo = _repo_dir(repo_id)
     revision = revision or DEFAULT_REVISION
-    if repo is None or not _safe_revision(revision) or _is_true("HUGGINGFACE_CO_STAGING"):
+    if repo is None or not _safe_revision(revision) or _staging():
         return None
     if _COMMIT.fullmatch(revision):
         return revision if (repo / "snapshots" / revision).is_dir() else None

@@ -166,6 +166,7 @@ def test_names_that_could_leave_the_cache_are_left_to_the_client(
         {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"},
         {"TRANSFORMERS_OFFLINE": "On"},
         {"HF_ENDPOINT": "http://mirror.internal:8080/"},
+        {"HF_ENDPOINT": "http://mirror.internal:8080", "HUGGINGFACE_CO_STAGING": "1"},
     ],
 )
 def test_the_cache_switches_and_endpoint_are_read_as_the_client_reads_them(
