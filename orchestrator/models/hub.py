@@ -97,10 +97,11 @@ def _download(repo_id: str, filename: str, revision: str | None, *, required: bo
         RevisionNotFoundError,
     )
 
-    state = _cache_state(repo_id, filename, revision)
-    if state == "absent" and not required:
-        return None
     try:
+        # Inside the try: the client validates the repo id here first (HFValidationError).
+        state = _cache_state(repo_id, filename, revision)
+        if state == "absent" and not required:
+            return None
         if state != "cached" and not hub_cache.offline():
             _progress(repo_id, revision, filename)
             if required:

@@ -333,3 +333,13 @@ def test_a_cached_model_still_plans_when_the_hub_is_unreachable(deploy: Runner) 
     assert json.loads(result.stdout)["model"] == json.loads(online.stdout)["model"]
     # The connection refused, the cache is what the client would serve: it is not loaded.
     assert not result.client_imported
+
+
+@pytest.mark.parametrize("repo_id", ["a--b/c", "owner/bad..name"])
+def test_an_invalid_repo_id_is_one_line(repo_id: str, deploy: Runner) -> None:
+    for offline in (False, True):
+        result = deploy("plan", repo_id, "--gpus", "1xH100", offline=offline)
+        assert (result.returncode, result.stderr) == (
+            2,
+            f"error: {repo_id!r} is not a valid Hugging Face repo id; write it as owner/name\n",
+        )
