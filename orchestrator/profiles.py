@@ -7,22 +7,24 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from orchestrator.errors import CatalogError
 
-# The C loader is ~10x faster than the pure-Python one; fall back when libyaml is absent.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 def read_yaml(path: Path) -> Any:
+    # PyYAML is imported here, not at the top: a run whose catalog comes from the parsed-YAML
+    # cache (`orchestrator.profile_cache`) never loads it (~10 ms of every `deploy` run).
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise CatalogError(f"cannot read {path}: {error.strerror}") from error
+    # The C loader is ~10x faster than the pure-Python one; fall back when libyaml is absent.
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from orchestrator import __version__
+from orchestrator.cli.startup import skip_pydantic_plugins
 from orchestrator.errors import DeployError
 
 # name -> (module, attribute, one-line help shown by `deploy --help` without importing it)
@@ -120,6 +121,7 @@ def main() -> None:
     # are frozen out of its way (`_resume_gc`): the command itself runs with the GC on, so
     # long-running ones still collect their own garbage.
     global _gc_paused
+    skip_pydantic_plugins()
     if gc.isenabled():
         gc.disable()
         _gc_paused = True

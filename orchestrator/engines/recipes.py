@@ -17,7 +17,7 @@ from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
 from string import Template
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, ValidationError
 
@@ -108,16 +108,15 @@ def recipes_dir() -> Path:
 
 @cache
 def load_recipes(directory: Path | None = None) -> tuple[Recipe, ...]:
-    import yaml
+    """Every recipe under `directory` (the shipped ones by default), the files' parsed YAML read
+    from the per-user cache of the catalog when it is fresh (`orchestrator.profile_cache`)."""
+    from orchestrator.profile_cache import cached_documents
+    from orchestrator.profiles import read_yaml
 
-    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     found: list[Recipe] = []
-    for path in sorted((directory or recipes_dir()).glob("*.yaml")):
+    for path, data in cached_documents(directory or recipes_dir(), read_yaml):
         try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
             found.extend(RecipeFile.model_validate(data).recipes)
-        except (OSError, yaml.YAMLError) as error:
-            raise CatalogError(f"cannot read recipe file {path}: {error}") from error
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
