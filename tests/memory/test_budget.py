@@ -67,12 +67,14 @@ def test_a100s_keep_vllms_smaller_scheduler_budget() -> None:
 def test_default_memory_fractions() -> None:
     h100, h200, l4 = find_gpu("H100"), find_gpu("H200"), find_gpu("L4")
     assert default_memory_fraction("vllm", h100, Parallelism()) == 0.9
-    # SGLang 0.5: 512 + 1.5 * 8192 + tp/8 * 1024 + 2 * graph bs, at least 10 GiB above 60 GB.
-    reserved = 512 + 1.5 * 8192 + 1 / 8 * 1024 + 2 * 256
+    # SGLang 0.5.23 (memory_hook.py): 512 + 1.5 * 8192 + tp/8 * 1024 + 2 * graph bs 256
+    # + 8 MiB for each of the 58 token counts its prefill graph captures up to 8192.
+    reserved = 512 + 1.5 * 8192 + 1 / 8 * 1024 + 2 * 256 + 58 * 8
     mb = h100.memory_gib * 1024
     expected = (mb - reserved) / mb
     assert default_memory_fraction("sglang", h100, Parallelism()) == round(expected, 3)
-    small = 512 + 1.5 * 4096 + 1 / 8 * 1024 + 2 * 48  # < 35 GB: chunked 4096, graph bs 48
+    # < 35 GiB: chunked 4096, graph bs 48, 50 prefill graph sizes.
+    small = 512 + 1.5 * 4096 + 1 / 8 * 1024 + 2 * 48 + 50 * 8
     l4_mb = l4.memory_gib * 1024
     assert default_memory_fraction("sglang", l4, Parallelism()) == round((l4_mb - small) / l4_mb, 3)
     # SGLang 0.4: fixed table by TP on <= 80 GB GPUs, 13 GiB reserve above.

@@ -20,7 +20,7 @@ from functools import lru_cache
 from orchestrator.engines.versions import default_version
 from orchestrator.errors import InputError
 from orchestrator.plan import MemoryEstimate, Parallelism
-from orchestrator.planning.memory import cache_kinds
+from orchestrator.planning.memory import cache_kinds, sglang_defaults
 from orchestrator.schema import GpuSpec, ModelProfile
 from orchestrator.versioning import version_key
 
@@ -329,50 +329,63 @@ def vllm_large_defaults(gpu: GpuSpec) -> bool:
     return gpu.memory_gib >= 70 and "a100" not in gpu.name.lower()
 
 
-def default_max_num_batched_tokens(engine: str, gpu: GpuSpec) -> int:
+def default_max_num_batched_tokens(
+    engine: str, gpu: GpuSpec, engine_version: str | None = None
+) -> int:
     """vLLM's API-server default (`vllm_large_defaults`); SGLang's chunked prefill size."""
     if engine == "sglang":
-        return sglang_defaults(gpu, 1)[0]
+        return sglang_defaults.chunked_prefill_size(
+            gpu.memory_gib, engine_version or default_version("sglang")
+        )
     return 8192 if vllm_large_defaults(gpu) else 2048
 
 
-def sglang_defaults(gpu: GpuSpec, tp: int) -> tuple[int, int]:
-    """(chunked_prefill_size, cuda_graph_max_bs) SGLang 0.5 picks from GPU memory."""
-    mem_gb = gpu.memory_gib
-    if mem_gb < 20:
-        return 2048, 8
-    if mem_gb < 35:
-        return 4096, 48 if tp < 4 else 160
-    if mem_gb < 60:
-        return 4096, 32 if tp < 4 else 160
-    if mem_gb < 160:
-        return 8192, 256 if tp < 4 else 512
-    return 16384, 512
-
-
 def default_memory_fraction(
-    engine: str, gpu: GpuSpec, par: Parallelism, engine_version: str | None = None
+    engine: str,
+    gpu: GpuSpec,
+    par: Parallelism,
+    engine_version: str | None = None,
+    *,
+    mla: bool = False,
+    phase: str = "both",
+    chunked_prefill: int | None = None,
+    cuda_graph_max_bs: int | None = None,
+    draft_tokens: int = 0,
+    deepep: bool = False,
+    cuda_graphs: bool = True,
+    engine_rule: bool = False,
 ) -> float:
     """vLLM gpu_memory_utilization (0.9) or SGLang's mem_fraction_static default rule.
 
-    SGLang 0.5.x reserves 512 MB + 1.5 x chunked-prefill tokens + 1 GB per 8 ranks + the CUDA
-    graph pool, and at least 10 GiB on GPUs larger than 60 GB; 0.4.x used fixed fractions.
+    SGLang 0.5.x reserves for activations and CUDA graphs by GPU memory, layout and role
+    (`planning.memory.sglang_defaults`); 0.4.x used fixed fractions. The fraction deploy renders
+    leaves out SGLang's attention-DP reserve, which wide deployments override (see there);
+    `engine_rule=True` is exactly what SGLang picks when it is given no fraction.
     """
     if engine == "vllm":
         return VLLM_DEFAULT_UTILIZATION
-    mem_mb = gpu.memory_gib * 1024
-    ranks = par.tp * par.pp
-    version = version_key(engine_version or default_version("sglang"))
-    if version < (0, 5):
+    version = engine_version or default_version("sglang")
+    if version_key(version) < (0, 5):
         if gpu.memory_gib > 80:
             return (gpu.memory_gib - 13) / gpu.memory_gib
         table = ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))
         return next(fraction for size, fraction in table if par.tp >= size)
-    chunked, graph_bs = sglang_defaults(gpu, par.tp)
-    reserved = 512 + max(chunked, 2048) * 1.5 + ranks / 8 * 1024 + graph_bs * 2
-    if gpu.memory_gib > 60:
-        reserved = max(reserved, 10 * 1024)
-    return round((mem_mb - reserved) / mem_mb, 3)
+    reserved = sglang_defaults.reserved_mib(
+        gpu.memory_gib,
+        tp=par.tp,
+        pp=par.pp,
+        attn_dp=par.attn_dp,
+        version=version,
+        mla=mla,
+        phase=phase,
+        chunk=chunked_prefill,
+        graph_cap=cuda_graph_max_bs,
+        draft_tokens=draft_tokens,
+        deepep=deepep,
+        cuda_graphs=cuda_graphs,
+        deploy_reserve=not engine_rule,
+    )
+    return sglang_defaults.mem_fraction_static(gpu.memory_gib, reserved)
 
 
 @lru_cache(maxsize=64)
@@ -573,23 +586,41 @@ def estimate(
     max_num_batched_tokens: int | None = None,
     enforce_eager: bool = False,
     redundant_experts: int = 0,
+    phase: str = "both",
+    cuda_graph_max_bs: int | None = None,
+    draft_tokens: int = 0,
+    deepep: bool = False,
 ) -> MemoryEstimate:
     """Memory of one engine instance, per GPU, and how many `context`-token requests it holds.
 
     `fits` means the weights and overheads fit and at least one full-context request (or
     `concurrency` requests, spread over the instance's DP ranks) fits in the KV budget.
+    `phase` ("prefill", "decode": a disaggregated worker), `cuda_graph_max_bs`, `draft_tokens`
+    and `deepep` (experts across nodes over DeepEP) shape SGLang's default reserve.
     """
     if engine not in ("vllm", "sglang"):
         raise InputError(f"unknown engine {engine!r}", "use vllm or sglang")
     cache_kinds.check_sized(model)
     if context < 1:
         raise InputError(f"context must be at least 1 token, got {context}")
-    fraction = memory_fraction or default_memory_fraction(engine, gpu, par, engine_version)
+    fraction = memory_fraction or default_memory_fraction(
+        engine,
+        gpu,
+        par,
+        engine_version,
+        mla=model.attention == "mla",
+        phase=phase,
+        chunked_prefill=max_num_batched_tokens,
+        cuda_graph_max_bs=cuda_graph_max_bs,
+        draft_tokens=draft_tokens,
+        deepep=deepep,
+        cuda_graphs=not enforce_eager,
+    )
     if not 0 < fraction <= 1:
         raise InputError(
             f"memory fraction {fraction} is out of range", "use a value in (0, 1], e.g. 0.9"
         )
-    batch = max_num_batched_tokens or default_max_num_batched_tokens(engine, gpu)
+    batch = max_num_batched_tokens or default_max_num_batched_tokens(engine, gpu, engine_version)
     weights = weight_bytes_per_gpu(
         model,
         par,

@@ -35,7 +35,8 @@ def instance_of(plan: Plan) -> tuple[Instance, int] | None:
     args = " ".join(plan.request.engine_args)
     budget = next(
         (int(item.value) for item in plan.adjustments if item.knob == "max_num_batched_tokens"),
-        batched_tokens(args) or default_max_num_batched_tokens(plan.engine.name, gpu),
+        batched_tokens(args)
+        or default_max_num_batched_tokens(plan.engine.name, gpu, plan.engine.version),
     )
     inst = Instance(
         model=model,

@@ -94,7 +94,11 @@ def source_of(entry: Mapping[str, Any]) -> str:
 
 def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
     from orchestrator.hardware.gpus import find_gpu
-    from orchestrator.planning.memory.estimate import default_max_num_batched_tokens, estimate
+    from orchestrator.planning.memory.estimate import (
+        default_max_num_batched_tokens,
+        default_memory_fraction,
+        estimate,
+    )
 
     model = find(entry["model"])
     gpu = find_gpu(entry["gpu"])
@@ -109,7 +113,18 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
         engine,
         par,
         context=context,
-        memory_fraction=_memory_fraction(command),
+        memory_fraction=_memory_fraction(command)
+        or default_memory_fraction(
+            engine,
+            gpu,
+            par,
+            mla=model.attention == "mla",
+            chunked_prefill=budget,
+            cuda_graph_max_bs=cuda_graph_max_bs(command),
+            draft_tokens=speculative_tokens(command),
+            cuda_graphs=not eager_mode(command),
+            engine_rule=True,  # the run gave no fraction: the engine picked its own
+        ),
         max_num_batched_tokens=budget,
         engine_version=None,
     )

@@ -15,7 +15,9 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from orchestrator.engines.versions import default_version
 from orchestrator.plan import Parallelism
+from orchestrator.planning.memory.sglang_defaults import decode_graph_cap
 from orchestrator.planning.performance.efficiency import Efficiency, engine_features
 from orchestrator.planning.performance.links import (
     Link,
@@ -110,18 +112,14 @@ class StepCost:
 
 def graph_max_batch(inst: Instance) -> int:
     """The largest decode batch (per attention group) the engine runs as a CUDA graph; a larger
-    one launches every kernel from Python. SGLang (server_args.py, GPUs of 40-160 GB): 256
-    below TP4, else 512; 512 on larger GPUs; 32/160 on smaller ones. vLLM V1: capture sizes up
-    to 512 (compilation config default)."""
+    one launches every kernel from Python. SGLang: its release's cap by GPU memory and TP
+    (`planning.memory.sglang_defaults`). vLLM V1: capture sizes up to 512 (compilation config
+    default)."""
     if inst.cuda_graph_max_bs:
         return inst.cuda_graph_max_bs
     if inst.engine == "sglang":
-        memory = inst.gpu.memory_gib
-        if memory < 56:
-            return 32 if inst.par.tp < 4 else 160
-        if memory >= 160:
-            return 512
-        return 256 if inst.par.tp < 4 else 512
+        version = inst.engine_version or default_version("sglang")
+        return decode_graph_cap(inst.gpu.memory_gib, inst.par.tp, version)
     return 512
 
 

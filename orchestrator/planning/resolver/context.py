@@ -40,6 +40,10 @@ class MemoryFunction(Protocol):
         max_num_batched_tokens: int | None = None,
         enforce_eager: bool = False,
         redundant_experts: int = 0,
+        phase: str = "both",
+        cuda_graph_max_bs: int | None = None,
+        draft_tokens: int = 0,
+        deepep: bool = False,
     ) -> MemoryEstimate: ...
 
 
@@ -209,6 +213,39 @@ class Workload:
             max_num_batched_tokens=self.max_num_batched_tokens,
             enforce_eager=self.enforce_eager,
             redundant_experts=self.redundant_experts(shape),
+            phase=self.phase,
+            cuda_graph_max_bs=self.cuda_graph_max_bs,
+            draft_tokens=self.speculative_tokens,
+            deepep=self.deepep(shape),
+        )
+
+    def deepep(self, shape: Shape) -> bool:
+        """Whether SGLang runs this shape's experts over DeepEP: they span nodes with EP = TP
+        (`engines.sglang` renders `--moe-a2a-backend deepep` then)."""
+        return (
+            self.engine == "sglang"
+            and self.model.moe is not None
+            and shape.ep > max(1, self.gpus_per_node)
+            and shape.ep == shape.tp
+        )
+
+    def default_fraction(self, shape: Shape) -> float:
+        """The memory fraction the engine would pick itself for `shape` (SGLang's reserve
+        depends on the layout, the role and the engine arguments)."""
+        from orchestrator.planning.memory.estimate import default_memory_fraction
+
+        return default_memory_fraction(
+            self.engine,
+            self.gpu,
+            shape.parallelism(),
+            self.engine_version,
+            mla=self.model.attention == "mla",
+            phase=self.phase,
+            chunked_prefill=self.max_num_batched_tokens,
+            cuda_graph_max_bs=self.cuda_graph_max_bs,
+            draft_tokens=self.speculative_tokens,
+            deepep=self.deepep(shape),
+            cuda_graphs=not self.enforce_eager,
         )
 
     def redundant_experts(self, shape: Shape) -> int:
@@ -260,6 +297,14 @@ class Workload:
             speculative_tokens=self.speculative_tokens,
             stream_interval=self.stream_interval,
             cuda_graph_max_bs=self.cuda_graph_max_bs,
-            # Same GPU type: the per-shape estimates stay valid.
-            _memo=self._memo if cluster.gpu == self.gpu else {},
+            # The per-shape estimates stay valid for the same GPU type, role and node size
+            # (SGLang's reserve depends on the role and on experts spanning nodes).
+            _memo=self._memo if self._same_memory(cluster, phase or self.phase) else {},
+        )
+
+    def _same_memory(self, cluster: Cluster, phase: str) -> bool:
+        return (
+            cluster.gpu == self.gpu
+            and phase == self.phase
+            and cluster.gpus_per_node == self.gpus_per_node
         )

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from orchestrator.plan import Adjustment
-from orchestrator.planning.resolver.context import Shape, Workload
+from orchestrator.planning.resolver.context import Workload
 from orchestrator.planning.resolver.select import Selection, select
 
 MILD_FRACTION, MAX_FRACTION = 0.92, 0.95
@@ -210,13 +210,7 @@ def near_fit(work: Workload, *, context_asked: bool) -> NearFit | None:
 def _default_batched_tokens(work: Workload) -> int:
     from orchestrator.planning.memory.estimate import default_max_num_batched_tokens
 
-    return default_max_num_batched_tokens(work.engine, work.gpu)
-
-
-def _default_fraction(work: Workload, shape: Shape) -> float:
-    from orchestrator.planning.memory.estimate import default_memory_fraction
-
-    return default_memory_fraction(work.engine, work.gpu, shape.parallelism(), work.engine_version)
+    return default_max_num_batched_tokens(work.engine, work.gpu, work.engine_version)
 
 
 def adjustments(before: Workload, after: Workload, selection: Selection) -> list[Adjustment]:
@@ -252,7 +246,7 @@ def adjustments(before: Workload, after: Workload, selection: Selection) -> list
             Adjustment(
                 knob="memory_fraction",
                 value=f"{after.memory_fraction:g}",
-                default=f"{_default_fraction(before, chosen.shape):g}",
+                default=f"{before.default_fraction(chosen.shape):g}",
                 reason=(
                     f"the smallest fraction with which {layout} fits "
                     f"({memory.kv_cache_gib_per_gpu:.2f} GiB of KV per GPU); cost: "

@@ -13,12 +13,14 @@ GIB = 2**30
 __all__ = ["as_prediction", "predict", "short", "traffic_of"]
 
 
-def default_max_num_batched_tokens(engine: str, gpu: GpuSpec) -> int:
+def default_max_num_batched_tokens(
+    engine: str, gpu: GpuSpec, engine_version: str | None = None
+) -> int:
     from orchestrator.planning.memory.estimate import (
         default_max_num_batched_tokens as engine_default,
     )
 
-    return engine_default(engine, gpu)
+    return engine_default(engine, gpu, engine_version)
 
 
 def traffic_of(work: Workload) -> Traffic:
@@ -62,7 +64,7 @@ def predict(
         tp_in_domain=tp_in_domain,
         quantization=work.quantization,
         max_num_batched_tokens=work.max_num_batched_tokens
-        or default_max_num_batched_tokens(work.engine, work.gpu),
+        or default_max_num_batched_tokens(work.engine, work.gpu, work.engine_version),
         eager=work.enforce_eager,
         engine_version=work.engine_version,
         speculative_tokens=work.speculative_tokens,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-01", plan 431f505fe25c.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-01", plan 2acb5b32d88b.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_prefill_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-01 \
-    --label ai.deploy.plan-hash=431f505fe25c \
+    --label ai.deploy.plan-hash=2acb5b32d88b \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank0 \
-    --label ai.deploy.spec-hash=12aa6958e4cb \
+    --label ai.deploy.spec-hash=603ce721090a \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -76,7 +76,7 @@ docker_prefill_0_rank0() {
     --node-rank 0 \
     --dist-init-addr 192.0.2.21:20100 \
     --context-length 32768 \
-    --mem-fraction-static 0.779 \
+    --mem-fraction-static 0.76 \
     --enable-metrics \
     --disaggregation-mode prefill \
     --disaggregation-transfer-backend mooncake \
@@ -114,7 +114,7 @@ bare_prefill_0_rank0() {
     --node-rank 0 \
     --dist-init-addr 192.0.2.21:20100 \
     --context-length 32768 \
-    --mem-fraction-static 0.779 \
+    --mem-fraction-static 0.76 \
     --enable-metrics \
     --disaggregation-mode prefill \
     --disaggregation-transfer-backend mooncake \
@@ -140,7 +140,7 @@ docker_router() {
     --restart unless-stopped \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-01 \
-    --label ai.deploy.plan-hash=431f505fe25c \
+    --label ai.deploy.plan-hash=2acb5b32d88b \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=router \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-02", plan 431f505fe25c.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-02", plan 2acb5b32d88b.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_prefill_0_rank1() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-02 \
-    --label ai.deploy.plan-hash=431f505fe25c \
+    --label ai.deploy.plan-hash=2acb5b32d88b \
     --label ai.deploy.rank=1 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=prefill \
     --label ai.deploy.service=prefill-0-rank1 \
-    --label ai.deploy.spec-hash=dbd6b037a033 \
+    --label ai.deploy.spec-hash=15b8fb540531 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -73,7 +73,7 @@ docker_prefill_0_rank1() {
     --node-rank 1 \
     --dist-init-addr 192.0.2.21:20100 \
     --context-length 32768 \
-    --mem-fraction-static 0.779 \
+    --mem-fraction-static 0.76 \
     --enable-metrics \
     --disaggregation-mode prefill \
     --disaggregation-transfer-backend mooncake \
@@ -108,7 +108,7 @@ bare_prefill_0_rank1() {
     --node-rank 1 \
     --dist-init-addr 192.0.2.21:20100 \
     --context-length 32768 \
-    --mem-fraction-static 0.779 \
+    --mem-fraction-static 0.76 \
     --enable-metrics \
     --disaggregation-mode prefill \
     --disaggregation-transfer-backend mooncake \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-05", plan 431f505fe25c.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-05", plan 2acb5b32d88b.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_decode_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-05 \
-    --label ai.deploy.plan-hash=431f505fe25c \
+    --label ai.deploy.plan-hash=2acb5b32d88b \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank0 \
-    --label ai.deploy.spec-hash=e1119d790dc5 \
+    --label ai.deploy.spec-hash=4d766380dd16 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -76,7 +76,7 @@ docker_decode_0_rank0() {
     --node-rank 0 \
     --dist-init-addr 192.0.2.25:20200 \
     --context-length 32768 \
-    --mem-fraction-static 0.728 \
+    --mem-fraction-static 0.817 \
     --enable-metrics \
     --disaggregation-mode decode \
     --disaggregation-transfer-backend mooncake \
@@ -112,7 +112,7 @@ bare_decode_0_rank0() {
     --node-rank 0 \
     --dist-init-addr 192.0.2.25:20200 \
     --context-length 32768 \
-    --mem-fraction-static 0.728 \
+    --mem-fraction-static 0.817 \
     --enable-metrics \
     --disaggregation-mode decode \
     --disaggregation-transfer-backend mooncake \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-v3", node "h100-11", plan 431f505fe25c.
+# Rendered by deploy: deployment "deepseek-v3", node "h100-11", plan 2acb5b32d88b.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_decode_0_rank6() {
     --restart no \
     --label ai.deploy.deployment=deepseek-v3 \
     --label ai.deploy.node=h100-11 \
-    --label ai.deploy.plan-hash=431f505fe25c \
+    --label ai.deploy.plan-hash=2acb5b32d88b \
     --label ai.deploy.rank=6 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=decode \
     --label ai.deploy.service=decode-0-rank6 \
-    --label ai.deploy.spec-hash=8764fdb08db8 \
+    --label ai.deploy.spec-hash=be8f9c818ab5 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -73,7 +73,7 @@ docker_decode_0_rank6() {
     --node-rank 6 \
     --dist-init-addr 192.0.2.25:20200 \
     --context-length 32768 \
-    --mem-fraction-static 0.728 \
+    --mem-fraction-static 0.817 \
     --enable-metrics \
     --disaggregation-mode decode \
     --disaggregation-transfer-backend mooncake \
@@ -106,7 +106,7 @@ bare_decode_0_rank6() {
     --node-rank 6 \
     --dist-init-addr 192.0.2.25:20200 \
     --context-length 32768 \
-    --mem-fraction-static 0.728 \
+    --mem-fraction-static 0.817 \
     --enable-metrics \
     --disaggregation-mode decode \
     --disaggregation-transfer-backend mooncake \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan 6f7a2e5a9b80.
+# Rendered by deploy: deployment "deepseek-r1", node "h100-a", plan 7fad6f766fa0.
 # The same services as compose.yaml beside this file, as plain commands.
 #
 #   ./launch.sh [docker]       start this node's services with `docker run`, in order
@@ -32,12 +32,12 @@ docker_serve_0_rank0() {
     --restart no \
     --label ai.deploy.deployment=deepseek-r1 \
     --label ai.deploy.node=h100-a \
-    --label ai.deploy.plan-hash=6f7a2e5a9b80 \
+    --label ai.deploy.plan-hash=7fad6f766fa0 \
     --label ai.deploy.rank=0 \
     --label ai.deploy.replica=0 \
     --label ai.deploy.role=serve \
     --label ai.deploy.service=serve-0-rank0 \
-    --label ai.deploy.spec-hash=d573fb2e03bc \
+    --label ai.deploy.spec-hash=d016e0a3e898 \
     --network host \
     --ipc host \
     --log-opt max-file=5 \
@@ -72,7 +72,7 @@ docker_serve_0_rank0() {
     --node-rank 0 \
     --dist-init-addr 192.0.2.10:20000 \
     --context-length 32768 \
-    --mem-fraction-static 0.804 \
+    --mem-fraction-static 0.785 \
     --enable-metrics \
     --trust-remote-code \
     --reasoning-parser deepseek-r1
@@ -94,7 +94,7 @@ bare_serve_0_rank0() {
     --node-rank 0 \
     --dist-init-addr 192.0.2.10:20000 \
     --context-length 32768 \
-    --mem-fraction-static 0.804 \
+    --mem-fraction-static 0.785 \
     --enable-metrics \
     --trust-remote-code \
     --reasoning-parser deepseek-r1
