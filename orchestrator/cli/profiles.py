@@ -95,8 +95,8 @@ def show_profile(model: str, revision: str | None, as_json: bool) -> None:
         kv_bytes_per_token_per_gpu,
         linear_state_bytes_per_request_per_gpu,
         local_kv_bytes_per_token_layers,
-        weight_bytes_per_gpu,
     )
+    from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 
     profile = find_model(model, revision)
     single = Parallelism()

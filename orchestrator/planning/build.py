@@ -280,7 +280,7 @@ def _backend_warnings(request: PlanRequest, roles: list[Role]) -> list[str]:
 
 def model_summary(model: ModelProfile) -> ModelSummary:
     """What renderers need of the model, so that none of them looks it up again."""
-    from orchestrator.planning.memory.estimate import weight_bytes_per_gpu
+    from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 
     # Absolute: the directory is bind-mounted from compose files that live elsewhere, and
     # compose resolves relative sources against the compose file's own directory.

@@ -18,8 +18,8 @@ from orchestrator.planning.memory.estimate import (
     kv_capacity,
     overhead_bytes_per_gpu,
     vllm_overhead,
-    weight_bytes_per_gpu,
 )
+from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 
 GIB = 2**30
 

@@ -7,7 +7,7 @@ import pytest
 from orchestrator.errors import InputError
 from orchestrator.models.lookup import find_model
 from orchestrator.plan import Parallelism
-from orchestrator.planning.memory.estimate import weight_bytes_per_gpu
+from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 
 GIB = 2**30
 

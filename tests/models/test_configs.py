@@ -15,8 +15,8 @@ from orchestrator.planning.memory.estimate import (
     kv_bytes_per_token_per_gpu,
     linear_state_bytes_per_request_per_gpu,
     local_kv_bytes_per_token_layers,
-    weight_bytes_per_gpu,
 )
+from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 from orchestrator.schema import ModelProfile
 
 from .fakehub import FIXTURES, build_index

@@ -17,8 +17,8 @@ from orchestrator.planning.memory.estimate import (
     kv_bytes_per_token_per_gpu,
     linear_state_bytes_per_request_per_gpu,
     local_kv_bytes_per_token_layers,
-    weight_bytes_per_gpu,
 )
+from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 from orchestrator.schema import ModelProfile
 
 from .conftest import Runner
@@ -249,7 +249,7 @@ def test_the_recorded_engine_counts_are_what_the_engine_image_builds() -> None:
 
 
 def test_nemotron_h_moe_blocks_count_their_experts_only() -> None:
-    from orchestrator.planning.memory.estimate import expert_params
+    from orchestrator.planning.memory.weights import expert_params
 
     config = json.loads((FIXTURES / "nvidia--Nemotron-H-8B-Base-8K" / "config.json").read_text())
     # A MoE variant of the same shapes: `E` blocks instead of every MLP block.

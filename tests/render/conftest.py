@@ -76,7 +76,7 @@ MODELS = {
 def _with_facts(summary: ModelSummary) -> ModelSummary:
     """The facts the planner records for renderers: the checkpoint's size and routed experts."""
     from orchestrator.models.lookup import find_model
-    from orchestrator.planning.memory.estimate import weight_bytes_per_gpu
+    from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 
     profile = find_model(summary.name)
     return summary.model_copy(

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from orchestrator.errors import PlanError
 from orchestrator.plan import MemoryEstimate, Parallelism
-from orchestrator.planning.memory.estimate import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
+from orchestrator.planning.memory.estimate import kv_bytes_per_token_per_gpu
+from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 from orchestrator.schema import ModelProfile
 
 GIB = 2**30

@@ -141,7 +141,7 @@ def peak_flops(gpu: GpuSpec, model: ModelProfile, quantization: str | None) -> f
 @lru_cache(maxsize=256)
 def _expert_bytes_total(model: ModelProfile, quantization: str | None) -> float:
     """Bytes of all routed experts: the difference EP makes to one GPU's weights."""
-    from orchestrator.planning.memory.estimate import weight_bytes_per_gpu
+    from orchestrator.planning.memory.weights import weight_bytes_per_gpu
 
     if model.moe is None or model.moe.num_experts < 2:
         return 0.0
