@@ -15,9 +15,32 @@ from orchestrator.planning.memory.estimate import default_memory_fraction, estim
 RTX_4090, A100_40, H100, H200, B200 = 24564, 40960, 81559, 143771, 183359
 
 
-def _reserved(gpu_mib: int, version: str = "0.5.23", **layout: object) -> float:
-    layout = {"tp": 1, "pp": 1, "attn_dp": 1, "mla": False, **layout}
-    return sglang_defaults.reserved_mib(gpu_mib / 1024, version=version, **layout)  # type: ignore[arg-type]
+def _reserved(
+    gpu_mib: int,
+    version: str = "0.5.23",
+    *,
+    tp: int = 1,
+    attn_dp: int = 1,
+    mla: bool = False,
+    phase: str = "both",
+    chunk: int | None = None,
+    graph_cap: int | None = None,
+    draft_tokens: int = 0,
+    deepep: bool = False,
+) -> float:
+    return sglang_defaults.reserved_mib(
+        gpu_mib / 1024,
+        tp=tp,
+        pp=1,
+        attn_dp=attn_dp,
+        version=version,
+        mla=mla,
+        phase=phase,
+        chunk=chunk,
+        graph_cap=graph_cap,
+        draft_tokens=draft_tokens,
+        deepep=deepep,
+    )
 
 
 @pytest.mark.parametrize(
