@@ -230,8 +230,9 @@ class Workload:
         )
 
     def default_fraction(self, shape: Shape) -> float:
-        """The memory fraction the engine would pick itself for `shape` (SGLang's reserve
-        depends on the layout, the role and the engine arguments)."""
+        """The memory fraction deploy renders for `shape` unless a layout needs more: vLLM's
+        0.9, or SGLang's own reserve for the layout, the role and the engine arguments, less
+        its attention-DP padding (`planning.memory.sglang_defaults`)."""
         from orchestrator.planning.memory.estimate import default_memory_fraction
 
         return default_memory_fraction(
