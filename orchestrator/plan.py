@@ -114,6 +114,12 @@ class Parallelism(Strict):
         """GPUs one instance occupies (attention-DP adds none)."""
         return self.tp * self.pp * self.dp
 
+    def sglang_deepep(self, gpus_per_node: int) -> bool:
+        """Whether SGLang runs these experts over DeepEP: EP = TP spans more GPUs than a node
+        holds (the renderer passes `--moe-a2a-backend deepep`; the memory plan reserves its
+        buffers)."""
+        return self.ep > max(1, gpus_per_node) and self.ep == self.tp
+
     def label(self) -> str:
         parts = [f"TP{self.tp}"]
         if self.pp > 1:

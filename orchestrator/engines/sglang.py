@@ -190,7 +190,7 @@ def _parallel_flags(place: Placement, argv: Argv) -> None:
             argv.flag("--enable-dp-attention", origin="resolver", why="attention DP")
     if par.ep > 1:
         argv.flag("--ep-size", par.ep, origin="resolver", why="experts sharded over GPUs")
-        if par.ep > len(place.gpus) and par.ep == par.tp:
+        if par.sglang_deepep(len(place.gpus)):
             argv.flag(
                 "--moe-a2a-backend",
                 "deepep",

@@ -63,6 +63,21 @@ def _install_plugin(site: Path) -> None:
     )
 
 
+def _python(code: str, args: list[str], **variables: str) -> subprocess.CompletedProcess[str]:
+    """`python -c code args` from the repository, `PYDANTIC_DISABLE_PLUGINS` unset unless given."""
+    env = {key: value for key, value in os.environ.items() if key != "PYDANTIC_DISABLE_PLUGINS"}
+    env.update(variables)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
 def _deploy(tmp_path: Path, args: list[str], **variables: str) -> Run:
     site = tmp_path / "site"
     if not site.exists():
@@ -70,21 +85,13 @@ def _deploy(tmp_path: Path, args: list[str], **variables: str) -> Run:
         _install_plugin(site)
     log = tmp_path / "plugin.log"
     log.unlink(missing_ok=True)
-    env = {key: value for key, value in os.environ.items() if key != "PYDANTIC_DISABLE_PLUGINS"}
-    env.update(
-        variables,
+    result = _python(
+        RUN,
+        args,
+        **variables,
         PLUGIN_LOG=str(log),
         PYTHONPATH=f"{site}{os.pathsep}{REPO_ROOT}",
         XDG_CACHE_HOME=str(tmp_path / "cache"),  # this test's own catalog cache, cold at first
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", RUN, *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     marker = [line for line in result.stderr.splitlines() if line.startswith("LOADED")]
@@ -124,15 +131,6 @@ def test_any_other_name_a_pydantic_release_asks_the_loader_for_loads_the_real_on
         "from pydantic.plugin._loader import PYDANTIC_ENTRY_POINT_GROUP\n"
         "print(PYDANTIC_ENTRY_POINT_GROUP, type(sys.modules[PLUGIN_LOADER]).__name__)\n"
     )
-    env = {key: value for key, value in os.environ.items() if key != "PYDANTIC_DISABLE_PLUGINS"}
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = _python(code, [])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["pydantic", "module"]

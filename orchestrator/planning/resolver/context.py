@@ -220,13 +220,11 @@ class Workload:
         )
 
     def deepep(self, shape: Shape) -> bool:
-        """Whether SGLang runs this shape's experts over DeepEP: they span nodes with EP = TP
-        (`engines.sglang` renders `--moe-a2a-backend deepep` then)."""
+        """Whether SGLang runs this shape's experts over DeepEP (`Parallelism.sglang_deepep`)."""
         return (
             self.engine == "sglang"
             and self.model.moe is not None
-            and shape.ep > max(1, self.gpus_per_node)
-            and shape.ep == shape.tp
+            and shape.parallelism().sglang_deepep(self.gpus_per_node)
         )
 
     def default_fraction(self, shape: Shape) -> float:
