@@ -113,9 +113,52 @@ def test_disaggregated_workers_reserve_for_their_own_phase() -> None:
     assert with_drafts == 512 + 1.5 * 160 * 16 + 1024 + 2 * 160
 
 
-def test_releases_before_0_5_19_keep_the_rule_they_documented() -> None:
+def test_releases_0_5_3_to_0_5_13_have_no_prefill_graph_and_no_role_or_deepep_terms() -> None:
+    # ServerArgs._handle_gpu_memory_settings in 0.5.3-0.5.6: base + decode graphs + ranks +
+    # the attention-DP padding, the 10 GiB floor, then + 2 GiB for a speculative draft.
     old = _reserved(H100, "0.5.4", tp=8, attn_dp=8, mla=True, deepep=True, phase="decode")
-    assert old == 512 + 1.5 * 8192 + 1024 + 2 * 512
+    assert old == 512 + 1.5 * 8192 + 1024 + 2 * 512 + 512 * 8 * 3 + 512 * 8 * 1.5
+    assert _reserved(H200, "v0.5.6.post2", tp=8, mla=True) == 512 + 1.5 * 8192 + 1024 + 2 * 512
+    assert _reserved(H200, "v0.5.6.post2", draft_tokens=3) == 512 + 1.5 * 8192 + 128 + 512 + 2048
+    # The draft's 2 GiB come after the floor.
+    small = _reserved(H200, "0.5.6", chunk=1024, graph_cap=8, draft_tokens=3)
+    assert small == 10 * 1024 + 2048
+    # 0.5.3 captured decode graphs up to 16 below TP4 on 20-35 GiB cards; 0.5.4 up to 24.
+    assert _reserved(RTX_4090, "0.5.3") == 512 + 1.5 * 2048 + 128 + 2 * 16
+    assert _reserved(RTX_4090, "v0.5.3.post3") == 512 + 1.5 * 2048 + 128 + 2 * 16
+    assert _reserved(RTX_4090, "0.5.5") == 512 + 1.5 * 2048 + 128 + 2 * 24
+
+
+def test_release_0_5_1_reserved_a_flat_amount_by_card() -> None:
+    # (12 + TP x PP / 2) GiB on a 141 GiB card, + 4 GiB with attention DP.
+    assert _reserved(H200, "v0.5.1.post3", tp=8) == 16 * 1024
+    assert _reserved(H200, "0.5.1", tp=8, attn_dp=8) == 20 * 1024
+    assert _reserved(H100, "0.5.1", tp=2) == (9.5 + 1) * 1024
+    assert _reserved(RTX_4090, "0.5.1", tp=1) == 2.9 * 1024
+    assert sglang_defaults.decode_graph_cap(H200 / 1024, 8, "0.5.1") == 160
+
+
+def test_the_prefill_graph_runs_where_each_release_captures_one() -> None:
+    dense = 512 + 1.5 * 8192 + 128 + 2 * 256  # H100 TP1: 13440 before any prefill graph
+    graph = 58 * 8
+    # 0.5.19 on NVIDIA: the breakable graph, off with PP only.
+    assert _reserved(H100, "0.5.19") == dense + graph
+    pp2 = sglang_defaults.reserved_mib(
+        H100 / 1024, tp=1, pp=2, attn_dp=1, version="0.5.19", mla=False
+    )
+    assert pp2 == dense + 128
+    # 0.5.14 (torch.compile piecewise by default): off with attention DP, DeepEP and PD.
+    assert _reserved(H100, "0.5.14") == dense + graph
+    adp = _reserved(H100, "0.5.14", tp=8, attn_dp=8, mla=True)
+    assert adp == 512 + 1.5 * 8192 + 1024 + 2 * 512 + 512 * 8 * 4.5
+    assert _reserved(H100, "0.5.14", phase="prefill") == dense
+    # No DeepEP all-to-all reserve before 0.5.19.
+    assert _reserved(H100, "0.5.14", tp=8, deepep=True) == 512 + 1.5 * 8192 + 1024 + 2 * 512
+    # On AMD from 0.5.19: the piecewise graph again, off with attention DP.
+    amd = sglang_defaults.reserved_mib(
+        H100 / 1024, tp=8, pp=1, attn_dp=8, version="0.5.23", mla=True, amd=True
+    )
+    assert amd == 512 + 1.5 * 8192 + 1024 + 2 * 512 + 512 * 8 * 4.5
 
 
 def test_deploy_renders_the_engines_reserve_but_for_the_attention_dp_term() -> None:

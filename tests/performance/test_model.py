@@ -229,3 +229,24 @@ def test_the_graph_cap_is_read_under_either_sglang_spelling() -> None:
 )
 def test_vllm_reads_experts_with_tuned_kernels_from_0_7(version: str, kernels: str) -> None:
     assert engine_features("vllm", version).moe_kernels == kernels
+
+
+def test_a_published_run_is_sized_by_its_own_releases_memory_rule() -> None:
+    """GPUStack's DeepSeek-V3.2 runs on SGLang 0.5.6 gave no fraction: that release captured
+    no prefill graph, and with eight attention-DP groups it reserved their padding."""
+    find = model_finder(DATA)
+    runs = {o["id"]: o for o in dev_observations(DATA)}
+    tp8 = case_of(runs["gpustack-dsv32-h200-sglang-tp8-sharegpt"], find)
+    dp8 = case_of(runs["gpustack-dsv32-h200-sglang-tp8-dp8-dpattn-sharegpt"], find)
+    model, h200 = find("deepseek-ai/DeepSeek-V3.2"), find_gpu("H200")
+    for case, layout, reserve in (
+        (tp8, Parallelism(tp=8), 512 + 1.5 * 8192 + 1024 + 2 * 512),
+        (dp8, Parallelism(tp=8, attn_dp=8), 512 + 1.5 * 8192 + 1024 + 2 * 512 + 512 * 8 * 4.5),
+    ):
+        gib = h200.memory_gib * 1024
+        fraction = round((gib - reserve) / gib, 3)
+        sized = estimate(
+            model, h200, "sglang", layout, context=case.context, memory_fraction=fraction
+        )
+        assert case.kv_tokens == sized.kv_cache_tokens
+

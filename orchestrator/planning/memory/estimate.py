@@ -236,6 +236,7 @@ def default_memory_fraction(
         deepep=deepep,
         cuda_graphs=cuda_graphs,
         deploy_reserve=not engine_rule,
+        amd=gpu.vendor == "amd",
     )
     return sglang_defaults.mem_fraction_static(gpu.memory_gib, reserved)
 

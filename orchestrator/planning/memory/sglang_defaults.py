@@ -6,23 +6,30 @@ gpu_mem`, both in MiB, where `gpu_mem` is the card's total memory (nvidia-smi `m
 deploy always renders the fraction it plans with, so this rule is the engine's own estimate of
 the headroom a layout needs, which deploy keeps unless a layout fits only with less.
 
-Releases 0.5.19, 0.5.21, 0.5.22 and 0.5.23 (the ones deploy renders for), read from the code
-each shipped (`sglang/srt/arg_groups/memory_hook.py`: `handle_gpu_memory_settings`,
-`reserve_for_graph_mb`, `reserve_for_deepep_a2a_mb`; `cuda_graph_hook.py` for the captured
-prefill sizes):
+Read from the code each release's PyPI wheel ships: `sglang/srt/arg_groups/memory_hook.py`
+(`handle_gpu_memory_settings`, `reserve_for_graph_mb`, `reserve_for_deepep_a2a_mb`) and
+`cuda_graph_hook.py` (which prefill graph runs, and when it is turned off) in 0.5.19, 0.5.21,
+0.5.22 and 0.5.23, the releases deploy renders for; `ServerArgs._handle_gpu_memory_settings`
+in 0.5.1.post3, 0.5.3, 0.5.4.post2, 0.5.5.post1, 0.5.6.post2 and 0.5.14, the releases of the
+published runs the performance model is calibrated on:
 
 * chunked-prefill size and decode CUDA-graph batch cap by GPU memory (strict `<`, GiB):
-  < 20: 2048 / 8; < 35: 2048 / 24 (TP < 4) or 80 in 0.5.19, 4096 / 48 or 160 from 0.5.21;
-  < 60: 4096 / 32 or 160; < 160: 8192 / 256 or 512; else 16384 / 512;
-* reserved = 512 + 1.5 per activation token (max(chunk, 2048); on a PD decode worker
-  max(batch cap x draft tokens, 2048)) + 1024 per 8 TP x PP ranks + the graph reserve, then at
-  least 10 GiB on GPUs over 60 GiB, then + 2 GiB for DeepEP's all-to-all buffers;
+  < 20: 2048 / 8; < 35: 2048 / 24 (TP < 4) or 80 (16 or 80 in 0.5.3), 4096 / 48 or 160 from
+  0.5.21; < 60: 4096 / 32 or 160; < 160: 8192 / 256 or 512; else 16384 / 512;
+* from 0.5.3, reserved = 512 + 1.5 per activation token (max(chunk, 2048); on a PD decode
+  worker from 0.5.19 max(batch cap x draft tokens, 2048)) + 1024 per 8 TP x PP ranks + the
+  graph reserve, then at least 10 GiB on GPUs over 60 GiB, then + 2 GiB for a speculative
+  draft before 0.5.14, or for DeepEP's all-to-all buffers from 0.5.19;
 * the graph reserve: 2 per decode batch size of the cap; with attention DP, + cap x DP x 3
-  (x 4.5 above a cap of 300); the piecewise prefill graph (on by default on CUDA): 8 per
-  captured token size, or 1536 flat for MLA models, + 1024 with DeepEP.
-
-Releases before 0.5.19 (published runs only) keep the rule as SGLang 0.5 documented it: the
-same base, no prefill-graph, attention-DP or DeepEP terms (not checked against their code).
+  (x 4.5 above a cap of 300); the prefill graph where it runs: 8 per captured token size, or
+  1536 flat for MLA models, + 1024 with DeepEP (0.5.19's breakable graph).
+* which prefill graph runs: none by default before 0.5.14; torch.compile piecewise in 0.5.14,
+  and from 0.5.19 on AMD, turned off by attention DP, PP, an all-to-all MoE backend (DeepEP) and
+  PD disaggregation; from 0.5.19 on NVIDIA the breakable graph, turned off by PP only (of what
+  deploy plans) and absent on a PD decode worker;
+* 0.5.1: a flat reserve by GPU memory, (2.8 + TP x PP / 10) GiB below 35 GiB, (9.5 + TP x PP /
+  2) below 90, (12 + TP x PP / 2) below 160, else 32 GiB; + 2 GiB for a speculative draft and
+  + 4 GiB with attention DP. Releases before 0.5 took fixed fractions (`estimate.py`).
 
 `gpu_mem` here is the total CUDA reports (`GpuSpec.memory_gib`); nvidia-smi's total also holds
 the driver's reserve (0.47 GiB on an H100), which moves a fraction by about 0.001.
@@ -48,10 +55,17 @@ _BUCKETS = (
     (160, 8192, 256, 512),
 )
 _LARGEST = (16384, 512, 512)
-# 0.5.19's values for 20-35 GiB cards; 0.5.21 raised them ("32GB Blackwell (RTX 5090) can hold
-# decode cuda graphs well past bs=24").
-_SMALL_BEFORE_0_5_21 = (35, 2048, 24, 80)
-_CHECKED_SINCE = (0, 5, 19)
+# 20-35 GiB cards before 0.5.21, which raised them ("32GB Blackwell (RTX 5090) can hold decode
+# cuda graphs well past bs=24"); 0.5.3 captured up to 16 below TP4.
+_SMALL_BEFORE_0_5_21 = (2048, 24, 80)
+_SMALL_IN_0_5_3 = (2048, 16, 80)
+# 0.5.1: chunk by memory (2048 below 35 GiB, 8192 below 160, else 16384); graphs up to 8 or 80
+# below 35 GiB, else the graph runner's default of 160.
+_BUCKETS_0_5_1 = ((35, 2048, 8, 80), (160, 8192, 160, 160))
+_LARGEST_0_5_1 = (16384, 160, 160)
+# (GiB below which, fixed reserve GiB, GiB per TP x PP rank): 0.5.1's flat reserve.
+_FLAT_0_5_1 = ((35, 2.8, 0.1), (90, 9.5, 0.5), (160, 12.0, 0.5))
+_FLAT_0_5_1_LARGEST = 32.0
 
 BASE_MIB = 512
 MIB_PER_ACTIVATION_TOKEN = 1.5
@@ -65,14 +79,28 @@ MIB_PER_PREFILL_GRAPH_SIZE = 8
 MLA_PREFILL_GRAPH_MIB = 1536
 DEEPEP_A2A_MIB = 2 * 1024
 DEEPEP_PREFILL_GRAPH_MIB = 1024
+SPECULATIVE_DRAFT_MIB = 2 * 1024
+ATTN_DP_MIB_0_5_1 = 4 * 1024
+
+
+def _release(version: str) -> tuple[int, int, int]:
+    """The release's X.Y.Z (a `.postN` build is its release's code, not older)."""
+    key = version_key(version)
+    return (key[0], key[1] if len(key) > 1 else 0, key[2] if len(key) > 2 else 0)
 
 
 def _bucket(gpu_gib: float, version: str) -> tuple[int, int, int]:
     gpu_mib = gpu_gib * 1024
+    release = _release(version)
+    if release < (0, 5, 3):
+        for below, chunk, small_tp, large_tp in _BUCKETS_0_5_1:
+            if gpu_mib < below * 1024:
+                return chunk, small_tp, large_tp
+        return _LARGEST_0_5_1
     for below, chunk, small_tp, large_tp in _BUCKETS:
         if gpu_mib < below * 1024:
-            if below == 35 and version_key(version) < (0, 5, 21):
-                _, chunk, small_tp, large_tp = _SMALL_BEFORE_0_5_21
+            if below == 35 and release < (0, 5, 21):
+                return _SMALL_IN_0_5_3 if release < (0, 5, 4) else _SMALL_BEFORE_0_5_21
             return chunk, small_tp, large_tp
     return _LARGEST
 
@@ -117,18 +145,24 @@ def reserved_mib(
     deepep: bool = False,
     cuda_graphs: bool = True,
     deploy_reserve: bool = False,
+    amd: bool = False,
 ) -> float:
     """MiB SGLang leaves outside weights and KV on each GPU when it picks the fraction itself
     (`deploy_reserve`: what deploy reserves instead, without the attention-DP term).
 
     `phase` is "prefill" or "decode" for a disaggregated worker; `chunk` and `graph_cap` are the
     user's `--chunked-prefill-size` / `--cuda-graph-max-bs` (None: the release's default);
-    `cuda_graphs=False` is `--disable-cuda-graph` (no decode graphs; the prefill graph's reserve
-    is kept, as the code that disables it is not read here).
+    `cuda_graphs=False` is `--disable-cuda-graph` (no decode graphs from 0.5.19; the prefill
+    graph's reserve is kept, as the code that disables it is not read here); `amd`: a ROCm GPU.
     """
-    checked = version_key(version) >= _CHECKED_SINCE
-    if not checked:
-        phase, cuda_graphs, deepep = "both", True, False
+    release = _release(version)
+    wide_dp = attn_dp > 1 and not deploy_reserve
+    if release < (0, 5, 3):
+        return _reserved_0_5_1(gpu_gib, tp * pp, draft_tokens > 0, wide_dp)
+    role = phase
+    if release < (0, 5, 19):
+        # No per-role reserve and no DeepEP term before 0.5.19; decode graphs always counted.
+        phase, cuda_graphs = "both", True
     chunk = chunk or chunked_prefill_size(gpu_gib, version)
     cap = graph_cap or decode_graph_cap(gpu_gib, tp, version)
     if phase == "decode":
@@ -138,22 +172,59 @@ def reserved_mib(
     reserved = BASE_MIB + tokens * MIB_PER_ACTIVATION_TOKEN + tp * pp / 8 * MIB_PER_EIGHT_RANKS
     if cuda_graphs and phase != "prefill":
         reserved += cap * MIB_PER_DECODE_GRAPH_SIZE
-    if checked and attn_dp > 1 and phase != "prefill" and not deploy_reserve:
+    if attn_dp > 1 and phase != "prefill" and not deploy_reserve:
         reserved += cap * attn_dp * MIB_PER_ATTN_DP_GRAPH_SIZE
         if cap > 300:
             reserved += cap * attn_dp * MIB_PER_ATTN_DP_GRAPH_SIZE_OVER_300
-    if checked and phase != "decode":
+    breakable = release >= (0, 5, 19) and not amd
+    if _prefill_graph_runs(release, breakable, pp=pp, attn_dp=attn_dp, deepep=deepep, phase=role):
         reserved += (
             MLA_PREFILL_GRAPH_MIB
             if mla
             else prefill_graph_sizes(chunk) * MIB_PER_PREFILL_GRAPH_SIZE
         )
-        if deepep:
+        if deepep and breakable:
             reserved += DEEPEP_PREFILL_GRAPH_MIB
     if gpu_gib > 60:
         reserved = max(reserved, FLOOR_ABOVE_60_GIB_MIB)
-    if deepep and cuda_graphs and phase != "prefill":
+    if release < (0, 5, 14) and draft_tokens > 0:
+        reserved += SPECULATIVE_DRAFT_MIB
+    if release >= (0, 5, 19) and deepep and cuda_graphs and phase != "prefill":
         reserved += DEEPEP_A2A_MIB
+    return reserved
+
+
+def _prefill_graph_runs(
+    release: tuple[int, int, int],
+    breakable: bool,
+    *,
+    pp: int,
+    attn_dp: int,
+    deepep: bool,
+    phase: str,
+) -> bool:
+    """Whether the release captures a prefill CUDA graph for this layout (`cuda_graph_hook`:
+    `apply_cuda_graph_compatibility` runs before the memory hook)."""
+    if release < (0, 5, 14) or phase == "decode" or pp > 1:
+        return False
+    if breakable:
+        return True
+    # torch.compile piecewise: off with attention DP, an all-to-all MoE backend or PD.
+    return attn_dp == 1 and not deepep and phase == "both"
+
+
+def _reserved_0_5_1(gpu_gib: float, ranks: int, draft: bool, attn_dp: bool) -> float:
+    """0.5.1's flat reserve by GPU memory and TP x PP ranks."""
+    gib = _FLAT_0_5_1_LARGEST
+    for below, fixed, per_rank in _FLAT_0_5_1:
+        if gpu_gib < below:
+            gib = fixed + ranks * per_rank
+            break
+    reserved = gib * 1024
+    if draft:
+        reserved += SPECULATIVE_DRAFT_MIB
+    if attn_dp:
+        reserved += ATTN_DP_MIB_0_5_1
     return reserved
 
 

@@ -106,7 +106,10 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
     par = layout_of(entry)
     command = str(entry.get("server_command") or "")
     context = _context(command, min(model.max_context, 32768))
-    budget = batched_tokens(command) or default_max_num_batched_tokens(engine, gpu)
+    # Each run is sized by its own release's rules (SGLang's reserve and chunk changed from
+    # release to release); a run that names none gets the newest pinned.
+    version = str(entry.get("engine_version") or "") or None
+    budget = batched_tokens(command) or default_max_num_batched_tokens(engine, gpu, version)
     memory = estimate(
         model,
         gpu,
@@ -118,6 +121,7 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
             engine,
             gpu,
             par,
+            version,
             mla=model.attention == "mla",
             chunked_prefill=budget,
             cuda_graph_max_bs=cuda_graph_max_bs(command),
@@ -126,7 +130,7 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
             engine_rule=True,  # the run gave no fraction: the engine picked its own
         ),
         max_num_batched_tokens=budget,
-        engine_version=None,
+        engine_version=version,
     )
     nodes = entry.get("nodes") or 1
     instance = Instance(
@@ -140,7 +144,7 @@ def case_of(entry: Mapping[str, Any], find: ModelFinder) -> Case:
         interconnect="nvswitch" if gpu.nvlink is not None else "pcie",
         fabric="infiniband" if nodes > 1 else "none",
         max_num_batched_tokens=budget,
-        engine_version=str(entry.get("engine_version") or "") or None,
+        engine_version=version,
         speculative_tokens=speculative_tokens(command),
         stream_interval=stream_interval(command),
         cuda_graph_max_bs=cuda_graph_max_bs(command),
