@@ -250,3 +250,22 @@ def test_a_published_run_is_sized_by_its_own_releases_memory_rule() -> None:
         )
         assert case.kv_tokens == sized.kv_cache_tokens
 
+
+def test_sglang_shares_its_prefill_chunk_among_attention_dp_groups() -> None:
+    """SGLang divides --chunked-prefill-size by the attention-DP size; vLLM gives each DP rank
+    the whole --max-num-batched-tokens. An 8k prompt then takes eight chunks on one group,
+    one step of the running batch each."""
+    dpa = Parallelism(tp=8, attn_dp=8)
+    assert _instance("sglang", dpa, max_num_batched_tokens=8192).prefill_budget_per_pool == 1024
+    vllm_dp = _instance("vllm", Parallelism(dp=8), max_num_batched_tokens=8192)
+    assert vllm_dp.prefill_budget_per_pool == 8192
+    traffic = Traffic(isl=8192, osl=256, concurrency=64)
+    # The same eight groups with a chunk of 8192 each (65536 shared out) and of 1024 each.
+    one_chunk = _instance("sglang", dpa, max_num_batched_tokens=65536)
+    eight_chunks = _instance("sglang", dpa, max_num_batched_tokens=8192)
+    kv = 10**6
+    whole = forecast(one_chunk, traffic, kv_tokens=kv, context=8192)
+    split = forecast(eight_chunks, traffic, kv_tokens=kv, context=8192)
+    step = decode_step(eight_chunks, split.batch, 8192 + 128, CALIBRATED).seconds * 1000
+    # Seven more chunks, each a step of the running batch.
+    assert split.ttft_ms - whole.ttft_ms == pytest.approx(7 * step, abs=0.05)

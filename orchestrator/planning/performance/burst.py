@@ -261,8 +261,9 @@ def simulate(
     # and 12.8 s with TP8 (one), not an eighth of it.
     admit_every = max(frontend_seconds(eff, inst.engine), EPSILON)
     prefill_first = inst.engine == "sglang"
-    # Each DP rank (or SGLang attention-DP group) schedules its own prompts with its own budget.
-    budget = float(inst.max_num_batched_tokens or max(isl, 8192.0)) * inst.kv_pools
+    # Each DP rank (or SGLang attention-DP group) schedules its own prompts with its own budget
+    # (SGLang's groups share its chunk out: Instance.prefill_budget_per_pool).
+    budget = float(inst.prefill_budget_per_pool or max(isl, 8192.0)) * inst.kv_pools
     per_token = prefill_share_seconds(inst, isl, eff) / max(isl, 1.0)
     step = step_table(inst, isl + osl / 2, float(min(cap, count)), eff)
     prefill = _table(

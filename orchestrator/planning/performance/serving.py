@@ -102,7 +102,7 @@ def _in_system(
     )
     alone = prefill_seconds(inst, traffic.isl, eff)
     # A prompt longer than the step's token budget is prefilled in chunks, one per step.
-    budget = inst.max_num_batched_tokens
+    budget = inst.prefill_budget_per_pool
     chunks = math.ceil(traffic.isl / budget) if budget else 1
     ttft = frontend_seconds(eff, inst.engine) + alone + (chunks - 1) * step.seconds
     ttft += step.seconds / 2 if batch > 1 else 0.0

@@ -80,6 +80,17 @@ class Instance:
         return max(self.par.dp, self.par.attn_dp)
 
     @property
+    def prefill_budget_per_pool(self) -> int | None:
+        """Prompt tokens one DP rank or attention-DP group schedules per step. vLLM gives every
+        DP rank the whole budget; SGLang divides its chunked-prefill size among the attention-DP
+        groups ("DP attention is enabled. chunked prefill size is adjusted", its data-parallelism
+        hook from 0.5.1 to 0.5.23)."""
+        budget = self.max_num_batched_tokens
+        if budget and self.engine == "sglang" and self.par.attn_dp > 1:
+            return max(1, budget // self.par.attn_dp)
+        return budget
+
+    @property
     def attention_tp(self) -> int:
         par = self.par
         if self.engine == "sglang" and par.attn_dp > 1:
