@@ -156,9 +156,9 @@ def reserved_mib(
     graph's reserve is kept, as the code that disables it is not read here); `amd`: a ROCm GPU.
     """
     release = _release(version)
-    wide_dp = attn_dp > 1 and not deploy_reserve
+    pads_attention_dp = attn_dp > 1 and not deploy_reserve
     if release < (0, 5, 3):
-        return _reserved_0_5_1(gpu_gib, tp * pp, draft_tokens > 0, wide_dp)
+        return _reserved_0_5_1(gpu_gib, tp * pp, draft_tokens > 0, pads_attention_dp)
     role = phase
     if release < (0, 5, 19):
         # No per-role reserve and no DeepEP term before 0.5.19; decode graphs always counted.
@@ -172,7 +172,7 @@ def reserved_mib(
     reserved = BASE_MIB + tokens * MIB_PER_ACTIVATION_TOKEN + tp * pp / 8 * MIB_PER_EIGHT_RANKS
     if cuda_graphs and phase != "prefill":
         reserved += cap * MIB_PER_DECODE_GRAPH_SIZE
-    if attn_dp > 1 and phase != "prefill" and not deploy_reserve:
+    if pads_attention_dp and phase != "prefill":
         reserved += cap * attn_dp * MIB_PER_ATTN_DP_GRAPH_SIZE
         if cap > 300:
             reserved += cap * attn_dp * MIB_PER_ATTN_DP_GRAPH_SIZE_OVER_300
@@ -213,7 +213,7 @@ def _prefill_graph_runs(
     return attn_dp == 1 and not deepep and phase == "both"
 
 
-def _reserved_0_5_1(gpu_gib: float, ranks: int, draft: bool, attn_dp: bool) -> float:
+def _reserved_0_5_1(gpu_gib: float, ranks: int, draft: bool, attention_dp: bool) -> float:
     """0.5.1's flat reserve by GPU memory and TP x PP ranks."""
     gib = _FLAT_0_5_1_LARGEST
     for below, fixed, per_rank in _FLAT_0_5_1:
@@ -223,7 +223,7 @@ def _reserved_0_5_1(gpu_gib: float, ranks: int, draft: bool, attn_dp: bool) -> f
     reserved = gib * 1024
     if draft:
         reserved += SPECULATIVE_DRAFT_MIB
-    if attn_dp:
+    if attention_dp:
         reserved += ATTN_DP_MIB_0_5_1
     return reserved
 
