@@ -20,6 +20,7 @@ def _reserved(
     version: str = "0.5.23",
     *,
     tp: int = 1,
+    pp: int = 1,
     attn_dp: int = 1,
     mla: bool = False,
     phase: str = "both",
@@ -27,11 +28,12 @@ def _reserved(
     graph_cap: int | None = None,
     draft_tokens: int = 0,
     deepep: bool = False,
+    amd: bool = False,
 ) -> float:
     return sglang_defaults.reserved_mib(
         gpu_mib / 1024,
         tp=tp,
-        pp=1,
+        pp=pp,
         attn_dp=attn_dp,
         version=version,
         mla=mla,
@@ -40,6 +42,7 @@ def _reserved(
         graph_cap=graph_cap,
         draft_tokens=draft_tokens,
         deepep=deepep,
+        amd=amd,
     )
 
 
@@ -143,10 +146,7 @@ def test_the_prefill_graph_runs_where_each_release_captures_one() -> None:
     graph = 58 * 8
     # 0.5.19 on NVIDIA: the breakable graph, off with PP only.
     assert _reserved(H100, "0.5.19") == dense + graph
-    pp2 = sglang_defaults.reserved_mib(
-        H100 / 1024, tp=1, pp=2, attn_dp=1, version="0.5.19", mla=False
-    )
-    assert pp2 == dense + 128
+    assert _reserved(H100, "0.5.19", pp=2) == dense + 128
     # 0.5.14 (torch.compile piecewise by default): off with attention DP, DeepEP and PD.
     assert _reserved(H100, "0.5.14") == dense + graph
     adp = _reserved(H100, "0.5.14", tp=8, attn_dp=8, mla=True)
@@ -155,9 +155,7 @@ def test_the_prefill_graph_runs_where_each_release_captures_one() -> None:
     # No DeepEP all-to-all reserve before 0.5.19.
     assert _reserved(H100, "0.5.14", tp=8, deepep=True) == 512 + 1.5 * 8192 + 1024 + 2 * 512
     # On AMD from 0.5.19: the piecewise graph again, off with attention DP.
-    amd = sglang_defaults.reserved_mib(
-        H100 / 1024, tp=8, pp=1, attn_dp=8, version="0.5.23", mla=True, amd=True
-    )
+    amd = _reserved(H100, "0.5.23", tp=8, attn_dp=8, mla=True, amd=True)
     assert amd == 512 + 1.5 * 8192 + 1024 + 2 * 512 + 512 * 8 * 4.5
 
 
